@@ -1,0 +1,147 @@
+"""Reading the pairs data: folders of ``photo | label`` JPEGs, and compact packs of a whole split.
+
+A pair file is ``H x 2H``: the photo on the left half, the colour label on the right half. Training
+holds a whole split in memory as uint8 tensors (``load_split``); a *pack* (``pack_split``) is the
+same split in one ``.npz`` file (photos re-encoded as JPEG, labels as decoded class maps, deflated)
+that loads in seconds and is small enough to travel to a GPU machine. ``.npz`` is read with
+``allow_pickle=False``: a pack is data, never code.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .palette import decode_label
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+PACK_SUFFIX = ".npz"
+
+
+class DataError(ValueError):
+    """The data on disk is missing or not in the expected form."""
+
+
+def _natural_key(path: Path) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
+
+
+def list_pairs(folder: str | Path) -> list[Path]:
+    """The pair files of a folder in natural order (``2.jpg`` before ``10.jpg``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist (expected a folder of photo|label pairs)")
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    if not files:
+        raise DataError(f"data folder {folder} holds no .jpg/.png pair files")
+    return files
+
+
+def split_pair(pair: np.ndarray, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
+    """Split an ``H x 2H x 3`` pair into the photo and the decoded ``H x H`` label."""
+    h, w = pair.shape[:2]
+    if w != 2 * h:
+        raise DataError(f"{name} is {w}x{h}; a pair must be twice as wide as high (photo | label)")
+    return pair[:, : w // 2], decode_label(np.ascontiguousarray(pair[:, w // 2 :]))
+
+
+def read_pair(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one pair file: ``(photo HxWx3 uint8, label HxW uint8 train ids)``."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            pair = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(f"{path} is not a readable image: {err}") from None
+    return split_pair(pair, str(path))
+
+
+class PairsDataset(torch.utils.data.Dataset):
+    """A pairs folder as a map-style dataset of ``(photo 3xHxW uint8, label HxW uint8)`` tensors."""
+
+    def __init__(self, folder: str | Path):
+        self.files = list_pairs(folder)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        photo, label = read_pair(self.files[i])
+        return torch.from_numpy(photo.copy()).permute(2, 0, 1), torch.from_numpy(label)
+
+
+def _stack(pairs: list[tuple[np.ndarray, np.ndarray]], source: str) -> tuple[torch.Tensor, torch.Tensor]:
+    shapes = {p.shape for p, _ in pairs}
+    if len(shapes) != 1:
+        raise DataError(f"{source}: pairs have different sizes {sorted(shapes)}; resize them to one size")
+    images = torch.from_numpy(np.stack([p for p, _ in pairs])).permute(0, 3, 1, 2).contiguous()
+    labels = torch.from_numpy(np.stack([lab for _, lab in pairs]))
+    return images, labels
+
+
+def load_split(source: str | Path, limit: int | None = None, workers: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole split in memory: ``(images N x 3 x H x W uint8, labels N x H x W uint8)``.
+
+    ``source`` is a pairs folder or a ``.npz`` pack; ``limit`` keeps the first N pairs.
+    """
+    source = Path(source)
+    if source.suffix == PACK_SUFFIX:
+        return load_pack(source, limit)
+    files = list_pairs(source)[:limit]
+    with ThreadPoolExecutor(workers) as pool:
+        pairs = list(pool.map(read_pair, files))
+    return _stack(pairs, str(source))
+
+
+def pack_split(folder: str | Path, out: str | Path, quality: int = 85) -> dict:
+    """Write a pairs folder as one ``.npz`` pack; returns a summary (count, bytes)."""
+    files = list_pairs(folder)
+    blobs, labels = [], []
+    for path in files:
+        photo, label = read_pair(path)
+        buf = io.BytesIO()
+        Image.fromarray(photo).save(buf, format="JPEG", quality=quality)
+        blobs.append(np.frombuffer(buf.getvalue(), dtype=np.uint8))
+        labels.append(label)
+    if len({lab.shape for lab in labels}) != 1:
+        raise DataError(f"{folder}: pairs have different sizes; a pack needs one size")
+    out = Path(out)
+    if out.suffix != PACK_SUFFIX:
+        raise DataError(f"a pack file must end in {PACK_SUFFIX}, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez_compressed(
+        tmp,
+        jpeg=np.concatenate(blobs),
+        offsets=np.cumsum([0] + [len(b) for b in blobs]),
+        labels=np.stack(labels),
+        names=np.array([p.name for p in files]),
+        quality=np.array(quality),
+    )
+    tmp.replace(out)  # atomic: a killed pack never leaves a half-written file under the real name
+    return {"pairs": len(files), "bytes": out.stat().st_size, "path": str(out)}
+
+
+def load_pack(path: str | Path, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read a pack written by ``pack_split`` straight into uint8 tensors."""
+    from torchvision.io import decode_jpeg
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"pack {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            jpeg, offsets, labels = z["jpeg"], z["offsets"], z["labels"]
+    except (ValueError, OSError, KeyError) as err:
+        raise DataError(f"{path} is not a data pack written by pack_split: {err}") from None
+    n = len(labels) if limit is None else min(limit, len(labels))
+    data = torch.from_numpy(jpeg)
+    blobs = [data[offsets[i] : offsets[i + 1]] for i in range(n)]
+    images = torch.stack(decode_jpeg(blobs))
+    return images, torch.from_numpy(labels[:n].copy())

@@ -1,0 +1,387 @@
+"""Training and evaluation loops: whole split in memory as uint8, batched augmentation, one schedule.
+
+Built for 2 CPU cores first and a GPU when there is one:
+
+* the split lives in memory (CPU or GPU) as uint8 and is augmented batched in torch
+  (``seg_core.transforms``), so no worker processes compete with the model for the two cores;
+* the schedule is a function of *progress* p in [0, 1], either steps / total steps (``epochs``) or
+  wall-clock elapsed / budget (``time_budget``): one-cycle LR (warm-up then cosine) and progressive
+  resizing (small crops while p < 1 - final_frac, full-size images after);
+* loss = class-weighted cross-entropy + Dice (both favour the rare classes, which decide mIoU);
+* an EMA of the weights is what gets evaluated and shipped;
+* every epoch ends with an atomic resume state, so ``--resume`` after a kill -9 loses at most the
+  epoch under way, and each epoch's randomness is seeded from (seed, epoch), so a resumed run
+  matches an uninterrupted one;
+* on CUDA: bf16 autocast, channels_last, optional ``torch.compile``, no per-step host sync; with
+  ``torchrun`` the steps are split over processes with DDP (gloo on CPU, nccl on GPU).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from segmentation_models_pytorch.losses import DiceLoss
+
+from .checkpoint import CheckpointError, load_model, read_tensors, save_model, save_tensors
+from .config import ModelConfig
+from .metrics import ConfusionMatrix, summarize
+from .models import SegmentationModel, build_model
+from .palette import IGNORE_INDEX, NUM_CLASSES
+from .transforms import Augment, augment_batch, normalize
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "unet"
+    encoder: str | None = None
+    encoder_weights: str | None = None
+    epochs: int | None = None  # set exactly one of epochs / time_budget (seconds)
+    time_budget: float | None = None
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup: float = 0.03  # fraction of progress spent warming the LR up
+    crop: int = 128  # crop side while p < 1 - final_frac
+    crop_scale: tuple[float, float] = (0.5, 1.5)
+    final_size: int = 256  # image side in the last phase (and the model's input size)
+    final_frac: float = 0.25
+    final_scale: tuple[float, float] = (0.75, 1.25)
+    dice_weight: float = 0.5
+    class_weight_power: float = 0.5  # w_c = (median freq / freq_c) ** power; 0 = unweighted
+    ema_decay: float = 0.999
+    seed: int = 0
+    eval_every: int = 1
+    init: str | None = None
+    freeze_encoder_epochs: int = 0
+    compile: bool = False
+    limit: int | None = None  # use the first N train pairs (tests, quick looks)
+    val_limit: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def schedule_lr(p: float, cfg: TrainConfig) -> float:
+    """One-cycle: linear warm-up to ``lr``, cosine down to ``lr / 100``."""
+    if p < cfg.warmup:
+        return cfg.lr * (0.05 + 0.95 * p / cfg.warmup)
+    q = min(1.0, (p - cfg.warmup) / max(1e-8, 1 - cfg.warmup))
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * q)))
+
+
+def phase_augment(p: float, cfg: TrainConfig) -> Augment:
+    if p < 1 - cfg.final_frac:
+        return Augment(size=(cfg.crop, cfg.crop), scale=cfg.crop_scale)
+    return Augment(size=(cfg.final_size, cfg.final_size), scale=cfg.final_scale)
+
+
+def class_weights(labels: torch.Tensor, power: float, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """Median-frequency balancing softened by ``power`` and clipped to [0.1, 10]."""
+    counts = torch.bincount(labels.reshape(-1).long(), minlength=256)[:num_classes].double()
+    freq = counts / counts.sum()
+    present = freq > 0
+    w = torch.ones(num_classes, dtype=torch.float64)
+    w[present] = (freq[present].median() / freq[present]) ** power
+    return w.clamp(0.1, 10).float()
+
+
+class EMA:
+    """Exponential moving average of every float entry of a state dict (weights and BN stats)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                self.state[k].lerp_(v.detach(), 1 - d)
+            else:
+                self.state[k].copy_(v)
+
+
+@torch.inference_mode()
+def evaluate(model: SegmentationModel, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16,
+             progress: bool = False) -> tuple[dict, np.ndarray]:
+    """Metrics of ``model`` on uint8 ``images``/``labels`` at the labels' resolution.
+
+    Images are resized to the model's ``input_size`` and logits back to the label size, exactly as
+    ``seg_core.inference.predict`` does for a single photo.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    cfg = model.config
+    cm = ConfusionMatrix(cfg.num_classes)
+    batches = range(0, len(images), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, desc=f"eval {cfg.arch}", unit="batch", file=sys.stderr)
+    for i in batches:
+        x = normalize(images[i : i + batch_size].to(device), cfg.mean, cfg.std)
+        y = labels[i : i + batch_size].to(device)
+        size = tuple(cfg.input_size) if cfg.input_size else x.shape[-2:]
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(x.contiguous(memory_format=torch.channels_last))
+        if tuple(logits.shape[-2:]) != tuple(y.shape[-2:]):
+            logits = F.interpolate(logits.float(), size=y.shape[-2:], mode="bilinear", align_corners=False)
+        cm.update(logits.argmax(1), y)
+    return summarize(cm.mat.numpy(), cfg.class_names), cm.mat.numpy()
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> tuple[int, int, torch.device]:
+    """Start DDP when launched by torchrun; returns (rank, world size, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    rank, world = _dist_info()
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, entry in state["state"].items():
+        for name, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{idx}.{name}"] = value
+            else:
+                scalars[f"{idx}.{name}"] = value
+    return tensors, scalars
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], scalars: dict) -> None:
+    state = opt.state_dict()
+    entries: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            entries.setdefault(int(idx), {})[name] = value
+    for key, value in scalars.items():
+        idx, name = key.split(".", 1)
+        entries.setdefault(int(idx), {})[name] = value
+    state["state"] = entries
+    opt.load_state_dict(state)
+
+
+class Trainer:
+    """One training run; ``run()`` trains, evaluates, checkpoints and returns the best metrics."""
+
+    def __init__(self, cfg: TrainConfig, train: tuple[torch.Tensor, torch.Tensor],
+                 val: tuple[torch.Tensor, torch.Tensor] | None, out: str | Path, resume: bool = False,
+                 log=print):
+        self.cfg, self.out, self.log = cfg, Path(out), log
+        self.rank, self.world, self.device = init_distributed()
+        self.is_main = self.rank == 0
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        mcfg = ModelConfig(arch=cfg.arch, encoder=cfg.encoder, encoder_weights=cfg.encoder_weights,
+                           input_size=(cfg.final_size, cfg.final_size))
+        self.model = build_model(mcfg)
+        if cfg.init:
+            src = load_model(cfg.init, arch=cfg.arch)
+            self.model.load_state_dict(src.state_dict())
+        self.model.to(self.device).to(memory_format=torch.channels_last)
+        self.train_images, self.train_labels = (t.to(self.device) for t in train)
+        self.val = val
+        self.weights = class_weights(train[1], cfg.class_weight_power).to(self.device)
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
+                                     fused=self.device.type == "cuda")
+        self.ema = EMA(self.model, cfg.ema_decay)
+        self.dice = DiceLoss("multiclass", from_logits=True, ignore_index=IGNORE_INDEX)
+        self.step, self.epoch, self.elapsed, self.best = 0, 0, 0.0, -1.0
+        self.history: list[dict] = []
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+        self.forward = torch.compile(self.net) if cfg.compile else self.net
+        if resume:
+            self._load_state()
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.out / "state.safetensors"
+
+    def _save_state(self) -> None:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update({f"ema.{k}": v for k, v in self.ema.state.items()})
+        opt_tensors, opt_scalars = _optimizer_tensors(self.opt)
+        tensors.update(opt_tensors)
+        meta = {"step": self.step, "epoch": self.epoch, "elapsed": self.elapsed, "best": self.best,
+                "history": self.history, "optim_scalars": opt_scalars,
+                "train_config": dataclasses.asdict(self.cfg)}
+        save_tensors(tensors, self.state_path, {"trainer": json.dumps(meta)})
+
+    def _load_state(self) -> None:
+        if not self.state_path.is_file():
+            raise CheckpointError(f"nothing to resume: {self.state_path} does not exist")
+        tensors, metadata = read_tensors(self.state_path)
+        meta = json.loads(metadata["trainer"])
+        saved = meta["train_config"]
+        if saved["arch"] != self.cfg.arch:
+            raise CheckpointError(f"{self.state_path} is a {saved['arch']} run, not {self.cfg.arch}")
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.ema.state = {k[4:]: v.to(self.device) for k, v in tensors.items() if k.startswith("ema.")}
+        _load_optimizer(self.opt, {k: v.to(self.device) for k, v in tensors.items() if k.startswith("optim.")},
+                        meta["optim_scalars"])
+        self.step, self.epoch, self.elapsed = meta["step"], meta["epoch"], meta["elapsed"]
+        self.best, self.history = meta["best"], meta["history"]
+        self.log(f"resumed {self.cfg.arch} after epoch {self.epoch} (step {self.step}, {self.elapsed:.0f}s)")
+
+    def _ema_model(self) -> SegmentationModel:
+        model = build_model(self.model.config).to(self.device)
+        model.load_state_dict(self.ema.state)
+        return model.eval()
+
+    # -- loop ----------------------------------------------------------------------------
+    def steps_per_epoch(self) -> int:
+        n = len(self.train_images) // self.world
+        return max(1, n // self.cfg.batch_size)
+
+    def progress(self, wall_start: float) -> float:
+        cfg = self.cfg
+        if cfg.time_budget:
+            spent = self.elapsed + (time.monotonic() - wall_start)
+            return min(1.0, spent / max(1.0, cfg.time_budget - self._reserve))
+        return min(1.0, self.step / (cfg.epochs * self.steps_per_epoch()))
+
+    def _should_stop(self, p: float) -> bool:
+        stop = torch.tensor([1.0 if p >= 1.0 else 0.0], device=self.device)
+        if self.world > 1:
+            dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+        return bool(stop.item())
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        self._reserve = 30.0  # seconds kept for the last evaluation; refined once one was timed
+        total_epochs = cfg.epochs or 10**9
+        sys_info = f"{self.device}, {torch.get_num_threads()} threads, world {self.world}"
+        if self.is_main:
+            self.log(f"training {cfg.arch} on {len(self.train_images)} pairs ({sys_info})")
+        done = False
+        while not done and self.epoch < total_epochs:
+            wall_start = time.monotonic()
+            stats = self._train_epoch(wall_start)
+            done = stats.pop("stopped") or (cfg.epochs is not None and self.epoch + 1 >= cfg.epochs)
+            self.epoch += 1
+            train_time = time.monotonic() - wall_start
+            if self.is_main and self.val is not None and (done or self.epoch % cfg.eval_every == 0):
+                t0 = time.monotonic()
+                model = self._ema_model()
+                metrics, _ = evaluate(model, *self.val, batch_size=cfg.batch_size)
+                self._reserve = 1.5 * (time.monotonic() - t0) + 10
+                stats.update(val_miou=metrics["miou"], val_pixel_acc=metrics["pixel_acc"],
+                             val_class_acc=metrics["class_acc"], eval_s=time.monotonic() - t0)
+                if metrics["miou"] > self.best:
+                    self.best = metrics["miou"]
+                    self._export(model, self.out / "best.safetensors", metrics)
+            self.elapsed += time.monotonic() - wall_start
+            stats.update(epoch=self.epoch, step=self.step, elapsed_s=round(self.elapsed, 1),
+                         train_s=round(train_time, 1))
+            if self.is_main:
+                self.history.append(stats)
+                self._write_logs()
+                self._export(self._ema_model(), self.out / "last.safetensors", None)
+                self._save_state()
+                self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
+            if self.world > 1:
+                dist.barrier()
+        return {"best_miou": self.best, "epochs": self.epoch, "steps": self.step, "elapsed_s": self.elapsed}
+
+    def _train_epoch(self, wall_start: float) -> dict:
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch)
+        torch.manual_seed(cfg.seed * 100_003 + self.epoch)  # dropout
+        order = torch.randperm(len(self.train_images), generator=g)[self.rank :: self.world]
+        encoder = getattr(self.model.net, "encoder", None)
+        frozen = self.epoch < cfg.freeze_encoder_epochs and encoder is not None
+        if encoder is not None:
+            encoder.requires_grad_(not frozen)
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        images, n_steps, stopped, p = 0, 0, False, 0.0
+        steps = range(self.steps_per_epoch())
+        if self.is_main and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            steps = tqdm(steps, desc=f"epoch {self.epoch + 1}", unit="step", file=sys.stderr, leave=False)
+        for i in steps:
+            p = self.progress(wall_start)
+            if cfg.time_budget and self._should_stop(p):
+                stopped = True
+                break
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            aug = phase_augment(p, cfg)
+            x, y = augment_batch(self.train_images[idx.to(self.device)], self.train_labels[idx.to(self.device)], aug, g)
+            x = x.contiguous(memory_format=torch.channels_last)
+            lr = schedule_lr(p, cfg)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                logits = self.forward(x)
+            logits = logits.float()
+            loss = F.cross_entropy(logits, y, weight=self.weights, ignore_index=IGNORE_INDEX)
+            if cfg.dice_weight:
+                loss = loss + cfg.dice_weight * self.dice(logits, y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.step += 1
+            self.ema.update(self.model, self.step)
+            loss_sum += loss.detach()
+            images += len(idx)
+            n_steps += 1
+        seconds = time.monotonic() - wall_start
+        stats = {"loss": (loss_sum / max(1, n_steps)).item(), "lr": schedule_lr(p, cfg), "res": phase_augment(p, cfg).size[0],
+                 "img_s": images * self.world / max(seconds, 1e-9), "stopped": stopped}
+        if self.device.type == "cuda":
+            stats["max_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        return stats
+
+    def _export(self, model: SegmentationModel, path: Path, metrics: dict | None) -> None:
+        model.config.training = {**dataclasses.asdict(self.cfg), "epochs_done": self.epoch, "steps": self.step,
+                                 "elapsed_s": round(self.elapsed, 1), "device": str(self.device),
+                                 "threads": torch.get_num_threads(), "world_size": self.world,
+                                 "torch": torch.__version__}
+        if metrics is not None:
+            model.config.metrics = {"split": "val", **metrics}
+        save_model(model, path, half=True)
+
+    def _write_logs(self) -> None:
+        (self.out / "log.json").write_text(json.dumps(self.history, indent=1))
+        keys = sorted({k for row in self.history for k in row})
+        with open(self.out / "log.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.history)

@@ -1,0 +1,177 @@
+"""Inference on arbitrary user images: decode safely, predict, map back to the original size.
+
+``load_image`` turns whatever a user drops in (path, bytes, file object, PIL image, array) into an
+``H x W x 3`` uint8 RGB array: EXIF rotation applied, RGBA composited on white, grayscale / palette
+/ CMYK / 16-bit converted, animated images reduced to their first frame, and anything that is not
+a decodable image, or is larger than ``MAX_PIXELS``, refused with an ``ImageError`` whose message
+can be shown to the user as is.
+
+``predict(model, image)`` resizes the photo to the size the model was trained at (its config's
+``input_size``; with ``None`` the native size, padded to a multiple of 32), runs it under
+``torch.inference_mode()``, and maps the logits back to the original size.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .models import SegmentationModel
+from .palette import CLASS_NAMES
+from .transforms import normalize
+
+#: Largest image accepted, in pixels (about 8K x 5K); larger ones are refused, not resized.
+MAX_PIXELS = 40_000_000
+#: Up to this many output pixels the logits are upsampled bilinearly; above, the mask is
+#: upsampled with NEAREST (the logits of a 40 MP image would need 3 GB).
+MAX_LOGIT_PIXELS = 4_194_304
+
+
+class ImageError(ValueError):
+    """The input is not an image we can segment; the message is meant for the user."""
+
+
+def load_image(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode ``source`` to an ``H x W x 3`` uint8 RGB array, or raise ``ImageError``."""
+    if isinstance(source, np.ndarray):
+        return _from_array(source)
+    if isinstance(source, Image.Image):
+        return _from_pil(source, max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageError("the file is empty")
+        source = io.BytesIO(bytes(source))
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{path} does not exist")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path.name} is empty")
+    # Pillow's own bomb guard warns at MAX_IMAGE_PIXELS and raises at twice that; we check the
+    # size ourselves from the header, before any pixel is decoded.
+    try:
+        with Image.open(source) as im:
+            if im.width * im.height > max_pixels:
+                raise ImageError(f"the image is {im.width}x{im.height}; the limit is {max_pixels / 1e6:.0f} megapixels")
+            return _from_pil(im, max_pixels)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"the image is too large; the limit is {max_pixels / 1e6:.0f} megapixels") from None
+    except UnidentifiedImageError:
+        raise ImageError("this file is not an image in a format we can read (JPEG, PNG, WebP, BMP, GIF, TIFF)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageError(f"this image is corrupt or truncated and cannot be decoded ({err})") from None
+
+
+def _from_pil(im: Image.Image, max_pixels: int) -> np.ndarray:
+    if im.width * im.height > max_pixels:
+        raise ImageError(f"the image is {im.width}x{im.height}; the limit is {max_pixels / 1e6:.0f} megapixels")
+    if im.width == 0 or im.height == 0:
+        raise ImageError("the image has no pixels")
+    if getattr(im, "n_frames", 1) > 1:
+        im.seek(0)  # animated GIF/WebP/APNG: segment the first frame
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = arr.max() if arr.max() > 255 else 255.0
+        im = Image.fromarray((arr / top * 255).round().astype(np.uint8), mode="L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    return np.asarray(im.convert("RGB")).copy()
+
+
+def _from_array(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or 0 in arr.shape:
+        raise ImageError(f"an image array must be HxW, HxWx3 or HxWx4, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
+            arr = arr * 255
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def _prepare(image: np.ndarray, model: SegmentationModel, device) -> tuple[torch.Tensor, tuple[int, int] | None]:
+    """Normalised ``1 x 3 x h x w`` input and, when padded, the crop to undo."""
+    cfg = model.config
+    x = normalize(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device), cfg.mean, cfg.std)
+    if cfg.input_size is not None:
+        if tuple(x.shape[-2:]) != tuple(cfg.input_size):
+            x = F.interpolate(x, size=tuple(cfg.input_size), mode="bilinear", align_corners=False, antialias=True)
+        return x, None
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % 32, (-w) % 32
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def _to_mask(logits: torch.Tensor, crop: tuple[int, int] | None, out_hw: tuple[int, int]) -> np.ndarray:
+    if crop is not None:
+        logits = logits[..., : crop[0], : crop[1]]
+    if tuple(logits.shape[-2:]) == out_hw:
+        return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+    if out_hw[0] * out_hw[1] <= MAX_LOGIT_PIXELS:
+        up = F.interpolate(logits.float(), size=out_hw, mode="bilinear", align_corners=False)
+        return up.argmax(1)[0].to(torch.uint8).cpu().numpy()
+    small = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+    return np.asarray(Image.fromarray(small).resize(out_hw[::-1], Image.NEAREST))
+
+
+@torch.inference_mode()
+def predict(model: SegmentationModel, image) -> np.ndarray:
+    """The ``H x W`` uint8 mask of train ids for ``image`` (anything ``load_image`` accepts)."""
+    rgb = image if isinstance(image, np.ndarray) and image.ndim == 3 and image.dtype == np.uint8 and image.shape[2] == 3 else load_image(image)
+    model.eval()
+    device = next(model.parameters()).device
+    x, crop = _prepare(rgb, model, device)
+    return _to_mask(model(x), crop, rgb.shape[:2])
+
+
+@dataclass
+class Prediction:
+    mask: np.ndarray  # H x W uint8 train ids
+    seconds: float  # wall time of this model's forward pass and upsampling
+
+
+@torch.inference_mode()
+def predict_many(models: dict[str, SegmentationModel], image) -> dict[str, Prediction]:
+    """Masks of several models for one image; the image is decoded and preprocessed once per
+    distinct (input size, mean, std)."""
+    rgb = load_image(image)
+    prepared: dict[tuple, tuple[torch.Tensor, tuple[int, int] | None]] = {}
+    out = {}
+    for name, model in models.items():
+        model.eval()
+        t0 = time.perf_counter()
+        cfg = model.config
+        device = next(model.parameters()).device
+        key = (tuple(cfg.input_size) if cfg.input_size else None, cfg.mean, cfg.std, str(device))
+        if key not in prepared:
+            prepared[key] = _prepare(rgb, model, device)
+        x, crop = prepared[key]
+        mask = _to_mask(model(x), crop, rgb.shape[:2])
+        out[name] = Prediction(mask, time.perf_counter() - t0)
+    return out
+
+
+def class_shares(mask: np.ndarray, class_names: tuple[str, ...] = CLASS_NAMES) -> dict[str, float]:
+    """Fraction of the mask's pixels per class, for the classes present, largest first."""
+    counts = np.bincount(np.asarray(mask).ravel(), minlength=256)[: len(class_names)]
+    total = counts.sum()
+    if total == 0:
+        return {}
+    order = np.argsort(-counts)
+    return {class_names[i]: float(counts[i] / total) for i in order if counts[i] > 0}

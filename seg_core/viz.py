@@ -1,0 +1,73 @@
+"""Pictures of masks for the apps: overlays, legends, disagreement and error maps, PNG bytes.
+
+Pure numpy + Pillow, shared by the Streamlit and Gradio front ends.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from .palette import CLASS_NAMES, COLORS, IGNORE_INDEX, colorize
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend the colour mask over the photo; ignored pixels keep the photo."""
+    alpha = float(np.clip(alpha, 0.0, 1.0))
+    color = colorize(mask).astype(np.float32)
+    out = image.astype(np.float32) * (1 - alpha) + color * alpha
+    keep = np.asarray(mask) == IGNORE_INDEX
+    out[keep] = image[keep]
+    return out.round().astype(np.uint8)
+
+
+def legend(mask: np.ndarray, class_names: tuple[str, ...] = CLASS_NAMES) -> list[dict]:
+    """Classes present in ``mask`` with colour and pixel share, largest first."""
+    counts = np.bincount(np.asarray(mask).ravel(), minlength=256)[: len(class_names)]
+    total = max(1, int(np.asarray(mask).size))
+    rows = [{"id": int(i), "name": class_names[i], "color": "#%02x%02x%02x" % tuple(COLORS[i]),
+             "share": float(counts[i] / total)} for i in np.argsort(-counts) if counts[i] > 0]
+    return rows
+
+
+def disagreement(masks: list[np.ndarray]) -> np.ndarray:
+    """``H x W`` bool: pixels where not all masks agree."""
+    if not masks:
+        raise ValueError("disagreement needs at least one mask")
+    first = np.asarray(masks[0])
+    out = np.zeros(first.shape, dtype=bool)
+    for m in masks[1:]:
+        out |= np.asarray(m) != first
+    return out
+
+
+def disagreement_image(image: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+    """The photo dimmed to gray, with the disagreeing pixels in magenta."""
+    gray = (image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
+    out = np.repeat((gray * 0.5 + 64)[..., None], 3, axis=2).astype(np.uint8)
+    out[disagreement(masks)] = (255, 0, 255)
+    return out
+
+
+ERROR_COLORS = {"correct": (46, 160, 67), "wrong": (215, 38, 61), "ignored": (128, 128, 128)}
+
+
+def error_map(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Green where ``pred`` matches ``target``, red where it does not, gray where ignored."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
+    out = np.empty(pred.shape + (3,), dtype=np.uint8)
+    out[:] = ERROR_COLORS["wrong"]
+    out[pred == target] = ERROR_COLORS["correct"]
+    out[target == IGNORE_INDEX] = ERROR_COLORS["ignored"]
+    return out
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """PNG of a uint8 ``H x W`` (class ids) or ``H x W x 3`` array."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()

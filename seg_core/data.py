@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -138,7 +140,7 @@ def load_pack(path: str | Path, limit: int | None = None) -> tuple[torch.Tensor,
     try:
         with np.load(path, allow_pickle=False) as z:
             jpeg, offsets, labels = z["jpeg"], z["offsets"], z["labels"]
-    except (ValueError, OSError, KeyError) as err:
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # truncated/corrupt zip
         raise DataError(f"{path} is not a data pack written by pack_split: {err}") from None
     n = len(labels) if limit is None else min(limit, len(labels))
     data = torch.from_numpy(jpeg)

@@ -284,37 +284,45 @@ class Trainer:
 
     def run(self) -> dict:
         cfg = self.cfg
-        self._reserve = 30.0  # seconds kept for the last evaluation; refined once one was timed
+        # Seconds kept for the last evaluation and checkpoint writes; refined once one was timed.
+        self._reserve = 0.05 * (cfg.time_budget or 0)
         total_epochs = cfg.epochs or 10**9
         sys_info = f"{self.device}, {torch.get_num_threads()} threads, world {self.world}"
         if self.is_main:
             self.log(f"training {cfg.arch} on {len(self.train_images)} pairs ({sys_info})")
         done = False
         while not done and self.epoch < total_epochs:
-            wall_start = time.monotonic()
+            wall_start, elapsed_before = time.monotonic(), self.elapsed
             stats = self._train_epoch(wall_start)
+            if stats["stopped"] and stats["steps"] == 0 and self.epoch > 0:
+                break  # the budget ran out on the epoch boundary: the last epoch's files stand
+            del stats["steps"]
             done = stats.pop("stopped") or (cfg.epochs is not None and self.epoch + 1 >= cfg.epochs)
             self.epoch += 1
             train_time = time.monotonic() - wall_start
-            if self.is_main and self.val is not None and (done or self.epoch % cfg.eval_every == 0):
+            if self.is_main:
                 t0 = time.monotonic()
                 model = self._ema_model()
-                metrics, _ = evaluate(model, *self.val, batch_size=cfg.batch_size)
-                self._reserve = 1.5 * (time.monotonic() - t0) + 10
-                stats.update(val_miou=metrics["miou"], val_pixel_acc=metrics["pixel_acc"],
-                             val_class_acc=metrics["class_acc"], eval_s=time.monotonic() - t0)
-                if metrics["miou"] > self.best:
-                    self.best = metrics["miou"]
-                    self._export(model, self.out / "best.safetensors", metrics)
-            self.elapsed += time.monotonic() - wall_start
-            stats.update(epoch=self.epoch, step=self.step, elapsed_s=round(self.elapsed, 1),
-                         train_s=round(train_time, 1))
-            if self.is_main:
+                if self.val is not None and (done or self.epoch % cfg.eval_every == 0):
+                    metrics, _ = evaluate(model, *self.val, batch_size=cfg.batch_size)
+                    stats.update(val_miou=metrics["miou"], val_pixel_acc=metrics["pixel_acc"],
+                                 val_class_acc=metrics["class_acc"], eval_s=time.monotonic() - t0)
+                    if metrics["miou"] > self.best:
+                        self.best = metrics["miou"]
+                        self._export(model, self.out / "best.safetensors", metrics)
+                self._export(model, self.out / "last.safetensors", None)
+                self.elapsed = elapsed_before + (time.monotonic() - wall_start)
+                stats.update(epoch=self.epoch, step=self.step, elapsed_s=round(self.elapsed, 1),
+                             train_s=round(train_time, 1))
                 self.history.append(stats)
+                self._save_state()  # the resume point comes first: the logs never run ahead of it
                 self._write_logs()
-                self._export(self._ema_model(), self.out / "last.safetensors", None)
-                self._save_state()
+                self.elapsed = elapsed_before + (time.monotonic() - wall_start)  # count the writes too
                 self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
+                # Keep room for one more evaluation and set of checkpoint writes inside the budget.
+                self._reserve = 1.5 * (time.monotonic() - t0) + 0.02 * (cfg.time_budget or 0)
+            else:
+                self.elapsed = elapsed_before + (time.monotonic() - wall_start)
             if self.world > 1:
                 dist.barrier()
         return {"best_miou": self.best, "epochs": self.epoch, "steps": self.step, "elapsed_s": self.elapsed}
@@ -364,7 +372,7 @@ class Trainer:
             n_steps += 1
         seconds = time.monotonic() - wall_start
         stats = {"loss": (loss_sum / max(1, n_steps)).item(), "lr": schedule_lr(p, cfg), "res": phase_augment(p, cfg).size[0],
-                 "img_s": images * self.world / max(seconds, 1e-9), "stopped": stopped}
+                 "img_s": images * self.world / max(seconds, 1e-9), "stopped": stopped, "steps": n_steps}
         if self.device.type == "cuda":
             stats["max_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
         return stats
@@ -379,9 +387,12 @@ class Trainer:
         save_model(model, path, half=True)
 
     def _write_logs(self) -> None:
-        (self.out / "log.json").write_text(json.dumps(self.history, indent=1))
+        tmp = self.out / ".log.json.tmp"
+        tmp.write_text(json.dumps(self.history, indent=1))
+        os.replace(tmp, self.out / "log.json")
         keys = sorted({k for row in self.history for k in row})
-        with open(self.out / "log.csv", "w", newline="") as f:
+        with open(self.out / ".log.csv.tmp", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.history)
+        os.replace(self.out / ".log.csv.tmp", self.out / "log.csv")

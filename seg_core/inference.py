@@ -79,9 +79,10 @@ def _from_pil(im: Image.Image, max_pixels: int) -> np.ndarray:
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)  # animated GIF/WebP/APNG: segment the first frame
     im = ImageOps.exif_transpose(im)
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        top = arr.max() if arr.max() > 255 else 255.0
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # Negative values would wrap around in uint8; float images in 0..1 are scaled like arrays.
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float64)).clip(0, None)
+        top = arr.max() if arr.max() > 255 else (1.0 if im.mode == "F" and arr.max() <= 1 else 255.0)
         im = Image.fromarray((arr / top * 255).round().astype(np.uint8), mode="L")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
@@ -133,7 +134,7 @@ def _to_mask(logits: torch.Tensor, crop: tuple[int, int] | None, out_hw: tuple[i
 @torch.inference_mode()
 def predict(model: SegmentationModel, image) -> np.ndarray:
     """The ``H x W`` uint8 mask of train ids for ``image`` (anything ``load_image`` accepts)."""
-    rgb = image if isinstance(image, np.ndarray) and image.ndim == 3 and image.dtype == np.uint8 and image.shape[2] == 3 else load_image(image)
+    rgb = load_image(image)  # for a contiguous HxWx3 uint8 array this is a no-copy pass-through
     model.eval()
     device = next(model.parameters()).device
     x, crop = _prepare(rgb, model, device)

@@ -67,8 +67,9 @@ def load_image(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageError(f"the image is too large; the limit is {max_pixels / 1e6:.0f} megapixels") from None
     except UnidentifiedImageError:
         raise ImageError("this file is not an image in a format we can read (JPEG, PNG, WebP, BMP, GIF, TIFF)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageError(f"this image is corrupt or truncated and cannot be decoded ({err})") from None
+    except Exception as err:  # noqa: BLE001 - a trust boundary: Pillow's decoders raise all sorts
+        # (OSError, SyntaxError, TypeError, struct.error, ...) on corrupt files; found by fuzzing.
+        raise ImageError(f"this image is corrupt or truncated and cannot be decoded ({type(err).__name__}: {err})") from None
 
 
 def _from_pil(im: Image.Image, max_pixels: int) -> np.ndarray:

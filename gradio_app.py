@@ -1,0 +1,349 @@
+"""The Gradio front end: U-Net, FCN-VGG16 and FCN-ResNet50 side by side on a photo, plus an HTTP API.
+
+``python gradio_app.py`` serves it on http://127.0.0.1:7860; on a Hugging Face Space (``sdk: gradio``,
+``app_file: gradio_app.py``) the same file is the entry point. The page and the API share
+``seg_core`` (``Predictor``, ``load_image``, ``viz``) with the Streamlit app; no model code lives here.
+
+Configuration (environment variables, read at import):
+
+- ``SEG_WEIGHTS_DIR``: folder with ``unet.safetensors``, ``fcn_vgg16.safetensors`` and
+  ``fcn_resnet50.safetensors`` (default ``weights/`` next to this file). The models are loaded once,
+  at import. A missing or broken checkpoint is reported in the page, with the command that trains
+  it, and the other models work.
+- ``SEG_DATA_DIR``: a folder of Cityscapes pairs (512x256 JPEGs, photo on the left half) for the
+  examples gallery (default ``../shared/data/cityscapes_pairs/val`` next to the repo). The photo
+  halves of the first ``N_EXAMPLES`` are cropped once into ``SEG_EXAMPLES_CACHE`` (default
+  ``<tmp>/seg_gradio_examples``, outside the repo: the pairs are not ours to redistribute).
+  Without the folder the page has no examples and says how to set it.
+
+Limits, sized for a free Space (2 vCPU, 16 GB RAM):
+
+- ``demo.queue(default_concurrency_limit=2, max_size=20)``: at most 20 requests wait in the queue;
+  more are turned away with "queue full" rather than piling up. The page's segmentation and the
+  ``/segment`` API share one slot (``concurrency_id="inference"``, limit 1), so one forward pass
+  runs at a time with both cores; redrawing overlays (opacity, model picker) is cheap and may run
+  beside it (``trigger_mode="always_last"``: a dragged slider queues one redraw, not dozens).
+- ``launch(max_file_size="10mb")`` (``LAUNCH_KWARGS``): gradio refuses larger uploads before they
+  reach us; ``seg_core.inference.load_image`` refuses images over 40 megapixels and anything that
+  is not a decodable image with an ``ImageError``, shown as a ``gr.Error`` (never a traceback).
+- Pictures in the page are downscaled to ``DISPLAY_MAX_SIDE`` on their long side, for display
+  only: the models see the image as ``seg_core.inference`` prepares it, and the API returns the
+  mask at the image's own size.
+
+API (``api_name="segment"``)::
+
+    from gradio_client import Client, handle_file
+    client = Client("http://127.0.0.1:7860/")          # or "org/space-name" for a Space
+    png_path, shares = client.predict(handle_file("street.jpg"), "unet", api_name="/segment")
+
+``png_path`` is a local copy of a single-channel PNG at the image's size whose pixel values are
+train ids (0..18, an index into ``seg_core.palette.CLASS_NAMES``); ``shares`` is
+``{class name: fraction of pixels}`` for the classes present, largest first. The model is one of
+``unet``, ``fcn_vgg16``, ``fcn_resnet50``. A bad image, an unknown model name or a model this
+server lacks raises ``gradio_client.exceptions.AppError`` whose message says what is wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from seg_core.inference import ImageError, class_shares, load_image
+from seg_core.predictor import DISPLAY_NAMES, MODEL_NAMES, Predictor
+from seg_core.viz import legend, overlay, png_bytes
+
+ROOT = Path(__file__).resolve().parent
+WEIGHTS_DIR = Path(os.environ.get("SEG_WEIGHTS_DIR", ROOT / "weights"))
+DATA_DIR = Path(os.environ.get("SEG_DATA_DIR", ROOT.parent / "shared" / "data" / "cityscapes_pairs" / "val"))
+EXAMPLES_CACHE = Path(os.environ.get("SEG_EXAMPLES_CACHE", Path(tempfile.gettempdir()) / "seg_gradio_examples"))
+
+N_EXAMPLES = 8
+MAX_FILE_SIZE = "10mb"
+QUEUE_MAX_SIZE = 20
+DEFAULT_CONCURRENCY = 2
+DISPLAY_MAX_SIDE = 1280
+DEFAULT_OPACITY = 0.5
+MASK_MAX_AGE_S = 600  # API mask PNGs are copied into gradio's cache on return; ours are pruned after this
+LAUNCH_KWARGS = {"max_file_size": MAX_FILE_SIZE}
+
+
+# ----------------------------------------------------------------------------------------- examples
+
+def _natural(path: Path) -> tuple:
+    return (0, int(path.stem), "") if path.stem.isdigit() else (1, 0, path.stem)
+
+
+def example_photos(data_dir: str | Path, cache_dir: str | Path = EXAMPLES_CACHE, n: int = N_EXAMPLES) -> list[Path]:
+    """Photo halves of the first ``n`` pairs of ``data_dir``, cropped once into ``cache_dir``."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        return []
+    pairs = sorted((p for p in data_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")), key=_natural)
+    # One sub-folder per data folder, so that two folders with a 1.jpg never share a crop.
+    out_dir = Path(cache_dir) / hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    photos = []
+    for pair in pairs[:n]:
+        out = out_dir / f"{pair.stem}.png"
+        if not out.is_file() or out.stat().st_mtime < pair.stat().st_mtime:
+            try:
+                rgb = load_image(pair)
+            except ImageError:
+                continue
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+            Image.fromarray(rgb[:, : rgb.shape[1] // 2]).save(tmp, format="PNG")
+            os.replace(tmp, out)  # atomic: two workers cropping at once never see half a file
+        photos.append(out)
+    return photos
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+def _user_error(message: str, title: str = "Error") -> gr.Error:
+    """A message for the user; no traceback in the server log, the request was at fault."""
+    return gr.Error(message, title=title, print_exception=False)
+
+
+def decode(value) -> np.ndarray:
+    """The RGB array of an image payload (gradio file dict, path, bytes...), or a ``gr.Error``.
+
+    Events run with ``preprocess=False`` so that gradio hands us the uploaded file untouched and
+    every decoding failure goes through ``load_image``'s user-facing ``ImageError`` messages.
+    """
+    if value is None:
+        raise _user_error("No image: drop a photo (JPEG, PNG, WebP...) on the input first.", title="No image")
+    source = value
+    if isinstance(value, dict):
+        source = value.get("path")
+        url = value.get("url") or ""
+        if source is None and url.startswith("data:"):
+            source = base64.b64decode(url.partition(",")[2])
+    elif hasattr(value, "path"):
+        source = value.path
+    try:
+        return load_image(source)
+    except ImageError as err:
+        raise _user_error(f"Cannot segment this file: {err}.", title="Bad image") from None
+
+
+def model_key(predictor: Predictor, name) -> str:
+    """The model a client asked for (``unet`` or ``U-Net``...), or a ``gr.Error`` that lists the choices."""
+    known = {n: n for n in (*MODEL_NAMES, *predictor.models, *predictor.missing)}
+    known.update({DISPLAY_NAMES[n].lower(): n for n in MODEL_NAMES})
+    key = known.get(str(name or "").strip().lower())
+    if key is None:
+        raise _user_error(f"Unknown model {name!r}; choose one of: {', '.join(known_models(predictor))}.",
+                       title="Unknown model")
+    if key not in predictor.models:
+        why = predictor.missing.get(key, "it is not loaded")
+        raise _user_error(f"Model {key} is not available on this server: {why}", title="Model not available")
+    return key
+
+
+def known_models(predictor: Predictor) -> list[str]:
+    return list(dict.fromkeys((*MODEL_NAMES, *predictor.models)))
+
+
+def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None):
+    try:
+        return predictor.predict(rgb, names)
+    except (RuntimeError, MemoryError) as err:  # e.g. out of memory on a small Space
+        raise gr.Error(f"The model failed on this image ({type(err).__name__}); try a smaller image.") from err
+
+
+# ---------------------------------------------------------------------------------------------- API
+
+def segment_api(predictor: Predictor, image, model: str, out_dir: str | Path) -> tuple[str, dict[str, float]]:
+    """``/segment``: a PNG of train ids at the image's size and the per-class pixel shares."""
+    name = model_key(predictor, model)
+    rgb = decode(image)
+    mask = _predict(predictor, rgb, (name,))[name].mask
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in out_dir.glob("mask-*.png"):
+        try:
+            if now - old.stat().st_mtime > MASK_MAX_AGE_S:
+                old.unlink()
+        except OSError:  # another worker removed it first
+            pass
+    path = out_dir / f"mask-{uuid.uuid4().hex}.png"
+    path.write_bytes(png_bytes(mask))
+    return str(path), class_shares(mask)
+
+
+# --------------------------------------------------------------------------------------------- page
+
+def _resize(array: np.ndarray, hw: tuple[int, int], resample) -> np.ndarray:
+    if array.shape[:2] == hw:
+        return array
+    return np.asarray(Image.fromarray(array).resize(hw[::-1], resample))
+
+
+def compare(predictor: Predictor, image) -> dict:
+    """Run every loaded model once; the session state the views are drawn from."""
+    if not predictor.models:
+        raise _user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
+    rgb = decode(image)
+    preds = _predict(predictor, rgb)
+    h, w = rgb.shape[:2]
+    scale = min(1.0, DISPLAY_MAX_SIDE / max(h, w))
+    hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return {
+        "size": (h, w),
+        "photo": _resize(rgb, hw, Image.BILINEAR),
+        "masks": {n: _resize(p.mask, hw, Image.NEAREST) for n, p in preds.items()},
+        "legends": {n: legend(p.mask) for n, p in preds.items()},  # shares from the full-size mask
+        "seconds": {n: p.seconds for n, p in preds.items()},
+    }
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.1f} %" if share >= 0.0005 else "<0.1 %"
+
+
+def legend_html(rows: list[dict], title: str) -> str:
+    cell = "padding:1px 8px 1px 0;border:none;background:none"
+    lines = [f"<p><b>{html.escape(title)}</b>: classes present, share of pixels</p>",
+             "<table style='border-collapse:collapse;width:auto;font-size:0.9em'>"]
+    for row in rows:
+        lines.append(
+            f"<tr><td style='{cell}'><span style='display:inline-block;width:1em;height:1em;vertical-align:middle;"
+            f"border:1px solid #0004;background:{row['color']}'></span></td>"
+            f"<td style='{cell}'>{html.escape(row['name'])}</td>"
+            f"<td style='{cell};text-align:right'>{_percent(row['share'])}</td></tr>")
+    lines.append("</table>")
+    return "\n".join(lines)
+
+
+def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str, ...]) -> list:
+    """Slider, legend, timings and one overlay per model in ``names`` (what the page shows)."""
+    if not state:
+        return [None, "", "", *([None] * len(names))]
+    alpha = DEFAULT_OPACITY if alpha is None else float(alpha)
+    photo, masks = state["photo"], state["masks"]
+    overlays = {n: overlay(photo, masks[n], alpha) for n in names if n in masks}
+    pick = pick if pick in overlays else next(iter(overlays), None)
+    slider = (photo, overlays[pick]) if pick else None
+    title = DISPLAY_NAMES.get(pick, pick or "")
+    legend_part = legend_html(state["legends"][pick], title) if pick else ""
+    h, w = state["size"]
+    timing = f"Image {w}x{h} px. Inference: " + ", ".join(
+        f"{DISPLAY_NAMES.get(n, n)} {s:.2f} s" for n, s in state["seconds"].items()) + "."
+    return [slider, legend_part, timing, *(overlays.get(n) for n in names)]
+
+
+def missing_note(predictor: Predictor) -> str:
+    if not predictor.missing:
+        return ""
+    lines = ["**Not available on this server** (the other models work):", ""]
+    for name, why in predictor.missing.items():
+        head, sep, command = why.rpartition(" with: ")
+        text = f"{head}{sep}`{command}`" if sep else why
+        lines.append(f"- **{DISPLAY_NAMES.get(name, name)}**: {text}")
+    return "\n".join(lines)
+
+
+def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
+               examples_cache: str | Path = EXAMPLES_CACHE) -> gr.Blocks:
+    """The whole app around one ``Predictor``; ``demo = build_demo(...)`` below is what gets served."""
+    loaded = tuple(predictor.models)
+    photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
+    masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
+
+    with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("# Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
+                    "Drop a street photo (or pick a val scene below): every model segments it into the 19 "
+                    "Cityscapes classes. Slide to compare the photo with the chosen model's mask.")
+        gr.Markdown(missing_note(predictor), visible=bool(predictor.missing), elem_id="missing-models")
+        state = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = gr.Image(type="filepath", sources=["upload", "clipboard"],
+                                 label="Photo (drag and drop, max 10 MB)", height=320)
+                picker = gr.Radio(choices=[(DISPLAY_NAMES.get(n, n), n) for n in loaded],
+                                  value=loaded[0] if loaded else None, label="Model for the slider and legend")
+                opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
+                if photos:
+                    gr.Examples(examples=[[str(p)] for p in photos], inputs=[image], examples_per_page=N_EXAMPLES,
+                                label="Cityscapes val scenes (click one)")
+                else:
+                    gr.Markdown(f"No example scenes: no folder at `{data_dir}`. Set `SEG_DATA_DIR` to a folder of "
+                                "Cityscapes pairs (512x256 JPEGs, photo on the left), e.g. "
+                                "`SEG_DATA_DIR=/path/to/cityscapes_pairs/val python gradio_app.py`.",
+                                elem_id="no-examples")
+            with gr.Column(scale=2):
+                slider = gr.ImageSlider(label="Photo / mask", type="numpy", interactive=False, max_height=480)
+                timing = gr.Markdown()
+                legend_box = gr.HTML()
+        overlays = []
+        order = MODEL_NAMES + tuple(n for n in loaded if n not in MODEL_NAMES)
+        shown = tuple(n for n in order if n in predictor.models)  # the order of ``overlays``
+        with gr.Row():
+            for name in order:
+                if name in predictor.models:
+                    overlays.append(gr.Image(label=DISPLAY_NAMES.get(name, name), interactive=False))
+                else:
+                    gr.Markdown(f"**{DISPLAY_NAMES.get(name, name)}**: not available (see the note above).")
+
+        views = [slider, legend_box, timing, *overlays]
+
+        def on_image(value, pick, alpha):
+            if value is None:  # the input was cleared
+                return [None, *render(None, pick, alpha, shown)]
+            new = compare(predictor, value)
+            return [new, *render(new, pick, alpha, shown)]
+
+        def on_view(current, pick, alpha):
+            return render(current, pick, alpha, shown)
+
+        image.change(on_image, [image, picker, opacity], [state, *views], preprocess=False,
+                     concurrency_limit=1, concurrency_id="inference", api_visibility="private")
+        # Redrawing is cheap; while one redraw runs, only the latest slider position is kept.
+        for control in (picker, opacity):
+            control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",
+                           show_progress="hidden", api_visibility="private")
+
+        # The programmatic API: hidden components, one documented endpoint.
+        with gr.Column(visible=False):
+            api_image = gr.Image(type="filepath", label="image")
+            api_model = gr.Textbox(label="model", value=loaded[0] if loaded else "unet")
+            api_mask = gr.File(label="mask: PNG of class ids")
+            api_shares = gr.JSON(label="per-class pixel shares")
+            api_button = gr.Button("segment")
+
+        def segment(image, model):
+            """Segment one image with one model.
+
+            Args:
+                image: the photo (JPEG, PNG, WebP, BMP, GIF, TIFF; at most 10 MB and 40 megapixels).
+                model: unet, fcn_vgg16 or fcn_resnet50.
+
+            Returns:
+                A PNG of train ids (0..18, see seg_core.palette.CLASS_NAMES) at the image's size, and
+                {class name: share of pixels} for the classes present.
+            """
+            return segment_api(predictor, image, model, masks_dir)
+
+        api_button.click(segment, [api_image, api_model], [api_mask, api_shares], api_name="segment",
+                         preprocess=False, concurrency_limit=1, concurrency_id="inference")
+
+    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
+    return demo
+
+
+predictor = Predictor.from_dir(WEIGHTS_DIR)  # once, at import: every session shares these models
+demo = build_demo(predictor, DATA_DIR)
+
+if __name__ == "__main__":
+    demo.launch(**LAUNCH_KWARGS)

@@ -1,0 +1,196 @@
+"""gradio_app: the /segment API through gradio_client against a server launched here, and the page's handlers.
+
+The server runs the module-level ``demo`` built at import from ``SEG_WEIGHTS_DIR`` (the tiny
+random-weight checkpoints) and ``SEG_DATA_DIR`` (synthetic pairs); it is closed at the end.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import socket
+import struct
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seg_core.inference import class_shares, load_image, predict
+from seg_core.palette import CLASS_NAMES, colorize
+from seg_core.predictor import Predictor
+from tests.conftest import write_pairs
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from tests
+
+gr = pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+pytestmark = [  # pandas deprecations inside gradio's queue, not ours
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
+H, W = 48, 80  # not square, not a multiple of 32: the mask must come back at exactly this size
+
+
+@pytest.fixture(scope="module")
+def app(weights_dir, tmp_path_factory):
+    """The ``gradio_app`` module, imported with the test weights and synthetic pairs."""
+    tmp = tmp_path_factory.mktemp("gradio_app")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEG_WEIGHTS_DIR", str(weights_dir))
+        mp.setenv("SEG_DATA_DIR", str(write_pairs(tmp / "pairs", n=3)))
+        mp.setenv("SEG_EXAMPLES_CACHE", str(tmp / "examples"))
+        if "gradio_app" in sys.modules:
+            return importlib.reload(sys.modules["gradio_app"])
+        return importlib.import_module("gradio_app")
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    **app.LAUNCH_KWARGS)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        app.demo.close()
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "street.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def huge_png(path, width=8000, height=6000):
+    """A valid PNG header announcing 48 MP (over the 40 MP limit); the pixels are never decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+# ------------------------------------------------------------------------------------------ the API
+
+@pytest.mark.parametrize("model", ["unet", "fcn_vgg16", "fcn_resnet50"])
+def test_segment_api_returns_class_ids_and_shares(app, client, photo, model):
+    png, shares = client.predict(handle_file(str(photo)), model, api_name="/segment")
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.mode == "L"
+        ids = np.asarray(im)
+    assert ids.shape == (H, W) and ids.max() < len(CLASS_NAMES)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert set(shares) <= set(CLASS_NAMES)
+    assert shares == pytest.approx(class_shares(ids))
+    # The same mask as seg_core gives locally (up to argmax ties from thread-dependent summation).
+    assert (ids == predict(app.predictor.models[model], photo)).mean() > 0.99
+
+
+def test_api_lists_only_segment(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert list(endpoints) == ["/segment"]
+    assert [p["parameter_name"] for p in endpoints["/segment"]["parameters"]] == ["image", "model"]
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("text", "not an image in a format we can read"),
+    ("empty", "is empty"),
+    ("truncated", "corrupt or truncated"),
+    ("huge", "8000x6000; the limit is 40 megapixels"),
+])
+def test_segment_api_bad_image_is_a_clear_error(client, photo, tmp_path, kind, message):
+    path = tmp_path / f"bad_{kind}.png"
+    if kind == "text":
+        path.write_text("this is not a picture\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path = tmp_path / "bad_truncated.jpg"
+        data = photo.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        huge_png(path)
+    with pytest.raises(AppError, match=message) as err:
+        client.predict(handle_file(str(path)), "unet", api_name="/segment")
+    assert "Cannot segment this file" in str(err.value)
+    assert "Traceback" not in str(err.value)
+
+
+def test_segment_api_unknown_model_is_a_clear_error(client, photo):
+    with pytest.raises(AppError, match=r"Unknown model 'deeplab'; choose one of: unet, fcn_vgg16, fcn_resnet50"):
+        client.predict(handle_file(str(photo)), "deeplab", api_name="/segment")
+
+
+# --------------------------------------------------------------------- handlers, without a server
+
+def test_model_names_and_missing_models(app, weights_dir, tmp_path, photo):
+    shutil.copy(weights_dir / "unet.safetensors", tmp_path / "unet.safetensors")
+    partial = Predictor.from_dir(tmp_path)
+    assert app.model_key(partial, " U-Net ") == "unet"
+    with pytest.raises(gr.Error) as err:
+        app.segment_api(partial, str(photo), "fcn_resnet50", tmp_path / "masks")
+    assert "not available on this server" in err.value.message
+    assert "python train_cli.py train --arch fcn_resnet50" in err.value.message
+    # The loaded model still answers.
+    png, shares = app.segment_api(partial, str(photo), "unet", tmp_path / "masks")
+    assert np.asarray(Image.open(png)).shape == (H, W) and sum(shares.values()) == pytest.approx(1.0)
+
+    note = app.missing_note(partial)
+    assert "FCN-VGG16" in note and "`python train_cli.py train --arch fcn_resnet50" in note
+    demo = app.build_demo(partial, data_dir=tmp_path / "nowhere")
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert props["missing-models"]["visible"] and "FCN-ResNet50" in props["missing-models"]["value"]
+    assert "SEG_DATA_DIR" in props["no-examples"]["value"]
+
+
+def test_compare_and_render(app, photo, monkeypatch):
+    monkeypatch.setattr(app, "DISPLAY_MAX_SIDE", 40)  # display copies are downscaled, masks too
+    state = app.compare(app.predictor, {"path": str(photo)})
+    names = tuple(app.predictor.models)
+    assert state["size"] == (H, W) and state["photo"].shape == (24, 40, 3)
+    assert all(m.shape == (24, 40) for m in state["masks"].values())
+
+    slider, legend_html, timing, *overlays = app.render(state, "fcn_vgg16", 0.0, names)
+    assert len(overlays) == 3 and np.array_equal(slider[0], state["photo"])
+    assert np.array_equal(overlays[0], state["photo"])  # opacity 0: the photo itself
+    top = state["legends"]["fcn_vgg16"][0]
+    assert top["name"] in legend_html and top["color"] in legend_html and "FCN-VGG16" in legend_html
+    assert "Image 80x48 px" in timing and "FCN-ResNet50" in timing
+    _, _, _, *opaque = app.render(state, "unet", 1.0, names)
+    assert np.array_equal(opaque[0], colorize(state["masks"]["unet"]))
+    assert app.render(None, "unet", 0.5, names) == [None, "", "", None, None, None]
+
+
+def test_bad_inputs_in_the_page(app, tmp_path):
+    with pytest.raises(gr.Error, match="No image"):
+        app.compare(app.predictor, None)
+    (tmp_path / "notes.png").write_text("hello")
+    with pytest.raises(gr.Error) as err:
+        app.compare(app.predictor, {"path": str(tmp_path / "notes.png")})
+    assert err.value.message.startswith("Cannot segment this file: this file is not an image")
+
+
+def test_examples_are_photo_halves_cached_outside_the_repo(app, tmp_path):
+    pairs = write_pairs(tmp_path / "pairs", n=3)
+    photos = app.example_photos(pairs, tmp_path / "cache", n=2)
+    assert [p.stem for p in photos] == ["1", "2"]
+    assert np.array_equal(load_image(photos[0]), load_image(pairs / "1.jpg")[:, :64])
+    stamp = photos[0].stat().st_mtime_ns
+    assert app.example_photos(pairs, tmp_path / "cache", n=2) == photos  # cached, not cropped again
+    assert photos[0].stat().st_mtime_ns == stamp
+    assert app.example_photos(tmp_path / "missing", tmp_path / "cache") == []
+    # the module-level demo got its examples from SEG_DATA_DIR
+    datasets = [c for c in app.demo.config["components"] if c["type"] == "dataset"]
+    assert len(datasets) == 1 and len(datasets[0]["props"]["samples"]) == 3

@@ -1,0 +1,22 @@
+"""The Streamlit app, the product's front door: ``streamlit run app.py``.
+
+Declares the pages (``app_pages/``) and the sidebar settings they share. The folder is not called
+``pages/``: Streamlit would then list its files as pages of their own and, on a fresh server, open a
+deep link such as ``/about`` without this file's navigation. Models come from
+``SEG_WEIGHTS_DIR`` (default ``weights/`` next to this file), val scenes from ``SEG_DATA_DIR``
+(default ``../shared/data/cityscapes_pairs/val``) or the sidebar.
+"""
+
+import streamlit as st
+
+from ui import common
+
+st.set_page_config(page_title="Cityscapes segmentation workbench", page_icon="🚦", layout="wide")
+nav = st.navigation([
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", default=True),
+    st.Page("app_pages/ground_truth.py", title="Ground truth", icon=":material/fact_check:"),
+    st.Page("app_pages/benchmark.py", title="Benchmark", icon=":material/leaderboard:"),
+    st.Page("app_pages/about.py", title="About", icon=":material/info:"),
+])
+common.settings_sidebar()
+nav.run()

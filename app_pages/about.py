@@ -1,0 +1,89 @@
+"""About page: the three architectures with diagrams, the data and its licence, how to train."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from seg_core.palette import CLASS_NAMES
+
+UNET_DOT = """
+digraph unet {
+  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=11];
+  in [label="photo\\n3 x H x W", fillcolor="#ffffff"];
+  e1 [label="ResNet-18 stage 1\\n/2"]; e2 [label="stage 2\\n/4"]; e3 [label="stage 3\\n/8"];
+  e4 [label="stage 4\\n/16"]; e5 [label="stage 5\\n/32"];
+  d4 [label="up + concat\\n/16", fillcolor="#fdf1e3"]; d3 [label="up + concat\\n/8", fillcolor="#fdf1e3"];
+  d2 [label="up + concat\\n/4", fillcolor="#fdf1e3"]; d1 [label="up + concat\\n/2", fillcolor="#fdf1e3"];
+  d0 [label="up\\n/1", fillcolor="#fdf1e3"]; out [label="19 class scores\\nH x W", fillcolor="#ffffff"];
+  in -> e1 -> e2 -> e3 -> e4 -> e5 -> d4 -> d3 -> d2 -> d1 -> d0 -> out;
+  edge [style=dashed, color="#888888", constraint=false];
+  e4 -> d4; e3 -> d3; e2 -> d2; e1 -> d1;
+}
+"""
+
+FCN_DOT = """
+digraph fcn8s {
+  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=11];
+  in [label="photo\\n3 x H x W", fillcolor="#ffffff"];
+  enc [label="encoder\\nVGG16-BN or ResNet-50"];
+  f8 [label="features /8"]; f16 [label="features /16"]; f32 [label="features /32"];
+  fc [label="fc6 3x3 + fc7 1x1\\nas convolutions", fillcolor="#fdf1e3"];
+  s32 [label="score 1x1", fillcolor="#fdf1e3"]; s16 [label="score 1x1\\n(zero init)", fillcolor="#fdf1e3"];
+  s8 [label="score 1x1\\n(zero init)", fillcolor="#fdf1e3"];
+  u32 [label="transposed conv x2\\nbilinear init", fillcolor="#e7f5e9"];
+  u16 [label="transposed conv x2\\nbilinear init", fillcolor="#e7f5e9"];
+  u8 [label="transposed conv x8\\nbilinear init", fillcolor="#e7f5e9"];
+  p16 [label="+", shape=circle]; p8 [label="+", shape=circle];
+  out [label="19 class scores\\nH x W", fillcolor="#ffffff"];
+  in -> enc; enc -> f8; enc -> f16; enc -> f32;
+  f32 -> fc -> s32 -> u32 -> p16; f16 -> s16 -> p16;
+  p16 -> u16 -> p8; f8 -> s8 -> p8; p8 -> u8 -> out;
+}
+"""
+
+TRAIN = """python train_cli.py train --arch unet --data ../shared/data/cityscapes_pairs/train --out runs/unet --time-budget 120m
+cp runs/unet/best.safetensors weights/unet.safetensors
+# likewise --arch fcn_vgg16 and --arch fcn_resnet50"""
+
+st.title("About")
+st.markdown(
+    "This workbench compares three semantic-segmentation networks on street scenes of the "
+    f"Cityscapes dataset, labelled with its {len(CLASS_NAMES)} train classes "
+    f"({', '.join(CLASS_NAMES)}). Pixels of other (void) classes are ignored in training and scoring."
+)
+
+st.header("The architectures")
+st.subheader("U-Net")
+st.markdown(
+    "An encoder–decoder (Ronneberger et al., 2015; here `segmentation_models_pytorch` with a ResNet-18 "
+    "encoder). The decoder upsamples step by step and **concatenates** the encoder features of the same "
+    "resolution (the dashed skips), so fine detail from early layers reaches the output."
+)
+st.graphviz_chart(UNET_DOT)
+st.subheader("FCN-8s (VGG16 and ResNet-50 encoders)")
+st.markdown(
+    "The fully convolutional network of Long, Shelhamer & Darrell (2015). The classifier's fully connected "
+    "layers become convolutions; 1x1 convolutions score the classes at strides 32, 16 and 8. The coarse scores "
+    "are upsampled by **transposed convolutions initialised to bilinear interpolation** (and left learnable), "
+    "**summed** with the scores of the finer features (those skip scores start at zero, so the network begins as "
+    "FCN-32s), and a last x8 transposed convolution returns to full resolution. The same head sits on a VGG16 "
+    "(with batch norm, trained from scratch) and on a ResNet-50 encoder."
+)
+st.graphviz_chart(FCN_DOT)
+
+st.header("The data and its licence")
+st.markdown(
+    "The models are trained on *Cityscapes Image Pairs*: 2,975 training scenes and a validation split taken from the "
+    "[Cityscapes dataset](https://www.cityscapes-dataset.com/) (Cordts et al., 2016), each a 512x256 JPEG with the "
+    "photo on the left and the colour-coded label on the right. Labels are decoded back to class ids by nearest "
+    "palette colour; colours too far from every class colour are ignored.\n\n"
+    "Cityscapes may be used for non-commercial research and teaching and **may not be redistributed**, so no "
+    "image of it ships with this app: point the app at your own copy with the `SEG_DATA_DIR` environment variable "
+    "or the sidebar setting. Uploaded photos stay in the app's memory and are not stored."
+)
+
+st.header("How to train")
+st.markdown("Each model trains on a CPU within a time budget; its best checkpoint (a safetensors file that "
+            "also holds its config and val metrics) goes into `weights/`, where this app finds it "
+            "(or set `SEG_WEIGHTS_DIR`).")
+st.code(TRAIN, language="bash")

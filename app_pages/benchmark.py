@@ -1,0 +1,57 @@
+"""Benchmark page: whole-val metrics of the shipped models, per-class IoU, size and CPU latency.
+
+The metrics come from the checkpoints (recorded at the end of training) and can be recomputed on
+the val folder on demand; recomputing also gives the confusion matrices.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from seg_core.data import DataError
+from ui import common
+from ui.figures import confusion_figure, iou_figure
+
+st.title("Benchmark")
+pred = common.predictor()
+common.show_missing(pred)
+if not pred.models:
+    st.stop()
+
+weights = common.weights_key()
+recorded = {n: common.checkpoint_metrics(str(p), p.stat().st_mtime) for n, p in pred.paths.items()}
+
+st.markdown("#### Recompute on the validation folder")
+limit = st.number_input("Images (0 = all)", min_value=0, value=0, step=50, key="bench_limit",
+                        help="Three models on the whole val split take minutes on a CPU.")
+if st.button("Recompute metrics", key="bench_recompute"):
+    try:
+        st.session_state["bench_results"] = (weights, common.evaluate_with_progress(pred, common.data_dir(), int(limit)))
+    except DataError as err:
+        st.error(f"Cannot read the validation folder: {err}.")
+fresh_for, fresh = st.session_state.get("bench_results", (None, {}))
+fresh = fresh if fresh_for == weights else {}
+
+metrics = {n: fresh[n][0] if n in fresh else recorded[n] for n in pred.models}
+st.markdown("#### Whole-val metrics")
+st.caption("recomputed just now" if fresh else "as recorded in the checkpoints at the end of training")
+rows = [common.metrics_row(n, m) for n, m in metrics.items() if m]
+if rows:
+    st.dataframe(rows, hide_index=True, key="bench_metrics",
+                 column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("pixel acc", "class acc", "mIoU")})
+    ious = {n: m["iou"] for n, m in metrics.items() if m.get("iou")}
+    if ious:
+        st.markdown("#### IoU per class")
+        st.plotly_chart(iou_figure(ious), key="bench_iou")
+for name in (n for n, m in metrics.items() if not m):
+    st.caption(f"{common.model_title(name)}: no metrics recorded in its checkpoint; recompute them above.")
+
+st.markdown("#### Size and speed")
+st.dataframe([common.model_facts(weights, n) for n in pred.models],
+             hide_index=True, key="bench_facts")
+
+st.markdown("#### Confusion matrices (rows: truth, normalised)")
+if not fresh:
+    st.caption("Recompute the metrics to see them.")
+for name, (_, mat) in fresh.items():
+    st.plotly_chart(confusion_figure(mat, common.model_title(name), only_present=False), key=f"bench_confusion_{name}")

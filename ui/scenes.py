@@ -1,0 +1,150 @@
+"""The image the app shows, where it comes from, and the pictures made from it; no Streamlit here.
+
+A ``Scene`` is one photo, with its label when it has one (a val pair, or an uploaded ``photo | label``
+pair). Uploads are decoded with ``seg_core.inference.load_image``, so a bad file becomes an
+``ImageError`` whose message can be shown as is. Everything here is a pure function of its inputs,
+so the pages stay thin and these are tested without a browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from seg_core.data import DataError, read_pair, split_pair
+from seg_core.inference import load_image
+from seg_core.palette import IGNORE_INDEX, decode_label
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Where the val pairs live unless ``SEG_DATA_DIR`` says otherwise (never inside the repo: licence).
+DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "cityscapes_pairs" / "val"
+DEFAULT_WEIGHTS_DIR = ROOT / "weights"
+UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
+#: An upload is taken for a pair when it is 2:1 and this share of its right half decodes to a
+#: class (JPEG labels of the val pairs: about 80 %; photos of streets: well under half).
+PAIR_MIN_LABELLED = 0.6
+#: Images are shown at most this wide; predictions and downloads keep the full size.
+DISPLAY_MAX_SIDE = 1024
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("SEG_WEIGHTS_DIR") or DEFAULT_WEIGHTS_DIR)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("SEG_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+@dataclass
+class Scene:
+    """The selected image: its name, the photo, and the ``H x W`` label of train ids if known."""
+
+    name: str
+    photo: np.ndarray
+    label: np.ndarray | None = None
+    source: str = "upload"  # "upload" or "gallery"
+    key: str = field(default="", compare=False)  # content hash: same pixels, same key
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            digest = hashlib.sha1(np.ascontiguousarray(self.photo).tobytes())
+            if self.label is not None:
+                digest.update(np.ascontiguousarray(self.label).tobytes())
+            self.key = digest.hexdigest()[:16]
+
+
+def is_two_to_one(image: np.ndarray) -> bool:
+    h, w = image.shape[:2]
+    return w == 2 * h
+
+
+def looks_like_pair(image: np.ndarray) -> bool:
+    """A 2:1 image whose right half is mostly palette colours: a ``photo | label`` pair."""
+    if not is_two_to_one(image):
+        return False
+    right = np.ascontiguousarray(image[:, image.shape[1] // 2 :])
+    return float((decode_label(right) != IGNORE_INDEX).mean()) >= PAIR_MIN_LABELLED
+
+
+def scene_from_image(name: str, image: np.ndarray, as_pair: bool | None = None) -> Scene:
+    """A decoded image as a scene; a 2:1 image is split into photo and label when ``as_pair``
+    (``None``: when it ``looks_like_pair``)."""
+    if as_pair is None:
+        as_pair = looks_like_pair(image)
+    if as_pair and is_two_to_one(image):
+        photo, label = split_pair(image, name)
+        return Scene(name, np.ascontiguousarray(photo), label, "upload")
+    return Scene(name, image, None, "upload")
+
+
+def scene_from_upload(name: str, data: bytes, as_pair: bool | None = None) -> Scene:
+    """Decode uploaded bytes (raises ``ImageError`` with a message for the user) into a scene."""
+    return scene_from_image(name, load_image(data), as_pair)
+
+
+def scene_from_file(path: str | Path) -> Scene:
+    """A val pair file as a scene (raises ``DataError``)."""
+    photo, label = read_pair(path)
+    return Scene(Path(path).name, np.ascontiguousarray(photo), label, "gallery")
+
+
+def thumbnail(path: str | Path, side: int = 128) -> np.ndarray:
+    """The photo half of a pair file, shrunk to ``side`` pixels high."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            if w == 2 * h:
+                im = im.crop((0, 0, w // 2, h))
+            im.thumbnail((4 * side, side))  # fit the height; keep the aspect
+            return np.asarray(im)
+    except OSError as err:
+        raise DataError(f"{path} is not a readable image: {err}") from None
+
+
+def page_of(items: list, page: int, per_page: int) -> list:
+    """Items of 1-based ``page`` (clamped to the pages there are)."""
+    pages = max(1, -(-len(items) // per_page))
+    page = min(max(1, page), pages)
+    return items[(page - 1) * per_page : page * per_page]
+
+
+def display_scale(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE, nearest: bool = False) -> np.ndarray:
+    """``image`` shrunk to fit ``max_side`` for the screen (NEAREST for masks), else as is."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    s = max_side / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.NEAREST if nearest else Image.BILINEAR))
+
+
+def before_after(before: np.ndarray, after: np.ndarray, reveal: float, line: int = 2) -> np.ndarray:
+    """``after`` on the left ``reveal`` fraction of the width, ``before`` on the rest, a white seam."""
+    if before.shape != after.shape:
+        raise ValueError(f"before {before.shape} and after {after.shape} differ in shape")
+    w = before.shape[1]
+    x = int(round(float(np.clip(reveal, 0.0, 1.0)) * w))
+    out = before.copy()
+    out[:, :x] = after[:, :x]
+    if 0 < x < w:
+        out[:, max(0, x - line // 2) : min(w, x + (line + 1) // 2)] = 255
+    return out
+
+
+def row_normalize(confusion: np.ndarray) -> np.ndarray:
+    """Each row (true class) divided by its total; rows without pixels stay zero."""
+    mat = np.asarray(confusion, dtype=np.float64)
+    rows = mat.sum(1, keepdims=True)
+    return np.divide(mat, rows, out=np.zeros_like(mat), where=rows > 0)
+
+
+def present_classes(confusion: np.ndarray) -> np.ndarray:
+    """Indices of the classes that occur as truth or as prediction."""
+    mat = np.asarray(confusion)
+    return np.flatnonzero((mat.sum(0) + mat.sum(1)) > 0)

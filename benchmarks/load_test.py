@@ -1,0 +1,150 @@
+"""Bounded loopback load test of the Gradio ``/segment`` API.
+
+Starts ``gradio_app.py`` on 127.0.0.1 (a free port), runs ``--clients`` concurrent gradio_client
+clients calling ``/segment`` for ``--seconds``, samples the server's resident memory every second,
+and prints throughput, p50/p95 latency, errors and memory (start, max, end) as a table and JSON.
+Traffic never leaves this machine; clients and duration are capped.
+
+    python benchmarks/load_test.py --clients 20 --seconds 60 --weights weights --image photo.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_CLIENTS, MAX_SECONDS = 50, 300
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
+
+
+def start_server(weights: Path, port: int) -> subprocess.Popen:
+    code = ("import gradio_app as g; g.demo.launch(server_name='127.0.0.1', server_port=%d, "
+            "prevent_thread_lock=False, **g.LAUNCH_KWARGS)" % port)
+    env = {**os.environ, "SEG_WEIGHTS_DIR": str(weights), "GRADIO_ANALYTICS_ENABLED": "False"}
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"the server did not answer at {url} within {timeout:.0f}s")
+
+
+def run(clients: int, seconds: float, weights: Path, image: Path, model: str) -> dict:
+    from gradio_client import Client, handle_file
+
+    clients, seconds = min(clients, MAX_CLIENTS), min(seconds, MAX_SECONDS)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    proc = start_server(weights, port)
+    try:
+        wait_ready(url, proc)
+        memory = [rss_mib(proc.pid)]
+        latencies: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+        stop_at = time.monotonic() + seconds
+
+        def worker() -> None:
+            client = Client(url, verbose=False)
+            while time.monotonic() < stop_at:
+                t0 = time.perf_counter()
+                try:
+                    client.predict(handle_file(str(image)), model, api_name="/segment")
+                    with lock:
+                        latencies.append(time.perf_counter() - t0)
+                except Exception as err:  # noqa: BLE001 - every failure is counted, none stops the test
+                    with lock:
+                        errors.append(f"{type(err).__name__}: {err}")
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+        t_start = time.monotonic()
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            time.sleep(1)
+            memory.append(rss_mib(proc.pid))
+            if time.monotonic() > stop_at + 120:
+                break  # a request hung: report what we have
+        wall = time.monotonic() - t_start
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    lat = sorted(latencies)
+    return {
+        "clients": clients, "seconds": round(wall, 1), "model": model,
+        "image": f"{Image.open(image).width}x{Image.open(image).height}",
+        "requests": len(lat), "errors": len(errors), "first_errors": errors[:3],
+        "throughput_rps": round(len(lat) / wall, 2) if wall else 0.0,
+        "p50_s": round(percentile(lat, 0.50), 3) if lat else None,
+        "p95_s": round(percentile(lat, 0.95), 3) if lat else None,
+        "rss_mib_start": round(memory[0], 1), "rss_mib_max": round(max(memory), 1),
+        "rss_mib_end": round(memory[-1], 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20, help=f"concurrent clients (at most {MAX_CLIENTS})")
+    parser.add_argument("--seconds", type=float, default=60, help=f"duration (at most {MAX_SECONDS})")
+    parser.add_argument("--weights", type=Path, default=ROOT / "weights", help="weights folder to serve")
+    parser.add_argument("--model", default="unet", help="model name sent to /segment")
+    parser.add_argument("--image", type=Path, default=None,
+                        help="photo to send (default: a synthetic 256x512 street-like image)")
+    args = parser.parse_args(argv)
+    image = args.image
+    if image is None:
+        image = Path("/tmp/seg_load_test.png")
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 255, (256, 512, 3), dtype=np.uint8)).save(image)
+    result = run(args.clients, args.seconds, args.weights, image, args.model)
+    for key, value in result.items():
+        print(f"{key:>16}: {value}")
+    print(json.dumps(result))
+    return 0 if result["errors"] == 0 and result["requests"] > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

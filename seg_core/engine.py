@@ -223,7 +223,9 @@ class Trainer:
         self.history: list[dict] = []
         self.net = self.model
         if self.world > 1:
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+            # A frozen encoder leaves parameters without gradients for a while: DDP must know.
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, find_unused_parameters=cfg.freeze_encoder_epochs > 0)
         self.forward = torch.compile(self.net) if cfg.compile else self.net
         if resume:
             self._load_state()
@@ -276,10 +278,15 @@ class Trainer:
             return min(1.0, spent / max(1.0, cfg.time_budget - self._reserve))
         return min(1.0, self.step / (cfg.epochs * self.steps_per_epoch()))
 
-    def _should_stop(self, p: float) -> bool:
+    def _should_stop(self, p: float, step_in_epoch: int) -> bool:
+        """Whether the time budget is spent. One process decides on the host (no device sync);
+        under DDP the processes agree every 8 steps, so they stop on the same step."""
+        if self.world == 1:
+            return p >= 1.0
+        if step_in_epoch % 8:
+            return False
         stop = torch.tensor([1.0 if p >= 1.0 else 0.0], device=self.device)
-        if self.world > 1:
-            dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+        dist.all_reduce(stop, op=dist.ReduceOp.MAX)
         return bool(stop.item())
 
     def run(self) -> dict:
@@ -337,6 +344,8 @@ class Trainer:
         if encoder is not None:
             encoder.requires_grad_(not frozen)
         self.model.train()
+        if frozen:
+            encoder.eval()  # a frozen encoder keeps its BatchNorm statistics too
         loss_sum = torch.zeros((), device=self.device)
         images, n_steps, stopped, p = 0, 0, False, 0.0
         steps = range(self.steps_per_epoch())
@@ -346,7 +355,7 @@ class Trainer:
             steps = tqdm(steps, desc=f"epoch {self.epoch + 1}", unit="step", file=sys.stderr, leave=False)
         for i in steps:
             p = self.progress(wall_start)
-            if cfg.time_budget and self._should_stop(p):
+            if cfg.time_budget and self._should_stop(p, i):
                 stopped = True
                 break
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]

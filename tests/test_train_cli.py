@@ -177,3 +177,25 @@ def test_pack_then_train_from_pack(tiny_data, tmp_path):
                    "--epochs", "1", *TINY)
     assert proc.returncode == 0, proc.stderr
     load_model(tmp_path / "run" / "best.safetensors")
+
+
+def test_init_fine_tunes_with_a_frozen_encoder(tiny_data, tmp_path, weights_dir):
+    init = weights_dir / "unet.safetensors"
+    start = load_model(init)
+    train = load_split(tiny_data / "train")
+    cfg = TrainConfig(epochs=1, batch_size=4, crop=64, final_size=64, final_frac=0, init=str(init),
+                      freeze_encoder_epochs=1)
+    trainer = Trainer(cfg, train, None, tmp_path / "run", log=lambda *_: None)
+    trainer.run()
+    before, after = start.state_dict(), trainer.model.state_dict()
+    encoder = [k for k in before if k.startswith("net.encoder.")]
+    decoder = [k for k in before if not k.startswith("net.encoder.") and before[k].is_floating_point()]
+    assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
+    assert any(not torch.equal(before[k], after[k]) for k in decoder)
+
+
+def test_init_of_another_arch_is_refused(tiny_data, tmp_path, weights_dir):
+    proc = run_cli("train", "--arch", "fcn_resnet50", "--init", str(weights_dir / "unet.safetensors"),
+                   "--data", str(tiny_data / "train"), "--out", str(tmp_path / "o"), "--epochs", "1", *TINY)
+    assert proc.returncode == 2
+    assert "holds a unet model, not fcn_resnet50" in proc.stderr

@@ -202,3 +202,21 @@ def test_no_pickle_anywhere():
         if m
     ]
     assert not offenders, offenders
+
+
+def test_a_failed_write_leaves_the_old_checkpoint_intact(unet, ckpt, monkeypatch):
+    import seg_core.checkpoint as checkpoint
+
+    before = ckpt.read_bytes()
+
+    def crash_midway(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", crash_midway)
+    with pytest.raises(OSError):
+        save_model(unet, ckpt)
+    assert ckpt.read_bytes() == before  # written to a temp file, renamed only when complete
+    assert [p.name for p in ckpt.parent.iterdir()] == [ckpt.name]  # and the temp file is gone
+    load_model(ckpt)

@@ -199,3 +199,15 @@ def test_init_of_another_arch_is_refused(tiny_data, tmp_path, weights_dir):
                    "--data", str(tiny_data / "train"), "--out", str(tmp_path / "o"), "--epochs", "1", *TINY)
     assert proc.returncode == 2
     assert "holds a unet model, not fcn_resnet50" in proc.stderr
+
+
+def test_nearly_full_disk_is_refused_before_training(tiny_data, tmp_path, monkeypatch, capsys):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**40, 2**40 - 2**20, 2**20))
+    code = train_cli.main(["train", "--data", str(tiny_data / "train"), "--out", str(tmp_path / "o"), "--epochs", "1"])
+    assert code == 2
+    assert "only 1 MiB free" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "state.safetensors").exists()

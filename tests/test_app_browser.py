@@ -207,3 +207,23 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_other_pages_render_in_chromium(weights_dir, pairs_dir, tmp_path):
+    """Ground truth, Benchmark and About open from a deep link in a real browser, without an error."""
+    expected = {"ground_truth": "Against the ground truth", "benchmark": "Benchmark",
+                "about": "The architectures"}
+    with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
+        browser = Browser(height=1200)
+        try:
+            for path, heading in expected.items():
+                browser.call("Page.navigate", url=f"{url}/{path}")
+                text = wait_for(lambda: (t := browser.evaluate("document.body.innerText") or "") and heading in t and t,
+                                120, f"the {path} page")
+                assert "Traceback" not in text
+                assert browser.evaluate("document.querySelector('[data-testid=\"stException\"]') === null")
+                browser.screenshot(tmp_path / f"{path}.png")
+                assert (tmp_path / f"{path}.png").stat().st_size > 10_000
+        finally:
+            browser.close()

@@ -205,6 +205,7 @@ def compare(predictor: Predictor, image) -> dict:
         "masks": {n: _resize(p.mask, hw, Image.NEAREST) for n, p in preds.items()},
         "legends": {n: legend(p.mask) for n, p in preds.items()},  # shares from the full-size mask
         "seconds": {n: p.seconds for n, p in preds.items()},
+        "backends": {n: b for n, b in predictor.backends().items() if n in preds},
     }
 
 
@@ -239,7 +240,8 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     legend_part = legend_html(state["legends"][pick], title) if pick else ""
     h, w = state["size"]
     timing = f"Image {w}x{h} px. Inference: " + ", ".join(
-        f"{DISPLAY_NAMES.get(n, n)} {s:.2f} s" for n, s in state["seconds"].items()) + "."
+        f"{DISPLAY_NAMES.get(n, n)} {s:.3f} s ({state.get('backends', {}).get(n, 'PyTorch fp32')})"
+        for n, s in state["seconds"].items()) + "."
     return [slider, legend_part, timing, *(overlays.get(n) for n in names)]
 
 

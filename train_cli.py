@@ -3,6 +3,8 @@
     python train_cli.py train --arch unet --data ../shared/data/cityscapes_pairs/train --out runs/unet --time-budget 120m
     python train_cli.py eval  --weights weights/unet.safetensors --data ../shared/data/cityscapes_pairs/val
     python train_cli.py pack  --data ../shared/data/cityscapes_pairs/train --out packs/train.npz
+    python train_cli.py export --weights weights --format openvino --int8 --check ../shared/data/cityscapes_pairs/val
+    python train_cli.py eval  --weights weights     # every model in the folder, on its fastest backend
 
 Every error a user can cause (missing folder, unknown arch, wrong checkpoint, bad flag) ends with
 one line on stderr and exit code 2, never a traceback.
@@ -96,7 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-limit", type=positive_int, default=None, help="use only the first N val pairs")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    e.add_argument("--weights", required=True, help="checkpoint (.safetensors, Hub folder or hf://org/name)")
+    e.add_argument("--weights", required=True,
+                   help="checkpoint (.safetensors, exported .onnx / .xml, Hub folder or hf://org/name), or a "
+                        "weights folder: every model in it, each on its fastest backend (see --backend)")
+    e.add_argument("--backend", choices=("auto", "pytorch"), default="auto",
+                   help="for a weights folder: 'auto' uses the exported int8/ONNX files when present")
     e.add_argument("--data", type=Path, default=DEFAULT_DATA / "val", help="pairs folder or .npz pack")
     e.add_argument("--arch", choices=ARCH_CHOICES, default=None, help="fail unless the checkpoint is this arch")
     e.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
@@ -105,6 +111,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the confusion matrix here (.csv; a row-normalised .html plot beside it)")
     e.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
     e.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+
+    x = sub.add_parser("export", help="export checkpoints for the fast CPU path (ONNX Runtime / OpenVINO, int8)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    x.add_argument("--weights", type=Path, required=True,
+                   help="a .safetensors checkpoint, or a folder: each of its unet / fcn_vgg16 / fcn_resnet50")
+    x.add_argument("--format", choices=("onnx", "openvino"), default="openvino", help="file format and runtime")
+    x.add_argument("--int8", action="store_true", help="quantise to int8 (static, calibrated on --calib)")
+    x.add_argument("--calib", type=Path, default=DEFAULT_DATA / "train",
+                   help="pairs folder or pack whose photos calibrate the int8 ranges (train split)")
+    x.add_argument("--calib-count", type=positive_int, default=128, help="calibration images (random, seeded)")
+    x.add_argument("--calib-method", choices=("minmax", "percentile", "entropy"), default="minmax",
+                   help="how activation ranges are set from the calibration images")
+    x.add_argument("--keep-float", action="append", default=[], metavar="SUBSTRING",
+                   help="keep ONNX nodes whose name contains this in float (repeatable), e.g. /head/")
+    x.add_argument("--check", type=Path, default=None,
+                   help="val pairs folder or pack: report mIoU of the export against the PyTorch original "
+                        "and the share of pixels whose class agrees")
+    x.add_argument("--check-limit", type=positive_int, default=None, help="check on the first N pairs only")
+    x.add_argument("--out", type=Path, default=None, help="output folder (default: beside the checkpoint)")
+    x.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
 
     p = sub.add_parser("pack", help="pack a pairs folder into one .npz file",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -180,27 +206,126 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _load_any(weights: str, arch: str | None = None):
+    """A PyTorch model from a checkpoint, or a FastModel from an exported .onnx / .xml file."""
+    from seg_core.checkpoint import CheckpointError, load_model
+    from seg_core.fast import FastModelError, load_fast
+
+    if Path(weights).suffix in (".onnx", ".xml"):
+        try:
+            model = load_fast(weights)
+        except FastModelError as err:
+            raise UsageError(str(err)) from None
+        if arch is not None and model.config.arch != arch:
+            raise CheckpointError(f"{weights} holds a {model.config.arch} model, not {arch}")
+        return model
+    return load_model(weights, arch=arch)
+
+
+def _weights_folder_models(folder: Path, backend: str) -> dict | None:
+    """The models of a weights folder (None when ``folder`` is a single Hub-layout checkpoint)."""
+    from seg_core.checkpoint import HUB_WEIGHTS
+    from seg_core.predictor import Predictor
+
+    if not folder.is_dir() or (folder / HUB_WEIGHTS).is_file():
+        return None
+    pred = Predictor.from_dir(folder, backend=backend)
+    for name, why in {**pred.notes, **pred.missing}.items():
+        print(f"{name}: {why}", file=sys.stderr)
+    if not pred.models:
+        raise UsageError(f"{folder} holds no model checkpoint (unet / fcn_vgg16 / fcn_resnet50 .safetensors)")
+    return pred.models
+
+
 def cmd_eval(args) -> int:
+    import time
+
+    import torch
+
+    from seg_core.data import load_split
+    from seg_core.engine import evaluate
+    from seg_core.predictor import backend_label
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = _weights_folder_models(Path(args.weights), args.backend)
+    if models is None:
+        models = {"model": _load_any(args.weights, arch=args.arch)}
+    elif args.arch:
+        models = {n: m for n, m in models.items() if n == args.arch}
+    images, labels = load_split(args.data, limit=args.limit)
+    results = {}
+    for key, model in models.items():
+        t0 = time.perf_counter()
+        metrics, mat = evaluate(model, images, labels, batch_size=args.batch_size, progress=True)
+        seconds = time.perf_counter() - t0
+        cfg = model.config
+        print(f"{cfg.arch} ({cfg.encoder}, {backend_label(model)}) on {args.data} "
+              f"({len(images)} pairs, {labels.shape[-1]}x{labels.shape[-2]}, {seconds:.1f} s)")
+        print(f"pixel acc {metrics['pixel_acc']:.4f}  class acc {metrics['class_acc']:.4f}  mIoU {metrics['miou']:.4f}")
+        for name, iou in metrics["iou"].items():
+            print(f"  {name:<14} {iou:.4f}")
+        results[cfg.arch if key != "model" else key] = {**metrics, "backend": backend_label(model), "seconds": seconds}
+        if args.confusion:
+            out = args.confusion if len(models) == 1 else args.confusion.with_name(f"{cfg.arch}_{args.confusion.name}")
+            write_confusion(mat, cfg.class_names, out)
+    if args.json:
+        args.json.write_text(json.dumps(results["model"] if "model" in results else results, indent=1))
+    return 0
+
+
+def cmd_export(args) -> int:
+    import tempfile
+
     import torch
 
     from seg_core.checkpoint import load_model
     from seg_core.data import load_split
-    from seg_core.engine import evaluate
+    from seg_core.engine import compare_models
+    from seg_core.fast import calibration_batches, export_onnx, load_fast, quantize_onnx, to_openvino
+    from seg_core.predictor import MODEL_NAMES
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model(args.weights, arch=args.arch)
-    images, labels = load_split(args.data, limit=args.limit)
-    metrics, mat = evaluate(model, images, labels, batch_size=args.batch_size, progress=True)
-    cfg = model.config
-    print(f"{cfg.arch} ({cfg.encoder}) on {args.data} ({len(images)} pairs, {labels.shape[-1]}x{labels.shape[-2]})")
-    print(f"pixel acc {metrics['pixel_acc']:.4f}  class acc {metrics['class_acc']:.4f}  mIoU {metrics['miou']:.4f}")
-    for name, iou in metrics["iou"].items():
-        print(f"  {name:<14} {iou:.4f}")
-    if args.json:
-        args.json.write_text(json.dumps(metrics, indent=1))
-    if args.confusion:
-        write_confusion(mat, cfg.class_names, args.confusion)
+    if args.weights.is_dir():
+        sources = [p for n in MODEL_NAMES if (p := args.weights / f"{n}.safetensors").is_file()]
+        if not sources:
+            raise UsageError(f"{args.weights} holds no unet / fcn_vgg16 / fcn_resnet50 .safetensors checkpoint")
+    elif args.weights.is_file():
+        sources = [args.weights]
+    else:
+        raise UsageError(f"--weights {args.weights} does not exist")
+    if args.keep_float and not args.int8:
+        raise UsageError("--keep-float only applies with --int8")
+    out_dir = args.out or (args.weights if args.weights.is_dir() else args.weights.parent)
+    _check_writable(out_dir)
+    calib_images = load_split(args.calib, limit=None)[0] if args.int8 else None
+    check = load_split(args.check, limit=args.check_limit) if args.check else None
+    for source in sources:
+        model = load_model(source)
+        cfg = model.config
+        suffix = (".int8" if args.int8 else "") + (".xml" if args.format == "openvino" else ".onnx")
+        target = out_dir / f"{cfg.arch}{suffix}"
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
+            onnx_path = export_onnx(model, Path(tmp) / "fp32.onnx", source=source)
+            if args.int8:
+                batches = calibration_batches(calib_images, cfg, count=args.calib_count)
+                onnx_path = quantize_onnx(onnx_path, Path(tmp) / "int8.onnx", batches,
+                                          keep_float=tuple(args.keep_float), method=args.calib_method)
+            if args.format == "openvino":
+                to_openvino(onnx_path, Path(tmp) / "model.xml")
+                for ext in (".xml", ".bin"):  # the pair replaces the old one only when both are written
+                    (Path(tmp) / f"model{ext}").replace(target.with_suffix(ext))
+            else:
+                onnx_path.replace(target)
+        size = sum(p.stat().st_size for p in (target, target.with_suffix(".bin")) if p.is_file())
+        print(f"{source} -> {target} ({size / 2**20:.1f} MiB)")
+        if check is not None:
+            report = compare_models(model, load_fast(target), *check, progress=True)
+            print(f"  check on {args.check} ({len(check[0])} pairs): mIoU {report['reference']['miou']:.4f} (PyTorch) "
+                  f"-> {report['exported']['miou']:.4f} ({report['miou_delta']:+.4f}), pixel acc "
+                  f"{report['reference']['pixel_acc']:.4f} -> {report['exported']['pixel_acc']:.4f}, "
+                  f"masks agree on {100 * report['agreement']:.2f}% of pixels")
     return 0
 
 
@@ -232,18 +357,19 @@ def cmd_pack(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "pack": cmd_pack}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "pack": cmd_pack}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from seg_core.checkpoint import CheckpointError
     from seg_core.data import DataError
+    from seg_core.fast import FastModelError
     from seg_core.models import OfflineError
 
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, DataError, CheckpointError, OfflineError) as err:
+    except (UsageError, DataError, CheckpointError, OfflineError, FastModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ if not pred.models:
     st.stop()
 
 weights = common.weights_key()
-recorded = {n: common.checkpoint_metrics(str(p), p.stat().st_mtime) for n, p in pred.paths.items()}
+recorded = {n: dict(m.config.metrics or {}) for n, m in pred.models.items()}  # saved with each model's config
 
 st.markdown("#### Recompute on the validation folder")
 limit = st.number_input("Images (0 = all)", min_value=0, value=0, step=50, key="bench_limit",

@@ -37,7 +37,8 @@ from segmentation_models_pytorch.losses import DiceLoss
 from .checkpoint import CheckpointError, load_model, read_tensors, save_model, save_tensors
 from .config import ModelConfig
 from .metrics import ConfusionMatrix, summarize
-from .models import SegmentationModel, build_model
+from .models import SegmentationModel, build_model, model_device
+from .inference import classes
 from .palette import IGNORE_INDEX, NUM_CLASSES
 from .transforms import Augment, augment_batch, normalize
 
@@ -113,34 +114,65 @@ class EMA:
 
 
 @torch.inference_mode()
-def evaluate(model: SegmentationModel, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16,
-             progress: bool = False) -> tuple[dict, np.ndarray]:
-    """Metrics of ``model`` on uint8 ``images``/``labels`` at the labels' resolution.
+def predict_batches(model, images: torch.Tensor, out_hw: tuple[int, int], batch_size: int = 16,
+                    progress: str | None = None):
+    """Yield ``(start, N x H x W train ids)`` for uint8 ``images``, batch by batch, at ``out_hw``.
 
-    Images are resized to the model's ``input_size`` and logits back to the label size, exactly as
-    ``seg_core.inference.predict`` does for a single photo.
+    Images are resized to the model's ``input_size`` and logits back to ``out_hw``, exactly as
+    ``seg_core.inference.predict`` does for a single photo. ``progress`` names a tqdm bar.
     """
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     cfg = model.config
-    cm = ConfusionMatrix(cfg.num_classes)
-    batches = range(0, len(images), batch_size)
+    starts = range(0, len(images), batch_size)
     if progress:
         from tqdm import tqdm
 
-        batches = tqdm(batches, desc=f"eval {cfg.arch}", unit="batch", file=sys.stderr)
-    for i in batches:
+        starts = tqdm(starts, desc=progress, unit="batch", file=sys.stderr)
+    for i in starts:
         x = normalize(images[i : i + batch_size].to(device), cfg.mean, cfg.std)
-        y = labels[i : i + batch_size].to(device)
         size = tuple(cfg.input_size) if cfg.input_size else x.shape[-2:]
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        if hasattr(model, "masks"):  # a FastModel: upsampling and argmax run inside its runtime
+            yield i, model.masks(x, tuple(out_hw)).long()
+            continue
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(x.contiguous(memory_format=torch.channels_last))
-        if tuple(logits.shape[-2:]) != tuple(y.shape[-2:]):
-            logits = F.interpolate(logits.float(), size=y.shape[-2:], mode="bilinear", align_corners=False)
-        cm.update(logits.argmax(1), y)
+        if tuple(logits.shape[-2:]) != tuple(out_hw):
+            logits = F.interpolate(logits.float(), size=tuple(out_hw), mode="bilinear", align_corners=False)
+        yield i, classes(logits)
+
+
+def evaluate(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16,
+             progress: bool = False) -> tuple[dict, np.ndarray]:
+    """Metrics of ``model`` (PyTorch or ``FastModel``) on uint8 ``images``/``labels`` at the
+    labels' resolution."""
+    cfg = model.config
+    cm = ConfusionMatrix(cfg.num_classes)
+    bar = f"eval {cfg.arch}" if progress else None
+    for i, pred in predict_batches(model, images, labels.shape[-2:], batch_size, bar):
+        cm.update(pred, labels[i : i + len(pred)].to(pred.device))
     return summarize(cm.mat.numpy(), cfg.class_names), cm.mat.numpy()
+
+
+def compare_models(reference, other, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16,
+                   progress: bool = False) -> dict:
+    """Val metrics of two models of one config (e.g. fp32 and its int8 export) and the share of
+    pixels on which their masks agree."""
+    cms = [ConfusionMatrix(reference.config.num_classes) for _ in range(2)]
+    agree = 0
+    bar = f"compare {reference.config.arch}" if progress else None
+    runs = [predict_batches(reference, images, labels.shape[-2:], batch_size, bar),
+            predict_batches(other, images, labels.shape[-2:], batch_size)]
+    for (i, a), (_, b) in zip(*runs):
+        y = labels[i : i + len(a)]
+        cms[0].update(a.cpu(), y)
+        cms[1].update(b.cpu(), y)
+        agree += int((a.cpu() == b.cpu()).sum())
+    ref, exp = (summarize(c.mat.numpy(), reference.config.class_names) for c in cms)
+    return {"reference": ref, "exported": exp, "agreement": agree / labels.numel(),
+            "miou_delta": exp["miou"] - ref["miou"]}
 
 
 def _dist_info() -> tuple[int, int]:

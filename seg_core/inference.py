@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .models import SegmentationModel
+from .models import SegmentationModel, model_device
 from .palette import CLASS_NAMES
 from .transforms import normalize
 
@@ -120,16 +120,33 @@ def _prepare(image: np.ndarray, model: SegmentationModel, device) -> tuple[torch
     return x, (h, w)
 
 
+def classes(logits: torch.Tensor) -> torch.Tensor:
+    """``N x H x W`` argmax over the classes of ``N x C x H x W`` logits. On the CPU, argmax over
+    dim 1 of a contiguous NCHW tensor is ~10x slower than over channels-last memory (measured:
+    24 ms against 2.6 ms for 19 x 256 x 512), so the logits are laid out channels-last first."""
+    return logits.contiguous(memory_format=torch.channels_last).argmax(1)
+
+
 def _to_mask(logits: torch.Tensor, crop: tuple[int, int] | None, out_hw: tuple[int, int]) -> np.ndarray:
     if crop is not None:
         logits = logits[..., : crop[0], : crop[1]]
     if tuple(logits.shape[-2:]) == out_hw:
-        return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        return classes(logits)[0].to(torch.uint8).cpu().numpy()
     if out_hw[0] * out_hw[1] <= MAX_LOGIT_PIXELS:
         up = F.interpolate(logits.float(), size=out_hw, mode="bilinear", align_corners=False)
-        return up.argmax(1)[0].to(torch.uint8).cpu().numpy()
-    small = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        return classes(up)[0].to(torch.uint8).cpu().numpy()
+    small = classes(logits)[0].to(torch.uint8).cpu().numpy()
     return np.asarray(Image.fromarray(small).resize(out_hw[::-1], Image.NEAREST))
+
+
+def _mask(model, x: torch.Tensor, crop, out_hw: tuple[int, int]) -> np.ndarray:
+    """The mask at ``out_hw``; a ``FastModel`` upsamples and takes the argmax in its runtime."""
+    if crop is None and hasattr(model, "masks"):
+        if out_hw[0] * out_hw[1] <= MAX_LOGIT_PIXELS:
+            return model.masks(x, out_hw)[0].numpy()
+        small = model.masks(x, tuple(x.shape[-2:]))[0].numpy()
+        return np.asarray(Image.fromarray(small).resize(out_hw[::-1], Image.NEAREST))
+    return _to_mask(model(x), crop, out_hw)
 
 
 @torch.inference_mode()
@@ -137,9 +154,8 @@ def predict(model: SegmentationModel, image) -> np.ndarray:
     """The ``H x W`` uint8 mask of train ids for ``image`` (anything ``load_image`` accepts)."""
     rgb = load_image(image)  # for a contiguous HxWx3 uint8 array this is a no-copy pass-through
     model.eval()
-    device = next(model.parameters()).device
-    x, crop = _prepare(rgb, model, device)
-    return _to_mask(model(x), crop, rgb.shape[:2])
+    x, crop = _prepare(rgb, model, model_device(model))
+    return _mask(model, x, crop, rgb.shape[:2])
 
 
 @dataclass
@@ -159,12 +175,12 @@ def predict_many(models: dict[str, SegmentationModel], image) -> dict[str, Predi
         model.eval()
         t0 = time.perf_counter()
         cfg = model.config
-        device = next(model.parameters()).device
+        device = model_device(model)
         key = (tuple(cfg.input_size) if cfg.input_size else None, cfg.mean, cfg.std, str(device))
         if key not in prepared:
             prepared[key] = _prepare(rgb, model, device)
         x, crop = prepared[key]
-        mask = _to_mask(model(x), crop, rgb.shape[:2])
+        mask = _mask(model, x, crop, rgb.shape[:2])
         out[name] = Prediction(mask, time.perf_counter() - t0)
     return out
 

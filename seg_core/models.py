@@ -88,5 +88,15 @@ def build_model(cfg: ModelConfig | dict | None = None, **overrides) -> Segmentat
     return SegmentationModel(net, cfg)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model) -> int:
+    """Parameters of a PyTorch model, or the count an exported ``FastModel`` recorded."""
+    if isinstance(model, nn.Module):
+        return sum(p.numel() for p in model.parameters())
+    return int(model.num_parameters)
+
+
+def model_device(model) -> torch.device:
+    """Where a model's inputs must live: a PyTorch model's parameters, or a ``FastModel``'s CPU."""
+    if isinstance(model, nn.Module):
+        return next(model.parameters()).device
+    return model.device

@@ -1,23 +1,34 @@
-"""One entry point for the apps: the shipped models of ``weights/``, loaded once, compared on a photo.
+"""One entry point for the apps and ``eval``: the shipped models of ``weights/``, loaded once.
 
-``Predictor.from_dir("weights")`` loads whichever of ``unet``, ``fcn_vgg16`` and ``fcn_resnet50``
-has a checkpoint (``weights/<name>.safetensors``) and records, for each that has none or a broken
-one, why, and the command that trains it, so a UI can show the others and explain the gap.
+``Predictor.from_dir("weights")`` loads, for each of ``unet``, ``fcn_vgg16`` and ``fcn_resnet50``,
+the fastest backend it finds:
+
+1. ``weights/<name>.int8.xml`` (OpenVINO int8), then ``<name>.xml``, ``<name>.int8.onnx`` and
+   ``<name>.onnx`` (ONNX Runtime), when its runtime is installed and the file was exported from
+   the ``<name>.safetensors`` beside it (a stale export is skipped, with a note);
+2. otherwise ``weights/<name>.safetensors`` in PyTorch.
+
+``backend="pytorch"`` (or ``SEG_BACKEND=pytorch`` in the environment) always uses PyTorch. For a
+model that has no usable file the predictor records why and the command that trains it, so a UI
+can show the others and explain the gap.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .checkpoint import CheckpointError, load_model
+from .fast import FastModel, FastModelError, find_fast, load_fast
 from .inference import Prediction, predict_many
 from .models import SegmentationModel
 
 MODEL_NAMES = ("unet", "fcn_vgg16", "fcn_resnet50")
 DISPLAY_NAMES = {"unet": "U-Net", "fcn_vgg16": "FCN-VGG16", "fcn_resnet50": "FCN-ResNet50"}
+BACKENDS = ("auto", "pytorch")
 
 
 def train_command(name: str) -> str:
@@ -25,19 +36,30 @@ def train_command(name: str) -> str:
             f"cp runs/{name}/best.safetensors weights/{name}.safetensors")
 
 
+def backend_label(model) -> str:
+    """'PyTorch fp32', 'OpenVINO int8', ... for captions and benchmark tables."""
+    return model.label if isinstance(model, FastModel) else "PyTorch fp32"
+
+
 @dataclass
 class Predictor:
-    models: dict[str, SegmentationModel] = field(default_factory=dict)
+    models: dict[str, SegmentationModel | FastModel] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # name → why it is not available
-    paths: dict[str, Path] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)  # name → the file the model was loaded from
+    notes: dict[str, str] = field(default_factory=dict)  # name → why the fast file was not used
 
     @classmethod
     def from_dir(cls, weights_dir: str | Path = "weights", names: tuple[str, ...] = MODEL_NAMES,
-                 device: str | torch.device = "cpu") -> "Predictor":
+                 device: str | torch.device = "cpu", backend: str | None = None) -> "Predictor":
         weights_dir = Path(weights_dir)
+        backend = backend or os.environ.get("SEG_BACKEND", "auto")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         self = cls()
         for name in names:
             path = weights_dir / f"{name}.safetensors"
+            if backend == "auto" and torch.device(device).type == "cpu" and self._load_fast(weights_dir, name, path):
+                continue
             if not path.is_file():
                 self.missing[name] = f"no weights at {path}; train them with: {train_command(name)}"
                 continue
@@ -47,6 +69,26 @@ class Predictor:
             except CheckpointError as err:
                 self.missing[name] = f"{err}; retrain with: {train_command(name)}"
         return self
+
+    def _load_fast(self, weights_dir: Path, name: str, source: Path) -> bool:
+        fast, why = find_fast(weights_dir, name, source if source.is_file() else None)
+        if fast is None:
+            if why:
+                self.notes[name] = why
+            return False
+        try:
+            model = load_fast(fast)
+        except FastModelError as err:
+            self.notes[name] = f"{err}; using PyTorch"
+            return False
+        if model.config.arch != name:
+            self.notes[name] = f"{fast.name} holds a {model.config.arch} model, not {name}"
+            return False
+        self.models[name], self.paths[name] = model, fast
+        return True
+
+    def backends(self) -> dict[str, str]:
+        return {name: backend_label(model) for name, model in self.models.items()}
 
     def predict(self, image, names: tuple[str, ...] | None = None) -> dict[str, Prediction]:
         """Masks of the chosen (default: all loaded) models for one image."""

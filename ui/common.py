@@ -14,13 +14,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from seg_core.checkpoint import CheckpointError, read_config
 from seg_core.data import DataError, list_pairs
+from seg_core.fast import FAST_SUFFIXES
 from seg_core.inference import ImageError, Prediction, load_image
 from seg_core.metrics import ConfusionMatrix, summarize
 from seg_core.models import count_parameters
 from seg_core.palette import CLASS_NAMES, NUM_CLASSES, colorize
-from seg_core.predictor import DISPLAY_NAMES, MODEL_NAMES, Predictor, train_command
+from seg_core.predictor import DISPLAY_NAMES, MODEL_NAMES, Predictor, backend_label, train_command
 from seg_core.viz import png_bytes
 
 from . import scenes
@@ -51,7 +51,8 @@ def weights_key() -> str:
     """The weights folder and its checkpoints' modification times: a checkpoint copied in while
     the app runs is loaded at the next rerun, and cached masks of the old one are not reused."""
     folder = scenes.weights_dir()
-    stamps = [f"{n}:{p.stat().st_mtime_ns}" for n in MODEL_NAMES if (p := folder / f"{n}.safetensors").is_file()]
+    files = [folder / f"{n}{suffix}" for n in MODEL_NAMES for suffix in (".safetensors", *FAST_SUFFIXES)]
+    stamps = [f"{p.name}:{p.stat().st_mtime_ns}" for p in files if p.is_file()]
     return f"{folder}|{','.join(stamps)}"
 
 
@@ -240,15 +241,6 @@ def metrics_row(name: str, metrics: dict) -> dict:
 
 # --- benchmark ------------------------------------------------------------------------------------
 
-@st.cache_data(max_entries=16)
-def checkpoint_metrics(path: str, mtime: float) -> dict:
-    """Val metrics recorded in a checkpoint's config ({} when none were recorded)."""
-    try:
-        return dict(read_config(path).metrics or {})
-    except CheckpointError:
-        return {}
-
-
 @st.cache_data(max_entries=16, show_spinner="Measuring CPU latency…")
 def model_facts(weights: str, name: str, side: int = 256) -> dict:
     """Parameters, file size and median CPU latency of one forward pass on a ``side`` square
@@ -262,8 +254,10 @@ def model_facts(weights: str, name: str, side: int = 256) -> dict:
             t0 = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - t0)
-    return {"model": DISPLAY_NAMES[name], "parameters (M)": count_parameters(model) / 1e6,
-            "file (MB)": path.stat().st_size / 1e6, f"CPU ms ({side}x{side})": 1000 * float(np.median(times[1:]))}
+    size = sum(p.stat().st_size for p in (path, path.with_suffix(".bin")) if p.is_file())  # OpenVINO: .xml + .bin
+    return {"model": DISPLAY_NAMES[name], "backend": backend_label(model),
+            "parameters (M)": count_parameters(model) / 1e6, "file (MB)": size / 1e6,
+            f"CPU ms ({side}x{side})": 1000 * float(np.median(times[1:]))}
 
 
 def evaluate_with_progress(pred: Predictor, folder: Path, limit: int, batch: int = 8) -> dict[str, tuple[dict, np.ndarray]]:

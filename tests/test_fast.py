@@ -1,0 +1,195 @@
+"""seg_core.fast and ``train_cli.py export``: ONNX / OpenVINO exports agree with PyTorch, int8
+files are calibrated and picked by the Predictor, stale or broken exports fall back to PyTorch."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seg_core.checkpoint import load_model, save_model
+from seg_core.engine import compare_models
+from seg_core.fast import (FastModelError, calibration_batches, export_onnx, file_sha256, find_fast, load_fast,
+                           quantize_onnx, to_openvino)
+from seg_core.inference import classes, predict_many
+from seg_core.models import build_model
+from seg_core.predictor import MODEL_NAMES, Predictor
+from tests.conftest import ARCHS, ROOT, synthetic_pair
+from train_cli import main
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("openvino")
+
+
+def photos(n: int = 4, h: int = 64) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(synthetic_pair(h, seed=100 + i)[0]).permute(2, 0, 1) for i in range(n)])
+
+
+def labels_like(images: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(len(images), *images.shape[-2:], dtype=torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def exported(weights_dir, tmp_path_factory):
+    """fp32 ONNX and OpenVINO exports of the three tiny random-weight models."""
+    out = tmp_path_factory.mktemp("exported")
+    files = {}
+    for arch in ARCHS:
+        source = weights_dir / f"{arch}.safetensors"
+        onnx_path = export_onnx(load_model(source), out / f"{arch}.onnx", source=source)
+        files[arch] = (onnx_path, to_openvino(onnx_path, out / f"{arch}.xml"))
+    return files
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_fp32_exports_agree_with_pytorch(weights_dir, exported, arch, fmt):
+    model = load_model(weights_dir / f"{arch}.safetensors")
+    fast = load_fast(exported[arch][0 if fmt == "onnx" else 1])
+    assert fast.backend == ("onnxruntime" if fmt == "onnx" else "openvino") and fast.precision == "fp32"
+    assert fast.config == model.config
+    images = photos()
+    report = compare_models(model, fast, images, labels_like(images), batch_size=3)
+    assert report["agreement"] >= 0.999
+    with torch.inference_mode():
+        x = torch.randn(2, 3, 64, 64)
+        torch.testing.assert_close(fast(x), model(x), atol=2e-3, rtol=1e-3)
+
+
+def test_export_records_config_parameters_and_source(weights_dir, exported):
+    fast = load_fast(exported["fcn_resnet50"][1])
+    assert fast.meta["source_sha256"] == file_sha256(weights_dir / "fcn_resnet50.safetensors")
+    assert fast.num_parameters == sum(p.numel() for p in load_model(weights_dir / "fcn_resnet50.safetensors").parameters())
+    assert fast.label == "OpenVINO fp32" and load_fast(exported["unet"][0]).label == "ONNX Runtime fp32"
+
+
+def test_openvino_in_graph_masks_match_upsampled_logits(exported):
+    """The upsampling + argmax added to the OpenVINO graph equals doing them in PyTorch."""
+    fast = load_fast(exported["unet"][1])
+    x = torch.randn(2, 3, 64, 64)
+    for out_hw in [(64, 64), (64, 128), (150, 97)]:
+        logits = F.interpolate(fast(x), size=out_hw, mode="bilinear", align_corners=False)
+        masks = fast.masks(x, out_hw)
+        assert masks.shape == (2, *out_hw) and masks.dtype == torch.uint8
+        assert (masks.long() == classes(logits)).float().mean() >= 0.999
+
+
+def test_int8_quantisation_shrinks_and_keeps_float_where_asked(weights_dir, exported, tmp_path):
+    model = load_model(weights_dir / "unet.safetensors")
+    batches = calibration_batches(photos(8), model.config, count=8)
+    assert len(batches) == 8 and batches[0].shape == (1, 3, 64, 64)
+    int8 = quantize_onnx(exported["unet"][0], tmp_path / "unet.int8.onnx", batches)
+    assert int8.stat().st_size < exported["unet"][0].stat().st_size / 3
+    fast = load_fast(int8)
+    assert fast.precision == "int8" and fast.meta["source_sha256"] == file_sha256(weights_dir / "unet.safetensors")
+    kept = quantize_onnx(exported["unet"][0], tmp_path / "kept.int8.onnx", batches, keep_float=("segmentation_head",))
+    import onnx
+
+    def float_convs(path):
+        graph = onnx.load(str(path)).graph
+        quantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+        return {n.name for n in graph.node if n.op_type == "Conv" and n.input[1] not in quantized}  # float weights
+
+    assert not any("segmentation_head" in n for n in float_convs(int8))
+    assert any("segmentation_head" in n for n in float_convs(kept))
+
+
+def test_export_cli_writes_int8_openvino_files_the_predictor_prefers(weights_dir, pairs_dir, tmp_path, capsys):
+    folder = tmp_path / "weights"
+    shutil.copytree(weights_dir, folder)
+    assert main(["export", "--weights", str(folder), "--int8", "--calib", str(pairs_dir), "--calib-count", "4",
+                 "--check", str(pairs_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("masks agree on") == 3
+    for arch in ARCHS:
+        assert (folder / f"{arch}.int8.xml").is_file() and (folder / f"{arch}.int8.bin").is_file()
+    assert not list(folder.glob(".export-*"))  # the temp folder is gone
+    pred = Predictor.from_dir(folder)
+    assert pred.backends() == {n: "OpenVINO int8" for n in MODEL_NAMES}
+    assert Predictor.from_dir(folder, backend="pytorch").backends() == {n: "PyTorch fp32" for n in MODEL_NAMES}
+    photo = synthetic_pair(64, seed=3)[0]
+    big = np.concatenate([photo, photo], axis=1)
+    for name, p in pred.predict(big).items():
+        assert p.mask.shape == (64, 128) and p.mask.dtype == np.uint8 and p.mask.max() < 19, name
+
+
+def test_predictor_skips_stale_and_broken_exports(weights_dir, exported, tmp_path, monkeypatch):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for arch in ARCHS:
+        shutil.copy(weights_dir / f"{arch}.safetensors", folder)
+    shutil.copy(exported["unet"][0], folder / "unet.onnx")
+    for ext in (".xml", ".bin"):
+        shutil.copy(exported["fcn_vgg16"][1].with_suffix(ext), folder / f"fcn_vgg16{ext}")
+    (folder / "fcn_resnet50.int8.xml").write_text("<net>not a model</net>")
+    (folder / "fcn_resnet50.int8.bin").write_bytes(b"\0" * 10)
+    # the U-Net is retrained: its ONNX file no longer matches the checkpoint
+    torch.manual_seed(1)
+    save_model(build_model(arch="unet", input_size=(64, 64)), folder / "unet.safetensors", half=True)
+    pred = Predictor.from_dir(folder)
+    assert pred.backends() == {"unet": "PyTorch fp32", "fcn_vgg16": "OpenVINO fp32", "fcn_resnet50": "PyTorch fp32"}
+    assert "exported from another checkpoint" in pred.notes["unet"]
+    assert "fcn_resnet50" in pred.notes and not pred.missing
+    monkeypatch.setenv("SEG_BACKEND", "pytorch")
+    assert set(Predictor.from_dir(folder).backends().values()) == {"PyTorch fp32"}
+    assert find_fast(folder, "unet", folder / "unet.safetensors")[0] is None
+
+
+def test_load_fast_refuses_bad_files(tmp_path):
+    for name, data in [("x.onnx", b"garbage"), ("y.txt", b"")]:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(FastModelError):
+            load_fast(tmp_path / name)
+    (tmp_path / "z.xml").write_text("<net/>")
+    with pytest.raises(FastModelError, match=r"z\.bin is missing"):
+        load_fast(tmp_path / "z.xml")
+    with pytest.raises(FastModelError, match="does not exist"):
+        load_fast(tmp_path / "none.onnx")
+
+
+def test_export_cli_errors_are_one_line(weights_dir, tmp_path, capsys):
+    assert main(["export", "--weights", str(tmp_path / "nope")]) == 2
+    assert main(["export", "--weights", str(tmp_path)]) == 2  # a folder without checkpoints
+    assert main(["export", "--weights", str(weights_dir / "unet.safetensors"), "--keep-float", "head",
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+
+
+def test_eval_cli_on_a_weights_folder_uses_each_models_fast_file(weights_dir, exported, pairs_dir, tmp_path, capsys):
+    folder = tmp_path / "weights"
+    shutil.copytree(weights_dir, folder)
+    for ext in (".xml", ".bin"):
+        shutil.copy(exported["unet"][1].with_suffix(ext), folder / f"unet{ext}")
+    assert main(["eval", "--weights", str(folder), "--data", str(pairs_dir), "--json", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "unet (resnet18, OpenVINO fp32)" in out and "fcn_vgg16 (vgg16_bn, PyTorch fp32)" in out
+    import json
+
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert set(metrics) == set(ARCHS) and metrics["unet"]["backend"] == "OpenVINO fp32"
+    assert main(["eval", "--weights", str(exported["unet"][1]), "--data", str(pairs_dir)]) == 0
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_shipped_int8_files_agree_with_their_fp32_checkpoints(real_data, name):
+    """On real val photos the shipped int8 model and its fp32 checkpoint agree on >= 98% of pixels."""
+    weights = ROOT / "weights"
+    fast_path, why = find_fast(weights, name, weights / f"{name}.safetensors")
+    if fast_path is None or not fast_path.name.endswith(".int8.xml"):
+        pytest.skip(f"no current int8 export of {name} in weights/ ({why or 'not exported'})")
+    from seg_core.data import load_split
+
+    images, labels = load_split(real_data / "val", limit=16)
+    report = compare_models(load_model(weights / f"{name}.safetensors"), load_fast(fast_path), images, labels)
+    assert report["agreement"] >= 0.98
+    assert report["miou_delta"] > -0.02  # 16 images are noisy; the whole-val figure is in the model card
+
+
+def test_predict_many_mixes_backends(weights_dir, exported):
+    models = {"unet": load_fast(exported["unet"][1]), "fcn_vgg16": load_model(weights_dir / "fcn_vgg16.safetensors")}
+    out = predict_many(models, synthetic_pair(64, seed=5)[0])
+    assert set(out) == {"unet", "fcn_vgg16"} and all(p.mask.shape == (64, 64) and p.seconds > 0 for p in out.values())

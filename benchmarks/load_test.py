@@ -34,6 +34,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen, grace: float = 10) -> None:
+    """Terminate a child process, and kill it if it has not exited after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -107,11 +117,7 @@ def run(clients: int, seconds: float, weights: Path, image: Path, model: str) ->
                 break  # a request hung: report what we have
         wall = time.monotonic() - t_start
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     lat = sorted(latencies)
     return {
         "clients": clients, "seconds": round(wall, 1), "model": model,

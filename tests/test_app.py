@@ -377,3 +377,27 @@ def test_about_page(env):
     assert len(at.get("graphviz_chart")) == 2
     assert "--arch unet --data ../shared/data/cityscapes_pairs/train" in texts(at.code)
     assert "may not be redistributed" in texts(at.markdown)
+
+
+def test_pages_show_the_backend_of_each_model(env, monkeypatch, weights_dir, tmp_path):
+    """With an exported OpenVINO U-Net beside the checkpoints, Compare and Benchmark say which
+    model runs on which backend."""
+    pytest.importorskip("openvino")
+    from seg_core.checkpoint import load_model
+    from seg_core.fast import export_onnx, to_openvino
+
+    folder = tmp_path / "fast"
+    shutil.copytree(weights_dir, folder)
+    source = folder / "unet.safetensors"
+    to_openvino(export_onnx(load_model(source), tmp_path / "unet.onnx", source=source), folder / "unet.xml")
+    monkeypatch.setenv("SEG_WEIGHTS_DIR", str(folder))
+    at = page("compare")
+    at.session_state["scene"] = scenes.scene_from_file(env / "2.jpg")
+    at.run()
+    no_exception(at)
+    assert {"OpenVINO fp32", "PyTorch fp32"} <= {c.value for c in at.caption}
+    at = page("benchmark").run()
+    no_exception(at)
+    facts = at.dataframe[-1].value
+    assert list(facts["backend"]) == ["OpenVINO fp32", "PyTorch fp32", "PyTorch fp32"]
+    assert facts["file (MB)"].iloc[0] > 0 and facts["parameters (M)"].iloc[0] > 1

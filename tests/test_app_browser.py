@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,18 +25,14 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.load_test import free_port, stop
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--remote-debugging-port=0", "--remote-allow-origins=*")
 MODEL_TITLES = ("U-Net", "FCN-VGG16", "FCN-ResNet50")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(check, timeout: float, what: str, interval: float = 0.25):
@@ -71,12 +66,7 @@ def serve_app(weights: Path, data: Path, log: Path, timeout: float = 90):
         wait_for(healthy, timeout, "the streamlit server")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 class Browser:
@@ -123,11 +113,7 @@ class Browser:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.stack.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc)
         shutil.rmtree(self.profile, ignore_errors=True)
 
 

@@ -376,6 +376,7 @@ def test_about_page(env):
     no_exception(at)
     assert len(at.get("graphviz_chart")) == 2
     assert "--arch unet --data ../shared/data/cityscapes_pairs/train" in texts(at.code)
+    assert "train_cli.py export --weights weights --format openvino --int8" in texts(at.code)
     assert "may not be redistributed" in texts(at.markdown)
 
 

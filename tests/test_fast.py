@@ -97,6 +97,17 @@ def test_int8_quantisation_shrinks_and_keeps_float_where_asked(weights_dir, expo
     assert any("segmentation_head" in n for n in float_convs(kept))
 
 
+def test_quantisation_refuses_what_would_exhaust_memory_or_is_unknown(exported, tmp_path):
+    many = [np.zeros((1, 3, 64, 64), np.float32)] * 33
+    with pytest.raises(FastModelError, match="at most 32 calibration images"):
+        quantize_onnx(exported["unet"][0], tmp_path / "x.onnx", many, method="percentile")
+    with pytest.raises(FastModelError, match="unknown calibration method"):
+        quantize_onnx(exported["unet"][0], tmp_path / "x.onnx", many, method="kl")
+    with pytest.raises(FastModelError, match="needs calibration images"):
+        quantize_onnx(exported["unet"][0], tmp_path / "x.onnx", [])
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_export_cli_writes_int8_openvino_files_the_predictor_prefers(weights_dir, pairs_dir, tmp_path, capsys):
     folder = tmp_path / "weights"
     shutil.copytree(weights_dir, folder)

@@ -7,9 +7,11 @@
 Configuration (environment variables, read at import):
 
 - ``SEG_WEIGHTS_DIR``: folder with ``unet.safetensors``, ``fcn_vgg16.safetensors`` and
-  ``fcn_resnet50.safetensors`` (default ``weights/`` next to this file). The models are loaded once,
-  at import. A missing or broken checkpoint is reported in the page, with the command that trains
-  it, and the other models work.
+  ``fcn_resnet50.safetensors`` (default ``weights/`` next to this file), and their int8 OpenVINO
+  exports (``<name>.int8.xml`` + ``.bin``), which are used instead when they match the checkpoint
+  (``SEG_BACKEND=pytorch`` forces PyTorch). The models are loaded once, at import. A missing or
+  broken checkpoint is reported in the page, with the command that trains it, and the other
+  models work.
 - ``SEG_DATA_DIR``: a folder of Cityscapes pairs (512x256 JPEGs, photo on the left half) for the
   examples gallery (default ``../shared/data/cityscapes_pairs/val`` next to the repo). The photo
   halves of the first ``N_EXAMPLES`` are cropped once into ``SEG_EXAMPLES_CACHE`` (default

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,6 +49,30 @@ def page(name: str) -> AppTest:
 
 def no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
+
+
+def run_page(name: str, scene: scenes.Scene | None = None) -> AppTest:
+    """Run a page (on ``scene`` when given) and check that it raised nothing."""
+    at = page(name)
+    if scene is not None:
+        at.session_state["scene"] = scene
+    at.run()
+    no_exception(at)
+    return at
+
+
+def use_weights(monkeypatch, folder: Path) -> Path:
+    """Point the app at the weights folder ``folder`` (created empty when it does not exist)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("SEG_WEIGHTS_DIR", str(folder))
+    return folder
+
+
+def compare_deep_link(scene_name: str) -> AppTest:
+    """The Compare page opened from a link that names a gallery scene."""
+    at = page("compare")
+    at.query_params["scene"] = scene_name
+    return at.run()
 
 
 def captions(at: AppTest) -> list[str]:
@@ -153,8 +178,7 @@ def test_app_entry_point_runs_and_navigates(env):
 
 
 def test_compare_gallery_pick_shows_three_models(env):
-    at = page("compare").run()
-    no_exception(at)
+    at = run_page("compare")
     assert "Upload a photo or pick a validation scene" in texts(at.info)
     at.radio(key="source").set_value("Validation gallery").run()
     assert len(at.image) == 6  # the thumbnails of the six synthetic pairs
@@ -234,12 +258,8 @@ def test_compare_bad_upload_shows_an_error_not_a_traceback(env, data):
 
 
 def test_compare_without_weights_explains_and_still_shows_the_photo(env, monkeypatch, tmp_path):
-    empty = tmp_path / "no_weights"
-    empty.mkdir()
-    monkeypatch.setenv("SEG_WEIGHTS_DIR", str(empty))
-    at = page("compare")
-    at.query_params["scene"] = "1.jpg"
-    at.run()
+    use_weights(monkeypatch, tmp_path / "no_weights")
+    at = compare_deep_link("1.jpg")
     no_exception(at)
     info = texts(at.info)
     assert "No weights yet" in info
@@ -248,14 +268,10 @@ def test_compare_without_weights_explains_and_still_shows_the_photo(env, monkeyp
 
 
 def test_compare_with_one_model_warns_about_the_others(env, monkeypatch, weights_dir, tmp_path):
-    partial = tmp_path / "partial"
-    partial.mkdir()
+    partial = use_weights(monkeypatch, tmp_path / "partial")
     shutil.copy(weights_dir / "unet.safetensors", partial / "unet.safetensors")
     (partial / "fcn_vgg16.safetensors").write_bytes(b"broken")
-    monkeypatch.setenv("SEG_WEIGHTS_DIR", str(partial))
-    at = page("compare")
-    at.query_params["scene"] = "1.jpg"
-    at.run()
+    at = compare_deep_link("1.jpg")
     no_exception(at)
     warnings = texts(at.warning)
     assert "FCN-VGG16** is not available" in warnings and "retrain with" in warnings
@@ -265,12 +281,8 @@ def test_compare_with_one_model_warns_about_the_others(env, monkeypatch, weights
 
 
 def test_weights_copied_in_while_running_are_picked_up(env, monkeypatch, weights_dir, tmp_path):
-    folder = tmp_path / "growing"
-    folder.mkdir()
-    monkeypatch.setenv("SEG_WEIGHTS_DIR", str(folder))
-    at = page("compare")
-    at.query_params["scene"] = "1.jpg"
-    at.run()
+    folder = use_weights(monkeypatch, tmp_path / "growing")
+    at = compare_deep_link("1.jpg")
     assert "No weights yet" in texts(at.info)
     shutil.copy(weights_dir / "unet.safetensors", folder / "unet.safetensors")
     at.run()
@@ -297,8 +309,7 @@ def test_gallery_pages(env, tmp_path, monkeypatch):
 
 
 def test_ground_truth_page_scores_the_shared_scene(env):
-    at = page("ground_truth").run()
-    no_exception(at)
+    at = run_page("ground_truth")
     assert "needs a scene with a label" in texts(at.info)
     at.button(key="gallery_3.jpg").click().run()  # the page's own gallery, same session state
     no_exception(at)
@@ -314,25 +325,18 @@ def test_ground_truth_page_scores_the_shared_scene(env):
 
 def test_ground_truth_page_uses_the_scene_from_compare(env):
     scene = scenes.scene_from_file(env / "4.jpg")
-    at = page("ground_truth")
-    at.session_state["scene"] = scene
-    at.run()
-    no_exception(at)
+    at = run_page("ground_truth", scene)
     assert at.subheader[0].value == "4.jpg" and not at.info
 
 
 def test_ground_truth_page_with_unlabelled_upload_explains(env):
     photo, _ = synthetic_pair(32)
-    at = page("ground_truth")
-    at.session_state["scene"] = scenes.Scene("street.png", photo)
-    at.run()
-    no_exception(at)
+    at = run_page("ground_truth", scenes.Scene("street.png", photo))
     assert "street.png, has no label" in texts(at.info)
 
 
 def test_benchmark_page_facts_and_recompute(env):
-    at = page("benchmark").run()
-    no_exception(at)
+    at = run_page("benchmark")
     facts = at.dataframe[-1].value
     assert list(facts["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50"]
     assert (facts["parameters (M)"] > 1).all() and (facts["file (MB)"] > 0).all()
@@ -352,28 +356,21 @@ def test_benchmark_page_reads_metrics_recorded_in_checkpoints(env, monkeypatch, 
     model.config.metrics = {"pixel_acc": 0.8, "class_acc": 0.5, "miou": 0.42, "iou": {"road": 0.9, "sky": 0.7}}
     save_model(model, tmp_path / "recorded" / "unet.safetensors", half=True)
     monkeypatch.setenv("SEG_WEIGHTS_DIR", str(tmp_path / "recorded"))
-    at = page("benchmark").run()
-    no_exception(at)
+    at = run_page("benchmark")
     assert at.dataframe[0].value["mIoU"].iloc[0] == pytest.approx(0.42)
     assert len(at.get("plotly_chart")) == 1  # the IoU bars; no confusion matrix before a recompute
     assert len(at.warning) == 2  # the two FCNs have no weights there
 
 
 def test_benchmark_and_ground_truth_without_weights(env, monkeypatch, tmp_path):
-    empty = tmp_path / "none"
-    empty.mkdir()
-    monkeypatch.setenv("SEG_WEIGHTS_DIR", str(empty))
+    use_weights(monkeypatch, tmp_path / "none")
     for name in ("benchmark", "ground_truth"):
-        at = page(name)
-        at.session_state["scene"] = scenes.scene_from_file(env / "1.jpg")
-        at.run()
-        no_exception(at)
+        at = run_page(name, scenes.scene_from_file(env / "1.jpg"))
         assert "No weights yet" in texts(at.info)
 
 
 def test_about_page(env):
-    at = page("about").run()
-    no_exception(at)
+    at = run_page("about")
     assert len(at.get("graphviz_chart")) == 2
     assert "--arch unet --data ../shared/data/cityscapes_pairs/train" in texts(at.code)
     assert "train_cli.py export --weights weights --format openvino --int8" in texts(at.code)
@@ -392,13 +389,9 @@ def test_pages_show_the_backend_of_each_model(env, monkeypatch, weights_dir, tmp
     source = folder / "unet.safetensors"
     to_openvino(export_onnx(load_model(source), tmp_path / "unet.onnx", source=source), folder / "unet.xml")
     monkeypatch.setenv("SEG_WEIGHTS_DIR", str(folder))
-    at = page("compare")
-    at.session_state["scene"] = scenes.scene_from_file(env / "2.jpg")
-    at.run()
-    no_exception(at)
+    at = run_page("compare", scenes.scene_from_file(env / "2.jpg"))
     assert {"OpenVINO fp32", "PyTorch fp32"} <= {c.value for c in at.caption}
-    at = page("benchmark").run()
-    no_exception(at)
+    at = run_page("benchmark")
     facts = at.dataframe[-1].value
     assert list(facts["backend"]) == ["OpenVINO fp32", "PyTorch fp32", "PyTorch fp32"]
     assert facts["file (MB)"].iloc[0] > 0 and facts["parameters (M)"].iloc[0] > 1

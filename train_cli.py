@@ -123,8 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--calib-count", type=positive_int, default=128, help="calibration images (random, seeded)")
     x.add_argument("--calib-method", choices=("minmax", "percentile", "entropy"), default="minmax",
                    help="how activation ranges are set from the calibration images")
-    x.add_argument("--keep-float", action="append", default=[], metavar="SUBSTRING",
-                   help="keep ONNX nodes whose name contains this in float (repeatable), e.g. /head/")
+    x.add_argument("--keep-float", action="append", default=None, metavar="SUBSTRING",
+                   help="with --int8, keep the ONNX nodes whose name contains this in float (repeatable; "
+                        "'none' quantises every layer); default: the layers that make the class scores, "
+                        "seg_core.fast.DEFAULT_KEEP_FLOAT")
     x.add_argument("--check", type=Path, default=None,
                    help="val pairs folder or pack: report mIoU of the export against the PyTorch original "
                         "and the share of pixels whose class agrees")
@@ -295,8 +297,11 @@ def cmd_export(args) -> int:
         sources = [args.weights]
     else:
         raise UsageError(f"--weights {args.weights} does not exist")
+    from seg_core.fast import DEFAULT_KEEP_FLOAT
+
     if args.keep_float and not args.int8:
         raise UsageError("--keep-float only applies with --int8")
+    keep_float = DEFAULT_KEEP_FLOAT if args.keep_float is None else tuple(k for k in args.keep_float if k != "none")
     out_dir = args.out or (args.weights if args.weights.is_dir() else args.weights.parent)
     _check_writable(out_dir)
     calib_images = load_split(args.calib, limit=None)[0] if args.int8 else None
@@ -311,7 +316,7 @@ def cmd_export(args) -> int:
             if args.int8:
                 batches = calibration_batches(calib_images, cfg, count=args.calib_count)
                 onnx_path = quantize_onnx(onnx_path, Path(tmp) / "int8.onnx", batches,
-                                          keep_float=tuple(args.keep_float), method=args.calib_method)
+                                          keep_float=keep_float, method=args.calib_method)
             if args.format == "openvino":
                 to_openvino(onnx_path, Path(tmp) / "model.xml")
                 for ext in (".xml", ".bin"):  # the pair replaces the old one only when both are written

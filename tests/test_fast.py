@@ -3,6 +3,7 @@ files are calibrated and picked by the Predictor, stale or broken exports fall b
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 
 from seg_core.checkpoint import load_model, save_model
 from seg_core.engine import compare_models
-from seg_core.fast import (FastModelError, calibration_batches, export_onnx, file_sha256, find_fast, load_fast,
+from seg_core.fast import (DEFAULT_KEEP_FLOAT, FastModelError, calibration_batches, export_onnx, file_sha256, find_fast, load_fast,
                            quantize_onnx, to_openvino)
 from seg_core.inference import classes, predict_many
 from seg_core.models import build_model
@@ -97,10 +98,12 @@ def test_int8_quantisation_shrinks_and_keeps_float_where_asked(weights_dir, expo
     assert any("segmentation_head" in n for n in float_convs(kept))
 
 
-def test_quantisation_refuses_what_would_exhaust_memory_or_is_unknown(exported, tmp_path):
-    many = [np.zeros((1, 3, 64, 64), np.float32)] * 33
-    with pytest.raises(FastModelError, match="at most 32 calibration images"):
-        quantize_onnx(exported["unet"][0], tmp_path / "x.onnx", many, method="percentile")
+def test_quantisation_calibrates_in_chunks_and_refuses_bad_settings(exported, tmp_path):
+    images = calibration_batches(photos(20), load_fast(exported["unet"][0]).config, count=20)
+    for method in ("minmax", "percentile"):  # 20 images: two chunks of 10, ranges merged
+        fast = load_fast(quantize_onnx(exported["unet"][0], tmp_path / f"{method}.onnx", images, method=method))
+        assert json.loads(fast.meta["calibration"]) == {"images": 20, "method": method, "keep_float": []}
+    many = [np.zeros((1, 3, 64, 64), np.float32)] * 3
     with pytest.raises(FastModelError, match="unknown calibration method"):
         quantize_onnx(exported["unet"][0], tmp_path / "x.onnx", many, method="kl")
     with pytest.raises(FastModelError, match="needs calibration images"):
@@ -118,6 +121,8 @@ def test_export_cli_writes_int8_openvino_files_the_predictor_prefers(weights_dir
     for arch in ARCHS:
         assert (folder / f"{arch}.int8.xml").is_file() and (folder / f"{arch}.int8.bin").is_file()
     assert not list(folder.glob(".export-*"))  # the temp folder is gone
+    calibration = json.loads(load_fast(folder / "fcn_resnet50.int8.xml").meta["calibration"])
+    assert calibration == {"images": 4, "method": "minmax", "keep_float": list(DEFAULT_KEEP_FLOAT)}
     pred = Predictor.from_dir(folder)
     assert pred.backends() == {n: "OpenVINO int8" for n in MODEL_NAMES}
     assert Predictor.from_dir(folder, backend="pytorch").backends() == {n: "PyTorch fp32" for n in MODEL_NAMES}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -146,7 +147,7 @@ def _check_writable(out: Path) -> None:
     """Fail before training when --out cannot take checkpoints (unwritable or a nearly full disk)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
+        probe = out / f".write_test.{os.getpid()}"  # per process: DDP ranks probe the same folder at once
         probe.write_bytes(b"x")
         probe.unlink()
     except OSError as err:

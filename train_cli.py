@@ -285,7 +285,8 @@ def cmd_export(args) -> int:
     from seg_core.checkpoint import load_model
     from seg_core.data import load_split
     from seg_core.engine import compare_models
-    from seg_core.fast import calibration_batches, export_onnx, load_fast, quantize_onnx, to_openvino
+    from seg_core.fast import (calibration_batches, export_onnx, load_fast, model_file_bytes, quantize_onnx,
+                               to_openvino)
     from seg_core.predictor import MODEL_NAMES
 
     if args.threads:
@@ -324,8 +325,7 @@ def cmd_export(args) -> int:
                     (Path(tmp) / f"model{ext}").replace(target.with_suffix(ext))
             else:
                 onnx_path.replace(target)
-        size = sum(p.stat().st_size for p in (target, target.with_suffix(".bin")) if p.is_file())
-        print(f"{source} -> {target} ({size / 2**20:.1f} MiB)")
+        print(f"{source} -> {target} ({model_file_bytes(target) / 2**20:.1f} MiB)")
         if check is not None:
             report = compare_models(model, load_fast(target), *check, progress=True)
             print(f"  check on {args.check} ({len(check[0])} pairs): mIoU {report['reference']['miou']:.4f} (PyTorch) "

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from seg_core.checkpoint import load_model, save_model  # noqa: E402
+from seg_core.fast import model_file_bytes  # noqa: E402
 from seg_core.models import build_model, count_parameters  # noqa: E402
 from seg_core.predictor import MODEL_NAMES  # noqa: E402
 
@@ -61,8 +62,7 @@ def jpeg_bytes(h: int, w: int) -> bytes:
 
 
 def file_mib(path: Path) -> float:
-    parts = (path, path.with_suffix(".bin")) if path.suffix == ".xml" else (path,)  # OpenVINO: .xml + .bin
-    return round(sum(p.stat().st_size for p in parts) / 2**20, 1)
+    return round(model_file_bytes(path) / 2**20, 1)
 
 
 # --- parent: prepare the files of every backend, run one child per backend, print the table ------

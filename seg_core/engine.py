@@ -38,7 +38,7 @@ from .checkpoint import CheckpointError, load_model, read_tensors, save_model, s
 from .config import ModelConfig
 from .metrics import ConfusionMatrix, summarize
 from .models import SegmentationModel, build_model, model_device
-from .inference import classes
+from .inference import upsampled_classes
 from .palette import IGNORE_INDEX, NUM_CLASSES
 from .transforms import Augment, augment_batch, normalize
 
@@ -139,9 +139,7 @@ def predict_batches(model, images: torch.Tensor, out_hw: tuple[int, int], batch_
             continue
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(x.contiguous(memory_format=torch.channels_last))
-        if tuple(logits.shape[-2:]) != tuple(out_hw):
-            logits = F.interpolate(logits.float(), size=tuple(out_hw), mode="bilinear", align_corners=False)
-        yield i, classes(logits)
+        yield i, upsampled_classes(logits, out_hw)
 
 
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16,

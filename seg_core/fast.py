@@ -59,6 +59,13 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def model_file_bytes(path: str | Path) -> int:
+    """Size on disk of a model file; an OpenVINO ``.xml`` counts with its ``.bin``."""
+    path = Path(path)
+    parts = (path, path.with_suffix(".bin")) if path.suffix == ".xml" else (path,)
+    return sum(p.stat().st_size for p in parts if p.is_file())
+
+
 # --- export ---------------------------------------------------------------------------------------
 
 def export_onnx(model: SegmentationModel, path: str | Path, source: str | Path | None = None) -> Path:
@@ -220,20 +227,13 @@ class FastModel:
         """``N x H x W`` uint8 class ids at ``out_hw`` (logits upsampled bilinearly, then argmax)."""
         if self._masks is not None:
             return torch.from_numpy(self._masks(_as_input(x), out_hw))
-        from .inference import classes
+        from .inference import upsampled_classes
 
-        logits = self(x)
-        if tuple(logits.shape[-2:]) != tuple(out_hw):
-            logits = F.interpolate(logits, size=tuple(out_hw), mode="bilinear", align_corners=False)
-        return classes(logits).to(torch.uint8)
+        return upsampled_classes(self(x), out_hw).to(torch.uint8)
 
 
 def _as_input(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-
-
-def default_threads() -> int:
-    return torch.get_num_threads()
 
 
 def load_fast(path: str | Path, threads: int | None = None) -> FastModel:
@@ -241,7 +241,7 @@ def load_fast(path: str | Path, threads: int | None = None) -> FastModel:
     path = Path(path)
     if not path.is_file():
         raise FastModelError(f"{path} does not exist")
-    threads = threads or default_threads()
+    threads = threads or torch.get_num_threads()
     if path.suffix == ".onnx":
         meta, run, masks = *_load_onnxruntime(path, threads), None
         backend = "onnxruntime"
@@ -283,24 +283,35 @@ def _load_onnxruntime(path: Path, threads: int):
 _OV_CORE = None
 
 
-def _load_openvino(path: Path, threads: int):
+def _ov_core():
+    """One OpenVINO ``Core`` for the process (it owns the plugins and their thread pools)."""
     global _OV_CORE
-    try:
+    if _OV_CORE is None:
         import openvino as ov
+
+        _OV_CORE = ov.Core()
+    return _OV_CORE
+
+
+def _ov_meta(model) -> dict[str, str]:
+    """The seg_core metadata ``to_openvino`` wrote into a model's rt_info."""
+    return {k: model.get_rt_info(["seg_core", k]).astype(str) for k in META_KEYS if model.has_rt_info(["seg_core", k])}
+
+
+def _load_openvino(path: Path, threads: int):
+    try:
+        import openvino  # noqa: F401 - only to say clearly when it is missing
     except ImportError:
         raise FastModelError("openvino is not installed (pip install -r requirements.txt)") from None
     if not path.with_suffix(".bin").is_file():
         raise FastModelError(f"{path.with_suffix('.bin')} is missing: an OpenVINO model is an .xml and a .bin file")
-    if _OV_CORE is None:
-        _OV_CORE = ov.Core()
     try:
-        model = _OV_CORE.read_model(str(path))
-        meta = {k: model.get_rt_info(["seg_core", k]).astype(str) for k in META_KEYS
-                if model.has_rt_info(["seg_core", k])}
+        model = _ov_core().read_model(str(path))
+        meta = _ov_meta(model)
         _add_mask_output(model)
         # Latency mode on all the threads we are given; f32 so that fp32 files match PyTorch
         # (int8 layers run in int8 either way).
-        compiled = _OV_CORE.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
+        compiled = _ov_core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
                                                          "INFERENCE_NUM_THREADS": str(threads),
                                                          "INFERENCE_PRECISION_HINT": "f32"})
     except Exception as err:  # noqa: BLE001 - OpenVINO raises RuntimeError with long C++ traces
@@ -368,23 +379,6 @@ def _recorded_source(path: Path) -> str | None:
             import onnx
 
             return _onnx_meta(onnx.load(str(path), load_external_data=False)).get("source_sha256")
-        import openvino as ov
-
-        global _OV_CORE
-        if _OV_CORE is None:
-            _OV_CORE = ov.Core()
-        model = _OV_CORE.read_model(str(path))
-        key = ["seg_core", "source_sha256"]
-        return model.get_rt_info(key).astype(str) if model.has_rt_info(key) else None
+        return _ov_meta(_ov_core().read_model(str(path))).get("source_sha256")
     except Exception:  # noqa: BLE001 - unreadable or runtime missing: treated as not matching
         return None
-
-
-def runtime_available(backend: str) -> bool:
-    module = {"onnxruntime": "onnxruntime", "openvino": "openvino"}[backend]
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-

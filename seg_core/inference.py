@@ -127,26 +127,30 @@ def classes(logits: torch.Tensor) -> torch.Tensor:
     return logits.contiguous(memory_format=torch.channels_last).argmax(1)
 
 
-def _to_mask(logits: torch.Tensor, crop: tuple[int, int] | None, out_hw: tuple[int, int]) -> np.ndarray:
-    if crop is not None:
-        logits = logits[..., : crop[0], : crop[1]]
-    if tuple(logits.shape[-2:]) == out_hw:
-        return classes(logits)[0].to(torch.uint8).cpu().numpy()
-    if out_hw[0] * out_hw[1] <= MAX_LOGIT_PIXELS:
-        up = F.interpolate(logits.float(), size=out_hw, mode="bilinear", align_corners=False)
-        return classes(up)[0].to(torch.uint8).cpu().numpy()
-    small = classes(logits)[0].to(torch.uint8).cpu().numpy()
-    return np.asarray(Image.fromarray(small).resize(out_hw[::-1], Image.NEAREST))
+def upsampled_classes(logits: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """``N x H x W`` class ids at ``out_hw``: the logits upsampled bilinearly (unless already that
+    size), then the argmax."""
+    if tuple(logits.shape[-2:]) != tuple(out_hw):
+        logits = F.interpolate(logits.float(), size=tuple(out_hw), mode="bilinear", align_corners=False)
+    return classes(logits)
 
 
 def _mask(model, x: torch.Tensor, crop, out_hw: tuple[int, int]) -> np.ndarray:
-    """The mask at ``out_hw``; a ``FastModel`` upsamples and takes the argmax in its runtime."""
+    """The ``H x W`` uint8 mask at ``out_hw``. Above ``MAX_LOGIT_PIXELS`` the classes are taken at
+    the model's resolution and the mask is upsampled with NEAREST. A ``FastModel`` upsamples and
+    takes the argmax in its runtime."""
+    big = out_hw[0] * out_hw[1] > MAX_LOGIT_PIXELS
     if crop is None and hasattr(model, "masks"):
-        if out_hw[0] * out_hw[1] <= MAX_LOGIT_PIXELS:
-            return model.masks(x, out_hw)[0].numpy()
-        small = model.masks(x, tuple(x.shape[-2:]))[0].numpy()
-        return np.asarray(Image.fromarray(small).resize(out_hw[::-1], Image.NEAREST))
-    return _to_mask(model(x), crop, out_hw)
+        ids = model.masks(x, tuple(x.shape[-2:]) if big else out_hw)[0]
+    else:
+        logits = model(x)
+        if crop is not None:
+            logits = logits[..., : crop[0], : crop[1]]
+        ids = upsampled_classes(logits, logits.shape[-2:] if big else out_hw)[0]
+    mask = ids.to(torch.uint8).cpu().numpy()
+    if mask.shape == tuple(out_hw):
+        return mask
+    return np.asarray(Image.fromarray(mask).resize(out_hw[::-1], Image.NEAREST))
 
 
 @torch.inference_mode()

@@ -15,7 +15,7 @@ import streamlit as st
 import torch
 
 from seg_core.data import DataError, list_pairs
-from seg_core.fast import FAST_SUFFIXES
+from seg_core.fast import FAST_SUFFIXES, model_file_bytes
 from seg_core.inference import ImageError, Prediction, load_image
 from seg_core.metrics import ConfusionMatrix, summarize
 from seg_core.models import count_parameters
@@ -254,9 +254,8 @@ def model_facts(weights: str, name: str, side: int = 256) -> dict:
             t0 = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - t0)
-    size = sum(p.stat().st_size for p in (path, path.with_suffix(".bin")) if p.is_file())  # OpenVINO: .xml + .bin
     return {"model": DISPLAY_NAMES[name], "backend": backend_label(model),
-            "parameters (M)": count_parameters(model) / 1e6, "file (MB)": size / 1e6,
+            "parameters (M)": count_parameters(model) / 1e6, "file (MB)": model_file_bytes(path) / 1e6,
             f"CPU ms ({side}x{side})": 1000 * float(np.median(times[1:]))}
 
 

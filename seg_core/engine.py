@@ -38,9 +38,9 @@ from .checkpoint import CheckpointError, load_model, read_tensors, save_model, s
 from .config import ModelConfig
 from .metrics import ConfusionMatrix, summarize
 from .models import SegmentationModel, build_model, model_device
-from .inference import upsampled_classes
+from .inference import model_input, upsampled_classes
 from .palette import IGNORE_INDEX, NUM_CLASSES
-from .transforms import Augment, augment_batch, normalize
+from .transforms import Augment, augment_batch
 
 
 @dataclass
@@ -130,10 +130,7 @@ def predict_batches(model, images: torch.Tensor, out_hw: tuple[int, int], batch_
 
         starts = tqdm(starts, desc=progress, unit="batch", file=sys.stderr)
     for i in starts:
-        x = normalize(images[i : i + batch_size].to(device), cfg.mean, cfg.std)
-        size = tuple(cfg.input_size) if cfg.input_size else x.shape[-2:]
-        if tuple(x.shape[-2:]) != size:
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        x = model_input(images[i : i + batch_size].to(device), cfg)
         if hasattr(model, "masks"):  # a FastModel: upsampling and argmax run inside its runtime
             yield i, model.masks(x, tuple(out_hw)).long()
             continue

@@ -25,11 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .config import ModelConfig
+from .inference import model_input, upsampled_classes
 from .models import SegmentationModel, count_parameters
-from .transforms import normalize
 
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 OPSET = 17
@@ -94,9 +93,7 @@ def calibration_batches(images: torch.Tensor, cfg: ModelConfig, count: int = 128
     """``count`` random uint8 train images, normalised and resized exactly as at inference."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(images), generator=g)[:count]
-    x = normalize(images[idx], cfg.mean, cfg.std)
-    if tuple(x.shape[-2:]) != tuple(cfg.input_size):
-        x = F.interpolate(x, size=tuple(cfg.input_size), mode="bilinear", align_corners=False, antialias=True)
+    x = model_input(images[idx], cfg)
     return [x[i : i + 1].numpy() for i in range(len(x))]
 
 
@@ -227,8 +224,6 @@ class FastModel:
         """``N x H x W`` uint8 class ids at ``out_hw`` (logits upsampled bilinearly, then argmax)."""
         if self._masks is not None:
             return torch.from_numpy(self._masks(_as_input(x), out_hw))
-        from .inference import upsampled_classes
-
         return upsampled_classes(self(x), out_hw).to(torch.uint8)
 
 

@@ -104,13 +104,20 @@ def _from_array(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3])
 
 
+def model_input(images: torch.Tensor, cfg) -> torch.Tensor:
+    """A uint8 ``N x 3 x H x W`` batch normalised with ``cfg``'s mean/std and resized (bilinear,
+    antialiased) to its ``input_size``; with ``input_size=None`` the size is kept."""
+    x = normalize(images, cfg.mean, cfg.std)
+    if cfg.input_size is not None and tuple(x.shape[-2:]) != tuple(cfg.input_size):
+        x = F.interpolate(x, size=tuple(cfg.input_size), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
 def _prepare(image: np.ndarray, model: SegmentationModel, device) -> tuple[torch.Tensor, tuple[int, int] | None]:
     """Normalised ``1 x 3 x h x w`` input and, when padded, the crop to undo."""
     cfg = model.config
-    x = normalize(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device), cfg.mean, cfg.std)
+    x = model_input(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device), cfg)
     if cfg.input_size is not None:
-        if tuple(x.shape[-2:]) != tuple(cfg.input_size):
-            x = F.interpolate(x, size=tuple(cfg.input_size), mode="bilinear", align_corners=False, antialias=True)
         return x, None
     h, w = x.shape[-2:]
     ph, pw = (-h) % 32, (-w) % 32

@@ -113,10 +113,27 @@ def model_input(images: torch.Tensor, cfg) -> torch.Tensor:
     return x
 
 
+def single_input(image: np.ndarray, cfg) -> np.ndarray:
+    """``model_input`` for one ``H x W x 3`` uint8 photo, computed with PIL and numpy: a
+    ``3 x h x w`` float32 array equal to ``model_input`` to ~1e-6 (PIL's float resize is the same
+    antialiased bilinear filter as torch's ``antialias=True``).
+
+    Not torch, because the fast path runs OpenVINO next: when torch's OpenMP threads hand the CPU
+    over to OpenVINO's pool, the three int8 models took 3-4 ms longer (measured on 2 cores: 111 ms
+    against 107 ms), more than the resize itself (1 ms)."""
+    mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1) * 255
+    scale = 1 / (np.asarray(cfg.std, np.float32).reshape(3, 1, 1) * 255)
+    h, w = cfg.input_size or image.shape[:2]
+    planes = [image[..., c].astype(np.float32) for c in range(3)]
+    if (h, w) != image.shape[:2]:
+        planes = [np.asarray(Image.fromarray(p, "F").resize((w, h), Image.BILINEAR)) for p in planes]
+    return (np.stack(planes) - mean) * scale
+
+
 def _prepare(image: np.ndarray, model: SegmentationModel, device) -> tuple[torch.Tensor, tuple[int, int] | None]:
     """Normalised ``1 x 3 x h x w`` input and, when padded, the crop to undo."""
     cfg = model.config
-    x = model_input(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device), cfg)
+    x = torch.from_numpy(single_input(image, cfg)).unsqueeze(0).to(device)
     if cfg.input_size is not None:
         return x, None
     h, w = x.shape[-2:]

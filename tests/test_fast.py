@@ -78,6 +78,19 @@ def test_openvino_in_graph_masks_match_upsampled_logits(exported):
         assert (masks.long() == classes(logits)).float().mean() >= 0.999
 
 
+def test_openvino_runs_fp32_files_in_f32_and_int8_float_layers_in_bf16_where_the_cpu_has_it(weights_dir, exported, tmp_path):
+    import openvino as ov
+
+    caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert load_fast(exported["unet"][1]).meta["float_precision"] == "f32"
+    model = load_model(weights_dir / "unet.safetensors")
+    int8 = quantize_onnx(exported["unet"][0], tmp_path / "unet.int8.onnx", calibration_batches(photos(4), model.config, count=4))
+    fast = load_fast(to_openvino(int8, tmp_path / "unet.int8.xml"))
+    assert fast.meta["float_precision"] == ("bf16" if "BF16" in caps else "f32")
+    x = torch.randn(1, 3, 64, 64)
+    assert fast.masks(x, (64, 64)).shape == (1, 64, 64) and fast(x).shape == (1, 19, 64, 64)  # logits compiled lazily
+
+
 def test_int8_quantisation_shrinks_and_keeps_float_where_asked(weights_dir, exported, tmp_path):
     model = load_model(weights_dir / "unet.safetensors")
     batches = calibration_batches(photos(8), model.config, count=8)

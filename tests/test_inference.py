@@ -14,7 +14,7 @@ from torch import nn
 
 from seg_core.checkpoint import load_model
 from seg_core.config import ModelConfig
-from seg_core.inference import ImageError, class_shares, load_image, predict, predict_many
+from seg_core.inference import ImageError, class_shares, load_image, model_input, predict, predict_many, single_input
 from seg_core.models import SegmentationModel, build_model
 from seg_core.palette import CLASS_NAMES, IGNORE_INDEX
 from seg_core.transforms import normalize
@@ -284,6 +284,19 @@ def test_native_size_pads_to_32_and_crops_back(hw):
         x = normalize(torch.from_numpy(image).permute(2, 0, 1)[None])
         want = model.net.conv(x).argmax(1)[0].numpy()
     assert np.array_equal(mask, want)
+
+
+@pytest.mark.parametrize("hw", [(256, 512), (1024, 2048), (37, 91), (300, 200), (64, 64), (1, 1)])
+def test_single_input_equals_the_batched_torch_input(hw):
+    """The per-upload PIL/numpy preprocessing equals ``model_input`` (torch, antialiased) when
+    shrinking, enlarging or keeping the size."""
+    image = _photo(*hw, seed=1)
+    for size in [(64, 64), (64, 96), None]:
+        cfg = ModelConfig(arch="unet", input_size=size, mean=(0.3, 0.4, 0.5), std=(0.2, 0.25, 0.3))
+        want = model_input(torch.from_numpy(image).permute(2, 0, 1)[None], cfg)[0].numpy()
+        got = single_input(image, cfg)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-4)  # one grey level is 0.02 here
 
 
 def test_predict_is_deterministic(unet):

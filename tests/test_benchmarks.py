@@ -3,9 +3,13 @@ benchmarks, not timed tests)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+
+import pytest
+import torch
 
 from tests.conftest import ROOT
 
@@ -42,3 +46,42 @@ def test_inference_benchmark_refuses_unknown_backends():
     proc = subprocess.run([sys.executable, "benchmarks/bench_inference.py", "--backends", "tensorrt"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 2 and "unknown backends" in proc.stderr
+
+
+def _logit_adjust():
+    spec = importlib.util.spec_from_file_location("logit_adjust", ROOT / "benchmarks" / "logit_adjust.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_logit_adjust_scores_the_model_as_trained_at_tau_0_and_shifts_toward_frequent_classes(weights_dir, pairs_dir, capsys):
+    from seg_core.checkpoint import load_model
+    from seg_core.data import load_split
+    from seg_core.engine import evaluate
+
+    mod = _logit_adjust()
+    model = load_model(weights_dir / "unet.safetensors")
+    images, labels = load_split(pairs_dir)
+    log_w = torch.zeros(19)
+    log_w[0] = -50.0  # class 0 "frequent": taking the tilt back (tau = 1) makes every pixel class 0
+    out = mod.scores(model, images, labels, log_w, [0.0, 1.0], batch_size=4)
+    assert out[0.0]["miou"] == pytest.approx(evaluate(model, images, labels)[0]["miou"])
+    road = (labels == 0).sum().item() / (labels != 255).sum().item()
+    assert out[1.0]["pixel_acc"] == pytest.approx(road)
+
+    assert mod.main(["--weights", str(weights_dir / "unet.safetensors"), "--train", str(pairs_dir),
+                     "--data", str(pairs_dir), "--power", "0.5", "--taus", "0,0.5"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["scores"]) == {"0", "0.5"} and result["val_images"] == len(images)
+    assert result["scores"]["0"]["miou"] == pytest.approx(out[0.0]["miou"], abs=1e-4)
+
+
+def test_logit_adjust_errors_are_one_line(weights_dir, pairs_dir, tmp_path, capsys):
+    mod = _logit_adjust()
+    assert mod.main(["--weights", str(weights_dir / "unet.safetensors"), "--train", str(tmp_path / "none"),
+                     "--data", str(pairs_dir), "--power", "0.5"]) == 2
+    assert mod.main(["--weights", str(weights_dir / "unet.safetensors"), "--train", str(pairs_dir),
+                     "--data", str(pairs_dir)]) == 2  # a checkpoint that records no class-weight power
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)

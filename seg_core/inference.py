@@ -115,8 +115,8 @@ def model_input(images: torch.Tensor, cfg) -> torch.Tensor:
 
 def single_input(image: np.ndarray, cfg) -> np.ndarray:
     """``model_input`` for one ``H x W x 3`` uint8 photo, computed with PIL and numpy: a
-    ``3 x h x w`` float32 array equal to ``model_input`` to ~1e-6 (PIL's float resize is the same
-    antialiased bilinear filter as torch's ``antialias=True``).
+    ``3 x h x w`` float32 array equal to ``model_input`` to 1e-4, i.e. float rounding (PIL's float
+    resize is the same antialiased bilinear filter as torch's ``antialias=True``; tested).
 
     Not torch, because the fast path runs OpenVINO next: when torch's OpenMP threads hand the CPU
     over to OpenVINO's pool, the three int8 models took 3-4 ms longer (measured on 2 cores: 111 ms

@@ -156,9 +156,9 @@ def known_models(predictor: Predictor) -> list[str]:
     return list(dict.fromkeys((*MODEL_NAMES, *predictor.models)))
 
 
-def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None):
+def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None, tta: str = "none"):
     try:
-        return predictor.predict(rgb, names)
+        return predictor.predict(rgb, names, tta)
     except (RuntimeError, MemoryError) as err:  # e.g. out of memory on a small Space
         raise gr.Error(f"The model failed on this image ({type(err).__name__}); try a smaller image.") from err
 
@@ -192,12 +192,13 @@ def _resize(array: np.ndarray, hw: tuple[int, int], resample) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(hw[::-1], resample))
 
 
-def compare(predictor: Predictor, image) -> dict:
-    """Run every loaded model once; the session state the views are drawn from."""
+def compare(predictor: Predictor, image, tta: str = "none") -> dict:
+    """Run every loaded model once (with ``tta="flip"``: on the photo and its mirror image); the
+    session state the views are drawn from."""
     if not predictor.models:
         raise _user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
     rgb = decode(image)
-    preds = _predict(predictor, rgb)
+    preds = _predict(predictor, rgb, tta=tta)
     h, w = rgb.shape[:2]
     scale = min(1.0, DISPLAY_MAX_SIDE / max(h, w))
     hw = (max(1, round(h * scale)), max(1, round(w * scale)))
@@ -208,6 +209,7 @@ def compare(predictor: Predictor, image) -> dict:
         "legends": {n: legend(p.mask) for n, p in preds.items()},  # shares from the full-size mask
         "seconds": {n: p.seconds for n, p in preds.items()},
         "backends": {n: b for n, b in predictor.backends().items() if n in preds},
+        "tta": tta,
     }
 
 
@@ -244,6 +246,8 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     timing = f"Image {w}x{h} px. Inference: " + ", ".join(
         f"{DISPLAY_NAMES.get(n, n)} {s:.3f} s ({state.get('backends', {}).get(n, 'PyTorch fp32')})"
         for n, s in state["seconds"].items()) + "."
+    if state.get("tta") == "flip":
+        timing += " Mirror-image averaging: each model also segmented the mirrored photo."
     return [slider, legend_part, timing, *(overlays.get(n) for n in names)]
 
 
@@ -278,6 +282,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                 picker = gr.Radio(choices=[(DISPLAY_NAMES.get(n, n), n) for n in loaded],
                                   value=loaded[0] if loaded else None, label="Model for the slider and legend")
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
+                mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
+                                     info="each model also segments the mirrored photo; the two are averaged")
                 if photos:
                     gr.Examples(examples=[[str(p)] for p in photos], inputs=[image], examples_per_page=N_EXAMPLES,
                                 label="Cityscapes val scenes (click one)")
@@ -302,17 +308,18 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
 
         views = [slider, legend_box, timing, *overlays]
 
-        def on_image(value, pick, alpha):
+        def on_image(value, pick, alpha, flip):
             if value is None:  # the input was cleared
                 return [None, *render(None, pick, alpha, shown)]
-            new = compare(predictor, value)
+            new = compare(predictor, value, "flip" if flip else "none")
             return [new, *render(new, pick, alpha, shown)]
 
         def on_view(current, pick, alpha):
             return render(current, pick, alpha, shown)
 
-        image.change(on_image, [image, picker, opacity], [state, *views], preprocess=False,
-                     concurrency_limit=1, concurrency_id="inference", api_visibility="private")
+        for trigger in (image, mirror):  # a new photo, or the same one with(out) mirror-image averaging
+            trigger.change(on_image, [image, picker, opacity, mirror], [state, *views], preprocess=False,
+                           concurrency_limit=1, concurrency_id="inference", api_visibility="private")
         # Redrawing is cheap; while one redraw runs, only the latest slider position is kept.
         for control in (picker, opacity):
             control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",

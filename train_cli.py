@@ -5,6 +5,7 @@
     python train_cli.py pack  --data ../shared/data/cityscapes_pairs/train --out packs/train.npz
     python train_cli.py export --weights weights --format openvino --int8 --check ../shared/data/cityscapes_pairs/val
     python train_cli.py eval  --weights weights     # every model in the folder, on its fastest backend
+    python train_cli.py eval  --weights weights/unet.safetensors --tta flip   # photo + mirror image
 
 Every error a user can cause (missing folder, unknown arch, wrong checkpoint, bad flag) ends with
 one line on stderr and exit code 2, never a traceback.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "cityscapes_pairs"
 ARCH_CHOICES = ("unet", "fcn_vgg16", "fcn_resnet50")
+TTA_CHOICES = ("none", "flip")  # seg_core.inference.TTA_MODES, without importing torch for --help
 
 
 class UsageError(Exception):
@@ -108,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--arch", choices=ARCH_CHOICES, default=None, help="fail unless the checkpoint is this arch")
     e.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
     e.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N pairs")
+    e.add_argument("--tta", choices=TTA_CHOICES, default="none",
+                   help="test-time augmentation: 'flip' averages the probabilities of each photo and its mirror "
+                        "image (twice the time)")
     e.add_argument("--confusion", type=Path, default=None,
                    help="write the confusion matrix here (.csv; a row-normalised .html plot beside it)")
     e.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
@@ -260,15 +265,17 @@ def cmd_eval(args) -> int:
     results = {}
     for key, model in models.items():
         t0 = time.perf_counter()
-        metrics, mat = evaluate(model, images, labels, batch_size=args.batch_size, progress=True)
+        metrics, mat = evaluate(model, images, labels, batch_size=args.batch_size, progress=True, tta=args.tta)
         seconds = time.perf_counter() - t0
         cfg = model.config
-        print(f"{cfg.arch} ({cfg.encoder}, {backend_label(model)}) on {args.data} "
+        tta = "" if args.tta == "none" else f", tta {args.tta}"
+        print(f"{cfg.arch} ({cfg.encoder}, {backend_label(model)}{tta}) on {args.data} "
               f"({len(images)} pairs, {labels.shape[-1]}x{labels.shape[-2]}, {seconds:.1f} s)")
         print(f"pixel acc {metrics['pixel_acc']:.4f}  class acc {metrics['class_acc']:.4f}  mIoU {metrics['miou']:.4f}")
         for name, iou in metrics["iou"].items():
             print(f"  {name:<14} {iou:.4f}")
-        results[cfg.arch if key != "model" else key] = {**metrics, "backend": backend_label(model), "seconds": seconds}
+        results[cfg.arch if key != "model" else key] = {**metrics, "backend": backend_label(model), "tta": args.tta,
+                                                        "seconds": seconds}
         if args.confusion:
             out = args.confusion if len(models) == 1 else args.confusion.with_name(f"{cfg.arch}_{args.confusion.name}")
             write_confusion(mat, cfg.class_names, out)

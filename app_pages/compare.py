@@ -68,7 +68,7 @@ stem = scene.name.rsplit(".", 1)[0]
 for col, (name, p) in zip(cols, preds.items()):
     with col:
         st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help="model, upsampling to the photo's size, argmax")
-        st.caption(pred.backends().get(name, ""))
+        st.caption(pred.backends().get(name, "") + (", mirror-image averaging" if common.tta() == "flip" else ""))
         ids_png, color_png = common.mask_pngs(scene, name, p.mask)
         st.download_button("Class ids (PNG)", ids_png, f"{stem}_{name}_ids.png", "image/png",
                            key=f"dl_ids_{name}", on_click="ignore")

@@ -38,7 +38,7 @@ from .checkpoint import CheckpointError, load_model, read_tensors, save_model, s
 from .config import ModelConfig
 from .metrics import ConfusionMatrix, summarize
 from .models import SegmentationModel, build_model, model_device
-from .inference import model_input, upsampled_classes
+from .inference import model_input, scores, upsampled_classes
 from .palette import IGNORE_INDEX, NUM_CLASSES
 from .transforms import Augment, augment_batch
 
@@ -115,11 +115,12 @@ class EMA:
 
 @torch.inference_mode()
 def predict_batches(model, images: torch.Tensor, out_hw: tuple[int, int], batch_size: int = 16,
-                    progress: str | None = None):
+                    progress: str | None = None, tta: str = "none"):
     """Yield ``(start, N x H x W train ids)`` for uint8 ``images``, batch by batch, at ``out_hw``.
 
     Images are resized to the model's ``input_size`` and logits back to ``out_hw``, exactly as
-    ``seg_core.inference.predict`` does for a single photo. ``progress`` names a tqdm bar.
+    ``seg_core.inference.predict`` does for a single photo (``tta`` as there). ``progress`` names
+    a tqdm bar.
     """
     model.eval()
     device = model_device(model)
@@ -131,22 +132,22 @@ def predict_batches(model, images: torch.Tensor, out_hw: tuple[int, int], batch_
         starts = tqdm(starts, desc=progress, unit="batch", file=sys.stderr)
     for i in starts:
         x = model_input(images[i : i + batch_size].to(device), cfg)
-        if hasattr(model, "masks"):  # a FastModel: upsampling and argmax run inside its runtime
+        if tta == "none" and hasattr(model, "masks"):  # a FastModel: upsampling and argmax run in its runtime
             yield i, model.masks(x, tuple(out_hw)).long()
             continue
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(x.contiguous(memory_format=torch.channels_last))
+            logits = scores(model, x.contiguous(memory_format=torch.channels_last), tta)
         yield i, upsampled_classes(logits, out_hw)
 
 
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16,
-             progress: bool = False) -> tuple[dict, np.ndarray]:
+             progress: bool = False, tta: str = "none") -> tuple[dict, np.ndarray]:
     """Metrics of ``model`` (PyTorch or ``FastModel``) on uint8 ``images``/``labels`` at the
-    labels' resolution."""
+    labels' resolution; ``tta`` as in ``seg_core.inference.scores``."""
     cfg = model.config
     cm = ConfusionMatrix(cfg.num_classes)
     bar = f"eval {cfg.arch}" if progress else None
-    for i, pred in predict_batches(model, images, labels.shape[-2:], batch_size, bar):
+    for i, pred in predict_batches(model, images, labels.shape[-2:], batch_size, bar, tta):
         cm.update(pred, labels[i : i + len(pred)].to(pred.device))
     return summarize(cm.mat.numpy(), cfg.class_names), cm.mat.numpy()
 

@@ -90,7 +90,8 @@ class Predictor:
     def backends(self) -> dict[str, str]:
         return {name: backend_label(model) for name, model in self.models.items()}
 
-    def predict(self, image, names: tuple[str, ...] | None = None) -> dict[str, Prediction]:
-        """Masks of the chosen (default: all loaded) models for one image."""
+    def predict(self, image, names: tuple[str, ...] | None = None, tta: str = "none") -> dict[str, Prediction]:
+        """Masks of the chosen (default: all loaded) models for one image; ``tta="flip"`` averages
+        each model's probabilities over the photo and its mirror image (twice the time)."""
         chosen = {n: m for n, m in self.models.items() if names is None or n in names}
-        return predict_many(chosen, image)
+        return predict_many(chosen, image, tta)

@@ -395,3 +395,30 @@ def test_pages_show_the_backend_of_each_model(env, monkeypatch, weights_dir, tmp
     facts = at.dataframe[-1].value
     assert list(facts["backend"]) == ["OpenVINO fp32", "PyTorch fp32", "PyTorch fp32"]
     assert facts["file (MB)"].iloc[0] > 0 and facts["parameters (M)"].iloc[0] > 1
+
+
+def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch):
+    """The sidebar toggle (rendered by app.py) makes each model predict with flip TTA; the
+    Compare page says so, and its masks are those of ``Predictor.predict(tta="flip")``."""
+    from seg_core.predictor import Predictor
+
+    asked = []
+    original = Predictor.predict
+
+    def recording(self, image, names=None, tta="none"):
+        asked.append(tta)
+        return original(self, image, names, tta)
+
+    monkeypatch.setattr(Predictor, "predict", recording)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["scene"] = "3.jpg"
+    at.run()
+    no_exception(at)
+    assert not at.sidebar.toggle(key="tta").value and asked == ["none"]
+    assert not any("mirror-image" in c.value for c in at.caption)
+    at.sidebar.toggle(key="tta").set_value(True).run()
+    no_exception(at)
+    assert asked == ["none", "flip"]
+    assert sum("mirror-image averaging" in c.value for c in at.caption) == 3
+    at.sidebar.toggle(key="tta").set_value(False).run()  # back: the cached masks, no new prediction
+    assert asked == ["none", "flip"]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from seg_core.checkpoint import load_model, save_model
-from seg_core.engine import compare_models
+from seg_core.engine import compare_models, evaluate
 from seg_core.fast import (DEFAULT_KEEP_FLOAT, FastModelError, calibration_batches, export_onnx, file_sha256, find_fast, load_fast,
                            quantize_onnx, to_openvino)
 from seg_core.inference import classes, predict_many
@@ -216,6 +216,19 @@ def test_shipped_int8_files_agree_with_their_fp32_checkpoints(real_data, name):
     report = compare_models(load_model(weights / f"{name}.safetensors"), load_fast(fast_path), images, labels)
     assert report["agreement"] >= 0.98
     assert report["miou_delta"] > -0.02  # 16 images are noisy; the whole-val figure is in the model card
+
+
+@pytest.mark.parametrize("fmt", [0, 1], ids=["onnx", "openvino"])
+def test_flip_tta_on_fast_files_agrees_with_pytorch(weights_dir, exported, fmt):
+    """With TTA a FastModel runs its logits model on photo + mirror image (batch 2), not masks."""
+    model, fast = load_model(weights_dir / "unet.safetensors"), load_fast(exported["unet"][fmt])
+    images = photos()
+    ours, theirs = (evaluate(m, images, labels_like(images), batch_size=3, tta="flip")[1] for m in (model, fast))
+    assert np.abs(ours - theirs).sum() / ours.sum() <= 2 * 0.001  # confusion matrices: >= 99.9% of pixels alike
+    image = synthetic_pair(64, seed=9)[0]
+    a = predict_many({"unet": model}, image, tta="flip")["unet"].mask
+    b = predict_many({"unet": fast}, image, tta="flip")["unet"].mask
+    assert (a == b).mean() >= 0.999
 
 
 def test_predict_many_mixes_backends(weights_dir, exported):

@@ -173,6 +173,20 @@ def test_compare_and_render(app, photo, monkeypatch):
     assert app.render(None, "unet", 0.5, names) == [None, "", "", None, None, None]
 
 
+def test_mirror_image_averaging_in_the_page(app, photo):
+    state = app.compare(app.predictor, {"path": str(photo)}, "flip")
+    rgb = load_image(photo)
+    expected = app.predictor.predict(rgb, tta="flip")
+    assert state["tta"] == "flip" and all(np.array_equal(state["masks"][n], p.mask) for n, p in expected.items())
+    names = tuple(app.predictor.models)
+    assert "Mirror-image averaging" in app.render(state, "unet", 0.5, names)[2]
+    assert "Mirror-image" not in app.render(app.compare(app.predictor, {"path": str(photo)}), "unet", 0.5, names)[2]
+    # ticking the box re-runs the comparison on the current photo
+    config = app.demo.get_config_file()
+    box = next(c["id"] for c in config["components"] if c["props"].get("label", "").startswith("Mirror-image"))
+    assert any([box, "change"] in [list(t) for t in d["targets"]] for d in config["dependencies"])
+
+
 def test_bad_inputs_in_the_page(app, tmp_path):
     with pytest.raises(gr.Error, match="No image"):
         app.compare(app.predictor, None)

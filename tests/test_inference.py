@@ -14,7 +14,8 @@ from torch import nn
 
 from seg_core.checkpoint import load_model
 from seg_core.config import ModelConfig
-from seg_core.inference import ImageError, class_shares, load_image, model_input, predict, predict_many, single_input
+from seg_core.inference import (TTA_MODES, ImageError, class_shares, load_image, model_input, predict, predict_many, scores,
+                                single_input, upsampled_classes)
 from seg_core.models import SegmentationModel, build_model
 from seg_core.palette import CLASS_NAMES, IGNORE_INDEX
 from seg_core.transforms import normalize
@@ -316,6 +317,41 @@ def test_predict_many(weights_dir):
         assert np.array_equal(pred.mask, predict(models[name], image))
     with pytest.raises(ImageError):
         predict_many(models, b"not an image")
+
+
+def test_flip_tta_of_a_pointwise_net_is_its_plain_mask():
+    """A 1x1-conv net commutes with mirroring, so averaging over the mirror image (flipped back)
+    changes nothing; a photo that is not symmetric catches a flip left undone. (At the native
+    size: no resizing, whose interpolation of probabilities instead of logits could move an argmax.)"""
+    model = _pointwise(None)
+    image = _photo(40, 60, seed=7)
+    assert not np.array_equal(image, image[:, ::-1])
+    assert np.array_equal(predict(model, image, tta="flip"), predict(model, image))
+
+
+def test_flip_tta_averages_the_probabilities_of_photo_and_mirror_image(unet):
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        expected = (unet(x).softmax(1) + unet(x.flip(-1)).softmax(1).flip(-1)) / 2
+        got = scores(unet, x, "flip")
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(scores(unet, x), unet(x))
+        # the mask predict gives is the argmax of those probabilities, upsampled to the photo
+        image = _photo(64, 96, seed=2)
+        x1 = model_input(torch.from_numpy(image).permute(2, 0, 1)[None], unet.config)
+        want = upsampled_classes(scores(unet, x1, "flip"), (64, 96))[0].numpy()
+    assert (predict(unet, image, tta="flip") == want).mean() >= 0.999
+    out = predict_many({"unet": unet}, image, tta="flip")
+    assert np.array_equal(out["unet"].mask, predict(unet, image, tta="flip"))
+
+
+@pytest.mark.parametrize("call", [lambda m, im: predict(m, im, tta="vertical"),
+                                  lambda m, im: predict_many({"u": m}, im, tta="multiscale"),
+                                  lambda m, im: scores(m, torch.zeros(1, 3, 64, 64), "FLIP")])
+def test_unknown_tta_is_refused(unet, call):
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        call(unet, _photo(16, 16))
+    assert TTA_MODES == ("none", "flip")
 
 
 def test_class_shares():

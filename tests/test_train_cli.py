@@ -142,7 +142,7 @@ def test_cli_errors_are_one_line(args, message, tiny_data, tmp_path, weights_dir
 
 
 @pytest.mark.parametrize("args", [["train", "--arch", "resnet"], ["train", "--out", "x", "--time-budget", "soon"],
-                                  ["eval"], ["nonsense"]])
+                                  ["eval"], ["eval", "--weights", "w", "--tta", "mirror"], ["nonsense"]])
 def test_cli_rejects_bad_flags(args, capsys):
     with pytest.raises(SystemExit) as exc:
         train_cli.main(args)
@@ -167,6 +167,18 @@ def test_eval_prints_metrics_and_writes_confusion(tiny_data, tmp_path, weights_d
     total = sum(int(v) for row in rows[1:] for v in row.split(",")[1:])
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert total > 0 and 0 <= metrics["miou"] <= 1
+
+
+def test_eval_with_flip_tta(tiny_data, tmp_path, weights_dir):
+    from seg_core.inference import TTA_MODES
+
+    assert train_cli.TTA_CHOICES == TTA_MODES
+    proc = run_cli("eval", "--weights", str(weights_dir / "unet.safetensors"), "--data", str(tiny_data / "val"),
+                   "--tta", "flip", "--json", str(tmp_path / "m.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "PyTorch fp32, tta flip)" in proc.stdout and "mIoU" in proc.stdout
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["tta"] == "flip" and 0 <= metrics["miou"] <= 1
 
 
 def test_pack_then_train_from_pack(tiny_data, tmp_path):

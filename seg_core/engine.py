@@ -132,8 +132,8 @@ def predict_batches(model, images: torch.Tensor, out_hw: tuple[int, int], batch_
         starts = tqdm(starts, desc=progress, unit="batch", file=sys.stderr)
     for i in starts:
         x = model_input(images[i : i + batch_size].to(device), cfg)
-        if tta == "none" and hasattr(model, "masks"):  # a FastModel: upsampling and argmax run in its runtime
-            yield i, model.masks(x, tuple(out_hw)).long()
+        if hasattr(model, "masks"):  # a FastModel: upsampling, argmax (and TTA) run inside its runtime
+            yield i, model.masks(x, tuple(out_hw), tta).long()
             continue
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = scores(model, x.contiguous(memory_format=torch.channels_last), tta)

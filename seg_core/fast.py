@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
-from .inference import model_input, upsampled_classes
+from .inference import model_input, scores, upsampled_classes
 from .models import SegmentationModel, count_parameters
 
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -220,11 +220,12 @@ class FastModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self._run(_as_input(x)))
 
-    def masks(self, x: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-        """``N x H x W`` uint8 class ids at ``out_hw`` (logits upsampled bilinearly, then argmax)."""
+    def masks(self, x: torch.Tensor, out_hw: tuple[int, int], tta: str = "none") -> torch.Tensor:
+        """``N x H x W`` uint8 class ids at ``out_hw`` (logits upsampled bilinearly, then argmax;
+        ``tta`` as in ``seg_core.inference.scores``)."""
         if self._masks is not None:
-            return torch.from_numpy(self._masks(_as_input(x), out_hw))
-        return upsampled_classes(self(x), out_hw).to(torch.uint8)
+            return torch.from_numpy(self._masks(_as_input(x), out_hw, tta))
+        return upsampled_classes(scores(self, x, tta), out_hw).to(torch.uint8)
 
 
 def _as_input(x: torch.Tensor) -> np.ndarray:
@@ -307,7 +308,7 @@ def _load_openvino(path: Path, threads: int):
         # Latency mode on all the threads we are given.
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": str(threads),
                   "INFERENCE_PRECISION_HINT": meta["float_precision"]}
-        compiled = {"masks": _ov_core().compile_model(_mask_model(model), "CPU", config)}
+        compiled = {"masks/none": _ov_core().compile_model(_mask_model(model), "CPU", config)}
     except Exception as err:  # noqa: BLE001 - OpenVINO raises RuntimeError with long C++ traces
         raise FastModelError(f"{path} is not a valid OpenVINO model: {str(err).splitlines()[0][:200]}") from None
     lock = threading.Lock()
@@ -316,8 +317,9 @@ def _load_openvino(path: Path, threads: int):
     def request(kind: str):
         if not hasattr(local, kind):
             with lock:
-                if kind not in compiled:  # the logits model is compiled on first use: the apps and eval ask for masks
-                    compiled[kind] = _ov_core().compile_model(model, "CPU", config)
+                if kind not in compiled:  # compiled on first use: the apps and eval ask for masks without TTA
+                    graph = model if kind == "logits" else _mask_model(model, kind.split("/")[1])
+                    compiled[kind] = _ov_core().compile_model(graph, "CPU", config)
             setattr(local, kind, compiled[kind].create_infer_request())
         return getattr(local, kind)
 
@@ -326,8 +328,8 @@ def _load_openvino(path: Path, threads: int):
         r.infer({0: x})
         return r.get_output_tensor(0).data.copy()
 
-    def masks(x: np.ndarray, out_hw) -> np.ndarray:
-        r = request("masks")
+    def masks(x: np.ndarray, out_hw, tta: str = "none") -> np.ndarray:
+        r = request(f"masks/{tta}")
         r.infer({0: x, 1: np.asarray(out_hw, dtype=np.int64)})
         return r.get_output_tensor(0).data.copy()
 
@@ -345,17 +347,36 @@ def _float_precision(precision: str) -> str:
     return "f32"
 
 
-def _mask_model(model):
+def _mask_model(model, tta: str = "none"):
     """A copy of ``model`` with a second input, the output size, and one output: the uint8 class
     ids at that size (bilinear upsampling like ``F.interpolate(align_corners=False)``, then the
     argmax as a top-1). The logits are not an output of it: as one, the runtime lays all 19
-    channels out for the caller on every request (2.7 ms of an FCN's 53 ms, measured on 2 cores)."""
+    channels out for the caller on every request (2.7 ms of an FCN's 53 ms, measured on 2 cores).
+
+    With ``tta="flip"`` the graph also does ``seg_core.inference.scores``' mirror-image averaging:
+    the network runs on the batch and its mirror image, and the mean of the two softmax maps (the
+    second mirrored back) is upsampled instead of the logits."""
     import openvino as ov
     import openvino.opset13 as ops
 
     model = model.clone()
     result = model.get_results()[0]
     logits = result.input_value(0)
+    if tta == "flip":
+        def mirror(node):  # reverse the width axis
+            return ops.slice(node, np.array([-1], np.int64), np.array([np.iinfo(np.int64).min], np.int64),
+                             np.array([-1], np.int64), np.array([3], np.int64))
+
+        old = model.get_parameters()[0]
+        x = ops.parameter(old.get_partial_shape(), old.get_element_type(), name=old.get_friendly_name())
+        both = ops.concat([x, mirror(x)], axis=0)
+        for target in list(old.output(0).get_target_inputs()):
+            target.replace_source_output(both.output(0))
+        model.replace_parameter(0, x)
+        halves = ops.split(ops.softmax(logits, axis=1), ops.constant(np.int64(0)), 2)
+        logits = ops.multiply(ops.add(halves.output(0), mirror(halves.output(1))), ops.constant(np.float32(0.5)))
+    elif tta != "none":
+        raise ValueError(f"unknown test-time augmentation {tta!r}")
     size = ops.parameter([2], ov.Type.i64, name="out_size")
     up = ops.interpolate(logits, size, mode="linear", shape_calculation_mode="sizes",
                          coordinate_transformation_mode="half_pixel", axes=ops.constant(np.array([2, 3], np.int64)))

@@ -185,10 +185,10 @@ def upsampled_classes(logits: torch.Tensor, out_hw: tuple[int, int]) -> torch.Te
 def _mask(model, x: torch.Tensor, crop, out_hw: tuple[int, int], tta: str = "none") -> np.ndarray:
     """The ``H x W`` uint8 mask at ``out_hw``. Above ``MAX_LOGIT_PIXELS`` the classes are taken at
     the model's resolution and the mask is upsampled with NEAREST. A ``FastModel`` upsamples and
-    takes the argmax in its runtime (without test-time augmentation)."""
+    takes the argmax (and the test-time augmentation) in its runtime."""
     big = out_hw[0] * out_hw[1] > MAX_LOGIT_PIXELS
-    if crop is None and tta == "none" and hasattr(model, "masks"):
-        ids = model.masks(x, tuple(x.shape[-2:]) if big else out_hw)[0]
+    if crop is None and hasattr(model, "masks"):
+        ids = model.masks(x, tuple(x.shape[-2:]) if big else out_hw, tta)[0]
     else:
         logits = scores(model, x, tta)
         if crop is not None:

@@ -15,7 +15,7 @@ from seg_core.checkpoint import load_model, save_model
 from seg_core.engine import compare_models, evaluate
 from seg_core.fast import (DEFAULT_KEEP_FLOAT, FastModelError, calibration_batches, export_onnx, file_sha256, find_fast, load_fast,
                            quantize_onnx, to_openvino)
-from seg_core.inference import classes, predict_many
+from seg_core.inference import classes, predict_many, scores
 from seg_core.models import build_model
 from seg_core.predictor import MODEL_NAMES, Predictor
 from tests.conftest import ARCHS, ROOT, synthetic_pair
@@ -76,6 +76,21 @@ def test_openvino_in_graph_masks_match_upsampled_logits(exported):
         masks = fast.masks(x, out_hw)
         assert masks.shape == (2, *out_hw) and masks.dtype == torch.uint8
         assert (masks.long() == classes(logits)).float().mean() >= 0.999
+
+
+def test_openvino_in_graph_flip_tta_matches_pytorch_scores(exported):
+    """The mirror-image averaging built into the OpenVINO mask graph equals ``scores(tta="flip")``
+    on the file's own logits, then upsampling and argmax in PyTorch."""
+    fast = load_fast(exported["fcn_resnet50"][1])
+    x = torch.randn(3, 3, 64, 64)
+    for out_hw in [(64, 64), (100, 180)]:
+        probs = F.interpolate(scores(fast, x, "flip"), size=out_hw, mode="bilinear", align_corners=False)
+        masks = fast.masks(x, out_hw, "flip")
+        assert masks.shape == (3, *out_hw) and masks.dtype == torch.uint8
+        assert (masks.long() == classes(probs)).float().mean() >= 0.999
+        assert (masks != fast.masks(x, out_hw)).any()  # the flip did something
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        fast.masks(x, (64, 64), "rotate")
 
 
 def test_openvino_runs_fp32_files_in_f32_and_int8_float_layers_in_bf16_where_the_cpu_has_it(weights_dir, exported, tmp_path):
@@ -220,7 +235,8 @@ def test_shipped_int8_files_agree_with_their_fp32_checkpoints(real_data, name):
 
 @pytest.mark.parametrize("fmt", [0, 1], ids=["onnx", "openvino"])
 def test_flip_tta_on_fast_files_agrees_with_pytorch(weights_dir, exported, fmt):
-    """With TTA a FastModel runs its logits model on photo + mirror image (batch 2), not masks."""
+    """With TTA a FastModel averages photo and mirror image: in its OpenVINO graph, or through
+    its logits with ONNX Runtime."""
     model, fast = load_model(weights_dir / "unet.safetensors"), load_fast(exported["unet"][fmt])
     images = photos()
     ours, theirs = (evaluate(m, images, labels_like(images), batch_size=3, tta="flip")[1] for m in (model, fast))

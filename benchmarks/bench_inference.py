@@ -5,7 +5,8 @@ Backends: ``eager`` (PyTorch fp32, the naive baseline), ``onnxruntime`` (fp32), 
 checkpoint; otherwise quantised here, calibrated on ``--calib``). For each backend, in a fresh
 process (so that its peak memory is its own): each model's forward latency at its input size,
 the end-to-end three-model comparison of one upload (JPEG decode, resize, predict, upsample,
-argmax, colourise) at 256x512 and 1024x2048, peak resident memory, file sizes and, with
+argmax, colourise) at 256x512 and 1024x2048, the same at the first size with mirror-image
+averaging (``tta="flip"``, the apps' switch), peak resident memory, file sizes and, with
 ``--val``, each model's val mIoU and the time of the whole evaluation. Models without weights are
 built with random weights (marked ``random``): latency does not depend on the weight values.
 With ``--train-steps N`` it also measures training images/s per model (on the GPU when there is
@@ -184,14 +185,15 @@ def print_table(result: dict, args) -> None:
         for name, row in r["models"].items():
             miou = f"{row['val_miou']:>10.4f}" if "val_miou" in row else ""
             print(f"{b:<15}{name:<14}{result['weights'][name]:<9}{row['file_mib']:>9}{row['forward_ms']:>12}{miou}")
+    first = args.upload.split(",")[0]
     print(f"{'backend':<15}" + "".join(f"{'e2e ' + s + ' ms':>20}" for s in args.upload.split(","))
-          + f"{'speed-up':>10}{'peak RSS MiB':>14}" + (f"{'val s':>8}" if args.val else ""))
+          + f"{'speed-up':>10}{'flip ' + first + ' ms':>20}{'peak RSS MiB':>14}" + (f"{'val s':>8}" if args.val else ""))
     for b, r in backends.items():
         e2e = r["three_models_end_to_end_ms"]
-        first = args.upload.split(",")[0]
         speed = f"{base['three_models_end_to_end_ms'][first] / e2e[first]:.1f}x" if base else "-"
         val = f"{r['val_seconds']:>8.1f}" if "val_seconds" in r else ""
-        print(f"{b:<15}" + "".join(f"{e2e[s]:>20}" for s in e2e) + f"{speed:>10}{r['peak_rss_mib']:>14}{val}")
+        print(f"{b:<15}" + "".join(f"{e2e[s]:>20}" for s in e2e) + f"{speed:>10}{r['three_models_flip_ms'][first]:>20}"
+              + f"{r['peak_rss_mib']:>14}{val}")
     for name, ips in result.get("training", {}).get("images_per_s", {}).items():
         print(f"training {name}: {ips} img/s ({result['training']['device']}, {result['training']['size']}px)")
 
@@ -226,6 +228,14 @@ def child(args) -> int:
 
         end_to_end[size] = round(timed(compare, args.repeats) * 1000, 1)
     out = {"models": rows, "three_models_end_to_end_ms": end_to_end}
+    first = args.upload.split(",")[0]
+    data = jpeg_bytes(*(int(v) for v in first.split("x")))
+
+    def compare_flip():  # the apps' mirror-image averaging switch
+        for pred in predict_many(models, data, tta="flip").values():
+            colorize(pred.mask)
+
+    out["three_models_flip_ms"] = {first: round(timed(compare_flip, args.repeats) * 1000, 1)}
     if args.val:
         from seg_core.data import load_split
 

@@ -97,5 +97,9 @@ st.markdown("Three models per photo make latency the feel of this app. When `wei
             "OpenVINO model (weights quantised per channel, activation ranges calibrated on 128 training photos, "
             "the upsampling and the argmax inside its graph), several times faster than PyTorch at the same "
             "accuracy (the model card has the figures). A missing or stale export falls back to the PyTorch "
-            "checkpoint; the Compare page says which backend ran each model. `SEG_BACKEND=pytorch` forces PyTorch.")
+            "checkpoint; the Compare page says which backend ran each model. `SEG_BACKEND=pytorch` forces PyTorch.\n\n"
+            "**Mirror-image averaging** (the sidebar switch) is test-time augmentation: each model also segments the "
+            "left-right mirrored photo, and the two maps of class probabilities are averaged (in the int8 graph "
+            "too). It takes about twice the time and gives slightly better masks; the model card has the val "
+            "scores with and without it.")
 st.code(EXPORT, language="bash")

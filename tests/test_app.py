@@ -397,10 +397,13 @@ def test_pages_show_the_backend_of_each_model(env, monkeypatch, weights_dir, tmp
     assert facts["file (MB)"].iloc[0] > 0 and facts["parameters (M)"].iloc[0] > 1
 
 
-def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch):
+def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, weights_dir, tmp_path):
     """The sidebar toggle (rendered by app.py) makes each model predict with flip TTA; the
     Compare page says so, and its masks are those of ``Predictor.predict(tta="flip")``."""
     from seg_core.predictor import Predictor
+
+    shutil.copytree(weights_dir, tmp_path / "weights")  # a folder of its own: no masks cached by other tests
+    use_weights(monkeypatch, tmp_path / "weights")
 
     asked = []
     original = Predictor.predict

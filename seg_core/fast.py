@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
-from .inference import model_input, scores, upsampled_classes
+from .inference import _check_tta, model_input, scores, upsampled_classes
 from .models import SegmentationModel, count_parameters
 
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -359,6 +359,7 @@ def _mask_model(model, tta: str = "none"):
     import openvino as ov
     import openvino.opset13 as ops
 
+    _check_tta(tta)
     model = model.clone()
     result = model.get_results()[0]
     logits = result.input_value(0)
@@ -375,8 +376,6 @@ def _mask_model(model, tta: str = "none"):
         model.replace_parameter(0, x)
         halves = ops.split(ops.softmax(logits, axis=1), ops.constant(np.int64(0)), 2)
         logits = ops.multiply(ops.add(halves.output(0), mirror(halves.output(1))), ops.constant(np.float32(0.5)))
-    elif tta != "none":
-        raise ValueError(f"unknown test-time augmentation {tta!r}")
     size = ops.parameter([2], ov.Type.i64, name="out_size")
     up = ops.interpolate(logits, size, mode="linear", shape_calculation_mode="sizes",
                          coordinate_transformation_mode="half_pixel", axes=ops.constant(np.array([2, 3], np.int64)))

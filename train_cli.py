@@ -166,10 +166,11 @@ def cmd_train(args) -> int:
     import torch
 
     from seg_core.data import load_split
-    from seg_core.engine import TrainConfig, Trainer
+    from seg_core.engine import TrainConfig, Trainer, keep_freed_memory
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()  # no page faults for each step's activation buffers
     if args.resume and not (args.out / "state.safetensors").is_file():
         raise UsageError(f"--resume: {args.out} holds no run to resume (no state.safetensors)")
     if args.resume:

@@ -105,6 +105,36 @@ def test_schedule_and_class_weights():
     assert w[3] == 1.0  # absent class keeps weight 1
 
 
+# Allocates and frees a 64 MiB tensor six times, as a training step does its activations; prints
+# the page faults of the last three times (the first ones may find the heap still fragmented).
+_REFAULT = """
+import resource, sys, torch
+from seg_core.engine import keep_freed_memory
+took = keep_freed_memory() if sys.argv[1] == "keep" else None
+faults = []
+for _ in range(6):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(16 * 2**20).sum()
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(took, sum(faults[3:]))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_keep_freed_memory_stops_refaulting_large_buffers():
+    # A subprocess each, so the malloc settings never reach this test process.
+    faults = {}
+    for mode in ("default", "keep"):
+        out = subprocess.run([sys.executable, "-c", _REFAULT, mode], capture_output=True, text=True,
+                             cwd=ROOT, timeout=120, check=True).stdout.split()
+        faults[mode] = int(out[1])
+        if mode == "keep":
+            assert out[0] == "True"
+    pages = 3 * 64 * 2**20 // 4096
+    assert faults["default"] > pages // 2  # glibc mmaps 64 MiB afresh: every page faults again
+    assert faults["keep"] < pages // 10  # the heap kept the pages
+
+
 def test_ddp_gloo_two_processes(tiny_data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "ddp"

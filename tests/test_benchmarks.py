@@ -86,3 +86,12 @@ def test_logit_adjust_errors_are_one_line(weights_dir, pairs_dir, tmp_path, caps
                      "--data", str(pairs_dir)]) == 2  # a checkpoint that records no class-weight power
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+def test_malloc_benchmark_runs():
+    proc = subprocess.run([sys.executable, "benchmarks/bench_malloc.py", "--size", "64", "--batch-size", "2",
+                           "--steps", "1", "--rounds", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["default"]["s_per_step"] > 0 and result["keep"]["s_per_step"] > 0
+    assert 0 <= result["keep"]["kernel_share"] <= 1 and result["speedup"] > 0

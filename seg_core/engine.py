@@ -202,9 +202,10 @@ def keep_freed_memory() -> bool:
     (32 MiB; FCN-VGG16 at 256x256, batch 16, needs 256 MiB for one activation), so by default
     each one is mmap'd and munmap'd every step, and every page is faulted in and zeroed again:
     10 % of the CPU time of an FCN-VGG16 run on 2 cores went to the kernel, 70 000 page faults a
-    second (``/proc/<pid>/stat`` over a minute, README). Serving large requests from the heap and never trimming it (what PyTorch's CPU tuning
-    guide gets from jemalloc or tcmalloc) keeps those pages; the price, a resident size that stays
-    at its peak, suits a training process. Returns whether the setting took (glibc only).
+    second (``/proc/<pid>/stat`` over a minute, README). Serving large requests from the heap and
+    never trimming it (what PyTorch's CPU tuning guide gets from jemalloc or tcmalloc) keeps those
+    pages; the price, a resident size that stays at its peak, suits a training process
+    (``benchmarks/bench_malloc.py`` measures it). Returns whether the setting took (glibc only).
     """
     import ctypes
     import ctypes.util

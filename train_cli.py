@@ -170,7 +170,6 @@ def cmd_train(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    keep_freed_memory()  # no page faults for each step's activation buffers
     if args.resume and not (args.out / "state.safetensors").is_file():
         raise UsageError(f"--resume: {args.out} holds no run to resume (no state.safetensors)")
     if args.resume:
@@ -199,6 +198,7 @@ def cmd_train(args) -> int:
     if cfg.crop % 32:
         raise UsageError("--crop must be a multiple of 32")
     _check_writable(args.out)
+    keep_freed_memory()  # no page faults for each step's activation buffers (once the flags are checked)
     train = load_split(args.data, limit=cfg.limit)
     val_path = None if args.no_val else (args.val or default_val(args.data))
     if args.val and not args.val.exists():

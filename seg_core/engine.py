@@ -352,6 +352,7 @@ class Trainer:
         cfg = self.cfg
         # Seconds kept for the last evaluation and checkpoint writes; refined once one was timed.
         self._reserve = 0.05 * (cfg.time_budget or 0)
+        self._end_cost = 0.0
         total_epochs = cfg.epochs or 10**9
         sys_info = f"{self.device}, {torch.get_num_threads()} threads, world {self.world}"
         if self.is_main:
@@ -385,8 +386,10 @@ class Trainer:
                 self._write_logs()
                 self.elapsed = elapsed_before + (time.monotonic() - wall_start)  # count the writes too
                 self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
-                # Keep room for one more evaluation and set of checkpoint writes inside the budget.
-                self._reserve = 1.5 * (time.monotonic() - t0) + 0.02 * (cfg.time_budget or 0)
+                # Keep room for one more evaluation and set of checkpoint writes inside the budget:
+                # the slowest seen so far (one epoch may have skipped its evaluation, or been quick).
+                self._end_cost = max(self._end_cost, time.monotonic() - t0)
+                self._reserve = 1.5 * self._end_cost + 0.02 * (cfg.time_budget or 0)
             else:
                 self.elapsed = elapsed_before + (time.monotonic() - wall_start)
             if self.world > 1:

@@ -30,13 +30,14 @@ def one_run(arch: str, size: int, batch: int, steps: int, keep: bool) -> dict:
     from seg_core.config import ModelConfig
     from seg_core.engine import keep_freed_memory
     from seg_core.models import build_model
+    from seg_core.palette import NUM_CLASSES
 
     took = keep_freed_memory() if keep else False
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch=arch, input_size=(size, size))).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), 1e-4)
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 19, (batch, size, size))
+    y = torch.randint(0, NUM_CLASSES, (batch, size, size))
 
     def step() -> None:
         loss = torch.nn.functional.cross_entropy(model(x), y)

@@ -57,9 +57,11 @@ def one_run(arch: str, size: int, batch: int, steps: int, keep: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from seg_core.models import ARCHS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--arch", default="unet", choices=("unet", "fcn_vgg16", "fcn_resnet50"))
+    p.add_argument("--arch", default="unet", choices=tuple(ARCHS))
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=4)

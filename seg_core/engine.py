@@ -330,11 +330,17 @@ class Trainer:
         n = len(self.train_images) // self.world
         return max(1, n // self.cfg.batch_size)
 
+    def _end_reserve(self) -> float:
+        """Seconds of the budget kept for one more evaluation and set of checkpoint writes: 1.5x the
+        slowest seen, or 5 % of the budget until one was timed."""
+        budget = self.cfg.time_budget or 0
+        return 1.5 * self._end_cost + 0.02 * budget if self._end_cost else 0.05 * budget
+
     def progress(self, wall_start: float) -> float:
         cfg = self.cfg
         if cfg.time_budget:
             spent = self.elapsed + (time.monotonic() - wall_start)
-            return min(1.0, spent / max(1.0, cfg.time_budget - self._reserve))
+            return min(1.0, spent / max(1.0, cfg.time_budget - self._end_reserve()))
         return min(1.0, self.step / (cfg.epochs * self.steps_per_epoch()))
 
     def _should_stop(self, p: float, step_in_epoch: int) -> bool:
@@ -350,9 +356,7 @@ class Trainer:
 
     def run(self) -> dict:
         cfg = self.cfg
-        # Seconds kept for the last evaluation and checkpoint writes; refined once one was timed.
-        self._reserve = 0.05 * (cfg.time_budget or 0)
-        self._end_cost = 0.0
+        self._end_cost = 0.0  # the slowest evaluation + checkpoint writes seen so far, in seconds
         total_epochs = cfg.epochs or 10**9
         sys_info = f"{self.device}, {torch.get_num_threads()} threads, world {self.world}"
         if self.is_main:
@@ -386,10 +390,8 @@ class Trainer:
                 self._write_logs()
                 self.elapsed = elapsed_before + (time.monotonic() - wall_start)  # count the writes too
                 self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
-                # Keep room for one more evaluation and set of checkpoint writes inside the budget:
-                # the slowest seen so far (one epoch may have skipped its evaluation, or been quick).
+                # The slowest, not the last: one epoch may have skipped its evaluation, or been quick.
                 self._end_cost = max(self._end_cost, time.monotonic() - t0)
-                self._reserve = 1.5 * self._end_cost + 0.02 * (cfg.time_budget or 0)
             else:
                 self.elapsed = elapsed_before + (time.monotonic() - wall_start)
             if self.world > 1:

@@ -60,9 +60,12 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from seg_core.data import DataError, list_pairs
+from seg_core.files import atomic_path
 from seg_core.inference import ImageError, class_shares, load_image
-from seg_core.predictor import DISPLAY_NAMES, MODEL_NAMES, Predictor
-from seg_core.viz import legend, overlay, png_bytes
+from seg_core.predictor import Predictor
+from seg_core.registry import ARCH_NAMES, display_name
+from seg_core.viz import fit_within, legend_html, legend_rows, overlay, png_bytes
 
 ROOT = Path(__file__).resolve().parent
 WEIGHTS_DIR = Path(os.environ.get("SEG_WEIGHTS_DIR", ROOT / "weights"))
@@ -81,16 +84,13 @@ LAUNCH_KWARGS = {"max_file_size": MAX_FILE_SIZE}
 
 # ----------------------------------------------------------------------------------------- examples
 
-def _natural(path: Path) -> tuple:
-    return (0, int(path.stem), "") if path.stem.isdigit() else (1, 0, path.stem)
-
-
 def example_photos(data_dir: str | Path, cache_dir: str | Path = EXAMPLES_CACHE, n: int = N_EXAMPLES) -> list[Path]:
     """Photo halves of the first ``n`` pairs of ``data_dir``, cropped once into ``cache_dir``."""
     data_dir = Path(data_dir)
-    if not data_dir.is_dir():
+    try:
+        pairs = list_pairs(data_dir)
+    except DataError:
         return []
-    pairs = sorted((p for p in data_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")), key=_natural)
     # One sub-folder per data folder, so that two folders with a 1.jpg never share a crop.
     out_dir = Path(cache_dir) / hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:12]
     photos = []
@@ -101,10 +101,8 @@ def example_photos(data_dir: str | Path, cache_dir: str | Path = EXAMPLES_CACHE,
                 rgb = load_image(pair)
             except ImageError:
                 continue
-            out_dir.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-            Image.fromarray(rgb[:, : rgb.shape[1] // 2]).save(tmp, format="PNG")
-            os.replace(tmp, out)  # atomic: two workers cropping at once never see half a file
+            with atomic_path(out, suffix=".png") as tmp:  # two workers cropping at once never see half a file
+                Image.fromarray(rgb[:, : rgb.shape[1] // 2]).save(tmp, format="PNG")
         photos.append(out)
     return photos
 
@@ -140,20 +138,20 @@ def decode(value) -> np.ndarray:
 
 def model_key(predictor: Predictor, name) -> str:
     """The model a client asked for (``unet`` or ``U-Net``...), or a ``gr.Error`` that lists the choices."""
-    known = {n: n for n in (*MODEL_NAMES, *predictor.models, *predictor.missing)}
-    known.update({DISPLAY_NAMES[n].lower(): n for n in MODEL_NAMES})
+    known = {n: n for n in (*ARCH_NAMES, *predictor.models, *predictor.missing)}
+    known.update({display_name(n).lower(): n for n in ARCH_NAMES})
     key = known.get(str(name or "").strip().lower())
     if key is None:
         raise _user_error(f"Unknown model {name!r}; choose one of: {', '.join(known_models(predictor))}.",
                        title="Unknown model")
     if key not in predictor.models:
-        why = predictor.missing.get(key, "it is not loaded")
+        why = str(predictor.missing[key]) if key in predictor.missing else "it is not loaded"
         raise _user_error(f"Model {key} is not available on this server: {why}", title="Model not available")
     return key
 
 
 def known_models(predictor: Predictor) -> list[str]:
-    return list(dict.fromkeys((*MODEL_NAMES, *predictor.models)))
+    return list(dict.fromkeys((*ARCH_NAMES, *predictor.models)))
 
 
 def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None, tta: str = "none"):
@@ -186,12 +184,6 @@ def segment_api(predictor: Predictor, image, model: str, out_dir: str | Path) ->
 
 # --------------------------------------------------------------------------------------------- page
 
-def _resize(array: np.ndarray, hw: tuple[int, int], resample) -> np.ndarray:
-    if array.shape[:2] == hw:
-        return array
-    return np.asarray(Image.fromarray(array).resize(hw[::-1], resample))
-
-
 def compare(predictor: Predictor, image, tta: str = "none") -> dict:
     """Run every loaded model once (with ``tta="flip"``: on the photo and its mirror image); the
     session state the views are drawn from."""
@@ -199,36 +191,16 @@ def compare(predictor: Predictor, image, tta: str = "none") -> dict:
         raise _user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
     rgb = decode(image)
     preds = _predict(predictor, rgb, tta=tta)
-    h, w = rgb.shape[:2]
-    scale = min(1.0, DISPLAY_MAX_SIDE / max(h, w))
-    hw = (max(1, round(h * scale)), max(1, round(w * scale)))
     return {
-        "size": (h, w),
-        "photo": _resize(rgb, hw, Image.BILINEAR),
-        "masks": {n: _resize(p.mask, hw, Image.NEAREST) for n, p in preds.items()},
-        "legends": {n: legend(p.mask) for n, p in preds.items()},  # shares from the full-size mask
+        "size": rgb.shape[:2],
+        "photo": fit_within(rgb, DISPLAY_MAX_SIDE),
+        "masks": {n: fit_within(p.mask, DISPLAY_MAX_SIDE, nearest=True) for n, p in preds.items()},
+        "legend": legend_rows({n: p.mask for n, p in preds.items()}),  # shares from the full-size masks
         "seconds": {n: p.seconds for n, p in preds.items()},
+        "shared_seconds": preds.decode_seconds + preds.prepare_seconds,
         "backends": {n: b for n, b in predictor.backends().items() if n in preds},
         "tta": tta,
     }
-
-
-def _percent(share: float) -> str:
-    return f"{100 * share:.1f} %" if share >= 0.0005 else "<0.1 %"
-
-
-def legend_html(rows: list[dict], title: str) -> str:
-    cell = "padding:1px 8px 1px 0;border:none;background:none"
-    lines = [f"<p><b>{html.escape(title)}</b>: classes present, share of pixels</p>",
-             "<table style='border-collapse:collapse;width:auto;font-size:0.9em'>"]
-    for row in rows:
-        lines.append(
-            f"<tr><td style='{cell}'><span style='display:inline-block;width:1em;height:1em;vertical-align:middle;"
-            f"border:1px solid #0004;background:{row['color']}'></span></td>"
-            f"<td style='{cell}'>{html.escape(row['name'])}</td>"
-            f"<td style='{cell};text-align:right'>{_percent(row['share'])}</td></tr>")
-    lines.append("</table>")
-    return "\n".join(lines)
 
 
 def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str, ...]) -> list:
@@ -240,12 +212,12 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     overlays = {n: overlay(photo, masks[n], alpha) for n in names if n in masks}
     pick = pick if pick in overlays else next(iter(overlays), None)
     slider = (photo, overlays[pick]) if pick else None
-    title = DISPLAY_NAMES.get(pick, pick or "")
-    legend_part = legend_html(state["legends"][pick], title) if pick else ""
+    legend_part = legend_html(state["legend"], {n: display_name(n) for n in state["masks"]})
     h, w = state["size"]
-    timing = f"Image {w}x{h} px. Inference: " + ", ".join(
-        f"{DISPLAY_NAMES.get(n, n)} {s:.3f} s ({state.get('backends', {}).get(n, 'PyTorch fp32')})"
-        for n, s in state["seconds"].items()) + "."
+    timing = (f"Image {w}x{h} px. Decoding and resizing, shared: {state['shared_seconds'] * 1000:.0f} ms. "
+              "Each model: " + ", ".join(
+                  f"{display_name(n)} {s * 1000:.0f} ms ({state['backends'].get(n, '')})"
+                  for n, s in state["seconds"].items()) + ".")
     if state.get("tta") == "flip":
         timing += " Mirror-image averaging: each model also segmented the mirrored photo."
     return [slider, legend_part, timing, *(overlays.get(n) for n in names)]
@@ -255,10 +227,8 @@ def missing_note(predictor: Predictor) -> str:
     if not predictor.missing:
         return ""
     lines = ["**Not available on this server** (the other models work):", ""]
-    for name, why in predictor.missing.items():
-        head, sep, command = why.rpartition(" with: ")
-        text = f"{head}{sep}`{command}`" if sep else why
-        lines.append(f"- **{DISPLAY_NAMES.get(name, name)}**: {text}")
+    for name, missing in predictor.missing.items():
+        lines.append(f"- **{display_name(name)}**: {missing.reason}; train it with `{missing.command}`")
     return "\n".join(lines)
 
 
@@ -279,8 +249,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", sources=["upload", "clipboard"],
                                  label="Photo (drag and drop, max 10 MB)", height=320)
-                picker = gr.Radio(choices=[(DISPLAY_NAMES.get(n, n), n) for n in loaded],
-                                  value=loaded[0] if loaded else None, label="Model for the slider and legend")
+                picker = gr.Radio(choices=[(display_name(n), n) for n in loaded],
+                                  value=loaded[0] if loaded else None, label="Model for the slider")
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
                 mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
                                      info="each model also segments the mirrored photo; the two are averaged")
@@ -297,14 +267,14 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                 timing = gr.Markdown()
                 legend_box = gr.HTML()
         overlays = []
-        order = MODEL_NAMES + tuple(n for n in loaded if n not in MODEL_NAMES)
+        order = ARCH_NAMES + tuple(n for n in loaded if n not in ARCH_NAMES)
         shown = tuple(n for n in order if n in predictor.models)  # the order of ``overlays``
         with gr.Row():
             for name in order:
                 if name in predictor.models:
-                    overlays.append(gr.Image(label=DISPLAY_NAMES.get(name, name), interactive=False))
+                    overlays.append(gr.Image(label=display_name(name), interactive=False))
                 else:
-                    gr.Markdown(f"**{DISPLAY_NAMES.get(name, name)}**: not available (see the note above).")
+                    gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
 
         views = [slider, legend_box, timing, *overlays]
 

@@ -21,9 +21,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from seg_core.config import TTA_MODES
+from seg_core.registry import ARCH_NAMES
+
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "cityscapes_pairs"
-ARCH_CHOICES = ("unet", "fcn_vgg16", "fcn_resnet50")
-TTA_CHOICES = ("none", "flip")  # seg_core.inference.TTA_MODES, without importing torch for --help
 
 
 class UsageError(Exception):
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--arch", choices=ARCH_CHOICES, default="unet", help="architecture")
+    t.add_argument("--arch", choices=ARCH_NAMES, default="unet", help="architecture")
     t.add_argument("--encoder", default=None, help="smp encoder name (default: resnet18 / vgg16_bn / resnet50)")
     t.add_argument("--encoder-weights", choices=("imagenet",), default=None,
                    help="start the encoder from ImageNet weights (needs the network)")
@@ -107,10 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", choices=("auto", "pytorch"), default="auto",
                    help="for a weights folder: 'auto' uses the exported int8/ONNX files when present")
     e.add_argument("--data", type=Path, default=DEFAULT_DATA / "val", help="pairs folder or .npz pack")
-    e.add_argument("--arch", choices=ARCH_CHOICES, default=None, help="fail unless the checkpoint is this arch")
+    e.add_argument("--arch", choices=ARCH_NAMES, default=None, help="fail unless the checkpoint is this arch")
     e.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
     e.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N pairs")
-    e.add_argument("--tta", choices=TTA_CHOICES, default="none",
+    e.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="test-time augmentation: 'flip' averages the probabilities of each photo and its mirror "
                         "image (twice the time)")
     e.add_argument("--confusion", type=Path, default=None,
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--keep-float", action="append", default=None, metavar="SUBSTRING",
                    help="with --int8, keep the ONNX nodes whose name contains this in float (repeatable; "
                         "'none' quantises every layer); default: the layers that make the class scores, "
-                        "seg_core.fast.DEFAULT_KEEP_FLOAT")
+                        "seg_core.export.DEFAULT_KEEP_FLOAT")
     x.add_argument("--check", type=Path, default=None,
                    help="val pairs folder or pack: report mIoU of the export against the PyTorch original "
                         "and the share of pixels whose class agrees")
@@ -166,7 +167,8 @@ def cmd_train(args) -> int:
     import torch
 
     from seg_core.data import load_split
-    from seg_core.engine import TrainConfig, Trainer, keep_freed_memory
+    from seg_core.runtime import keep_freed_memory
+    from seg_core.train import TrainConfig, Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -215,24 +217,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _load_any(weights: str, arch: str | None = None):
-    """A PyTorch model from a checkpoint, or a FastModel from an exported .onnx / .xml file."""
-    from seg_core.checkpoint import CheckpointError, load_model
-    from seg_core.fast import FastModelError, load_fast
-
-    if Path(weights).suffix in (".onnx", ".xml"):
-        try:
-            model = load_fast(weights)
-        except FastModelError as err:
-            raise UsageError(str(err)) from None
-        if arch is not None and model.config.arch != arch:
-            raise CheckpointError(f"{weights} holds a {model.config.arch} model, not {arch}")
-        return model
-    return load_model(weights, arch=arch)
-
-
-def _weights_folder_models(folder: Path, backend: str) -> dict | None:
-    """The models of a weights folder (None when ``folder`` is a single Hub-layout checkpoint)."""
+def _weights_folder_runners(folder: Path, backend: str) -> dict | None:
+    """The runners of a weights folder (None when ``folder`` is a single Hub-layout checkpoint)."""
     from seg_core.checkpoint import HUB_WEIGHTS
     from seg_core.predictor import Predictor
 
@@ -242,8 +228,25 @@ def _weights_folder_models(folder: Path, backend: str) -> dict | None:
     for name, why in {**pred.notes, **pred.missing}.items():
         print(f"{name}: {why}", file=sys.stderr)
     if not pred.models:
-        raise UsageError(f"{folder} holds no model checkpoint (unet / fcn_vgg16 / fcn_resnet50 .safetensors)")
+        raise UsageError(f"{folder} holds no model checkpoint ({' / '.join(ARCH_NAMES)} .safetensors)")
     return pred.models
+
+
+def progress_bar(desc: str):
+    """An ``on_batch(done, total)`` callback that draws a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def on_batch(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return on_batch
 
 
 def cmd_eval(args) -> int:
@@ -252,30 +255,31 @@ def cmd_eval(args) -> int:
     import torch
 
     from seg_core.data import load_split
-    from seg_core.engine import evaluate
-    from seg_core.predictor import backend_label
+    from seg_core.evaluate import evaluate
+    from seg_core.runners import load_runner
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = _weights_folder_models(Path(args.weights), args.backend)
+    models = _weights_folder_runners(Path(args.weights), args.backend)
     if models is None:
-        models = {"model": _load_any(args.weights, arch=args.arch)}
+        models = {"model": load_runner(args.weights, arch=args.arch)}
     elif args.arch:
         models = {n: m for n, m in models.items() if n == args.arch}
     images, labels = load_split(args.data, limit=args.limit)
     results = {}
     for key, model in models.items():
-        t0 = time.perf_counter()
-        metrics, mat = evaluate(model, images, labels, batch_size=args.batch_size, progress=True, tta=args.tta)
-        seconds = time.perf_counter() - t0
         cfg = model.config
+        t0 = time.perf_counter()
+        metrics, mat = evaluate(model, images, labels, batch_size=args.batch_size, tta=args.tta,
+                                on_batch=progress_bar(f"eval {cfg.arch}"))
+        seconds = time.perf_counter() - t0
         tta = "" if args.tta == "none" else f", tta {args.tta}"
-        print(f"{cfg.arch} ({cfg.encoder}, {backend_label(model)}{tta}) on {args.data} "
+        print(f"{cfg.arch} ({cfg.encoder}, {model.label}{tta}) on {args.data} "
               f"({len(images)} pairs, {labels.shape[-1]}x{labels.shape[-2]}, {seconds:.1f} s)")
         print(f"pixel acc {metrics['pixel_acc']:.4f}  class acc {metrics['class_acc']:.4f}  mIoU {metrics['miou']:.4f}")
         for name, iou in metrics["iou"].items():
             print(f"  {name:<14} {iou:.4f}")
-        results[cfg.arch if key != "model" else key] = {**metrics, "backend": backend_label(model), "tta": args.tta,
+        results[cfg.arch if key != "model" else key] = {**metrics, "backend": model.label, "tta": args.tta,
                                                         "seconds": seconds}
         if args.confusion:
             out = args.confusion if len(models) == 1 else args.confusion.with_name(f"{cfg.arch}_{args.confusion.name}")
@@ -286,29 +290,23 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import tempfile
-
     import torch
 
-    from seg_core.checkpoint import load_model
     from seg_core.data import load_split
-    from seg_core.engine import compare_models
-    from seg_core.fast import (calibration_batches, export_onnx, load_fast, model_file_bytes, quantize_onnx,
-                               to_openvino)
-    from seg_core.predictor import MODEL_NAMES
+    from seg_core.evaluate import compare_runners
+    from seg_core.export import DEFAULT_KEEP_FLOAT, export_checkpoint
+    from seg_core.runners import load_runner, model_file_bytes
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.weights.is_dir():
-        sources = [p for n in MODEL_NAMES if (p := args.weights / f"{n}.safetensors").is_file()]
+        sources = [p for n in ARCH_NAMES if (p := args.weights / f"{n}.safetensors").is_file()]
         if not sources:
-            raise UsageError(f"{args.weights} holds no unet / fcn_vgg16 / fcn_resnet50 .safetensors checkpoint")
+            raise UsageError(f"{args.weights} holds no {' / '.join(ARCH_NAMES)} .safetensors checkpoint")
     elif args.weights.is_file():
         sources = [args.weights]
     else:
         raise UsageError(f"--weights {args.weights} does not exist")
-    from seg_core.fast import DEFAULT_KEEP_FLOAT
-
     if args.keep_float and not args.int8:
         raise UsageError("--keep-float only applies with --int8")
     keep_float = DEFAULT_KEEP_FLOAT if args.keep_float is None else tuple(k for k in args.keep_float if k != "none")
@@ -317,25 +315,13 @@ def cmd_export(args) -> int:
     calib_images = load_split(args.calib, limit=None)[0] if args.int8 else None
     check = load_split(args.check, limit=args.check_limit) if args.check else None
     for source in sources:
-        model = load_model(source)
-        cfg = model.config
-        suffix = (".int8" if args.int8 else "") + (".xml" if args.format == "openvino" else ".onnx")
-        target = out_dir / f"{cfg.arch}{suffix}"
-        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
-            onnx_path = export_onnx(model, Path(tmp) / "fp32.onnx", source=source)
-            if args.int8:
-                batches = calibration_batches(calib_images, cfg, count=args.calib_count)
-                onnx_path = quantize_onnx(onnx_path, Path(tmp) / "int8.onnx", batches,
-                                          keep_float=keep_float, method=args.calib_method)
-            if args.format == "openvino":
-                to_openvino(onnx_path, Path(tmp) / "model.xml")
-                for ext in (".xml", ".bin"):  # the pair replaces the old one only when both are written
-                    (Path(tmp) / f"model{ext}").replace(target.with_suffix(ext))
-            else:
-                onnx_path.replace(target)
+        target = export_checkpoint(source, out_dir, args.format, args.int8, calib_images, args.calib_count,
+                                   args.calib_method, keep_float)
         print(f"{source} -> {target} ({model_file_bytes(target) / 2**20:.1f} MiB)")
         if check is not None:
-            report = compare_models(model, load_fast(target), *check, progress=True)
+            reference, exported = load_runner(source), load_runner(target)
+            report = compare_runners(reference, exported, *check,
+                                     on_batch=progress_bar(f"compare {reference.config.arch}"))
             print(f"  check on {args.check} ({len(check[0])} pairs): mIoU {report['reference']['miou']:.4f} (PyTorch) "
                   f"-> {report['exported']['miou']:.4f} ({report['miou_delta']:+.4f}), pixel acc "
                   f"{report['reference']['pixel_acc']:.4f} -> {report['exported']['pixel_acc']:.4f}, "
@@ -378,12 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from seg_core.checkpoint import CheckpointError
     from seg_core.data import DataError
-    from seg_core.fast import FastModelError
     from seg_core.models import OfflineError
+    from seg_core.runners import RunnerError
 
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, DataError, CheckpointError, OfflineError, FastModelError) as err:
+    except (UsageError, DataError, CheckpointError, OfflineError, RunnerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import streamlit as st
 
 from seg_core.palette import colorize
-from seg_core.predictor import MODEL_NAMES
-from seg_core.viz import disagreement, disagreement_image, overlay
+from seg_core.registry import ARCH_NAMES
+from seg_core.viz import disagreement, disagreement_image, legend_html, legend_rows, overlay
 from ui import common
-from ui.figures import legend_html
 from ui.scenes import before_after, display_scale
 
 st.title("Compare the models")
@@ -34,11 +33,11 @@ st.subheader(scene.name + (" (with ground truth)" if scene.label is not None els
 opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
 
 colours = [("Photo", photo)] + [(common.model_title(n, preds.get(n)), colorize(masks[n]) if n in masks else None)
-                                for n in MODEL_NAMES]
+                                for n in ARCH_NAMES]
 common.show_images(colours)
 overlays = {n: overlay(photo, m, opacity) for n, m in masks.items()}
 truth = colorize(display_scale(scene.label, nearest=True)) if scene.label is not None else None
-common.show_images([("Ground truth", truth)] + [(f"{common.model_title(n)} overlay", overlays.get(n)) for n in MODEL_NAMES])
+common.show_images([("Ground truth", truth)] + [(f"{common.model_title(n)} overlay", overlays.get(n)) for n in ARCH_NAMES])
 
 if not masks:
     st.stop()
@@ -60,14 +59,17 @@ with disagree_col:
         st.caption("Needs at least two models.")
 with legend_col:
     st.markdown("#### Legend (pixel share)")
-    st.html(legend_html({common.model_title(n): p.mask for n, p in preds.items()}))
+    st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
+                        {n: common.model_title(n) for n in preds}))
 
 st.markdown("#### Inference time and downloads")
+st.caption(f"Shared by the models: decoding {preds.decode_seconds * 1000:.0f} ms, resizing and normalising "
+           f"{preds.prepare_seconds * 1000:.0f} ms. Each model's time below is its own.")
 cols = st.columns(len(masks))
 stem = scene.name.rsplit(".", 1)[0]
 for col, (name, p) in zip(cols, preds.items()):
     with col:
-        st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help="model, upsampling to the photo's size, argmax")
+        st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help="this model alone: forward pass, upsampling to the photo's size, argmax")
         st.caption(pred.backends().get(name, "") + (", mirror-image averaging" if common.tta() == "flip" else ""))
         ids_png, color_png = common.mask_pngs(scene, name, p.mask)
         st.download_button("Class ids (PNG)", ids_png, f"{stem}_{name}_ids.png", "image/png",

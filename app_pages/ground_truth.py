@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from seg_core.palette import colorize
-from seg_core.predictor import MODEL_NAMES
+from seg_core.registry import ARCH_NAMES
 from seg_core.viz import error_map
 from ui import common
 from ui.figures import confusion_figure
@@ -32,7 +32,7 @@ if scene is None or scene.label is None:
 st.subheader(scene.name)
 preds = common.predictions(scene) if pred.models else {}
 common.show_images([("Ground truth", colorize(scene.label))]
-                   + [(common.model_title(n), colorize(preds[n].mask) if n in preds else None) for n in MODEL_NAMES],
+                   + [(common.model_title(n), colorize(preds[n].mask) if n in preds else None) for n in ARCH_NAMES],
                    nearest=True)
 if not preds:
     st.stop()

@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from seg_core.checkpoint import load_model, save_model  # noqa: E402
-from seg_core.fast import model_file_bytes  # noqa: E402
-from seg_core.models import build_model, count_parameters  # noqa: E402
-from seg_core.predictor import MODEL_NAMES  # noqa: E402
+from seg_core.models import build_model  # noqa: E402
+from seg_core.registry import ARCH_NAMES  # noqa: E402
+from seg_core.runners import model_file_bytes  # noqa: E402
 
 BACKENDS = ("eager", "onnxruntime", "openvino", "openvino-int8")
 
@@ -70,12 +70,13 @@ def file_mib(path: Path) -> float:
 
 def prepare(args, work: Path) -> tuple[dict, dict]:
     """``{backend: {model: file}}`` and ``{model: "trained" | "random"}``."""
-    from seg_core.fast import calibration_batches, export_onnx, find_fast, quantize_onnx, to_openvino
+    from seg_core.export import calibration_batches, export_onnx, quantize_onnx, to_openvino
+    from seg_core.runners import find_exported
 
     files: dict[str, dict[str, str]] = {b: {} for b in args.backends}
     sources = {}
     calib = None
-    for name in MODEL_NAMES:
+    for name in ARCH_NAMES:
         path = args.weights / f"{name}.safetensors"
         if path.is_file():
             sources[name] = "trained"
@@ -94,7 +95,7 @@ def prepare(args, work: Path) -> tuple[dict, dict]:
         if "openvino" in files:
             files["openvino"][name] = str(to_openvino(onnx_path, work / f"{name}.xml"))
         if "openvino-int8" in files:
-            shipped, _ = find_fast(args.weights, name, path)
+            shipped, _ = find_exported(args.weights, name, path)
             if shipped is not None and shipped.name.endswith(".int8.xml"):
                 files["openvino-int8"][name] = str(shipped)
                 continue
@@ -201,22 +202,19 @@ def print_table(result: dict, args) -> None:
 # --- child: one backend ---------------------------------------------------------------------------
 
 def child(args) -> int:
-    from seg_core.engine import evaluate
-    from seg_core.fast import load_fast
+    from seg_core.evaluate import evaluate
     from seg_core.inference import predict_many
     from seg_core.palette import colorize
+    from seg_core.runners import forward_latency, load_runner
 
     torch.set_num_threads(args.threads)
     files = json.loads(args.files)
-    models = {n: load_fast(p, threads=args.threads) if args.child != "eager" else load_model(p) for n, p in files.items()}
+    models = {n: load_runner(p, threads=args.threads) for n, p in files.items()}
     rows = {}
     for name, model in models.items():
         h, w = model.config.input_size
-        x = torch.randn(1, 3, h, w)
-        with torch.inference_mode():
-            latency = timed(lambda: model(x), args.repeats)
-        rows[name] = {"input": f"{h}x{w}", "params_m": round(count_parameters(model) / 1e6, 2),
-                      "forward_ms": round(latency * 1000, 1)}
+        rows[name] = {"input": f"{h}x{w}", "params_m": round(model.num_parameters / 1e6, 2),
+                      "forward_ms": round(forward_latency(model, args.repeats) * 1000, 1)}
     end_to_end = {}
     for size in args.upload.split(","):
         h, w = (int(v) for v in size.split("x"))
@@ -242,7 +240,7 @@ def child(args) -> int:
         images, labels = load_split(args.val, limit=args.val_limit)
         t0 = time.perf_counter()
         for name, model in models.items():
-            rows[name]["val_miou"] = round(evaluate(model, images, labels, progress=True)[0]["miou"], 4)
+            rows[name]["val_miou"] = round(evaluate(model, images, labels)[0]["miou"], 4)
         out["val_seconds"] = round(time.perf_counter() - t0, 1)
         out["val_images"] = len(images)
     out["peak_rss_mib"] = peak_rss_mib()
@@ -267,7 +265,7 @@ def train_speed(steps: int, size: int) -> dict:
     device = torch.device("cuda" if cuda else "cpu")
     side, batch = (size, 32) if cuda else (128, 16)
     out = {}
-    for name in MODEL_NAMES:
+    for name in ARCH_NAMES:
         model = build_model(arch=name).to(device).to(memory_format=torch.channels_last).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         x = torch.randn(batch, 3, side, side, device=device).contiguous(memory_format=torch.channels_last)

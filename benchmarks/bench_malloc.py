@@ -1,4 +1,4 @@
-"""Training steps per second with and without ``seg_core.engine.keep_freed_memory``.
+"""Training steps per second with and without ``seg_core.runtime.keep_freed_memory``.
 
 Each setting runs in its own process (the malloc setting cannot be undone), alternating, so
 drift of a shared machine hits both:
@@ -28,7 +28,7 @@ def one_run(arch: str, size: int, batch: int, steps: int, keep: bool) -> dict:
     import torch
 
     from seg_core.config import ModelConfig
-    from seg_core.engine import keep_freed_memory
+    from seg_core.runtime import keep_freed_memory
     from seg_core.models import build_model
     from seg_core.palette import NUM_CLASSES
 
@@ -57,11 +57,11 @@ def one_run(arch: str, size: int, batch: int, steps: int, keep: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from seg_core.models import ARCHS
+    from seg_core.registry import ARCH_NAMES
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--arch", default="unet", choices=tuple(ARCHS))
+    p.add_argument("--arch", default="unet", choices=ARCH_NAMES)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=4)

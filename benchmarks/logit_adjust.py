@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from seg_core.checkpoint import CheckpointError, load_model  # noqa: E402
 from seg_core.data import DataError, load_split  # noqa: E402
-from seg_core.engine import class_weights  # noqa: E402
-from seg_core.inference import model_input, upsampled_classes  # noqa: E402
+from seg_core.train import class_weights  # noqa: E402
+from seg_core.inference import model_input  # noqa: E402
+from seg_core.runners import upsampled_classes  # noqa: E402
 from seg_core.metrics import ConfusionMatrix, summarize  # noqa: E402
 
 

@@ -10,7 +10,6 @@ with one sentence that says what is wrong.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -18,7 +17,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import ModelConfig
-from .models import SegmentationModel, build_model
+from .files import atomic_path
+from .models import SegmentationNetwork, build_model
 
 CONFIG_KEY = "config"
 HUB_WEIGHTS = "model.safetensors"
@@ -30,16 +30,10 @@ class CheckpointError(ValueError):
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> Path:
-    """Write safetensors atomically (temp file + rename): a kill never leaves a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Write safetensors atomically (``seg_core.files.atomic_path``)."""
+    with atomic_path(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # after a failed write (full disk): no half file left behind
-    return path
+    return Path(path)
 
 
 def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -55,7 +49,7 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     return tensors, metadata
 
 
-def save_model(model: SegmentationModel, path: str | Path, half: bool = False) -> Path:
+def save_model(model: SegmentationNetwork, path: str | Path, half: bool = False) -> Path:
     """Save weights (fp16 if ``half``) with the model's config in the metadata."""
     state = model.state_dict()
     if half:
@@ -94,7 +88,7 @@ def _resolve(source: str | Path) -> Path:
     return path / HUB_WEIGHTS if path.is_dir() else path
 
 
-def load_model(source: str | Path, arch: str | None = None, device: str | torch.device = "cpu") -> SegmentationModel:
+def load_model(source: str | Path, arch: str | None = None, device: str | torch.device = "cpu") -> SegmentationNetwork:
     """Rebuild a model from a checkpoint alone (file, folder or ``hf://``), in eval mode, fp32.
 
     ``arch`` (optional) guards against loading another architecture's checkpoint.
@@ -118,7 +112,7 @@ def load_model(source: str | Path, arch: str | None = None, device: str | torch.
     return model.to(device).eval()
 
 
-def write_hub_folder(model: SegmentationModel, folder: str | Path, card: str | None = None) -> Path:
+def write_hub_folder(model: SegmentationNetwork, folder: str | Path, card: str | None = None) -> Path:
     """Lay a model out as a Hub repo folder: ``model.safetensors``, ``config.json``, ``README.md``."""
     folder = Path(folder)
     save_model(model, folder / HUB_WEIGHTS, half=True)
@@ -127,7 +121,7 @@ def write_hub_folder(model: SegmentationModel, folder: str | Path, card: str | N
     return folder
 
 
-def push_to_hub(model: SegmentationModel, repo_id: str, card: str | None = None, private: bool = False,
+def push_to_hub(model: SegmentationNetwork, repo_id: str, card: str | None = None, private: bool = False,
                 token: str | None = None) -> str:
     """Upload a model to a Hub repo (created if missing); returns the repo URL."""
     import tempfile

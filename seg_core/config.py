@@ -13,18 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .palette import CLASS_NAMES
+from .registry import architecture
 
 #: ImageNet statistics, hard-coded: smp's ``get_preprocessing_fn`` would reach for the hub.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-DEFAULT_ENCODERS = {"unet": "resnet18", "fcn_vgg16": "vgg16_bn", "fcn_resnet50": "resnet50"}
+#: Test-time augmentation: ``"none"`` (one pass) or ``"flip"`` (the photo and its mirror image).
+TTA_MODES = ("none", "flip")
 
 
 @dataclass
 class ModelConfig:
     arch: str = "unet"
-    encoder: str | None = None  # None → DEFAULT_ENCODERS[arch]
+    encoder: str | None = None  # None → the architecture's default (seg_core.registry)
     num_classes: int = len(CLASS_NAMES)
     class_names: tuple[str, ...] = CLASS_NAMES
     input_size: tuple[int, int] | None = (256, 256)  # (H, W) fed to the model; None = native size
@@ -37,9 +38,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.encoder is None:
-            if self.arch not in DEFAULT_ENCODERS:
-                raise ValueError(f"unknown arch {self.arch!r}; choose one of {sorted(DEFAULT_ENCODERS)}")
-            self.encoder = DEFAULT_ENCODERS[self.arch]
+            self.encoder = architecture(self.arch).encoder
         self.class_names = tuple(self.class_names)
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")

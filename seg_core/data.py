@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .files import atomic_path
 from .palette import decode_label
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -30,7 +31,8 @@ class DataError(ValueError):
     """The data on disk is missing or not in the expected form."""
 
 
-def _natural_key(path: Path) -> tuple:
+def natural_key(path: Path) -> tuple:
+    """Sort key that puts ``2.jpg`` before ``10.jpg``."""
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
 
 
@@ -39,7 +41,7 @@ def list_pairs(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"data folder {folder} does not exist (expected a folder of photo|label pairs)")
-    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
     if not files:
         raise DataError(f"data folder {folder} holds no .jpg/.png pair files")
     return files
@@ -116,17 +118,15 @@ def pack_split(folder: str | Path, out: str | Path, quality: int = 85) -> dict:
     out = Path(out)
     if out.suffix != PACK_SUFFIX:
         raise DataError(f"a pack file must end in {PACK_SUFFIX}, got {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez_compressed(
-        tmp,
-        jpeg=np.concatenate(blobs),
-        offsets=np.cumsum([0] + [len(b) for b in blobs]),
-        labels=np.stack(labels),
-        names=np.array([p.name for p in files]),
-        quality=np.array(quality),
-    )
-    tmp.replace(out)  # atomic: a killed pack never leaves a half-written file under the real name
+    with atomic_path(out, suffix=PACK_SUFFIX) as tmp:
+        np.savez_compressed(
+            tmp,
+            jpeg=np.concatenate(blobs),
+            offsets=np.cumsum([0] + [len(b) for b in blobs]),
+            labels=np.stack(labels),
+            names=np.array([p.name for p in files]),
+            quality=np.array(quality),
+        )
     return {"pairs": len(files), "bytes": out.stat().st_size, "path": str(out)}
 
 

@@ -6,11 +6,11 @@
 a decodable image, or is larger than ``MAX_PIXELS``, refused with an ``ImageError`` whose message
 can be shown to the user as is.
 
-``predict(model, image)`` resizes the photo to the size the model was trained at (its config's
-``input_size``; with ``None`` the native size, padded to a multiple of 32), runs it under
-``torch.inference_mode()``, and maps the logits back to the original size. With ``tta="flip"``
+``predict(runner, image)`` resizes the photo to the size the model was trained at (its config's
+``input_size``; with ``None`` the native size, padded to a multiple of 32), runs it on any
+``seg_core.runners.Runner``, and maps the scores back to the original size. With ``tta="flip"``
 the photo and its mirror image go through the model together and their class probabilities are
-averaged (``scores``): twice the compute for a better mask.
+averaged: twice the compute for a better mask. Photos travel as numpy arrays from decoding to mask.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .models import SegmentationModel, model_device
 from .palette import CLASS_NAMES
+from .runners import TTA_MODES, Runner, check_tta
 from .transforms import normalize
 
 #: Largest image accepted, in pixels (about 8K x 5K); larger ones are refused, not resized.
@@ -34,8 +34,6 @@ MAX_PIXELS = 40_000_000
 #: Up to this many output pixels the logits are upsampled bilinearly; above, the mask is
 #: upsampled with NEAREST (the logits of a 40 MP image would need 3 GB).
 MAX_LOGIT_PIXELS = 4_194_304
-#: Test-time augmentation: ``"none"`` (one pass) or ``"flip"`` (the photo and its mirror image).
-TTA_MODES = ("none", "flip")
 
 
 class ImageError(ValueError):
@@ -122,9 +120,8 @@ def single_input(image: np.ndarray, cfg) -> np.ndarray:
     ``3 x h x w`` float32 array equal to ``model_input`` to 1e-4, i.e. float rounding (PIL's float
     resize is the same antialiased bilinear filter as torch's ``antialias=True``; tested).
 
-    Not torch, because the fast path runs OpenVINO next: when torch's OpenMP threads hand the CPU
-    over to OpenVINO's pool, the three int8 models took 3-4 ms longer (measured on 2 cores: 111 ms
-    against 107 ms), more than the resize itself (1 ms)."""
+    Not torch, because the default path runs OpenVINO next, and handing the CPU from torch's
+    OpenMP threads to OpenVINO's pool costs more than the resize itself."""
     mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1) * 255
     scale = 1 / (np.asarray(cfg.std, np.float32).reshape(3, 1, 1) * 255)
     h, w = cfg.input_size or image.shape[:2]
@@ -134,108 +131,71 @@ def single_input(image: np.ndarray, cfg) -> np.ndarray:
     return (np.stack(planes) - mean) * scale
 
 
-def _prepare(image: np.ndarray, model: SegmentationModel, device) -> tuple[torch.Tensor, tuple[int, int] | None]:
-    """Normalised ``1 x 3 x h x w`` input and, when padded, the crop to undo."""
-    cfg = model.config
-    x = torch.from_numpy(single_input(image, cfg)).unsqueeze(0).to(device)
+def prepare(image: np.ndarray, cfg) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """The ``1 x 3 x h x w`` model input of one photo and, for a model without a fixed input size,
+    the ``(h, w)`` of the image inside the input padded to multiples of 32 (else ``None``)."""
+    x = single_input(image, cfg)[None]
     if cfg.input_size is not None:
         return x, None
     h, w = x.shape[-2:]
     ph, pw = (-h) % 32, (-w) % 32
     if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if ph < h and pw < w else "edge")
     return x, (h, w)
 
 
-def _check_tta(tta: str) -> None:
-    if tta not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation {tta!r}; choose one of {TTA_MODES}")
-
-
-def scores(model, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
-    """``N x C x h x w`` class scores of ``model`` for the normalised batch ``x``: the logits, or
-    with ``tta="flip"`` the mean of the softmax probabilities of ``x`` and of its left-right
-    mirror image, mirrored back (one forward pass on a batch of ``2N``). Flipping is the
-    test-time augmentation of mmsegmentation's ``aug_test``; measured on val with the shipped
-    U-Net (run 4): mIoU 0.4646 -> 0.4733, pixel accuracy 0.9009 -> 0.9036 (``train_cli.py eval --tta flip``)."""
-    _check_tta(tta)
-    if tta == "none":
-        return model(x)
-    n = len(x)
-    probs = model(torch.cat([x, x.flip(-1)])).float().softmax(1)
-    return (probs[:n] + probs[n:].flip(-1)) / 2
-
-
-def classes(logits: torch.Tensor) -> torch.Tensor:
-    """``N x H x W`` argmax over the classes of ``N x C x H x W`` logits. On the CPU, argmax over
-    dim 1 of a contiguous NCHW tensor is ~10x slower than over channels-last memory (measured:
-    24 ms against 2.6 ms for 19 x 256 x 512), so the logits are laid out channels-last first."""
-    return logits.contiguous(memory_format=torch.channels_last).argmax(1)
-
-
-def upsampled_classes(logits: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-    """``N x H x W`` class ids at ``out_hw``: the logits upsampled bilinearly (unless already that
-    size), then the argmax."""
-    if tuple(logits.shape[-2:]) != tuple(out_hw):
-        logits = F.interpolate(logits.float(), size=tuple(out_hw), mode="bilinear", align_corners=False)
-    return classes(logits)
-
-
-def _mask(model, x: torch.Tensor, crop, out_hw: tuple[int, int], tta: str = "none") -> np.ndarray:
+def _mask(runner: Runner, x: np.ndarray, valid_hw, out_hw: tuple[int, int], tta: str) -> np.ndarray:
     """The ``H x W`` uint8 mask at ``out_hw``. Above ``MAX_LOGIT_PIXELS`` the classes are taken at
-    the model's resolution and the mask is upsampled with NEAREST. A ``FastModel`` upsamples and
-    takes the argmax (and the test-time augmentation) in its runtime."""
+    the model's resolution and the mask is upsampled with NEAREST."""
     big = out_hw[0] * out_hw[1] > MAX_LOGIT_PIXELS
-    if crop is None and hasattr(model, "masks"):
-        ids = model.masks(x, tuple(x.shape[-2:]) if big else out_hw, tta)[0]
-    else:
-        logits = scores(model, x, tta)
-        if crop is not None:
-            logits = logits[..., : crop[0], : crop[1]]
-        ids = upsampled_classes(logits, logits.shape[-2:] if big else out_hw)[0]
-    mask = ids.to(torch.uint8).cpu().numpy()
+    model_hw = tuple(valid_hw or x.shape[-2:])
+    mask = runner.masks(x, model_hw if big else tuple(out_hw), tta, valid_hw)[0]
     if mask.shape == tuple(out_hw):
         return mask
     return np.asarray(Image.fromarray(mask).resize(out_hw[::-1], Image.NEAREST))
 
 
-@torch.inference_mode()
-def predict(model: SegmentationModel, image, tta: str = "none") -> np.ndarray:
+def predict(runner: Runner, image, tta: str = "none") -> np.ndarray:
     """The ``H x W`` uint8 mask of train ids for ``image`` (anything ``load_image`` accepts);
     ``tta`` is one of ``TTA_MODES``."""
-    _check_tta(tta)
+    check_tta(tta)
     rgb = load_image(image)  # for a contiguous HxWx3 uint8 array this is a no-copy pass-through
-    model.eval()
-    x, crop = _prepare(rgb, model, model_device(model))
-    return _mask(model, x, crop, rgb.shape[:2], tta)
-
+    x, valid_hw = prepare(rgb, runner.config)
+    return _mask(runner, x, valid_hw, rgb.shape[:2], tta)
 
 
 @dataclass
 class Prediction:
     mask: np.ndarray  # H x W uint8 train ids
-    seconds: float  # wall time of this model's forward pass and upsampling
+    seconds: float  # wall time of this model alone: forward pass, upsampling, argmax
 
 
-@torch.inference_mode()
-def predict_many(models: dict[str, SegmentationModel], image, tta: str = "none") -> dict[str, Prediction]:
-    """Masks of several models for one image; the image is decoded and preprocessed once per
-    distinct (input size, mean, std)."""
-    _check_tta(tta)
+class Predictions(dict):
+    """``{model name: Prediction}`` for one image, plus the time of the work the models share:
+    decoding the image and preparing each distinct model input (resize, normalise)."""
+
+    decode_seconds: float = 0.0
+    prepare_seconds: float = 0.0
+
+
+def predict_many(runners: dict[str, Runner], image, tta: str = "none") -> Predictions:
+    """Masks of several models for one image; the image is decoded once and prepared once per
+    distinct (input size, mean, std), and those times are kept apart from each model's."""
+    check_tta(tta)
+    t0 = time.perf_counter()
     rgb = load_image(image)
-    prepared: dict[tuple, tuple[torch.Tensor, tuple[int, int] | None]] = {}
-    out = {}
-    for name, model in models.items():
-        model.eval()
-        t0 = time.perf_counter()
-        cfg = model.config
-        device = model_device(model)
-        key = (tuple(cfg.input_size) if cfg.input_size else None, cfg.mean, cfg.std, str(device))
+    out = Predictions()
+    out.decode_seconds = time.perf_counter() - t0
+    prepared: dict[tuple, tuple[np.ndarray, tuple[int, int] | None]] = {}
+    for name, runner in runners.items():
+        cfg = runner.config
+        key = (tuple(cfg.input_size) if cfg.input_size else None, cfg.mean, cfg.std)
         if key not in prepared:
-            prepared[key] = _prepare(rgb, model, device)
-        x, crop = prepared[key]
-        mask = _mask(model, x, crop, rgb.shape[:2], tta)
+            t0 = time.perf_counter()
+            prepared[key] = prepare(rgb, cfg)
+            out.prepare_seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        mask = _mask(runner, *prepared[key], rgb.shape[:2], tta)
         out[name] = Prediction(mask, time.perf_counter() - t0)
     return out
 

@@ -1,16 +1,16 @@
-"""One entry point for the apps and ``eval``: the shipped models of ``weights/``, loaded once.
+"""One entry point for the apps and ``eval``: the models of a weights folder, loaded once.
 
-``Predictor.from_dir("weights")`` loads, for each of ``unet``, ``fcn_vgg16`` and ``fcn_resnet50``,
-the fastest backend it finds:
+``Predictor.from_dir("weights")`` loads, for each architecture of ``seg_core.registry``, the
+fastest runner it finds:
 
 1. ``weights/<name>.int8.xml`` (OpenVINO int8), then ``<name>.xml``, ``<name>.int8.onnx`` and
    ``<name>.onnx`` (ONNX Runtime), when its runtime is installed and the file was exported from
    the ``<name>.safetensors`` beside it (a stale export is skipped, with a note);
 2. otherwise ``weights/<name>.safetensors`` in PyTorch.
 
-``backend="pytorch"`` (or ``SEG_BACKEND=pytorch`` in the environment) always uses PyTorch. For a
-model that has no usable file the predictor records why and the command that trains it, so a UI
-can show the others and explain the gap.
+``backend="pytorch"`` (or ``SEG_BACKEND=pytorch``) always uses PyTorch. For a model without a
+usable file the predictor records a ``Missing``: why, and the command that trains it, so a UI can
+show the others and explain the gap.
 """
 
 from __future__ import annotations
@@ -21,77 +21,75 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, load_model
-from .fast import FastModel, FastModelError, find_fast, load_fast
-from .inference import Prediction, predict_many
-from .models import SegmentationModel
+from .checkpoint import CheckpointError
+from .inference import Predictions, predict_many
+from .registry import ARCH_NAMES
+from .runners import Runner, RunnerError, find_exported, load_runner
 
-MODEL_NAMES = ("unet", "fcn_vgg16", "fcn_resnet50")
-DISPLAY_NAMES = {"unet": "U-Net", "fcn_vgg16": "FCN-VGG16", "fcn_resnet50": "FCN-ResNet50"}
 BACKENDS = ("auto", "pytorch")
 
 
+@dataclass(frozen=True)
+class Missing:
+    """Why a model is not available, and the shell command that trains it."""
+
+    reason: str
+    command: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}; train it with: {self.command}"
+
+
 def train_command(name: str) -> str:
-    return (f"python train_cli.py train --arch {name} --out runs/{name} --time-budget 120m && "
+    return (f"python train_cli.py train --arch {name} --out runs/{name} --time-budget 140m && "
             f"cp runs/{name}/best.safetensors weights/{name}.safetensors")
-
-
-def backend_label(model) -> str:
-    """'PyTorch fp32', 'OpenVINO int8', ... for captions and benchmark tables."""
-    return model.label if isinstance(model, FastModel) else "PyTorch fp32"
 
 
 @dataclass
 class Predictor:
-    models: dict[str, SegmentationModel | FastModel] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)  # name → why it is not available
-    paths: dict[str, Path] = field(default_factory=dict)  # name → the file the model was loaded from
-    notes: dict[str, str] = field(default_factory=dict)  # name → why the fast file was not used
+    models: dict[str, Runner] = field(default_factory=dict)
+    missing: dict[str, Missing] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # name → why an exported file was not used
 
     @classmethod
-    def from_dir(cls, weights_dir: str | Path = "weights", names: tuple[str, ...] = MODEL_NAMES,
+    def from_dir(cls, weights_dir: str | Path = "weights", names: tuple[str, ...] = ARCH_NAMES,
                  device: str | torch.device = "cpu", backend: str | None = None) -> "Predictor":
         weights_dir = Path(weights_dir)
-        backend = backend or os.environ.get("SEG_BACKEND", "auto")
+        backend = backend or os.environ.get("SEG_BACKEND") or "auto"
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         self = cls()
         for name in names:
             path = weights_dir / f"{name}.safetensors"
-            if backend == "auto" and torch.device(device).type == "cpu" and self._load_fast(weights_dir, name, path):
+            if backend == "auto" and torch.device(device).type == "cpu" and self._load_exported(weights_dir, name, path):
                 continue
             if not path.is_file():
-                self.missing[name] = f"no weights at {path}; train them with: {train_command(name)}"
+                self.missing[name] = Missing(f"no weights at {path}", train_command(name))
                 continue
             try:
-                self.models[name] = load_model(path, arch=name, device=device)
-                self.paths[name] = path
+                self.models[name] = load_runner(path, arch=name, device=device)
             except CheckpointError as err:
-                self.missing[name] = f"{err}; retrain with: {train_command(name)}"
+                self.missing[name] = Missing(str(err), train_command(name))
         return self
 
-    def _load_fast(self, weights_dir: Path, name: str, source: Path) -> bool:
-        fast, why = find_fast(weights_dir, name, source if source.is_file() else None)
-        if fast is None:
+    def _load_exported(self, weights_dir: Path, name: str, source: Path) -> bool:
+        exported, why = find_exported(weights_dir, name, source if source.is_file() else None)
+        if exported is None:
             if why:
                 self.notes[name] = why
             return False
         try:
-            model = load_fast(fast)
-        except FastModelError as err:
+            self.models[name] = load_runner(exported, arch=name)
+        except RunnerError as err:
             self.notes[name] = f"{err}; using PyTorch"
             return False
-        if model.config.arch != name:
-            self.notes[name] = f"{fast.name} holds a {model.config.arch} model, not {name}"
-            return False
-        self.models[name], self.paths[name] = model, fast
         return True
 
     def backends(self) -> dict[str, str]:
-        return {name: backend_label(model) for name, model in self.models.items()}
+        return {name: runner.label for name, runner in self.models.items()}
 
-    def predict(self, image, names: tuple[str, ...] | None = None, tta: str = "none") -> dict[str, Prediction]:
+    def predict(self, image, names: tuple[str, ...] | None = None, tta: str = "none") -> Predictions:
         """Masks of the chosen (default: all loaded) models for one image; ``tta="flip"`` averages
         each model's probabilities over the photo and its mirror image (twice the time)."""
-        chosen = {n: m for n, m in self.models.items() if names is None or n in names}
+        chosen = {n: r for n, r in self.models.items() if names is None or n in names}
         return predict_many(chosen, image, tta)

@@ -1,10 +1,11 @@
 """Pictures of masks for the apps: overlays, legends, disagreement and error maps, PNG bytes.
 
-Pure numpy + Pillow, shared by the Streamlit and Gradio front ends.
+Pure numpy + Pillow (and a little HTML for the legend), shared by the Streamlit and Gradio apps.
 """
 
 from __future__ import annotations
 
+import html
 import io
 
 import numpy as np
@@ -30,6 +31,55 @@ def legend(mask: np.ndarray, class_names: tuple[str, ...] = CLASS_NAMES) -> list
     rows = [{"id": int(i), "name": class_names[i], "color": "#%02x%02x%02x" % tuple(COLORS[i]),
              "share": float(counts[i] / total)} for i in np.argsort(-counts) if counts[i] > 0]
     return rows
+
+
+def legend_rows(masks: dict[str, np.ndarray], class_names: tuple[str, ...] = CLASS_NAMES) -> list[dict]:
+    """One row per class present in any mask: id, name, colour and ``share`` per mask name,
+    largest first."""
+    rows: dict[int, dict] = {}
+    for model, mask in masks.items():
+        for entry in legend(mask, class_names):
+            row = rows.setdefault(entry["id"], {"id": entry["id"], "name": entry["name"],
+                                                "color": entry["color"], "share": {}})
+            row["share"][model] = entry["share"]
+    return sorted(rows.values(), key=lambda r: -max(r["share"].values()))
+
+
+def share_text(share: float) -> str:
+    """A pixel share for people: "12.3%", "<0.1%" for a sliver, "–" for none."""
+    if share <= 0:
+        return "–"
+    return "<0.1%" if share < 0.001 else f"{share:.1%}"
+
+
+def legend_html(rows: list[dict], headers: dict[str, str]) -> str:
+    """The legend as an HTML table: a colour swatch and the class name, then one share column per
+    entry of ``headers`` (``{mask name in rows: column title}``; ``rows`` from ``legend_rows``)."""
+    if not rows or not headers:
+        return ""
+    columns = list(headers)
+    cell = "padding:2px 8px;border:none;white-space:nowrap"
+    head = "".join(f"<th style='{cell};text-align:right'>{html.escape(t)}</th>" for t in headers.values())
+    body = []
+    for row in rows:
+        swatch = (f"<span style='display:inline-block;width:14px;height:14px;background:{row['color']};"
+                  "border:1px solid #888;vertical-align:middle;margin-right:6px'></span>")
+        cells = "".join(f"<td style='{cell};text-align:right'>{share_text(row['share'].get(c, 0.0))}</td>"
+                        for c in columns)
+        body.append(f"<tr><td style='{cell}'>{swatch}{html.escape(row['name'])}</td>{cells}</tr>")
+    return (f"<table style='border-collapse:collapse;font-size:0.9em'><tr><th style='{cell};text-align:left'>"
+            f"class</th>{head}</tr>{''.join(body)}</table>")
+
+
+def fit_within(image: np.ndarray, max_side: int, nearest: bool = False) -> np.ndarray:
+    """``image`` shrunk to fit ``max_side`` on its long side for the screen (NEAREST for masks),
+    else as is; predictions and downloads keep the full size."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    s = max_side / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.NEAREST if nearest else Image.BILINEAR))
 
 
 def disagreement(masks: list[np.ndarray]) -> np.ndarray:

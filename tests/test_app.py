@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from seg_core.inference import ImageError
 from seg_core.palette import colorize
+from seg_core.viz import fit_within, legend_html, legend_rows, share_text
 from tests.conftest import ROOT, synthetic_pair, write_pairs
 from ui import figures, scenes
 
-AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 TIMEOUT = 180  # seconds per script run: three CPU models, slow shared CI machines
 
 
@@ -136,7 +137,8 @@ def test_paging_and_display_scale():
     assert scenes.page_of(list(range(50)), 3, 24) == [48, 49]
     assert scenes.page_of(list(range(50)), 99, 24) == [48, 49]
     big = np.zeros((600, 3000), np.uint8)
-    assert scenes.display_scale(big, 1000, nearest=True).shape == (200, 1000)
+    assert scenes.display_scale(big, nearest=True).shape == (205, scenes.DISPLAY_MAX_SIDE)
+    assert fit_within(big, 1000, nearest=True).shape == (200, 1000)
     small = np.zeros((10, 20, 3), np.uint8)
     assert scenes.display_scale(small) is small
 
@@ -157,12 +159,12 @@ def test_legend_lists_present_classes_with_shares():
     a = np.zeros((10, 10), np.uint8)
     b = a.copy()
     b[:5] = 10  # sky
-    rows = figures.legend_rows({"A": a, "B": b})
+    rows = legend_rows({"A": a, "B": b})
     assert [r["name"] for r in rows] == ["road", "sky"]
     assert rows[0]["share"] == {"A": 1.0, "B": 0.5}
-    html = figures.legend_html({"A": a, "B": b})
-    assert "sky" in html and "#4682b4" in html and "50.0%" in html
-    assert figures.share_text(0.0004) == "<0.1%" and figures.share_text(0) == "–"
+    html = legend_html(rows, {"A": "Model A", "B": "Model B"})
+    assert "sky" in html and "#4682b4" in html and "50.0%" in html and ">Model B</th>" in html
+    assert share_text(0.0004) == "<0.1%" and share_text(0) == "–"
 
 
 # --- pages ----------------------------------------------------------------------------------------
@@ -274,8 +276,9 @@ def test_compare_with_one_model_warns_about_the_others(env, monkeypatch, weights
     at = compare_deep_link("1.jpg")
     no_exception(at)
     warnings = texts(at.warning)
-    assert "FCN-VGG16** is not available" in warnings and "retrain with" in warnings
-    assert "FCN-ResNet50** is not available" in warnings and "train_cli.py train --arch fcn_resnet50" in warnings
+    assert "FCN-VGG16** is not available" in warnings and "Train it with" in warnings
+    assert "FCN-ResNet50** is not available" in warnings
+    assert "train_cli.py train --arch fcn_resnet50" in texts(at.code)
     assert "U-Net overlay" in captions(at)
     assert any("Needs at least two models" in c.value for c in at.caption)
 
@@ -380,9 +383,8 @@ def test_about_page(env):
 def test_pages_show_the_backend_of_each_model(env, monkeypatch, weights_dir, tmp_path):
     """With an exported OpenVINO U-Net beside the checkpoints, Compare and Benchmark say which
     model runs on which backend."""
-    pytest.importorskip("openvino")
     from seg_core.checkpoint import load_model
-    from seg_core.fast import export_onnx, to_openvino
+    from seg_core.export import export_onnx, to_openvino
 
     folder = tmp_path / "fast"
     shutil.copytree(weights_dir, folder)

@@ -59,7 +59,8 @@ def _logit_adjust():
 def test_logit_adjust_scores_the_model_as_trained_at_tau_0_and_shifts_toward_frequent_classes(weights_dir, pairs_dir, capsys):
     from seg_core.checkpoint import load_model
     from seg_core.data import load_split
-    from seg_core.engine import evaluate
+    from seg_core.evaluate import evaluate
+    from seg_core.runners import TorchRunner
 
     mod = _logit_adjust()
     model = load_model(weights_dir / "unet.safetensors")
@@ -67,7 +68,7 @@ def test_logit_adjust_scores_the_model_as_trained_at_tau_0_and_shifts_toward_fre
     log_w = torch.zeros(19)
     log_w[0] = -50.0  # class 0 "frequent": taking the tilt back (tau = 1) makes every pixel class 0
     out = mod.scores(model, images, labels, log_w, [0.0, 1.0], batch_size=4)
-    assert out[0.0]["miou"] == pytest.approx(evaluate(model, images, labels)[0]["miou"])
+    assert out[0.0]["miou"] == pytest.approx(evaluate(TorchRunner(model), images, labels)[0]["miou"])
     road = (labels == 0).sum().item() / (labels != 255).sum().item()
     assert out[1.0]["pixel_acc"] == pytest.approx(road)
 

@@ -14,21 +14,19 @@ import struct
 import sys
 import zlib
 
-import numpy as np
-import pytest
-from PIL import Image
-
-from seg_core.inference import class_shares, load_image, predict
-from seg_core.palette import CLASS_NAMES, colorize
-from seg_core.predictor import Predictor
-from tests.conftest import write_pairs
-
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from tests
 
-gr = pytest.importorskip("gradio")
-gradio_client = pytest.importorskip("gradio_client")
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from seg_core.inference import class_shares, load_image, predict  # noqa: E402
+from seg_core.palette import CLASS_NAMES, colorize  # noqa: E402
+from seg_core.predictor import Predictor  # noqa: E402
+from tests.conftest import write_pairs  # noqa: E402
 
 pytestmark = [  # pandas deprecations inside gradio's queue, not ours
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -165,8 +163,9 @@ def test_compare_and_render(app, photo, monkeypatch):
     slider, legend_html, timing, *overlays = app.render(state, "fcn_vgg16", 0.0, names)
     assert len(overlays) == 3 and np.array_equal(slider[0], state["photo"])
     assert np.array_equal(overlays[0], state["photo"])  # opacity 0: the photo itself
-    top = state["legends"]["fcn_vgg16"][0]
-    assert top["name"] in legend_html and top["color"] in legend_html and "FCN-VGG16" in legend_html
+    top = state["legend"][0]  # one table for all the models, shares from the full-size masks
+    assert top["name"] in legend_html and top["color"] in legend_html
+    assert all(f">{m}</th>" in legend_html for m in ("U-Net", "FCN-VGG16", "FCN-ResNet50"))
     assert "Image 80x48 px" in timing and "FCN-ResNet50" in timing
     _, _, _, *opaque = app.render(state, "unet", 1.0, names)
     assert np.array_equal(opaque[0], colorize(state["masks"]["unet"]))

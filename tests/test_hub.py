@@ -24,6 +24,7 @@ from seg_core.config import ModelConfig
 from seg_core.inference import predict
 from seg_core.models import build_model
 from seg_core.predictor import Predictor
+from seg_core.runners import TorchRunner
 
 REPO = "cityscapes-lab/unet-demo"
 
@@ -110,7 +111,7 @@ def test_push_pull_serve(trained, hub, tmp_path):
     served = Predictor.from_dir(weights)
     assert list(served.models) == ["unet"] and set(served.missing) == {"fcn_vgg16", "fcn_resnet50"}
     photo = torch.rand(40, 72, 3).mul(255).to(torch.uint8).numpy()
-    assert (served.predict(photo)["unet"].mask == predict(trained, photo)).all()
+    assert (served.predict(photo)["unet"].mask == predict(TorchRunner(trained), photo)).all()
 
 
 def test_pull_of_unknown_repo_or_revision_is_a_clear_error(trained, hub):

@@ -12,20 +12,19 @@ import torch
 from PIL import Image
 from torch import nn
 
-from seg_core.checkpoint import load_model
 from seg_core.config import ModelConfig
-from seg_core.inference import (TTA_MODES, ImageError, class_shares, load_image, model_input, predict, predict_many, scores,
-                                single_input, upsampled_classes)
-from seg_core.models import SegmentationModel, build_model
+from seg_core.inference import ImageError, class_shares, load_image, model_input, predict, predict_many, single_input
+from seg_core.models import SegmentationNetwork, build_model
 from seg_core.palette import CLASS_NAMES, IGNORE_INDEX
+from seg_core.runners import TTA_MODES, TorchRunner, load_runner, upsampled_classes
 from seg_core.transforms import normalize
 from tests.conftest import ARCHS
 
 
 @pytest.fixture(scope="module")
-def unet() -> SegmentationModel:
+def unet() -> TorchRunner:
     torch.manual_seed(0)
-    return build_model(arch="unet", input_size=(64, 64)).eval()
+    return TorchRunner(build_model(arch="unet", input_size=(64, 64)))
 
 
 class Recorder(nn.Module):
@@ -42,8 +41,8 @@ class Recorder(nn.Module):
         return self.conv(x)
 
 
-def _pointwise(input_size) -> SegmentationModel:
-    return SegmentationModel(Recorder(), ModelConfig(input_size=input_size)).eval()
+def _pointwise(input_size) -> TorchRunner:
+    return TorchRunner(SegmentationNetwork(Recorder(), ModelConfig(input_size=input_size)))
 
 
 def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -269,7 +268,7 @@ def test_predict_empty_array(unet):
 def test_predict_resizes_to_the_input_size():
     model = _pointwise((64, 96))
     predict(model, _photo(37, 91))
-    assert model.net.shapes == [(1, 3, 64, 96)]
+    assert model.model.net.shapes == [(1, 3, 64, 96)]
 
 
 @pytest.mark.parametrize("hw", [(37, 91), (64, 64), (1, 1), (33, 2)])
@@ -278,12 +277,12 @@ def test_native_size_pads_to_32_and_crops_back(hw):
     image = _photo(*hw)
     mask = predict(model, image)
     h, w = hw
-    assert model.net.shapes == [(1, 3, -(-h // 32) * 32, -(-w // 32) * 32)]  # padded, not resized
+    assert model.model.net.shapes == [(1, 3, -(-h // 32) * 32, -(-w // 32) * 32)]  # padded, not resized
     _check_mask(mask, hw)
     # A pointwise net: the cropped prediction must be the prediction of the unpadded pixels.
     with torch.no_grad():
         x = normalize(torch.from_numpy(image).permute(2, 0, 1)[None])
-        want = model.net.conv(x).argmax(1)[0].numpy()
+        want = model.model.net.conv(x).argmax(1)[0].numpy()
     assert np.array_equal(mask, want)
 
 
@@ -306,10 +305,12 @@ def test_predict_is_deterministic(unet):
 
 
 def test_predict_many(weights_dir):
-    models = {arch: load_model(weights_dir / f"{arch}.safetensors", arch=arch) for arch in ARCHS}
+    models = {arch: load_runner(weights_dir / f"{arch}.safetensors", arch=arch) for arch in ARCHS}
     image = _encode(Image.fromarray(_photo(45, 77)), "PNG")
     out = predict_many(models, image)
     assert list(out) == list(ARCHS)
+    # the shared decode and resize are timed once, apart from each model
+    assert out.decode_seconds > 0 and out.prepare_seconds > 0
     for name, pred in out.items():
         _check_mask(pred.mask, (45, 77))
         assert pred.seconds > 0
@@ -332,14 +333,16 @@ def test_flip_tta_of_a_pointwise_net_is_its_plain_mask():
 def test_flip_tta_averages_the_probabilities_of_photo_and_mirror_image(unet):
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
-        expected = (unet(x).softmax(1) + unet(x.flip(-1)).softmax(1).flip(-1)) / 2
-        got = scores(unet, x, "flip")
+        net = unet.model
+        expected = (net(x).softmax(1) + net(x.flip(-1)).softmax(1).flip(-1)) / 2
+        got = torch.from_numpy(unet.probabilities(x.numpy(), "flip"))
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(scores(unet, x), unet(x))
+        torch.testing.assert_close(torch.from_numpy(unet.probabilities(x.numpy())), net(x).softmax(1), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(torch.from_numpy(unet.logits(x.numpy())), net(x), atol=1e-5, rtol=1e-4)
         # the mask predict gives is the argmax of those probabilities, upsampled to the photo
         image = _photo(64, 96, seed=2)
         x1 = model_input(torch.from_numpy(image).permute(2, 0, 1)[None], unet.config)
-        want = upsampled_classes(scores(unet, x1, "flip"), (64, 96))[0].numpy()
+        want = upsampled_classes(torch.from_numpy(unet.probabilities(x1.numpy(), "flip")), (64, 96))[0].numpy()
     assert (predict(unet, image, tta="flip") == want).mean() >= 0.999
     out = predict_many({"unet": unet}, image, tta="flip")
     assert np.array_equal(out["unet"].mask, predict(unet, image, tta="flip"))
@@ -347,7 +350,8 @@ def test_flip_tta_averages_the_probabilities_of_photo_and_mirror_image(unet):
 
 @pytest.mark.parametrize("call", [lambda m, im: predict(m, im, tta="vertical"),
                                   lambda m, im: predict_many({"u": m}, im, tta="multiscale"),
-                                  lambda m, im: scores(m, torch.zeros(1, 3, 64, 64), "FLIP")])
+                                  lambda m, im: m.probabilities(np.zeros((1, 3, 64, 64), np.float32), "FLIP"),
+                                  lambda m, im: m.masks(np.zeros((1, 3, 64, 64), np.float32), (64, 64), "FLIP")])
 def test_unknown_tta_is_refused(unet, call):
     with pytest.raises(ValueError, match="unknown test-time augmentation"):
         call(unet, _photo(16, 16))

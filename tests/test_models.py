@@ -11,21 +11,25 @@ import pytest
 import torch
 from torch import nn
 
-from seg_core.config import DEFAULT_ENCODERS, ModelConfig
+from seg_core.config import ModelConfig
 from seg_core.heads import FCN8sHead, bilinear_kernel, upsample_layer
-from seg_core.models import ARCHS, FCN8s, SegmentationModel, build_model, count_parameters
+from seg_core.models import FCN8s, SegmentationNetwork, build_model, count_parameters
+from seg_core.registry import ARCH_NAMES, ARCHITECTURES, display_name
 from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
-def models() -> dict[str, SegmentationModel]:
+def models() -> dict[str, SegmentationNetwork]:
     torch.manual_seed(0)
-    return {arch: build_model(arch=arch, input_size=(64, 64)).eval() for arch in sorted(ARCHS)}
+    return {arch: build_model(arch=arch, input_size=(64, 64)).eval() for arch in ARCH_NAMES}
 
 
-def test_archs_are_exactly_the_three():
-    assert set(ARCHS) == {"unet", "fcn_vgg16", "fcn_resnet50"}
-    assert set(DEFAULT_ENCODERS) == set(ARCHS)
+def test_the_registry_holds_the_three_architectures_in_display_order():
+    assert ARCH_NAMES == ("unet", "fcn_vgg16", "fcn_resnet50")
+    assert [display_name(n) for n in ARCH_NAMES] == ["U-Net", "FCN-VGG16", "FCN-ResNet50"]
+    assert display_name("ensemble") == "ensemble"  # other names pass through
+    with pytest.raises(ValueError, match="unknown arch 'deeplab'"):
+        ModelConfig(arch="deeplab")
 
 
 @pytest.mark.parametrize("hw", [(64, 64), (64, 128), (96, 160)])
@@ -40,8 +44,8 @@ def test_every_arch_gives_full_resolution_logits(models, hw):
 
 def test_models_carry_their_config(models):
     for arch, model in models.items():
-        assert isinstance(model, SegmentationModel)
-        assert model.config.arch == arch and model.config.encoder == DEFAULT_ENCODERS[arch]
+        assert isinstance(model, SegmentationNetwork)
+        assert model.config.arch == arch and model.config.encoder == ARCHITECTURES[arch].encoder
         assert count_parameters(model) > 1_000_000
     assert isinstance(models["fcn_vgg16"].net, FCN8s) and isinstance(models["fcn_resnet50"].net, FCN8s)
     assert not isinstance(models["unet"].net, FCN8s)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from seg_core.palette import COLORS, IGNORE_INDEX, colorize
-from seg_core.predictor import DISPLAY_NAMES, MODEL_NAMES, Predictor, train_command
+from seg_core.predictor import Missing, Predictor, train_command
 from seg_core.viz import ERROR_COLORS, disagreement, disagreement_image, error_map, legend, overlay, png_bytes
 from tests.conftest import ARCHS
 
@@ -107,8 +107,7 @@ def test_png_bytes_round_trip(array):
 # --- predictor --------------------------------------------------------------------------------
 
 
-def test_model_names():
-    assert MODEL_NAMES == ARCHS and set(DISPLAY_NAMES) == set(MODEL_NAMES)
+def test_train_command():
     cmd = train_command("fcn_vgg16")
     assert "train_cli.py train --arch fcn_vgg16" in cmd and "weights/fcn_vgg16.safetensors" in cmd
 
@@ -116,9 +115,10 @@ def test_model_names():
 def test_from_dir_loads_the_three_models(weights_dir):
     predictor = Predictor.from_dir(weights_dir)
     assert set(predictor.models) == set(ARCHS) and predictor.missing == {}
-    for name, model in predictor.models.items():
-        assert model.config.arch == name and not model.training
-        assert predictor.paths[name] == weights_dir / f"{name}.safetensors"
+    for name, runner in predictor.models.items():
+        assert runner.config.arch == name and runner.label == "PyTorch fp32"
+        assert runner.path == weights_dir / f"{name}.safetensors"
+        assert runner.file_bytes == runner.path.stat().st_size and runner.num_parameters > 0
     photo = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
     out = predictor.predict(photo)
     assert set(out) == set(ARCHS)
@@ -136,10 +136,12 @@ def test_from_dir_with_missing_and_corrupt_files(weights_dir, tmp_path):
     predictor = Predictor.from_dir(folder)
     assert set(predictor.models) == {"unet"}
     assert set(predictor.missing) == {"fcn_vgg16", "fcn_resnet50"}
-    for name, why in predictor.missing.items():
-        assert "train_cli.py train" in why and f"--arch {name}" in why
-    assert "no weights at" in predictor.missing["fcn_vgg16"]
-    assert "not a valid safetensors checkpoint" in predictor.missing["fcn_resnet50"]
+    for name, missing in predictor.missing.items():
+        assert isinstance(missing, Missing)
+        assert missing.command == train_command(name) and f"--arch {name}" in missing.command
+        assert "train_cli.py" not in missing.reason  # structured: the reason carries no command
+    assert "no weights at" in predictor.missing["fcn_vgg16"].reason
+    assert "not a valid safetensors checkpoint" in predictor.missing["fcn_resnet50"].reason
     out = predictor.predict(np.zeros((20, 20, 3), np.uint8))
     assert list(out) == ["unet"] and out["unet"].mask.shape == (20, 20)
 
@@ -151,4 +153,4 @@ def test_from_dir_refuses_another_archs_checkpoint(weights_dir, tmp_path):
     shutil.copy(weights_dir / "unet.safetensors", folder / "fcn_vgg16.safetensors")
     predictor = Predictor.from_dir(folder, names=("fcn_vgg16",))
     assert predictor.models == {}
-    assert "holds a unet model, not fcn_vgg16" in predictor.missing["fcn_vgg16"]
+    assert "holds a unet model, not fcn_vgg16" in predictor.missing["fcn_vgg16"].reason

@@ -7,7 +7,6 @@ in ``st.session_state["scene"]`` so every page shows the same one. Every widget 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,12 @@ import streamlit as st
 import torch
 
 from seg_core.data import DataError, list_pairs
-from seg_core.fast import FAST_SUFFIXES, model_file_bytes
-from seg_core.inference import ImageError, Prediction, load_image
+from seg_core.inference import ImageError, Prediction, Predictions, load_image
 from seg_core.metrics import ConfusionMatrix, summarize
-from seg_core.models import count_parameters
 from seg_core.palette import CLASS_NAMES, NUM_CLASSES, colorize
-from seg_core.predictor import DISPLAY_NAMES, MODEL_NAMES, Predictor, backend_label, train_command
+from seg_core.predictor import Predictor, train_command
+from seg_core.registry import ARCH_NAMES, display_name
+from seg_core.runners import EXPORT_SUFFIXES, forward_latency
 from seg_core.viz import png_bytes
 
 from . import scenes
@@ -61,7 +60,7 @@ def weights_key() -> str:
     """The weights folder and its checkpoints' modification times: a checkpoint copied in while
     the app runs is loaded at the next rerun, and cached masks of the old one are not reused."""
     folder = scenes.weights_dir()
-    files = [folder / f"{n}{suffix}" for n in MODEL_NAMES for suffix in (".safetensors", *FAST_SUFFIXES)]
+    files = [folder / f"{n}{suffix}" for n in ARCH_NAMES for suffix in (".safetensors", *EXPORT_SUFFIXES)]
     stamps = [f"{p.name}:{p.stat().st_mtime_ns}" for p in files if p.is_file()]
     return f"{folder}|{','.join(stamps)}"
 
@@ -80,18 +79,19 @@ def show_missing(pred: Predictor) -> None:
     if not pred.models:
         st.info(f"**No weights yet.** No model checkpoint was found in `{scenes.weights_dir()}`. "
                 "Train the models and copy their best checkpoints there:")
-        st.code("\n".join(train_command(n) for n in MODEL_NAMES), language="bash")
+        st.code("\n".join(train_command(n) for n in ARCH_NAMES), language="bash")
         return
-    for name, why in pred.missing.items():
-        st.warning(f"**{DISPLAY_NAMES[name]}** is not available: {why}")
+    for name, missing in pred.missing.items():
+        st.warning(f"**{display_name(name)}** is not available: {missing.reason}. Train it with:")
+        st.code(missing.command, language="bash")
 
 
 @st.cache_data(show_spinner="Segmenting…", max_entries=8)  # masks of a 40 MP photo: 40 MB each
-def _predict(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> dict[str, Prediction]:
+def _predict(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Predictions:
     return load_predictor(weights).predict(_photo, tta=tta)
 
 
-def predictions(scene: Scene) -> dict[str, Prediction]:
+def predictions(scene: Scene) -> Predictions:
     """Masks of all loaded models for the scene, computed once per scene, set of weights and
     test-time augmentation."""
     return _predict(weights_key(), scene.key, tta(), scene.photo)
@@ -119,22 +119,22 @@ def set_scene(scene: Scene) -> None:
         st.session_state[SCENE_KEY] = scene
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _probe_upload(data: bytes) -> tuple[bool, bool]:
-    """Whether an upload is 2:1 and whether it looks like a pair (raises ``ImageError``)."""
-    image = load_image(data)
-    return scenes.is_two_to_one(image), scenes.looks_like_pair(image)
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _decoded_upload(file_id: str, _data: bytes) -> np.ndarray:
+    """An upload decoded once per file (keyed by Streamlit's file id, so its bytes are never hashed);
+    raises ``ImageError``."""
+    return load_image(_data)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _upload_scene(name: str, data: bytes, as_pair: bool) -> Scene:
-    return scenes.scene_from_upload(name, data, as_pair)
+def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray) -> Scene:
+    return scenes.scene_from_image(name, _image, as_pair)
 
 
 def upload_picker() -> None:
     """Drag-and-drop one or several images; the chosen one becomes the scene.
 
-    Decoding is cached per file content, so moving a slider does not decode the upload again.
+    Each file is decoded once, so moving a slider neither decodes nor hashes the upload again.
     """
     files = st.file_uploader("Drop images here (JPEG, PNG, WebP, BMP; several at once)",
                              type=list(scenes.UPLOAD_TYPES), accept_multiple_files=True, key="uploads")
@@ -144,13 +144,13 @@ def upload_picker() -> None:
     index = st.selectbox("Image to show", range(len(files)), format_func=names.__getitem__,
                          key="upload_pick") if len(files) > 1 else 0
     chosen = files[min(index or 0, len(files) - 1)]
-    name, data = chosen.name, chosen.getvalue()
+    name = chosen.name
     try:
-        two_to_one, looks_pair = _probe_upload(data)
-        as_pair = two_to_one and st.checkbox(
+        image = _decoded_upload(chosen.file_id, chosen.getvalue())
+        as_pair = scenes.is_two_to_one(image) and st.checkbox(
             "This is a photo | label pair (left half photo, right half colour label)",
-            value=looks_pair, key=f"as_pair_{name}")
-        set_scene(_upload_scene(name, data, as_pair))
+            value=scenes.looks_like_pair(image), key=f"as_pair_{name}")
+        set_scene(_upload_scene(chosen.file_id, name, as_pair, image))
     except (ImageError, DataError) as err:
         st.error(f"Cannot use **{name}**: {err}.")
 
@@ -233,7 +233,7 @@ def show_images(items: list[tuple[str, np.ndarray | None]], nearest: bool = Fals
 
 
 def model_title(name: str, pred: Prediction | None = None) -> str:
-    title = DISPLAY_NAMES.get(name, name)
+    title = display_name(name)
     return f"{title} ({pred.seconds * 1000:.0f} ms)" if pred else title
 
 
@@ -246,47 +246,37 @@ def image_metrics(mask: np.ndarray, label: np.ndarray) -> tuple[dict, np.ndarray
 
 
 def metrics_row(name: str, metrics: dict) -> dict:
-    return {"model": DISPLAY_NAMES.get(name, name), "pixel acc": metrics.get("pixel_acc"),
+    return {"model": display_name(name), "pixel acc": metrics.get("pixel_acc"),
             "class acc": metrics.get("class_acc"), "mIoU": metrics.get("miou")}
 
 
 # --- benchmark ------------------------------------------------------------------------------------
 
-@st.cache_data(max_entries=16, show_spinner="Measuring CPU latency…")
-def model_facts(weights: str, name: str, side: int = 256) -> dict:
-    """Parameters, file size and median CPU latency of one forward pass on a ``side`` square
-    (``weights`` is a ``weights_key()``)."""
-    model = load_predictor(weights).models[name]
-    path = load_predictor(weights).paths[name]
-    x = torch.randn(1, 3, side, side)
-    times = []
-    with torch.inference_mode():
-        for _ in range(3):  # the first run warms up allocators and is dropped
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    return {"model": DISPLAY_NAMES[name], "backend": backend_label(model),
-            "parameters (M)": count_parameters(model) / 1e6, "file (MB)": model_file_bytes(path) / 1e6,
-            f"CPU ms ({side}x{side})": 1000 * float(np.median(times[1:]))}
+@st.cache_data(max_entries=16, show_spinner="Measuring CPU latency…", ttl=3600)
+def model_facts(weights: str, name: str, repeats: int = 10) -> dict:
+    """Backend, threads, parameters, file size and median latency of one forward pass at the
+    model's input size, measured as ``benchmarks/bench_inference.py`` does (``weights`` is a
+    ``weights_key()``)."""
+    runner = load_predictor(weights).models[name]
+    h, w = runner.config.input_size or (256, 256)
+    return {"model": display_name(name), "backend": runner.label, "threads": torch.get_num_threads(),
+            "parameters (M)": round(runner.num_parameters / 1e6, 1), "file (MB)": round(runner.file_bytes / 1e6, 1),
+            f"forward ms ({h}x{w}, median of {repeats})": round(1000 * forward_latency(runner, repeats))}
 
 
 def evaluate_with_progress(pred: Predictor, folder: Path, limit: int, batch: int = 8) -> dict[str, tuple[dict, np.ndarray]]:
-    """Whole-split metrics of every loaded model, with a progress bar over models and batches."""
+    """Whole-split metrics of every loaded model, with a progress bar over models and images."""
     from seg_core.data import load_split
-    from seg_core.engine import evaluate
+    from seg_core.evaluate import evaluate
 
     with st.spinner(f"Reading {folder}…"):
         images, labels = load_split(folder, limit=limit or None)
     bar = st.progress(0.0, text="Evaluating…")
-    steps = len(pred.models) * -(-len(images) // batch)
-    done, out = 0, {}
-    for name, model in pred.models.items():
-        total = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-        for i in range(0, len(images), batch):
-            _, mat = evaluate(model, images[i : i + batch], labels[i : i + batch], batch_size=batch)
-            total += mat
-            done += 1
-            bar.progress(done / steps, text=f"{DISPLAY_NAMES[name]}: {min(i + batch, len(images))}/{len(images)} images")
-        out[name] = (summarize(total, CLASS_NAMES), total)
+    out = {}
+    for k, (name, runner) in enumerate(pred.models.items()):
+        def on_batch(done: int, total: int, k=k, name=name) -> None:
+            bar.progress((k + done / total) / len(pred.models), text=f"{display_name(name)}: {done}/{total} images")
+
+        out[name] = evaluate(runner, images, labels, batch_size=batch, on_batch=on_batch)
     bar.empty()
     return out

@@ -19,6 +19,7 @@ from PIL import Image
 from seg_core.data import DataError, read_pair, split_pair
 from seg_core.inference import load_image
 from seg_core.palette import IGNORE_INDEX, decode_label
+from seg_core.viz import fit_within
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the val pairs live unless ``SEG_DATA_DIR`` says otherwise (never inside the repo: licence).
@@ -114,14 +115,9 @@ def page_of(items: list, page: int, per_page: int) -> list:
     return items[(page - 1) * per_page : page * per_page]
 
 
-def display_scale(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE, nearest: bool = False) -> np.ndarray:
-    """``image`` shrunk to fit ``max_side`` for the screen (NEAREST for masks), else as is."""
-    h, w = image.shape[:2]
-    if max(h, w) <= max_side:
-        return image
-    s = max_side / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.NEAREST if nearest else Image.BILINEAR))
+def display_scale(image: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """``image`` at most ``DISPLAY_MAX_SIDE`` on its long side, for the screen."""
+    return fit_within(image, DISPLAY_MAX_SIDE, nearest)
 
 
 def before_after(before: np.ndarray, after: np.ndarray, reveal: float, line: int = 2) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""seg_core.fast and ``train_cli.py export``: ONNX / OpenVINO exports agree with PyTorch, int8
-files are calibrated and picked by the Predictor, stale or broken exports fall back to PyTorch."""
+"""seg_core.runners, seg_core.export and ``train_cli.py export``: every backend behind one Runner
+interface, ONNX / OpenVINO exports agree with PyTorch, int8 files are calibrated and picked by the
+Predictor, stale or broken exports fall back to PyTorch."""
 
 from __future__ import annotations
 
@@ -12,17 +13,16 @@ import torch
 import torch.nn.functional as F
 
 from seg_core.checkpoint import load_model, save_model
-from seg_core.engine import compare_models, evaluate
-from seg_core.fast import (DEFAULT_KEEP_FLOAT, FastModelError, calibration_batches, export_onnx, file_sha256, find_fast, load_fast,
-                           quantize_onnx, to_openvino)
-from seg_core.inference import classes, predict_many, scores
+from seg_core.evaluate import compare_runners, evaluate
+from seg_core.export import DEFAULT_KEEP_FLOAT, calibration_batches, export_onnx, quantize_onnx, to_openvino
+from seg_core.inference import predict_many
 from seg_core.models import build_model
-from seg_core.predictor import MODEL_NAMES, Predictor
+from seg_core.predictor import Predictor
+from seg_core.registry import ARCH_NAMES
+from seg_core.runners import (OnnxRunner, OpenVinoRunner, Runner, RunnerError, classes, file_sha256, find_exported,
+                              forward_latency, load_runner)
 from tests.conftest import ARCHS, ROOT, synthetic_pair
 from train_cli import main
-
-pytest.importorskip("onnxruntime")
-pytest.importorskip("openvino")
 
 
 def photos(n: int = 4, h: int = 64) -> torch.Tensor:
@@ -48,62 +48,86 @@ def exported(weights_dir, tmp_path_factory):
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])
 def test_fp32_exports_agree_with_pytorch(weights_dir, exported, arch, fmt):
-    model = load_model(weights_dir / f"{arch}.safetensors")
-    fast = load_fast(exported[arch][0 if fmt == "onnx" else 1])
-    assert fast.backend == ("onnxruntime" if fmt == "onnx" else "openvino") and fast.precision == "fp32"
+    model = load_runner(weights_dir / f"{arch}.safetensors")
+    fast = load_runner(exported[arch][0 if fmt == "onnx" else 1])
+    assert isinstance(fast, OnnxRunner if fmt == "onnx" else OpenVinoRunner) and fast.precision == "fp32"
     assert fast.config == model.config
     images = photos()
-    report = compare_models(model, fast, images, labels_like(images), batch_size=3)
+    report = compare_runners(model, fast, images, labels_like(images), batch_size=3)
     assert report["agreement"] >= 0.999
-    with torch.inference_mode():
-        x = torch.randn(2, 3, 64, 64)
-        torch.testing.assert_close(fast(x), model(x), atol=2e-3, rtol=1e-3)
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    np.testing.assert_allclose(fast.logits(x), model.logits(x), atol=2e-3, rtol=1e-3)
+    np.testing.assert_allclose(fast.probabilities(x), model.probabilities(x), atol=1e-3)
+    np.testing.assert_allclose(fast.probabilities(x, "flip"), model.probabilities(x, "flip"), atol=1e-3)
 
 
 def test_export_records_config_parameters_and_source(weights_dir, exported):
-    fast = load_fast(exported["fcn_resnet50"][1])
+    fast = load_runner(exported["fcn_resnet50"][1])
     assert fast.meta["source_sha256"] == file_sha256(weights_dir / "fcn_resnet50.safetensors")
     assert fast.num_parameters == sum(p.numel() for p in load_model(weights_dir / "fcn_resnet50.safetensors").parameters())
-    assert fast.label == "OpenVINO fp32" and load_fast(exported["unet"][0]).label == "ONNX Runtime fp32"
+    assert fast.label == "OpenVINO fp32" and load_runner(exported["unet"][0]).label == "ONNX Runtime fp32"
+    # an OpenVINO model's size counts its .xml and .bin
+    xml = exported["fcn_resnet50"][1]
+    assert fast.file_bytes == xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
+
+
+@pytest.mark.parametrize("kind", ["pytorch", "onnx", "openvino"])
+def test_every_backend_is_a_runner_with_numpy_in_and_out(weights_dir, exported, kind):
+    """One interface: config, label, size, parameters, and masks / probabilities / logits as numpy."""
+    path = {"pytorch": weights_dir / "unet.safetensors", "onnx": exported["unet"][0], "openvino": exported["unet"][1]}[kind]
+    runner = load_runner(path)
+    assert isinstance(runner, Runner) and runner.path == path
+    assert runner.file_bytes > 0 and runner.num_parameters > 1_000_000 and runner.config.arch == "unet"
+    x = np.random.default_rng(1).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    masks, probs = runner.masks(x, (32, 80)), runner.probabilities(x)
+    assert isinstance(masks, np.ndarray) and masks.shape == (2, 32, 80) and masks.dtype == np.uint8
+    assert isinstance(probs, np.ndarray) and probs.shape == (2, 19, 64, 64) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-4)
+    assert runner.logits(x).shape == (2, 19, 64, 64)
+    assert forward_latency(runner, repeats=2) > 0
 
 
 def test_openvino_in_graph_masks_match_upsampled_logits(exported):
     """The upsampling + argmax added to the OpenVINO graph equals doing them in PyTorch."""
-    fast = load_fast(exported["unet"][1])
-    x = torch.randn(2, 3, 64, 64)
+    fast = load_runner(exported["unet"][1])
+    x = torch.randn(2, 3, 64, 64).numpy()
     for out_hw in [(64, 64), (64, 128), (150, 97)]:
-        logits = F.interpolate(fast(x), size=out_hw, mode="bilinear", align_corners=False)
+        logits = F.interpolate(torch.from_numpy(fast.logits(x)), size=out_hw, mode="bilinear", align_corners=False)
         masks = fast.masks(x, out_hw)
-        assert masks.shape == (2, *out_hw) and masks.dtype == torch.uint8
-        assert (masks.long() == classes(logits)).float().mean() >= 0.999
+        assert masks.shape == (2, *out_hw) and masks.dtype == np.uint8
+        assert (masks == classes(logits).numpy()).mean() >= 0.999
 
 
 def test_openvino_in_graph_flip_tta_matches_pytorch_scores(exported):
-    """The mirror-image averaging built into the OpenVINO mask graph equals ``scores(tta="flip")``
-    on the file's own logits, then upsampling and argmax in PyTorch."""
-    fast = load_fast(exported["fcn_resnet50"][1])
+    """The mirror-image averaging built into the OpenVINO mask graph equals averaging the softmax
+    of the file's own logits over photo and mirror image, then upsampling and argmax in PyTorch."""
+    fast = load_runner(exported["fcn_resnet50"][1])
     x = torch.randn(3, 3, 64, 64)
+    with torch.inference_mode():
+        probs = (torch.from_numpy(fast.logits(x.numpy())).softmax(1)
+                 + torch.from_numpy(fast.logits(x.flip(-1).numpy())).softmax(1).flip(-1)) / 2
+    np.testing.assert_allclose(fast.probabilities(x.numpy(), "flip"), probs.numpy(), atol=1e-4)
     for out_hw in [(64, 64), (100, 180)]:
-        probs = F.interpolate(scores(fast, x, "flip"), size=out_hw, mode="bilinear", align_corners=False)
-        masks = fast.masks(x, out_hw, "flip")
-        assert masks.shape == (3, *out_hw) and masks.dtype == torch.uint8
-        assert (masks.long() == classes(probs)).float().mean() >= 0.999
-        assert (masks != fast.masks(x, out_hw)).any()  # the flip did something
+        up = F.interpolate(probs, size=out_hw, mode="bilinear", align_corners=False)
+        masks = fast.masks(x.numpy(), out_hw, "flip")
+        assert masks.shape == (3, *out_hw) and masks.dtype == np.uint8
+        assert (masks == classes(up).numpy()).mean() >= 0.999
+        assert (masks != fast.masks(x.numpy(), out_hw)).any()  # the flip did something
     with pytest.raises(ValueError, match="unknown test-time augmentation"):
-        fast.masks(x, (64, 64), "rotate")
+        fast.masks(x.numpy(), (64, 64), "rotate")
 
 
 def test_openvino_runs_fp32_files_in_f32_and_int8_float_layers_in_bf16_where_the_cpu_has_it(weights_dir, exported, tmp_path):
     import openvino as ov
 
     caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    assert load_fast(exported["unet"][1]).meta["float_precision"] == "f32"
+    assert load_runner(exported["unet"][1]).meta["float_precision"] == "f32"
     model = load_model(weights_dir / "unet.safetensors")
     int8 = quantize_onnx(exported["unet"][0], tmp_path / "unet.int8.onnx", calibration_batches(photos(4), model.config, count=4))
-    fast = load_fast(to_openvino(int8, tmp_path / "unet.int8.xml"))
+    fast = load_runner(to_openvino(int8, tmp_path / "unet.int8.xml"))
     assert fast.meta["float_precision"] == ("bf16" if "BF16" in caps else "f32")
-    x = torch.randn(1, 3, 64, 64)
-    assert fast.masks(x, (64, 64)).shape == (1, 64, 64) and fast(x).shape == (1, 19, 64, 64)  # logits compiled lazily
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    assert fast.masks(x, (64, 64)).shape == (1, 64, 64) and fast.logits(x).shape == (1, 19, 64, 64)  # compiled lazily
 
 
 def test_int8_quantisation_shrinks_and_keeps_float_where_asked(weights_dir, exported, tmp_path):
@@ -112,7 +136,7 @@ def test_int8_quantisation_shrinks_and_keeps_float_where_asked(weights_dir, expo
     assert len(batches) == 8 and batches[0].shape == (1, 3, 64, 64)
     int8 = quantize_onnx(exported["unet"][0], tmp_path / "unet.int8.onnx", batches)
     assert int8.stat().st_size < exported["unet"][0].stat().st_size / 3
-    fast = load_fast(int8)
+    fast = load_runner(int8)
     assert fast.precision == "int8" and fast.meta["source_sha256"] == file_sha256(weights_dir / "unet.safetensors")
     kept = quantize_onnx(exported["unet"][0], tmp_path / "kept.int8.onnx", batches, keep_float=("segmentation_head",))
     import onnx
@@ -127,14 +151,14 @@ def test_int8_quantisation_shrinks_and_keeps_float_where_asked(weights_dir, expo
 
 
 def test_quantisation_calibrates_in_chunks_and_refuses_bad_settings(exported, tmp_path):
-    images = calibration_batches(photos(20), load_fast(exported["unet"][0]).config, count=20)
+    images = calibration_batches(photos(20), load_runner(exported["unet"][0]).config, count=20)
     for method in ("minmax", "percentile"):  # 20 images: two chunks of 10, ranges merged
-        fast = load_fast(quantize_onnx(exported["unet"][0], tmp_path / f"{method}.onnx", images, method=method))
+        fast = load_runner(quantize_onnx(exported["unet"][0], tmp_path / f"{method}.onnx", images, method=method))
         assert json.loads(fast.meta["calibration"]) == {"images": 20, "method": method, "keep_float": []}
     many = [np.zeros((1, 3, 64, 64), np.float32)] * 3
-    with pytest.raises(FastModelError, match="unknown calibration method"):
+    with pytest.raises(RunnerError, match="unknown calibration method"):
         quantize_onnx(exported["unet"][0], tmp_path / "x.onnx", many, method="kl")
-    with pytest.raises(FastModelError, match="needs calibration images"):
+    with pytest.raises(RunnerError, match="needs calibration images"):
         quantize_onnx(exported["unet"][0], tmp_path / "x.onnx", [])
     assert not (tmp_path / "x.onnx").exists()
 
@@ -149,11 +173,11 @@ def test_export_cli_writes_int8_openvino_files_the_predictor_prefers(weights_dir
     for arch in ARCHS:
         assert (folder / f"{arch}.int8.xml").is_file() and (folder / f"{arch}.int8.bin").is_file()
     assert not list(folder.glob(".export-*"))  # the temp folder is gone
-    calibration = json.loads(load_fast(folder / "fcn_resnet50.int8.xml").meta["calibration"])
+    calibration = json.loads(load_runner(folder / "fcn_resnet50.int8.xml").meta["calibration"])
     assert calibration == {"images": 4, "method": "minmax", "keep_float": list(DEFAULT_KEEP_FLOAT)}
     pred = Predictor.from_dir(folder)
-    assert pred.backends() == {n: "OpenVINO int8" for n in MODEL_NAMES}
-    assert Predictor.from_dir(folder, backend="pytorch").backends() == {n: "PyTorch fp32" for n in MODEL_NAMES}
+    assert pred.backends() == {n: "OpenVINO int8" for n in ARCH_NAMES}
+    assert Predictor.from_dir(folder, backend="pytorch").backends() == {n: "PyTorch fp32" for n in ARCH_NAMES}
     photo = synthetic_pair(64, seed=3)[0]
     big = np.concatenate([photo, photo], axis=1)
     for name, p in pred.predict(big).items():
@@ -179,19 +203,20 @@ def test_predictor_skips_stale_and_broken_exports(weights_dir, exported, tmp_pat
     assert "fcn_resnet50" in pred.notes and not pred.missing
     monkeypatch.setenv("SEG_BACKEND", "pytorch")
     assert set(Predictor.from_dir(folder).backends().values()) == {"PyTorch fp32"}
-    assert find_fast(folder, "unet", folder / "unet.safetensors")[0] is None
+    assert find_exported(folder, "unet", folder / "unet.safetensors")[0] is None
 
 
-def test_load_fast_refuses_bad_files(tmp_path):
-    for name, data in [("x.onnx", b"garbage"), ("y.txt", b"")]:
-        (tmp_path / name).write_bytes(data)
-        with pytest.raises(FastModelError):
-            load_fast(tmp_path / name)
+def test_load_runner_refuses_bad_files(tmp_path, weights_dir, exported):
+    (tmp_path / "x.onnx").write_bytes(b"garbage")
+    with pytest.raises(RunnerError, match="not a valid ONNX model"):
+        load_runner(tmp_path / "x.onnx")
     (tmp_path / "z.xml").write_text("<net/>")
-    with pytest.raises(FastModelError, match=r"z\.bin is missing"):
-        load_fast(tmp_path / "z.xml")
-    with pytest.raises(FastModelError, match="does not exist"):
-        load_fast(tmp_path / "none.onnx")
+    with pytest.raises(RunnerError, match=r"z\.bin is missing"):
+        load_runner(tmp_path / "z.xml")
+    with pytest.raises(RunnerError, match="does not exist"):
+        load_runner(tmp_path / "none.onnx")
+    with pytest.raises(RunnerError, match="holds a unet model, not fcn_vgg16"):
+        load_runner(exported["unet"][1], arch="fcn_vgg16")
 
 
 def test_export_cli_errors_are_one_line(weights_dir, tmp_path, capsys):
@@ -218,26 +243,26 @@ def test_eval_cli_on_a_weights_folder_uses_each_models_fast_file(weights_dir, ex
     assert main(["eval", "--weights", str(exported["unet"][1]), "--data", str(pairs_dir)]) == 0
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", ARCH_NAMES)
 def test_shipped_int8_files_agree_with_their_fp32_checkpoints(real_data, name):
     """On real val photos the shipped int8 model and its fp32 checkpoint agree on >= 98% of pixels."""
     weights = ROOT / "weights"
-    fast_path, why = find_fast(weights, name, weights / f"{name}.safetensors")
+    fast_path, why = find_exported(weights, name, weights / f"{name}.safetensors")
     if fast_path is None or not fast_path.name.endswith(".int8.xml"):
         pytest.skip(f"no current int8 export of {name} in weights/ ({why or 'not exported'})")
     from seg_core.data import load_split
 
     images, labels = load_split(real_data / "val", limit=16)
-    report = compare_models(load_model(weights / f"{name}.safetensors"), load_fast(fast_path), images, labels)
+    report = compare_runners(load_runner(weights / f"{name}.safetensors"), load_runner(fast_path), images, labels)
     assert report["agreement"] >= 0.98
     assert report["miou_delta"] > -0.02  # 16 images are noisy; the whole-val figure is in the model card
 
 
 @pytest.mark.parametrize("fmt", [0, 1], ids=["onnx", "openvino"])
 def test_flip_tta_on_fast_files_agrees_with_pytorch(weights_dir, exported, fmt):
-    """With TTA a FastModel averages photo and mirror image: in its OpenVINO graph, or through
-    its logits with ONNX Runtime."""
-    model, fast = load_model(weights_dir / "unet.safetensors"), load_fast(exported["unet"][fmt])
+    """With TTA an exported model averages photo and mirror image: in its OpenVINO graph, or
+    through its logits with ONNX Runtime."""
+    model, fast = load_runner(weights_dir / "unet.safetensors"), load_runner(exported["unet"][fmt])
     images = photos()
     ours, theirs = (evaluate(m, images, labels_like(images), batch_size=3, tta="flip")[1] for m in (model, fast))
     assert np.abs(ours - theirs).sum() / ours.sum() <= 2 * 0.001  # confusion matrices: >= 99.9% of pixels alike
@@ -248,6 +273,6 @@ def test_flip_tta_on_fast_files_agrees_with_pytorch(weights_dir, exported, fmt):
 
 
 def test_predict_many_mixes_backends(weights_dir, exported):
-    models = {"unet": load_fast(exported["unet"][1]), "fcn_vgg16": load_model(weights_dir / "fcn_vgg16.safetensors")}
+    models = {"unet": load_runner(exported["unet"][1]), "fcn_vgg16": load_runner(weights_dir / "fcn_vgg16.safetensors")}
     out = predict_many(models, synthetic_pair(64, seed=5)[0])
     assert set(out) == {"unet", "fcn_vgg16"} and all(p.mask.shape == (64, 64) and p.seconds > 0 for p in out.values())

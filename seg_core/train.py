@@ -1,4 +1,4 @@
-"""Training and evaluation loops: whole split in memory as uint8, batched augmentation, one schedule.
+"""The training loop: whole split in memory as uint8, batched augmentation, one schedule.
 
 Built for 2 CPU cores first and a GPU when there is one:
 
@@ -22,13 +22,11 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -36,10 +34,12 @@ from segmentation_models_pytorch.losses import DiceLoss
 
 from .checkpoint import CheckpointError, load_model, read_tensors, save_model, save_tensors
 from .config import ModelConfig
-from .metrics import ConfusionMatrix, summarize
-from .models import SegmentationModel, build_model, model_device
-from .inference import model_input, scores, upsampled_classes
+from .evaluate import evaluate
+from .files import atomic_path
+from .models import SegmentationNetwork, build_model
 from .palette import IGNORE_INDEX, NUM_CLASSES
+from .runners import TorchRunner
+from .runtime import init_distributed
 from .transforms import Augment, augment_batch
 
 
@@ -111,115 +111,6 @@ class EMA:
                 self.state[k].lerp_(v.detach(), 1 - d)
             else:
                 self.state[k].copy_(v)
-
-
-@torch.inference_mode()
-def predict_batches(model, images: torch.Tensor, out_hw: tuple[int, int], batch_size: int = 16,
-                    progress: str | None = None, tta: str = "none"):
-    """Yield ``(start, N x H x W train ids)`` for uint8 ``images``, batch by batch, at ``out_hw``.
-
-    Images are resized to the model's ``input_size`` and logits back to ``out_hw``, exactly as
-    ``seg_core.inference.predict`` does for a single photo (``tta`` as there). ``progress`` names
-    a tqdm bar.
-    """
-    model.eval()
-    device = model_device(model)
-    cfg = model.config
-    starts = range(0, len(images), batch_size)
-    if progress:
-        from tqdm import tqdm
-
-        starts = tqdm(starts, desc=progress, unit="batch", file=sys.stderr)
-    for i in starts:
-        x = model_input(images[i : i + batch_size].to(device), cfg)
-        if hasattr(model, "masks"):  # a FastModel: upsampling, argmax (and TTA) run inside its runtime
-            yield i, model.masks(x, tuple(out_hw), tta).long()
-            continue
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = scores(model, x.contiguous(memory_format=torch.channels_last), tta)
-        yield i, upsampled_classes(logits, out_hw)
-
-
-def evaluate(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16,
-             progress: bool = False, tta: str = "none") -> tuple[dict, np.ndarray]:
-    """Metrics of ``model`` (PyTorch or ``FastModel``) on uint8 ``images``/``labels`` at the
-    labels' resolution; ``tta`` as in ``seg_core.inference.scores``."""
-    cfg = model.config
-    cm = ConfusionMatrix(cfg.num_classes)
-    bar = f"eval {cfg.arch}" if progress else None
-    for i, pred in predict_batches(model, images, labels.shape[-2:], batch_size, bar, tta):
-        cm.update(pred, labels[i : i + len(pred)].to(pred.device))
-    return summarize(cm.mat.numpy(), cfg.class_names), cm.mat.numpy()
-
-
-def compare_models(reference, other, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16,
-                   progress: bool = False) -> dict:
-    """Val metrics of two models of one config (e.g. fp32 and its int8 export) and the share of
-    pixels on which their masks agree."""
-    cms = [ConfusionMatrix(reference.config.num_classes) for _ in range(2)]
-    agree = 0
-    bar = f"compare {reference.config.arch}" if progress else None
-    runs = [predict_batches(reference, images, labels.shape[-2:], batch_size, bar),
-            predict_batches(other, images, labels.shape[-2:], batch_size)]
-    for (i, a), (_, b) in zip(*runs):
-        y = labels[i : i + len(a)]
-        cms[0].update(a.cpu(), y)
-        cms[1].update(b.cpu(), y)
-        agree += int((a.cpu() == b.cpu()).sum())
-    ref, exp = (summarize(c.mat.numpy(), reference.config.class_names) for c in cms)
-    return {"reference": ref, "exported": exp, "agreement": agree / labels.numel(),
-            "miou_delta": exp["miou"] - ref["miou"]}
-
-
-def _dist_info() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed() -> tuple[int, int, torch.device]:
-    """Start DDP when launched by torchrun; returns (rank, world size, device)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    rank, world = _dist_info()
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu")
-
-
-# glibc mallopt(3) parameters.
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc malloc keep freed memory in the process instead of handing it back to the OS.
-
-    A training step allocates activation buffers far above glibc's largest mmap threshold
-    (32 MiB; FCN-VGG16 at 256x256, batch 16, needs 256 MiB for one activation), so by default
-    each one is mmap'd and munmap'd every step, and every page is faulted in and zeroed again:
-    10 % of the CPU time of an FCN-VGG16 run on 2 cores went to the kernel, 70 000 page faults a
-    second (``/proc/<pid>/stat`` over a minute, README). Serving large requests from the heap and
-    never trimming it (what PyTorch's CPU tuning guide gets from jemalloc or tcmalloc) keeps those
-    pages; the price, a resident size that stays at its peak, suits a training process
-    (``benchmarks/bench_malloc.py`` measures it). Returns whether the setting took (glibc only).
-    """
-    import ctypes
-    import ctypes.util
-
-    if sys.platform != "linux":
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and others have no mallopt
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    # -1 disables trimming (mallopt(3)); 0 mmaps turns off mmap for large requests.
-    return bool(mallopt(_M_TRIM_THRESHOLD, -1)) and bool(mallopt(_M_MMAP_MAX, 0))
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -320,7 +211,7 @@ class Trainer:
         self.best, self.history = meta["best"], meta["history"]
         self.log(f"resumed {self.cfg.arch} after epoch {self.epoch} (step {self.step}, {self.elapsed:.0f}s)")
 
-    def _ema_model(self) -> SegmentationModel:
+    def _ema_model(self) -> SegmentationNetwork:
         model = build_model(self.model.config).to(self.device)
         model.load_state_dict(self.ema.state)
         return model.eval()
@@ -375,7 +266,7 @@ class Trainer:
                 t0 = time.monotonic()
                 model = self._ema_model()
                 if self.val is not None and (done or self.epoch % cfg.eval_every == 0):
-                    metrics, _ = evaluate(model, *self.val, batch_size=cfg.batch_size)
+                    metrics, _ = evaluate(TorchRunner(model), *self.val, batch_size=cfg.batch_size)
                     stats.update(val_miou=metrics["miou"], val_pixel_acc=metrics["pixel_acc"],
                                  val_class_acc=metrics["class_acc"], eval_s=time.monotonic() - t0)
                     if metrics["miou"] > self.best:
@@ -424,7 +315,8 @@ class Trainer:
                 break
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             aug = phase_augment(p, cfg)
-            x, y = augment_batch(self.train_images[idx.to(self.device)], self.train_labels[idx.to(self.device)], aug, g)
+            x, y = augment_batch(self.train_images[idx.to(self.device)], self.train_labels[idx.to(self.device)], aug, g,
+                                 mean=self.model.config.mean, std=self.model.config.std)
             x = x.contiguous(memory_format=torch.channels_last)
             lr = schedule_lr(p, cfg)
             for group in self.opt.param_groups:
@@ -450,7 +342,7 @@ class Trainer:
             stats["max_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
         return stats
 
-    def _export(self, model: SegmentationModel, path: Path, metrics: dict | None) -> None:
+    def _export(self, model: SegmentationNetwork, path: Path, metrics: dict | None) -> None:
         model.config.training = {**dataclasses.asdict(self.cfg), "epochs_done": self.epoch, "steps": self.step,
                                  "elapsed_s": round(self.elapsed, 1), "device": str(self.device),
                                  "threads": torch.get_num_threads(), "world_size": self.world,
@@ -460,12 +352,10 @@ class Trainer:
         save_model(model, path, half=True)
 
     def _write_logs(self) -> None:
-        tmp = self.out / ".log.json.tmp"
-        tmp.write_text(json.dumps(self.history, indent=1))
-        os.replace(tmp, self.out / "log.json")
+        with atomic_path(self.out / "log.json") as tmp:
+            tmp.write_text(json.dumps(self.history, indent=1))
         keys = sorted({k for row in self.history for k in row})
-        with open(self.out / ".log.csv.tmp", "w", newline="") as f:
+        with atomic_path(self.out / "log.csv") as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.history)
-        os.replace(self.out / ".log.csv.tmp", self.out / "log.csv")

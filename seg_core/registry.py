@@ -1,0 +1,58 @@
+"""The three architectures, one entry each: name, display name, default encoder and builder.
+
+Everything that lists or names the architectures (the config, ``build_model``, the CLI's choices,
+the predictor, both apps, the benchmarks) reads ``ARCHITECTURES``. Builders import torch and smp
+only when called, so ``train_cli.py --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .config import ModelConfig
+
+
+def _unet(cfg: "ModelConfig") -> "nn.Module":
+    import segmentation_models_pytorch as smp
+
+    return smp.Unet(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights, classes=cfg.num_classes)
+
+
+def _fcn8s(cfg: "ModelConfig") -> "nn.Module":
+    from .models import FCN8s
+
+    return FCN8s(cfg.encoder, cfg.num_classes, cfg.encoder_weights, cfg.head_channels)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str  # the key in configs, file names (weights/<name>.safetensors) and the CLI
+    display: str  # for people
+    encoder: str  # default smp encoder
+    build: Callable[["ModelConfig"], "nn.Module"]
+
+
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
+    Architecture("unet", "U-Net", "resnet18", _unet),
+    # Batch-normalised VGG16: plain VGG16 does not train from scratch in a CPU budget.
+    Architecture("fcn_vgg16", "FCN-VGG16", "vgg16_bn", _fcn8s),
+    Architecture("fcn_resnet50", "FCN-ResNet50", "resnet50", _fcn8s),
+)}
+ARCH_NAMES: tuple[str, ...] = tuple(ARCHITECTURES)
+
+
+def display_name(name: str) -> str:
+    """``"U-Net"`` for ``"unet"``; any other name (an ensemble, a user's model) as it is."""
+    arch = ARCHITECTURES.get(name)
+    return arch.display if arch else name
+
+
+def architecture(name: str) -> Architecture:
+    """The entry of ``name``, or a ``ValueError`` that lists the choices."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown arch {name!r}; choose one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[name]

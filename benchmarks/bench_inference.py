@@ -33,14 +33,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from seg_core.checkpoint import load_model, save_model
+from seg_core.models import build_model
+from seg_core.registry import ARCH_NAMES
+from seg_core.runners import model_file_bytes
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from seg_core.checkpoint import load_model, save_model  # noqa: E402
-from seg_core.models import build_model  # noqa: E402
-from seg_core.registry import ARCH_NAMES  # noqa: E402
-from seg_core.runners import model_file_bytes  # noqa: E402
-
 BACKENDS = ("eager", "onnxruntime", "openvino", "openvino-int8")
 
 

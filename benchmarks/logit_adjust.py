@@ -23,15 +23,14 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from seg_core.checkpoint import CheckpointError, load_model
+from seg_core.data import DataError, load_split
+from seg_core.inference import model_input
+from seg_core.metrics import ConfusionMatrix, summarize
+from seg_core.runners import upsampled_classes
+from seg_core.train import class_weights
 
-from seg_core.checkpoint import CheckpointError, load_model  # noqa: E402
-from seg_core.data import DataError, load_split  # noqa: E402
-from seg_core.train import class_weights  # noqa: E402
-from seg_core.inference import model_input  # noqa: E402
-from seg_core.runners import upsampled_classes  # noqa: E402
-from seg_core.metrics import ConfusionMatrix, summarize  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

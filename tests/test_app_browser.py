@@ -146,6 +146,7 @@ def capture_compare(url: str, out: Path, scene: str, min_images: int, timeout: f
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.slow
 def test_compare_page_renders_three_models_in_chromium(weights_dir, pairs_dir, tmp_path):
     shot = tmp_path / "compare.png"
     with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
@@ -196,6 +197,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.slow
 def test_other_pages_render_in_chromium(weights_dir, pairs_dir, tmp_path):
     """Ground truth, Benchmark and About open from a deep link in a real browser, without an error."""
     expected = {"ground_truth": "Against the ground truth", "benchmark": "Benchmark",

@@ -14,6 +14,7 @@ import torch
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_load_test_script_runs(weights_dir):
     proc = subprocess.run([sys.executable, "benchmarks/load_test.py", "--clients", "2", "--seconds", "3",
                            "--weights", str(weights_dir)], capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -23,6 +24,7 @@ def test_load_test_script_runs(weights_dir):
     assert result["p50_s"] <= result["p95_s"]
 
 
+@pytest.mark.slow
 def test_inference_benchmark_runs(weights_dir, pairs_dir):
     proc = subprocess.run([sys.executable, "benchmarks/bench_inference.py", "--weights", str(weights_dir),
                            "--repeats", "1", "--upload", "48x96", "--threads", "1", "--calib", str(pairs_dir),
@@ -89,6 +91,7 @@ def test_logit_adjust_errors_are_one_line(weights_dir, pairs_dir, tmp_path, caps
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
 
 
+@pytest.mark.slow
 def test_malloc_benchmark_runs():
     proc = subprocess.run([sys.executable, "benchmarks/bench_malloc.py", "--size", "64", "--batch-size", "2",
                            "--steps", "1", "--rounds", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)

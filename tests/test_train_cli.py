@@ -46,6 +46,7 @@ def test_loss_falls_on_a_few_images(tiny_data, tmp_path):
     assert trainer.history[-1]["val_miou"] > trainer.history[0]["val_miou"]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(tiny_data, tmp_path):
     args = ["train", "--data", str(tiny_data / "train"), "--epochs", "6", *TINY]
     full = run_cli(*args, "--out", str(tmp_path / "full"))
@@ -135,6 +136,7 @@ def test_keep_freed_memory_stops_refaulting_large_buffers():
     assert faults["keep"] < pages // 10  # the heap kept the pages
 
 
+@pytest.mark.slow
 def test_ddp_gloo_two_processes(tiny_data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "ddp"

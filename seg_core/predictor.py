@@ -15,12 +15,12 @@ can show the others and explain the gap.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from . import settings
 from .checkpoint import CheckpointError, load_model
 from .fast import FastModel, FastModelError, find_fast, load_fast
 from .inference import Prediction, predict_many
@@ -52,7 +52,7 @@ class Predictor:
     def from_dir(cls, weights_dir: str | Path = "weights", names: tuple[str, ...] = MODEL_NAMES,
                  device: str | torch.device = "cpu", backend: str | None = None) -> "Predictor":
         weights_dir = Path(weights_dir)
-        backend = backend or os.environ.get("SEG_BACKEND", "auto")
+        backend = backend or settings.backend()
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         self = cls()

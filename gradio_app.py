@@ -4,8 +4,10 @@
 ``app_file: gradio_app.py``) the same file is the entry point. The page and the API share
 ``seg_core`` (``Predictor``, ``load_image``, ``viz``) with the Streamlit app; no model code lives here.
 
-Configuration (environment variables, read at import):
+Configuration (environment variables, read at import; defaults in ``seg_core.settings``):
 
+- ``SEG_WEIGHTS_REPO`` (+ ``SEG_WEIGHTS_REVISION``): a Hub model repo (and commit) the weights are
+  downloaded from at start-up (``seg_core.space.weights_dir``); unset or offline, ``SEG_WEIGHTS_DIR``.
 - ``SEG_WEIGHTS_DIR``: folder with ``unet.safetensors``, ``fcn_vgg16.safetensors`` and
   ``fcn_resnet50.safetensors`` (default ``weights/`` next to this file), and their int8 OpenVINO
   exports (``<name>.int8.xml`` + ``.bin``), which are used instead when they match the checkpoint
@@ -60,14 +62,14 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from seg_core import settings
 from seg_core.inference import ImageError, class_shares, load_image
 from seg_core.predictor import DISPLAY_NAMES, MODEL_NAMES, Predictor
+from seg_core.space import WeightsError, weights_source
 from seg_core.viz import legend, overlay, png_bytes
 
-ROOT = Path(__file__).resolve().parent
-WEIGHTS_DIR = Path(os.environ.get("SEG_WEIGHTS_DIR", ROOT / "weights"))
-DATA_DIR = Path(os.environ.get("SEG_DATA_DIR", ROOT.parent / "shared" / "data" / "cityscapes_pairs" / "val"))
-EXAMPLES_CACHE = Path(os.environ.get("SEG_EXAMPLES_CACHE", Path(tempfile.gettempdir()) / "seg_gradio_examples"))
+DATA_DIR = settings.data_dir()
+EXAMPLES_CACHE = settings.examples_cache()
 
 N_EXAMPLES = 8
 MAX_FILE_SIZE = "10mb"
@@ -251,10 +253,13 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     return [slider, legend_part, timing, *(overlays.get(n) for n in names)]
 
 
-def missing_note(predictor: Predictor) -> str:
+def missing_note(predictor: Predictor, weights_note: str | None = None) -> str:
+    if weights_note and not predictor.models:
+        return f"**No model is loaded**: {weights_note}."
     if not predictor.missing:
-        return ""
-    lines = ["**Not available on this server** (the other models work):", ""]
+        return f"**Note**: {weights_note}." if weights_note else ""
+    lines = [f"**Note**: {weights_note}.", ""] if weights_note else []
+    lines += ["**Not available on this server** (the other models work):", ""]
     for name, why in predictor.missing.items():
         head, sep, command = why.rpartition(" with: ")
         text = f"{head}{sep}`{command}`" if sep else why
@@ -263,8 +268,9 @@ def missing_note(predictor: Predictor) -> str:
 
 
 def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
-               examples_cache: str | Path = EXAMPLES_CACHE) -> gr.Blocks:
-    """The whole app around one ``Predictor``; ``demo = build_demo(...)`` below is what gets served."""
+               examples_cache: str | Path = EXAMPLES_CACHE, weights_note: str | None = None) -> gr.Blocks:
+    """The whole app around one ``Predictor``; ``demo = build_demo(...)`` below is what gets served.
+    ``weights_note`` says why the configured weights were not used (shown at the top)."""
     loaded = tuple(predictor.models)
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
     masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
@@ -273,7 +279,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
         gr.Markdown("# Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
                     "Drop a street photo (or pick a val scene below): every model segments it into the 19 "
                     "Cityscapes classes. Slide to compare the photo with the chosen model's mask.")
-        gr.Markdown(missing_note(predictor), visible=bool(predictor.missing), elem_id="missing-models")
+        note = missing_note(predictor, weights_note)
+        gr.Markdown(note, visible=bool(note), elem_id="missing-models")
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
@@ -288,7 +295,9 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                     gr.Examples(examples=[[str(p)] for p in photos], inputs=[image], examples_per_page=N_EXAMPLES,
                                 label="Cityscapes val scenes (click one)")
                 else:
-                    gr.Markdown(f"No example scenes: no folder at `{data_dir}`. Set `SEG_DATA_DIR` to a folder of "
+                    where = "no folder of Cityscapes pairs on this server" if settings.public_mode() else \
+                        f"no folder at `{data_dir}`"
+                    gr.Markdown(f"No example scenes: {where}. Set `SEG_DATA_DIR` to a folder of "
                                 "Cityscapes pairs (512x256 JPEGs, photo on the left), e.g. "
                                 "`SEG_DATA_DIR=/path/to/cityscapes_pairs/val python gradio_app.py`.",
                                 elem_id="no-examples")
@@ -353,8 +362,18 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
     return demo
 
 
-predictor = Predictor.from_dir(WEIGHTS_DIR)  # once, at import: every session shares these models
-demo = build_demo(predictor, DATA_DIR)
+def load_predictor() -> tuple[Predictor, str | None]:
+    """The models of ``seg_core.space.weights_dir()`` and, if the configured weights could not be
+    used, why (a missing Hub repo or revision leaves the page up, with no model and the reason)."""
+    try:
+        source = weights_source()
+    except WeightsError as err:
+        return Predictor(), str(err)
+    return Predictor.from_dir(source.folder), source.note
+
+
+predictor, WEIGHTS_NOTE = load_predictor()  # once, at import: every session shares these models
+demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE)
 
 if __name__ == "__main__":
     demo.launch(**LAUNCH_KWARGS)

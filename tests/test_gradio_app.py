@@ -208,3 +208,34 @@ def test_examples_are_photo_halves_cached_outside_the_repo(app, tmp_path):
     # the module-level demo got its examples from SEG_DATA_DIR
     datasets = [c for c in app.demo.config["components"] if c["type"] == "dataset"]
     assert len(datasets) == 1 and len(datasets[0]["props"]["samples"]) == 3
+
+
+def test_weights_repo_that_cannot_be_had_leaves_the_page_up_with_the_reason(app, monkeypatch, tmp_path):
+    """SEG_WEIGHTS_REPO set to a repo the Hub does not have: no model, the sentence at the top."""
+    import huggingface_hub
+    import httpx2
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from seg_core import space
+
+    def snapshot_download(repo_id, **kwargs):
+        request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
+        raise RepositoryNotFoundError("404 Repository Not Found", response=httpx2.Response(404, request=request))
+
+    space._download.cache_clear()
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setenv("SEG_WEIGHTS_REPO", "lab/gone")
+    predictor, note = app.load_predictor()
+    assert not predictor.models and note.startswith("the weights repo lab/gone (SEG_WEIGHTS_REPO) does not exist")
+    demo = app.build_demo(predictor, data_dir=None, weights_note=note)
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert props["missing-models"]["visible"] and "lab/gone" in props["missing-models"]["value"]
+    space._download.cache_clear()
+
+
+def test_public_mode_shows_no_server_path(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("SEG_PUBLIC", "1")
+    demo = app.build_demo(app.predictor, data_dir=tmp_path / "secret-folder")
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert "secret-folder" not in props["no-examples"]["value"]
+    assert "no folder of Cityscapes pairs on this server" in props["no-examples"]["value"]

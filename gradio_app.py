@@ -70,6 +70,7 @@ from seg_core.viz import legend, overlay, png_bytes
 
 DATA_DIR = settings.data_dir()
 EXAMPLES_CACHE = settings.examples_cache()
+INFER_WORKERS, INFER_THREADS = settings.infer_workers(), settings.infer_threads()
 
 N_EXAMPLES = 8
 MAX_FILE_SIZE = "10mb"
@@ -78,6 +79,7 @@ DEFAULT_CONCURRENCY = 2
 DISPLAY_MAX_SIDE = 1280
 DEFAULT_OPACITY = 0.5
 MASK_MAX_AGE_S = 600  # API mask PNGs are copied into gradio's cache on return; ours are pruned after this
+MASK_PRUNE_EVERY_S = 60
 LAUNCH_KWARGS = {"max_file_size": MAX_FILE_SIZE}
 
 
@@ -167,23 +169,44 @@ def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | Non
 
 # ---------------------------------------------------------------------------------------------- API
 
-def segment_api(predictor: Predictor, image, model: str, out_dir: str | Path) -> tuple[str, dict[str, float]]:
-    """``/segment``: a PNG of train ids at the image's size and the per-class pixel shares."""
+def _segment(predictor: Predictor, image, model: str) -> np.ndarray:
     name = model_key(predictor, model)
-    rgb = decode(image)
-    mask = _predict(predictor, rgb, (name,))[name].mask
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    now = time.time()
+    return _predict(predictor, decode(image), (name,))[name].mask
+
+
+_last_prune = [0.0]
+
+
+def _prune(out_dir: Path, now: float) -> None:
+    """Delete mask files older than ``MASK_MAX_AGE_S``, at most once every ``MASK_PRUNE_EVERY_S``:
+    listing the folder on every request would cost each one a stat per file kept (thousands under load)."""
+    if now - _last_prune[0] < MASK_PRUNE_EVERY_S:
+        return
+    _last_prune[0] = now
     for old in out_dir.glob("mask-*.png"):
         try:
             if now - old.stat().st_mtime > MASK_MAX_AGE_S:
                 old.unlink()
         except OSError:  # another worker removed it first
             pass
+
+
+def segment_api(predictor: Predictor, image, model: str, out_dir: str | Path) -> tuple[str, dict[str, float]]:
+    """``/segment``: a PNG of train ids at the image's size and the per-class pixel shares."""
+    mask = _segment(predictor, image, model)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _prune(out_dir, time.time())
     path = out_dir / f"mask-{uuid.uuid4().hex}.png"
     path.write_bytes(png_bytes(mask))
     return str(path), class_shares(mask)
+
+
+def segment_inline_api(predictor: Predictor, image, model: str) -> dict:
+    """``/segment_inline``: the same answer in the event's JSON (the PNG base64-encoded): no file is
+    written, cached or fetched, one HTTP request fewer per call than ``/segment``."""
+    mask = _segment(predictor, image, model)
+    return {"mask_png_base64": base64.b64encode(png_bytes(mask)).decode("ascii"), "shares": class_shares(mask)}
 
 
 # --------------------------------------------------------------------------------------------- page
@@ -328,7 +351,7 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
 
         for trigger in (image, mirror):  # a new photo, or the same one with(out) mirror-image averaging
             trigger.change(on_image, [image, picker, opacity, mirror], [state, *views], preprocess=False,
-                           concurrency_limit=1, concurrency_id="inference", api_visibility="private")
+                           concurrency_limit=INFER_WORKERS, concurrency_id="inference", api_visibility="private")
         # Redrawing is cheap; while one redraw runs, only the latest slider position is kept.
         for control in (picker, opacity):
             control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",
@@ -356,7 +379,26 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
             return segment_api(predictor, image, model, masks_dir)
 
         api_button.click(segment, [api_image, api_model], [api_mask, api_shares], api_name="segment",
-                         preprocess=False, concurrency_limit=1, concurrency_id="inference")
+                         preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference")
+
+        with gr.Column(visible=False):
+            api_inline = gr.JSON(label="mask PNG (base64) and shares")
+            api_inline_button = gr.Button("segment inline")
+
+        def segment_inline(image, model):
+            """Segment one image with one model; the mask comes back inside the answer.
+
+            Args:
+                image: the photo (as for /segment).
+                model: unet, fcn_vgg16 or fcn_resnet50.
+
+            Returns:
+                {"mask_png_base64": the PNG of train ids, base64, "shares": {class name: share of pixels}}.
+            """
+            return segment_inline_api(predictor, image, model)
+
+        api_inline_button.click(segment_inline, [api_image, api_model], [api_inline], api_name="segment_inline",
+                         preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference")
 
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo
@@ -369,7 +411,7 @@ def load_predictor() -> tuple[Predictor, str | None]:
         source = weights_source()
     except WeightsError as err:
         return Predictor(), str(err)
-    return Predictor.from_dir(source.folder), source.note
+    return Predictor.from_dir(source.folder, threads=INFER_THREADS), source.note
 
 
 predictor, WEIGHTS_NOTE = load_predictor()  # once, at import: every session shares these models

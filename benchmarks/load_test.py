@@ -133,7 +133,7 @@ def stage_costs(weights: Path, image: Path, model: str, repeats: int) -> dict:
     return out
 
 
-def run(clients: int, seconds: float, weights: Path, image: Path, model: str) -> dict:
+def run(clients: int, seconds: float, weights: Path, image: Path, model: str, api: str = "/segment") -> dict:
     from gradio_client import Client, handle_file
 
     clients, seconds = min(clients, MAX_CLIENTS), min(seconds, MAX_SECONDS)
@@ -144,7 +144,7 @@ def run(clients: int, seconds: float, weights: Path, image: Path, model: str) ->
         wait_ready(url, proc)
         warm = Client(url, verbose=False)
         for _ in range(3):  # first requests set up caches and infer requests: not part of the figure
-            warm.predict(handle_file(str(image)), model, api_name="/segment")
+            warm.predict(handle_file(str(image)), model, api_name=api)
         memory = [rss_mib(proc.pid)]
         latencies: list[float] = []
         errors: list[str] = []
@@ -158,7 +158,7 @@ def run(clients: int, seconds: float, weights: Path, image: Path, model: str) ->
                 t0 = time.perf_counter()
                 for attempt in range(MAX_ATTEMPTS):
                     try:
-                        client.predict(handle_file(str(image)), model, api_name="/segment")
+                        client.predict(handle_file(str(image)), model, api_name=api)
                         with lock:
                             latencies.append(time.perf_counter() - t0)  # what the user waited, retries included
                         break
@@ -190,7 +190,7 @@ def run(clients: int, seconds: float, weights: Path, image: Path, model: str) ->
     lat = sorted(latencies)
     per_request = (lambda cpu: round(1000 * cpu / len(lat), 1) if lat else None)
     return {
-        "clients": clients, "seconds": round(wall, 1), "model": model,
+        "clients": clients, "seconds": round(wall, 1), "model": model, "api": api,
         "image": f"{Image.open(image).width}x{Image.open(image).height}",
         "requests": len(lat), "errors": len(errors), "queue_full_retries": refused[0], "first_errors": errors[:3],
         "throughput_rps": round(len(lat) / wall, 2) if wall else 0.0,
@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="unet", help="model name sent to /segment")
     parser.add_argument("--image", type=Path, default=None,
                         help="photo to send (default: a synthetic 256x512 street-like image)")
+    parser.add_argument("--api", default="/segment", choices=("/segment", "/segment_inline"),
+                        help="endpoint: the mask as a file to fetch, or inline in the answer")
     parser.add_argument("--stages", type=int, default=0, metavar="N",
                         help="first time the server's own steps N times each in this process (CPU ms)")
     args = parser.parse_args(argv)
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(0)
         Image.fromarray(rng.integers(0, 255, (256, 512, 3), dtype=np.uint8)).save(image)
     stages = stage_costs(args.weights, image, args.model, args.stages) if args.stages > 0 else {}
-    result = {**run(args.clients, args.seconds, args.weights, image, args.model), **stages}
+    result = {**run(args.clients, args.seconds, args.weights, image, args.model, args.api), **stages}
     for key, value in result.items():
         print(f"{key:>16}: {value}")
     print(json.dumps(result))

@@ -50,7 +50,10 @@ class Predictor:
 
     @classmethod
     def from_dir(cls, weights_dir: str | Path = "weights", names: tuple[str, ...] = MODEL_NAMES,
-                 device: str | torch.device = "cpu", backend: str | None = None) -> "Predictor":
+                 device: str | torch.device = "cpu", backend: str | None = None,
+                 threads: int | None = None) -> "Predictor":
+        """``threads``: CPU threads of each exported model (default: torch's); a server running
+        several inferences at once gives each fewer."""
         weights_dir = Path(weights_dir)
         backend = backend or settings.backend()
         if backend not in BACKENDS:
@@ -58,7 +61,7 @@ class Predictor:
         self = cls()
         for name in names:
             path = weights_dir / f"{name}.safetensors"
-            if backend == "auto" and torch.device(device).type == "cpu" and self._load_fast(weights_dir, name, path):
+            if backend == "auto" and torch.device(device).type == "cpu" and self._load_fast(weights_dir, name, path, threads):
                 continue
             if not path.is_file():
                 self.missing[name] = f"no weights at {path}; train them with: {train_command(name)}"
@@ -70,14 +73,14 @@ class Predictor:
                 self.missing[name] = f"{err}; retrain with: {train_command(name)}"
         return self
 
-    def _load_fast(self, weights_dir: Path, name: str, source: Path) -> bool:
+    def _load_fast(self, weights_dir: Path, name: str, source: Path, threads: int | None = None) -> bool:
         fast, why = find_fast(weights_dir, name, source if source.is_file() else None)
         if fast is None:
             if why:
                 self.notes[name] = why
             return False
         try:
-            model = load_fast(fast)
+            model = load_fast(fast, threads)
         except FastModelError as err:
             self.notes[name] = f"{err}; using PyTorch"
             return False

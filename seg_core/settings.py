@@ -13,6 +13,8 @@ call, never cached here, so tests and long-running apps see a changed environmen
   ``SPACE_ID`` is set, i.e. on a Hugging Face Space, so a deployed app is public even if the
   variable is lost. ``SEG_PUBLIC=0`` turns it off there.
 - ``SEG_BACKEND``: ``auto`` (the fastest exported file of each model) or ``pytorch``.
+- ``SEG_INFER_WORKERS`` / ``SEG_INFER_THREADS``: inferences the Gradio app runs at once, and CPU
+  threads for each (default 1 at a time on all threads).
 - ``SEG_EXAMPLES_CACHE``: where the Gradio app crops its example photos (default: the temp folder).
 """
 
@@ -84,3 +86,20 @@ def backend() -> str:
 
 def examples_cache() -> Path:
     return Path(env("SEG_EXAMPLES_CACHE") or Path(tempfile.gettempdir()) / "seg_gradio_examples")
+
+
+def positive_int(name: str, default: int | None) -> int | None:
+    value = env(name)
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise SettingsError(f"{name}={value!r} is not a whole number of at least 1")
+    return int(value)
+
+
+def infer_workers() -> int:
+    return positive_int("SEG_INFER_WORKERS", 1)
+
+
+def infer_threads() -> int | None:
+    return positive_int("SEG_INFER_THREADS", None)

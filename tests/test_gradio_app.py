@@ -98,10 +98,44 @@ def test_segment_api_returns_class_ids_and_shares(app, client, photo, model):
     assert (ids == predict(app.predictor.models[model], photo)).mean() > 0.99
 
 
-def test_api_lists_only_segment(client):
+def test_api_lists_segment_and_its_inline_form(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert list(endpoints) == ["/segment"]
-    assert [p["parameter_name"] for p in endpoints["/segment"]["parameters"]] == ["image", "model"]
+    assert list(endpoints) == ["/segment", "/segment_inline"]
+    for name in endpoints:
+        assert [p["parameter_name"] for p in endpoints[name]["parameters"]] == ["image", "model"]
+
+
+def test_segment_inline_returns_the_same_mask_in_the_answer(client, photo):
+    import base64
+    import io
+
+    png, shares = client.predict(handle_file(str(photo)), "unet", api_name="/segment")
+    answer = client.predict(handle_file(str(photo)), "unet", api_name="/segment_inline")
+    with Image.open(io.BytesIO(base64.b64decode(answer["mask_png_base64"]))) as im:
+        inline = np.asarray(im)
+    assert np.array_equal(inline, np.asarray(Image.open(png))) and answer["shares"] == pytest.approx(shares)
+    with pytest.raises(AppError, match="Unknown model 'deeplab'"):
+        client.predict(handle_file(str(photo)), "deeplab", api_name="/segment_inline")
+
+
+def test_old_masks_are_pruned_at_most_once_a_minute(app, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(app, "_last_prune", [0.0])
+    old, new = tmp_path / "mask-old.png", tmp_path / "mask-new.png"
+    for path in (old, new):
+        path.write_bytes(b"x")
+    os.utime(old, (1000.0, 1000.0))
+    now = 1000.0 + app.MASK_MAX_AGE_S + 1
+    os.utime(new, (now, now))
+    app._prune(tmp_path, now)
+    assert not old.exists() and new.exists()
+    old.write_bytes(b"x")
+    os.utime(old, (1000.0, 1000.0))
+    app._prune(tmp_path, now + app.MASK_PRUNE_EVERY_S - 1)  # too soon: the folder is not listed again
+    assert old.exists()
+    app._prune(tmp_path, now + app.MASK_PRUNE_EVERY_S)
+    assert not old.exists()
 
 
 @pytest.mark.parametrize("kind, message", [

@@ -336,3 +336,9 @@ def test_bad_setting_values_name_the_variable(monkeypatch):
         settings.backend()
     monkeypatch.setenv("SEG_BACKEND", "")
     assert settings.backend() == "auto"
+    monkeypatch.setenv("SEG_INFER_WORKERS", "0")
+    with pytest.raises(settings.SettingsError, match="SEG_INFER_WORKERS='0' is not a whole number of at least 1"):
+        settings.infer_workers()
+    monkeypatch.setenv("SEG_INFER_WORKERS", "2")
+    monkeypatch.delenv("SEG_INFER_THREADS", raising=False)
+    assert settings.infer_workers() == 2 and settings.infer_threads() is None

@@ -22,6 +22,8 @@ Configuration (environment variables, read at import; defaults in ``seg_core.set
 
 Limits, sized for a free Space (2 vCPU, 16 GB RAM):
 
+- ``SEG_INFER_WORKERS`` / ``SEG_INFER_THREADS``: inferences at once (default 1) and CPU threads of
+  each (default all), to fit the workers to the machine's cores.
 - ``demo.queue(default_concurrency_limit=2, max_size=20)``: at most 20 requests wait in the queue;
   more are turned away with "queue full" rather than piling up. The page's segmentation and the
   ``/segment`` API share one slot (``concurrency_id="inference"``, limit 1), so one forward pass
@@ -39,6 +41,9 @@ API (``api_name="segment"``)::
     from gradio_client import Client, handle_file
     client = Client("http://127.0.0.1:7860/")          # or "org/space-name" for a Space
     png_path, shares = client.predict(handle_file("street.jpg"), "unet", api_name="/segment")
+
+``/segment_inline`` takes the same arguments and answers ``{"mask_png_base64": ..., "shares": ...}``:
+the same PNG inside the answer, so no file is written, cached and fetched for it.
 
 ``png_path`` is a local copy of a single-channel PNG at the image's size whose pixel values are
 train ids (0..18, an index into ``seg_core.palette.CLASS_NAMES``); ``shares`` is

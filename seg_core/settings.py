@@ -15,6 +15,8 @@ call, never cached here, so tests and long-running apps see a changed environmen
 - ``SEG_BACKEND``: ``auto`` (the fastest exported file of each model) or ``pytorch``.
 - ``SEG_INFER_WORKERS`` / ``SEG_INFER_THREADS``: inferences the Gradio app runs at once, and CPU
   threads for each (default 1 at a time on all threads).
+- ``SEG_EXTRA_MODELS``: comma-separated checkpoints (paths or ``hf://org/name@rev``) that visitors
+  of a public server may add to the comparison (``seg_core.extra_models``); none by default.
 - ``SEG_EXAMPLES_CACHE``: where the Gradio app crops its example photos (default: the temp folder).
 """
 
@@ -103,3 +105,7 @@ def infer_workers() -> int:
 
 def infer_threads() -> int | None:
     return positive_int("SEG_INFER_THREADS", None)
+
+
+def extra_models() -> list[str]:
+    return [s.strip() for s in (env("SEG_EXTRA_MODELS") or "").split(",") if s.strip()]

@@ -212,7 +212,7 @@ def space_readme(sdk: str, version: str, app_file: str, weights_repo: str | None
             "Drop a street photo: three semantic-segmentation models trained from scratch on the Cityscapes "
             "Image Pairs (19 classes) segment it side by side.\n\n"
             f"- Weights: {weights}; the models run as int8 OpenVINO graphs on the Space's CPU.\n"
-            "- Public mode (`SEG_PUBLIC=1`): no server paths are shown and no folders can be opened; no "
+            "- Public mode (`SEG_PUBLIC=1`): visitors cannot point the app at folders of the server; no "
             "Cityscapes image ships with the Space.\n"
             "- Intended use and terms: research and teaching demos only. The models were trained on Cityscapes, "
             "whose licence allows non-commercial research use only; the weights, derived from it, carry the same "

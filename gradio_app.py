@@ -4,8 +4,10 @@
 ``app_file: gradio_app.py``) the same file is the entry point. The page and the API share
 ``seg_core`` (``Predictor``, ``load_image``, ``viz``) with the Streamlit app; no model code lives here.
 
-Configuration (environment variables, read at import):
+Configuration (environment variables, read at import; defaults in ``seg_core.settings``):
 
+- ``SEG_WEIGHTS_REPO`` (+ ``SEG_WEIGHTS_REVISION``): a Hub model repo (and commit) the weights are
+  downloaded from at start-up (``seg_core.space.weights_dir``); unset or offline, ``SEG_WEIGHTS_DIR``.
 - ``SEG_WEIGHTS_DIR``: folder with ``unet.safetensors``, ``fcn_vgg16.safetensors`` and
   ``fcn_resnet50.safetensors`` (default ``weights/`` next to this file), and their int8 OpenVINO
   exports (``<name>.int8.xml`` + ``.bin``), which are used instead when they match the checkpoint
@@ -20,6 +22,8 @@ Configuration (environment variables, read at import):
 
 Limits, sized for a free Space (2 vCPU, 16 GB RAM):
 
+- ``SEG_INFER_WORKERS`` / ``SEG_INFER_THREADS``: inferences at once (default 1) and CPU threads of
+  each (default all), to fit the workers to the machine's cores.
 - ``demo.queue(default_concurrency_limit=2, max_size=20)``: at most 20 requests wait in the queue;
   more are turned away with "queue full" rather than piling up. The page's segmentation and the
   ``/segment`` API share one slot (``concurrency_id="inference"``, limit 1), so one forward pass
@@ -38,6 +42,9 @@ API (``api_name="segment"``)::
     client = Client("http://127.0.0.1:7860/")          # or "org/space-name" for a Space
     png_path, shares = client.predict(handle_file("street.jpg"), "unet", api_name="/segment")
 
+``/segment_inline`` takes the same arguments and answers ``{"mask_png_base64": ..., "shares": ...}``:
+the same PNG inside the answer, so no file is written, cached and fetched for it.
+
 ``png_path`` is a local copy of a single-channel PNG at the image's size whose pixel values are
 train ids (0..18, an index into ``seg_core.palette.CLASS_NAMES``); ``shares`` is
 ``{class name: fraction of pixels}`` for the classes present, largest first. The model is one of
@@ -49,8 +56,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
-import os
 import tempfile
 import time
 import uuid
@@ -60,17 +65,18 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from seg_core import settings
 from seg_core.data import DataError, list_pairs
 from seg_core.files import atomic_path
 from seg_core.inference import ImageError, class_shares, load_image
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
+from seg_core.space import WeightsError, weights_source
 from seg_core.viz import fit_within, legend_html, legend_rows, overlay, png_bytes
 
-ROOT = Path(__file__).resolve().parent
-WEIGHTS_DIR = Path(os.environ.get("SEG_WEIGHTS_DIR", ROOT / "weights"))
-DATA_DIR = Path(os.environ.get("SEG_DATA_DIR", ROOT.parent / "shared" / "data" / "cityscapes_pairs" / "val"))
-EXAMPLES_CACHE = Path(os.environ.get("SEG_EXAMPLES_CACHE", Path(tempfile.gettempdir()) / "seg_gradio_examples"))
+DATA_DIR = settings.data_dir()
+EXAMPLES_CACHE = settings.examples_cache()
+INFER_WORKERS, INFER_THREADS = settings.infer_workers(), settings.infer_threads()
 
 N_EXAMPLES = 8
 MAX_FILE_SIZE = "10mb"
@@ -79,6 +85,7 @@ DEFAULT_CONCURRENCY = 2
 DISPLAY_MAX_SIDE = 1280
 DEFAULT_OPACITY = 0.5
 MASK_MAX_AGE_S = 600  # API mask PNGs are copied into gradio's cache on return; ours are pruned after this
+MASK_PRUNE_EVERY_S = 60
 LAUNCH_KWARGS = {"max_file_size": MAX_FILE_SIZE}
 
 
@@ -163,23 +170,44 @@ def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | Non
 
 # ---------------------------------------------------------------------------------------------- API
 
-def segment_api(predictor: Predictor, image, model: str, out_dir: str | Path) -> tuple[str, dict[str, float]]:
-    """``/segment``: a PNG of train ids at the image's size and the per-class pixel shares."""
+def _segment(predictor: Predictor, image, model: str) -> np.ndarray:
     name = model_key(predictor, model)
-    rgb = decode(image)
-    mask = _predict(predictor, rgb, (name,))[name].mask
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    now = time.time()
+    return _predict(predictor, decode(image), (name,))[name].mask
+
+
+_last_prune = [0.0]
+
+
+def _prune(out_dir: Path, now: float) -> None:
+    """Delete mask files older than ``MASK_MAX_AGE_S``, at most once every ``MASK_PRUNE_EVERY_S``:
+    listing the folder on every request would cost each one a stat per file kept (thousands under load)."""
+    if now - _last_prune[0] < MASK_PRUNE_EVERY_S:
+        return
+    _last_prune[0] = now
     for old in out_dir.glob("mask-*.png"):
         try:
             if now - old.stat().st_mtime > MASK_MAX_AGE_S:
                 old.unlink()
         except OSError:  # another worker removed it first
             pass
+
+
+def segment_api(predictor: Predictor, image, model: str, out_dir: str | Path) -> tuple[str, dict[str, float]]:
+    """``/segment``: a PNG of train ids at the image's size and the per-class pixel shares."""
+    mask = _segment(predictor, image, model)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _prune(out_dir, time.time())
     path = out_dir / f"mask-{uuid.uuid4().hex}.png"
     path.write_bytes(png_bytes(mask))
     return str(path), class_shares(mask)
+
+
+def segment_inline_api(predictor: Predictor, image, model: str) -> dict:
+    """``/segment_inline``: the same answer in the event's JSON (the PNG base64-encoded): no file is
+    written, cached or fetched, one HTTP request fewer per call than ``/segment``."""
+    mask = _segment(predictor, image, model)
+    return {"mask_png_base64": base64.b64encode(png_bytes(mask)).decode("ascii"), "shares": class_shares(mask)}
 
 
 # --------------------------------------------------------------------------------------------- page
@@ -223,18 +251,22 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     return [slider, legend_part, timing, *(overlays.get(n) for n in names)]
 
 
-def missing_note(predictor: Predictor) -> str:
+def missing_note(predictor: Predictor, weights_note: str | None = None) -> str:
+    if weights_note and not predictor.models:
+        return f"**No model is loaded**: {weights_note}."
     if not predictor.missing:
-        return ""
-    lines = ["**Not available on this server** (the other models work):", ""]
+        return f"**Note**: {weights_note}." if weights_note else ""
+    lines = [f"**Note**: {weights_note}.", ""] if weights_note else []
+    lines += ["**Not available on this server** (the other models work):", ""]
     for name, missing in predictor.missing.items():
         lines.append(f"- **{display_name(name)}**: {missing.reason}; train it with `{missing.command}`")
     return "\n".join(lines)
 
 
 def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
-               examples_cache: str | Path = EXAMPLES_CACHE) -> gr.Blocks:
-    """The whole app around one ``Predictor``; ``demo = build_demo(...)`` below is what gets served."""
+               examples_cache: str | Path = EXAMPLES_CACHE, weights_note: str | None = None) -> gr.Blocks:
+    """The whole app around one ``Predictor``; ``demo = build_demo(...)`` below is what gets served.
+    ``weights_note`` says why the configured weights were not used (shown at the top)."""
     loaded = tuple(predictor.models)
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
     masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
@@ -243,7 +275,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
         gr.Markdown("# Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
                     "Drop a street photo (or pick a val scene below): every model segments it into the 19 "
                     "Cityscapes classes. Slide to compare the photo with the chosen model's mask.")
-        gr.Markdown(missing_note(predictor), visible=bool(predictor.missing), elem_id="missing-models")
+        note = missing_note(predictor, weights_note)
+        gr.Markdown(note, visible=bool(note), elem_id="missing-models")
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
@@ -258,7 +291,9 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                     gr.Examples(examples=[[str(p)] for p in photos], inputs=[image], examples_per_page=N_EXAMPLES,
                                 label="Cityscapes val scenes (click one)")
                 else:
-                    gr.Markdown(f"No example scenes: no folder at `{data_dir}`. Set `SEG_DATA_DIR` to a folder of "
+                    where = "no folder of Cityscapes pairs on this server" if settings.public_mode() else \
+                        f"no folder at `{data_dir}`"
+                    gr.Markdown(f"No example scenes: {where}. Set `SEG_DATA_DIR` to a folder of "
                                 "Cityscapes pairs (512x256 JPEGs, photo on the left), e.g. "
                                 "`SEG_DATA_DIR=/path/to/cityscapes_pairs/val python gradio_app.py`.",
                                 elem_id="no-examples")
@@ -289,7 +324,7 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
 
         for trigger in (image, mirror):  # a new photo, or the same one with(out) mirror-image averaging
             trigger.change(on_image, [image, picker, opacity, mirror], [state, *views], preprocess=False,
-                           concurrency_limit=1, concurrency_id="inference", api_visibility="private")
+                           concurrency_limit=INFER_WORKERS, concurrency_id="inference", api_visibility="private")
         # Redrawing is cheap; while one redraw runs, only the latest slider position is kept.
         for control in (picker, opacity):
             control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",
@@ -317,14 +352,43 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
             return segment_api(predictor, image, model, masks_dir)
 
         api_button.click(segment, [api_image, api_model], [api_mask, api_shares], api_name="segment",
-                         preprocess=False, concurrency_limit=1, concurrency_id="inference")
+                         preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference")
+
+        with gr.Column(visible=False):
+            api_inline = gr.JSON(label="mask PNG (base64) and shares")
+            api_inline_button = gr.Button("segment inline")
+
+        def segment_inline(image, model):
+            """Segment one image with one model; the mask comes back inside the answer.
+
+            Args:
+                image: the photo (as for /segment).
+                model: unet, fcn_vgg16 or fcn_resnet50.
+
+            Returns:
+                {"mask_png_base64": the PNG of train ids, base64, "shares": {class name: share of pixels}}.
+            """
+            return segment_inline_api(predictor, image, model)
+
+        api_inline_button.click(segment_inline, [api_image, api_model], [api_inline], api_name="segment_inline",
+                         preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference")
 
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo
 
 
-predictor = Predictor.from_dir(WEIGHTS_DIR)  # once, at import: every session shares these models
-demo = build_demo(predictor, DATA_DIR)
+def load_predictor() -> tuple[Predictor, str | None]:
+    """The models of ``seg_core.space.weights_dir()`` and, if the configured weights could not be
+    used, why (a missing Hub repo or revision leaves the page up, with no model and the reason)."""
+    try:
+        source = weights_source()
+    except WeightsError as err:
+        return Predictor(), str(err)
+    return Predictor.from_dir(source.folder, threads=INFER_THREADS), source.note
+
+
+predictor, WEIGHTS_NOTE = load_predictor()  # once, at import: every session shares these models
+demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE)
 
 if __name__ == "__main__":
     demo.launch(**LAUNCH_KWARGS)

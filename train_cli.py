@@ -21,10 +21,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from seg_core import settings
 from seg_core.config import TTA_MODES
 from seg_core.registry import ARCH_NAMES
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "cityscapes_pairs"
+DEFAULT_DATA = settings.DATA_ROOT
 
 
 class UsageError(Exception):
@@ -146,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="pairs folder")
     p.add_argument("--out", type=Path, required=True, help="output .npz (outside ../shared)")
     p.add_argument("--quality", type=int, default=85, help="JPEG quality of the re-encoded photos")
+
+    d = sub.add_parser("deploy-space", help="deploy the app as a Hugging Face Space (HfApi uploads, not git)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("space", metavar="ORG/NAME", help="the Space to create or update")
+    d.add_argument("--sdk", choices=("streamlit", "gradio"), default="streamlit",
+                   help="which app the Space runs: app.py (streamlit) or gradio_app.py (gradio)")
+    d.add_argument("--weights-repo", metavar="ORG/MODEL", default=None,
+                   help="push weights/ to this model repo and pin the Space to that commit "
+                        "(default: the weights are uploaded with the Space)")
+    d.add_argument("--dry-run", action="store_true", help="print every file that would be sent, with its size, "
+                                                          "and the total; contact nothing")
+    d.add_argument("--private", action="store_true", help="create the Space (and model repo) private")
     return parser
 
 
@@ -357,7 +370,23 @@ def cmd_pack(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "pack": cmd_pack}
+def cmd_deploy_space(args) -> int:
+    from seg_core.space import DeployError, deploy_space, describe, plan_space
+
+    try:
+        plan = plan_space(args.space, args.sdk, args.weights_repo, private=args.private)
+        print(describe(plan))
+        if args.dry_run:
+            print("dry run: nothing was sent to the Hub")
+            return 0
+        deploy_space(plan)
+    except DeployError as err:
+        raise UsageError(str(err)) from None
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "pack": cmd_pack,
+            "deploy-space": cmd_deploy_space}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,14 @@ clients calling ``/segment`` for ``--seconds``, samples the server's resident me
 and prints throughput, p50/p95 latency, errors and memory (start, max, end) as a table and JSON.
 Traffic never leaves this machine; clients and duration are capped.
 
+A client turned away with "queue full" retries after an exponential backoff with full jitter
+(a random wait up to 0.25 s, 0.5 s, 1 s... capped at 4 s), as real clients do, rather than at
+once; the refusals are counted apart from errors. CPU time is read from ``/proc``: the server
+process alone (``/proc/<pid>/stat``), this process (the clients) and the whole machine
+(``/proc/stat``, which includes anything else running), each divided by the requests answered.
+``--stages N`` first times the server's own steps in this process (decode, model, PNG, shares),
+so the rest of the server's CPU per request is Gradio's: HTTP, queue, event stream, files.
+
     python benchmarks/load_test.py --clients 20 --seconds 60 --weights weights --image photo.jpg
 """
 
@@ -14,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -79,7 +88,52 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise RuntimeError(f"the server did not answer at {url} within {timeout:.0f}s")
 
 
-def run(clients: int, seconds: float, weights: Path, image: Path, model: str) -> dict:
+TICK = os.sysconf("SC_CLK_TCK")
+BACKOFF_BASE_S, BACKOFF_CAP_S, MAX_ATTEMPTS = 0.25, 4.0, 10
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid``, all its threads (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime: fields 14 and 15 of stat
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (``/proc/stat``: all but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / TICK
+
+
+def backoff_s(attempt: int) -> float:
+    """Full jitter: a uniform wait up to base * 2**attempt, capped, so refused clients spread out."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
+
+
+def stage_costs(weights: Path, image: Path, model: str, repeats: int) -> dict:
+    """Median CPU ms of the server's own steps for one request, timed in this process."""
+    sys.path.insert(0, str(ROOT))
+    from seg_core.inference import class_shares, load_image
+    from seg_core.predictor import Predictor
+    from seg_core.viz import png_bytes
+
+    predictor = Predictor.from_dir(weights, names=(model,))
+    data = image.read_bytes()
+    steps = {"decode": lambda: load_image(data), "model": lambda: predictor.predict(rgb, (model,)),
+             "png": lambda: png_bytes(mask), "shares": lambda: class_shares(mask)}
+    rgb = load_image(data)
+    mask = predictor.predict(rgb, (model,))[model].mask
+    out = {}
+    for name, step in steps.items():
+        times = []
+        for _ in range(repeats):
+            t0 = time.process_time()
+            step()
+            times.append(time.process_time() - t0)
+        out[f"{name}_cpu_ms"] = round(1000 * float(np.median(times)), 2)
+    return out
+
+
+def run(clients: int, seconds: float, weights: Path, image: Path, model: str, api: str = "/segment") -> dict:
     from gradio_client import Client, handle_file
 
     clients, seconds = min(clients, MAX_CLIENTS), min(seconds, MAX_SECONDS)
@@ -88,9 +142,13 @@ def run(clients: int, seconds: float, weights: Path, image: Path, model: str) ->
     proc = start_server(weights, port)
     try:
         wait_ready(url, proc)
+        warm = Client(url, verbose=False)
+        for _ in range(3):  # first requests set up caches and infer requests: not part of the figure
+            warm.predict(handle_file(str(image)), model, api_name=api)
         memory = [rss_mib(proc.pid)]
         latencies: list[float] = []
         errors: list[str] = []
+        refused = [0]
         lock = threading.Lock()
         stop_at = time.monotonic() + seconds
 
@@ -98,15 +156,24 @@ def run(clients: int, seconds: float, weights: Path, image: Path, model: str) ->
             client = Client(url, verbose=False)
             while time.monotonic() < stop_at:
                 t0 = time.perf_counter()
-                try:
-                    client.predict(handle_file(str(image)), model, api_name="/segment")
-                    with lock:
-                        latencies.append(time.perf_counter() - t0)
-                except Exception as err:  # noqa: BLE001 - every failure is counted, none stops the test
-                    with lock:
-                        errors.append(f"{type(err).__name__}: {err}")
+                for attempt in range(MAX_ATTEMPTS):
+                    try:
+                        client.predict(handle_file(str(image)), model, api_name=api)
+                        with lock:
+                            latencies.append(time.perf_counter() - t0)  # what the user waited, retries included
+                        break
+                    except Exception as err:  # noqa: BLE001 - every failure is counted, none stops the test
+                        if "queue is full" in str(err).lower() and attempt + 1 < MAX_ATTEMPTS:
+                            with lock:
+                                refused[0] += 1
+                            time.sleep(backoff_s(attempt))
+                            continue
+                        with lock:
+                            errors.append(f"{type(err).__name__}: {err}")
+                        break
 
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+        cpu0, own0, busy0 = process_cpu_s(proc.pid), time.process_time(), machine_busy_s()
         t_start = time.monotonic()
         for t in threads:
             t.start()
@@ -116,16 +183,22 @@ def run(clients: int, seconds: float, weights: Path, image: Path, model: str) ->
             if time.monotonic() > stop_at + 120:
                 break  # a request hung: report what we have
         wall = time.monotonic() - t_start
+        server_cpu, client_cpu = process_cpu_s(proc.pid) - cpu0, time.process_time() - own0
+        machine_cpu = machine_busy_s() - busy0
     finally:
         stop(proc)
     lat = sorted(latencies)
+    per_request = (lambda cpu: round(1000 * cpu / len(lat), 1) if lat else None)
     return {
-        "clients": clients, "seconds": round(wall, 1), "model": model,
+        "clients": clients, "seconds": round(wall, 1), "model": model, "api": api,
         "image": f"{Image.open(image).width}x{Image.open(image).height}",
-        "requests": len(lat), "errors": len(errors), "first_errors": errors[:3],
+        "requests": len(lat), "errors": len(errors), "queue_full_retries": refused[0], "first_errors": errors[:3],
         "throughput_rps": round(len(lat) / wall, 2) if wall else 0.0,
         "p50_s": round(percentile(lat, 0.50), 3) if lat else None,
         "p95_s": round(percentile(lat, 0.95), 3) if lat else None,
+        "server_cpu_ms_per_request": per_request(server_cpu),
+        "client_cpu_ms_per_request": per_request(client_cpu),
+        "machine_cpu_ms_per_request": per_request(machine_cpu),
         "rss_mib_start": round(memory[0], 1), "rss_mib_max": round(max(memory), 1),
         "rss_mib_end": round(memory[-1], 1),
     }
@@ -139,13 +212,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="unet", help="model name sent to /segment")
     parser.add_argument("--image", type=Path, default=None,
                         help="photo to send (default: a synthetic 256x512 street-like image)")
+    parser.add_argument("--api", default="/segment", choices=("/segment", "/segment_inline"),
+                        help="endpoint: the mask as a file to fetch, or inline in the answer")
+    parser.add_argument("--stages", type=int, default=0, metavar="N",
+                        help="first time the server's own steps N times each in this process (CPU ms)")
     args = parser.parse_args(argv)
     image = args.image
     if image is None:
         image = Path("/tmp/seg_load_test.png")
         rng = np.random.default_rng(0)
         Image.fromarray(rng.integers(0, 255, (256, 512, 3), dtype=np.uint8)).save(image)
-    result = run(args.clients, args.seconds, args.weights, image, args.model)
+    stages = stage_costs(args.weights, image, args.model, args.stages) if args.stages > 0 else {}
+    result = {**run(args.clients, args.seconds, args.weights, image, args.model, args.api), **stages}
     for key, value in result.items():
         print(f"{key:>16}: {value}")
     print(json.dumps(result))

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .palette import CLASS_NAMES
-from .runners import TTA_MODES, Runner, check_tta
+from .runners import Runner, check_tta
 from .transforms import normalize
 
 #: Largest image accepted, in pixels (about 8K x 5K); larger ones are refused, not resized.

@@ -15,12 +15,12 @@ show the others and explain the gap.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from . import settings
 from .checkpoint import CheckpointError
 from .inference import Predictions, predict_many
 from .registry import ARCH_NAMES
@@ -53,15 +53,18 @@ class Predictor:
 
     @classmethod
     def from_dir(cls, weights_dir: str | Path = "weights", names: tuple[str, ...] = ARCH_NAMES,
-                 device: str | torch.device = "cpu", backend: str | None = None) -> "Predictor":
+                 device: str | torch.device = "cpu", backend: str | None = None,
+                 threads: int | None = None) -> "Predictor":
+        """``threads``: CPU threads of each exported model (default: torch's); a server running
+        several inferences at once gives each fewer."""
         weights_dir = Path(weights_dir)
-        backend = backend or os.environ.get("SEG_BACKEND") or "auto"
+        backend = backend or settings.backend()
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         self = cls()
         for name in names:
             path = weights_dir / f"{name}.safetensors"
-            if backend == "auto" and torch.device(device).type == "cpu" and self._load_exported(weights_dir, name, path):
+            if backend == "auto" and torch.device(device).type == "cpu" and self._load_exported(weights_dir, name, path, threads):
                 continue
             if not path.is_file():
                 self.missing[name] = Missing(f"no weights at {path}", train_command(name))
@@ -72,14 +75,14 @@ class Predictor:
                 self.missing[name] = Missing(str(err), train_command(name))
         return self
 
-    def _load_exported(self, weights_dir: Path, name: str, source: Path) -> bool:
+    def _load_exported(self, weights_dir: Path, name: str, source: Path, threads: int | None) -> bool:
         exported, why = find_exported(weights_dir, name, source if source.is_file() else None)
         if exported is None:
             if why:
                 self.notes[name] = why
             return False
         try:
-            self.models[name] = load_runner(exported, arch=name)
+            self.models[name] = load_runner(exported, threads=threads, arch=name)
         except RunnerError as err:
             self.notes[name] = f"{err}; using PyTorch"
             return False

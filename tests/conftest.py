@@ -10,12 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
+from seg_core import settings
+from seg_core.registry import ARCH_NAMES
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 torch.set_num_threads(int(os.environ.get("SEG_TEST_THREADS", "1")))
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL_DATA = ROOT.parent / "shared" / "data" / "cityscapes_pairs"
-ARCHS = ("unet", "fcn_vgg16", "fcn_resnet50")
+REAL_DATA = settings.DATA_ROOT
+ARCHS = ARCH_NAMES
 
 
 def synthetic_pair(h: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -427,3 +427,34 @@ def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, wei
     assert sum("mirror-image averaging" in c.value for c in at.caption) == 3
     at.sidebar.toggle(key="tta").set_value(False).run()  # back: the cached masks, no new prediction
     assert asked == ["none", "flip"]
+
+
+def test_public_mode_has_no_folder_box_and_shows_no_server_path(env, monkeypatch, weights_dir):
+    monkeypatch.setenv("SEG_PUBLIC", "1")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert not [w for w in at.sidebar.text_input if w.key == "data_dir"]
+    shown = texts(at.sidebar.caption) + texts(at.markdown) + texts(at.info)
+    assert "Weights: shipped with the app" in texts(at.sidebar.caption)
+    assert str(weights_dir) not in shown and str(env) not in shown
+
+
+def test_a_weights_revision_the_hub_lacks_stops_the_page_with_the_reason(env, monkeypatch):
+    import httpx2
+    import huggingface_hub
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    from seg_core import space
+
+    def snapshot_download(repo_id, **kwargs):
+        request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
+        raise RevisionNotFoundError("404 Revision Not Found", response=httpx2.Response(404, request=request))
+
+    space._download.cache_clear()
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setenv("SEG_WEIGHTS_REPO", "lab/weights")
+    monkeypatch.setenv("SEG_WEIGHTS_REVISION", "deadbeef")
+    at = run_page("compare")
+    assert "the weights repo lab/weights (SEG_WEIGHTS_REPO) has no revision 'deadbeef'" in texts(at.error)
+    assert not at.image  # stopped before any model ran
+    space._download.cache_clear()

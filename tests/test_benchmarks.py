@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -22,6 +23,19 @@ def test_load_test_script_runs(weights_dir):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["requests"] > 0 and result["errors"] == 0
     assert result["p50_s"] <= result["p95_s"]
+    assert 0 < result["server_cpu_ms_per_request"] < result["machine_cpu_ms_per_request"]
+    assert result["client_cpu_ms_per_request"] > 0 and result["queue_full_retries"] == 0
+
+
+def test_load_test_clients_back_off_with_jitter_up_to_a_cap():
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "benchmarks" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    first = [module.backoff_s(0) for _ in range(200)]
+    assert max(first) <= module.BACKOFF_BASE_S and len(set(first)) == 200  # spread, not all at once
+    later = [module.backoff_s(20) for _ in range(200)]
+    assert max(later) <= module.BACKOFF_CAP_S and sum(later) / 200 > module.BACKOFF_CAP_S / 4
+    assert module.process_cpu_s(os.getpid()) > 0
 
 
 @pytest.mark.slow

@@ -96,10 +96,44 @@ def test_segment_api_returns_class_ids_and_shares(app, client, photo, model):
     assert (ids == predict(app.predictor.models[model], photo)).mean() > 0.99
 
 
-def test_api_lists_only_segment(client):
+def test_api_lists_segment_and_its_inline_form(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert list(endpoints) == ["/segment"]
-    assert [p["parameter_name"] for p in endpoints["/segment"]["parameters"]] == ["image", "model"]
+    assert list(endpoints) == ["/segment", "/segment_inline"]
+    for name in endpoints:
+        assert [p["parameter_name"] for p in endpoints[name]["parameters"]] == ["image", "model"]
+
+
+def test_segment_inline_returns_the_same_mask_in_the_answer(client, photo):
+    import base64
+    import io
+
+    png, shares = client.predict(handle_file(str(photo)), "unet", api_name="/segment")
+    answer = client.predict(handle_file(str(photo)), "unet", api_name="/segment_inline")
+    with Image.open(io.BytesIO(base64.b64decode(answer["mask_png_base64"]))) as im:
+        inline = np.asarray(im)
+    assert np.array_equal(inline, np.asarray(Image.open(png))) and answer["shares"] == pytest.approx(shares)
+    with pytest.raises(AppError, match="Unknown model 'deeplab'"):
+        client.predict(handle_file(str(photo)), "deeplab", api_name="/segment_inline")
+
+
+def test_old_masks_are_pruned_at_most_once_a_minute(app, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(app, "_last_prune", [0.0])
+    old, new = tmp_path / "mask-old.png", tmp_path / "mask-new.png"
+    for path in (old, new):
+        path.write_bytes(b"x")
+    os.utime(old, (1000.0, 1000.0))
+    now = 1000.0 + app.MASK_MAX_AGE_S + 1
+    os.utime(new, (now, now))
+    app._prune(tmp_path, now)
+    assert not old.exists() and new.exists()
+    old.write_bytes(b"x")
+    os.utime(old, (1000.0, 1000.0))
+    app._prune(tmp_path, now + app.MASK_PRUNE_EVERY_S - 1)  # too soon: the folder is not listed again
+    assert old.exists()
+    app._prune(tmp_path, now + app.MASK_PRUNE_EVERY_S)
+    assert not old.exists()
 
 
 @pytest.mark.parametrize("kind, message", [
@@ -207,3 +241,34 @@ def test_examples_are_photo_halves_cached_outside_the_repo(app, tmp_path):
     # the module-level demo got its examples from SEG_DATA_DIR
     datasets = [c for c in app.demo.config["components"] if c["type"] == "dataset"]
     assert len(datasets) == 1 and len(datasets[0]["props"]["samples"]) == 3
+
+
+def test_weights_repo_that_cannot_be_had_leaves_the_page_up_with_the_reason(app, monkeypatch, tmp_path):
+    """SEG_WEIGHTS_REPO set to a repo the Hub does not have: no model, the sentence at the top."""
+    import huggingface_hub
+    import httpx2
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from seg_core import space
+
+    def snapshot_download(repo_id, **kwargs):
+        request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
+        raise RepositoryNotFoundError("404 Repository Not Found", response=httpx2.Response(404, request=request))
+
+    space._download.cache_clear()
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setenv("SEG_WEIGHTS_REPO", "lab/gone")
+    predictor, note = app.load_predictor()
+    assert not predictor.models and note.startswith("the weights repo lab/gone (SEG_WEIGHTS_REPO) does not exist")
+    demo = app.build_demo(predictor, data_dir=None, weights_note=note)
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert props["missing-models"]["visible"] and "lab/gone" in props["missing-models"]["value"]
+    space._download.cache_clear()
+
+
+def test_public_mode_shows_no_server_path(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("SEG_PUBLIC", "1")
+    demo = app.build_demo(app.predictor, data_dir=tmp_path / "secret-folder")
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert "secret-folder" not in props["no-examples"]["value"]
+    assert "no folder of Cityscapes pairs on this server" in props["no-examples"]["value"]

@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from seg_core import settings, space
 from seg_core.data import DataError, list_pairs
 from seg_core.inference import ImageError, Prediction, Predictions, load_image
 from seg_core.metrics import ConfusionMatrix, summarize
@@ -20,6 +21,7 @@ from seg_core.palette import CLASS_NAMES, NUM_CLASSES, colorize
 from seg_core.predictor import Predictor, train_command
 from seg_core.registry import ARCH_NAMES, display_name
 from seg_core.runners import EXPORT_SUFFIXES, forward_latency
+from seg_core.space import WeightsError, WeightsSource
 from seg_core.viz import png_bytes
 
 from . import scenes
@@ -35,10 +37,16 @@ GALLERY_COLUMNS = 6
 
 def settings_sidebar() -> None:
     """The sidebar settings every page shares (rendered by ``app.py`` so they persist)."""
+    source = weights_source()
     with st.sidebar:
-        st.text_input("Validation folder (photo | label pairs)", value=str(scenes.default_data_dir()),
-                      key="data_dir", help="Also settable with the SEG_DATA_DIR environment variable.")
-        st.caption(f"Weights: `{scenes.weights_dir()}` (set SEG_WEIGHTS_DIR to change)")
+        if settings.public_mode():  # no server paths, no folder box
+            st.caption(f"Weights: `{source.label}`" if source.label.startswith("hf://") else "Weights: shipped with the app")
+        else:
+            st.text_input("Validation folder (photo | label pairs)", value=str(scenes.default_data_dir()),
+                          key="data_dir", help="Also settable with the SEG_DATA_DIR environment variable.")
+            st.caption(f"Weights: `{source.label}` (set SEG_WEIGHTS_DIR, or SEG_WEIGHTS_REPO, to change)")
+        if source.note:
+            st.warning(source.note)
         st.toggle("Mirror-image averaging", key=TTA_KEY,
                   help="Test-time augmentation: each model also segments the mirrored photo and the two "
                        "predictions are averaged. Slightly better masks (the model card has the val figures), "
@@ -51,15 +59,27 @@ def tta() -> str:
 
 
 def data_dir() -> Path:
+    if settings.public_mode():  # the deployer's folder only; visitors cannot name one
+        return scenes.default_data_dir()
     return Path(st.session_state.get("data_dir") or scenes.default_data_dir())
 
 
 # --- models ---------------------------------------------------------------------------------------
 
+def weights_source() -> WeightsSource:
+    """Where the weights come from (``seg_core.space``); a repo or revision that cannot be had
+    stops the page with its one-sentence reason."""
+    try:
+        return space.weights_source()
+    except WeightsError as err:
+        st.error(f"**The models cannot be loaded:** {err}.")
+        st.stop()
+
+
 def weights_key() -> str:
     """The weights folder and its checkpoints' modification times: a checkpoint copied in while
     the app runs is loaded at the next rerun, and cached masks of the old one are not reused."""
-    folder = scenes.weights_dir()
+    folder = weights_source().folder
     files = [folder / f"{n}{suffix}" for n in ARCH_NAMES for suffix in (".safetensors", *EXPORT_SUFFIXES)]
     stamps = [f"{p.name}:{p.stat().st_mtime_ns}" for p in files if p.is_file()]
     return f"{folder}|{','.join(stamps)}"
@@ -77,7 +97,8 @@ def predictor() -> Predictor:
 def show_missing(pred: Predictor) -> None:
     """Say which models have no weights and how to train them; the others keep working."""
     if not pred.models:
-        st.info(f"**No weights yet.** No model checkpoint was found in `{scenes.weights_dir()}`. "
+        where = "the app's weights" if settings.public_mode() else f"`{weights_source().label}`"
+        st.info(f"**No weights yet.** No model checkpoint was found in {where}. "
                 "Train the models and copy their best checkpoints there:")
         st.code("\n".join(train_command(n) for n in ARCH_NAMES), language="bash")
         return

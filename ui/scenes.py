@@ -9,22 +9,20 @@ so the pages stay thin and these are tested without a browser.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from seg_core import settings
 from seg_core.data import DataError, read_pair, split_pair
 from seg_core.inference import load_image
 from seg_core.palette import IGNORE_INDEX, decode_label
 from seg_core.viz import fit_within
 
-ROOT = Path(__file__).resolve().parent.parent
 #: Where the val pairs live unless ``SEG_DATA_DIR`` says otherwise (never inside the repo: licence).
-DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "cityscapes_pairs" / "val"
-DEFAULT_WEIGHTS_DIR = ROOT / "weights"
+DEFAULT_DATA_DIR = settings.DEFAULT_DATA_DIR
 UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
 #: An upload is taken for a pair when it is 2:1 and this share of its right half decodes to a
 #: class (JPEG labels of the val pairs: about 80 %; photos of streets: well under half).
@@ -33,12 +31,8 @@ PAIR_MIN_LABELLED = 0.6
 DISPLAY_MAX_SIDE = 1024
 
 
-def weights_dir() -> Path:
-    return Path(os.environ.get("SEG_WEIGHTS_DIR") or DEFAULT_WEIGHTS_DIR)
-
-
 def default_data_dir() -> Path:
-    return Path(os.environ.get("SEG_DATA_DIR") or DEFAULT_DATA_DIR)
+    return settings.data_dir()
 
 
 @dataclass

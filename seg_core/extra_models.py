@@ -1,0 +1,84 @@
+"""A user's own checkpoint beside the shipped three: where it may come from, and what it must be.
+
+A user who fine-tuned a model (``train_cli.py train --init``) can add it to the comparison from a
+local ``.safetensors`` file or a Hub repo, ``hf://org/name[@revision]`` (the repo layout of
+``push_to_hub``). It must be a safetensors checkpoint of one of the three architectures, no larger
+than ``MAX_BYTES``. In public mode (``seg_core.settings.public_mode``, a deployed Space) visitors
+may only add the models the deployer listed in ``SEG_EXTRA_MODELS``: a public server never opens a
+path or a repo a visitor typed. Every refusal is an ``ExtraModelError`` with one sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import settings
+from .checkpoint import HUB_PREFIX, HUB_WEIGHTS, CheckpointError
+from .runners import TorchRunner, load_runner
+
+MAX_BYTES = 256 * 2**20  # FCN-ResNet50 in fp32 is 128 MiB; twice that is no checkpoint of ours
+
+
+class ExtraModelError(ValueError):
+    """A model that cannot be added; the message says why."""
+
+
+@dataclass
+class ExtraModel:
+    source: str  # what the user gave: a path or hf://org/name@rev
+    runner: TorchRunner
+
+    @property
+    def label(self) -> str:
+        """A short name for a page: the arch and where it came from (a file name, never a folder)."""
+        return f"{self.runner.config.arch} ({source_name(self.source)})"
+
+
+def source_name(source: str) -> str:
+    """What a page may show of a source: an ``hf://`` id as is, a path by its file name only."""
+    return source if source.startswith(HUB_PREFIX) else Path(source).name
+
+
+def load_extra_model(source: str, public: bool | None = None, max_bytes: int = MAX_BYTES) -> ExtraModel:
+    """Load a user's checkpoint for the comparison (see the module docstring); raises ``ExtraModelError``.
+
+    In public mode ``source`` is one of ``SEG_EXTRA_MODELS``, or its ``source_name``."""
+    source = str(source).strip()
+    if settings.public_mode() if public is None else public:
+        offered = {source_name(s): s for s in settings.extra_models()}
+        if source not in offered.values():
+            if source not in offered:
+                raise ExtraModelError("this public server only adds the models its deployer listed in "
+                                      f"SEG_EXTRA_MODELS (offered: {', '.join(offered) or 'none'})")
+            source = offered[source]
+    name = source_name(source)
+    path = _download(source) if source.startswith(HUB_PREFIX) else Path(source).expanduser()
+    if path.suffix != ".safetensors":
+        raise ExtraModelError(f"{name} is not a .safetensors checkpoint (no pickle files are read)")
+    if not path.is_file():
+        raise ExtraModelError(f"no checkpoint {name} (a file, or model.safetensors of the repo)")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ExtraModelError(f"{name} is {size / 2**20:.0f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
+    try:  # the arch comes from the file's config, and build_model refuses any but the three
+        return ExtraModel(source, load_runner(path))
+    except CheckpointError as err:  # its message names the file by its path: show the name only
+        why = str(err).replace(f"{path}: ", "").replace(str(path), "it")
+        raise ExtraModelError(f"cannot use {name}: {why}") from None
+
+
+def _download(source: str) -> Path:
+    """The ``model.safetensors`` of ``hf://org/name[@revision]``, downloaded alone (nothing else)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+    repo, _, revision = source[len(HUB_PREFIX):].partition("@")
+    try:
+        folder = snapshot_download(repo, revision=revision or None, allow_patterns=[HUB_WEIGHTS])
+    except HFValidationError:
+        raise ExtraModelError(f"{source} is not hf://org/name[@revision]") from None
+    except (HfHubHTTPError, LocalEntryNotFoundError) as err:  # missing repo or revision, offline
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ExtraModelError(f"could not download {source}: {type(err).__name__}: {first}") from None
+    return Path(folder) / HUB_WEIGHTS

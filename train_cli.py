@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="test-time augmentation: 'flip' averages the probabilities of each photo and its mirror "
                         "image (twice the time)")
+    e.add_argument("--ensemble", action="store_true",
+                   help="for a weights folder: also score the ensemble (the weighted mean of the models' "
+                        "probabilities, weights from <folder>/ensemble.json or equal)")
     e.add_argument("--confusion", type=Path, default=None,
                    help="write the confusion matrix here (.csv; a row-normalised .html plot beside it)")
     e.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
@@ -141,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--check-limit", type=positive_int, default=None, help="check on the first N pairs only")
     x.add_argument("--out", type=Path, default=None, help="output folder (default: beside the checkpoint)")
     x.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+
+    s = sub.add_parser("scores", help="per-image scores of every model (and the ensemble) on a folder, as CSV",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--weights", type=Path, default=Path("weights"), help="weights folder")
+    s.add_argument("--data", type=Path, default=DEFAULT_DATA / "val", help="pairs folder")
+    s.add_argument("--out", type=Path, required=True, help="output .csv")
+    s.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
+    s.add_argument("--no-ensemble", action="store_true", help="leave the ensemble out")
+    s.add_argument("--backend", choices=("auto", "pytorch"), default="auto", help="as for eval")
 
     p = sub.add_parser("pack", help="pack a pairs folder into one .npz file",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -230,8 +242,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _weights_folder_runners(folder: Path, backend: str) -> dict | None:
-    """The runners of a weights folder (None when ``folder`` is a single Hub-layout checkpoint)."""
+def _weights_folder(folder: Path, backend: str):
+    """The ``Predictor`` of a weights folder (None when ``folder`` is a single Hub-layout checkpoint)."""
     from seg_core.checkpoint import HUB_WEIGHTS
     from seg_core.predictor import Predictor
 
@@ -242,7 +254,7 @@ def _weights_folder_runners(folder: Path, backend: str) -> dict | None:
         print(f"{name}: {why}", file=sys.stderr)
     if not pred.models:
         raise UsageError(f"{folder} holds no model checkpoint ({' / '.join(ARCH_NAMES)} .safetensors)")
-    return pred.models
+    return pred
 
 
 def progress_bar(desc: str):
@@ -268,35 +280,51 @@ def cmd_eval(args) -> int:
     import torch
 
     from seg_core.data import load_split
-    from seg_core.evaluate import evaluate
+    from seg_core.evaluate import evaluate, evaluate_many
+    from seg_core.inference import ENSEMBLE
     from seg_core.runners import load_runner
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = _weights_folder_runners(Path(args.weights), args.backend)
-    if models is None:
+    pred = _weights_folder(Path(args.weights), args.backend)
+    if pred is None:
+        if args.ensemble:
+            raise UsageError("--ensemble needs a weights folder (several models), not one checkpoint")
         models = {"model": load_runner(args.weights, arch=args.arch)}
-    elif args.arch:
-        models = {n: m for n, m in models.items() if n == args.arch}
+    else:
+        models = {n: m for n, m in pred.models.items() if not args.arch or n == args.arch}
     images, labels = load_split(args.data, limit=args.limit)
-    results = {}
-    for key, model in models.items():
-        cfg = model.config
+    tta = "" if args.tta == "none" else f", tta {args.tta}"
+    if args.ensemble:
+        members = pred.ensemble()
+        if not members:
+            raise UsageError("--ensemble needs at least two models in the weights folder")
         t0 = time.perf_counter()
-        metrics, mat = evaluate(model, images, labels, batch_size=args.batch_size, tta=args.tta,
-                                on_batch=progress_bar(f"eval {cfg.arch}"))
+        evaluated = evaluate_many(pred.models, images, labels, args.batch_size, args.tta, members,
+                                  on_batch=progress_bar("eval all + ensemble"))
         seconds = time.perf_counter() - t0
-        tta = "" if args.tta == "none" else f", tta {args.tta}"
-        print(f"{cfg.arch} ({cfg.encoder}, {model.label}{tta}) on {args.data} "
-              f"({len(images)} pairs, {labels.shape[-1]}x{labels.shape[-2]}, {seconds:.1f} s)")
+        labels_of = {n: f"{models[n].config.arch} ({models[n].config.encoder}, {models[n].label}{tta})" for n in pred.models}
+        labels_of[ENSEMBLE] = "ensemble (" + ", ".join(f"{n} {w:.2g}" for n, w in members.items()) + f"{tta})"
+        found = {n: (r["metrics"], r["matrix"], labels_of[n], seconds) for n, r in evaluated.items()}
+    else:
+        found = {}
+        for key, model in models.items():
+            cfg = model.config
+            t0 = time.perf_counter()
+            metrics, mat = evaluate(model, images, labels, batch_size=args.batch_size, tta=args.tta,
+                                    on_batch=progress_bar(f"eval {cfg.arch}"))
+            found[key] = (metrics, mat, f"{cfg.arch} ({cfg.encoder}, {model.label}{tta})", time.perf_counter() - t0)
+    results = {}
+    for key, (metrics, mat, title, seconds) in found.items():
+        print(f"{title} on {args.data} ({len(images)} pairs, {labels.shape[-1]}x{labels.shape[-2]}, {seconds:.1f} s)")
         print(f"pixel acc {metrics['pixel_acc']:.4f}  class acc {metrics['class_acc']:.4f}  mIoU {metrics['miou']:.4f}")
         for name, iou in metrics["iou"].items():
             print(f"  {name:<14} {iou:.4f}")
-        results[cfg.arch if key != "model" else key] = {**metrics, "backend": model.label, "tta": args.tta,
-                                                        "seconds": seconds}
+        backend = models[key].label if key in models else "ensemble"
+        results[key] = {**metrics, "backend": backend, "tta": args.tta, "seconds": seconds}
         if args.confusion:
-            out = args.confusion if len(models) == 1 else args.confusion.with_name(f"{cfg.arch}_{args.confusion.name}")
-            write_confusion(mat, cfg.class_names, out)
+            out = args.confusion if len(found) == 1 else args.confusion.with_name(f"{key}_{args.confusion.name}")
+            write_confusion(mat, next(iter(models.values())).config.class_names, out)
     if args.json:
         args.json.write_text(json.dumps(results["model"] if "model" in results else results, indent=1))
     return 0
@@ -362,6 +390,21 @@ def write_confusion(mat, class_names, path: Path) -> None:
     fig.write_html(path.with_suffix(".html"), include_plotlyjs="cdn")
 
 
+def cmd_scores(args) -> int:
+    from seg_core.folder_scores import folder_scores, rows, write_csv
+
+    pred = _weights_folder(args.weights, args.backend)
+    if pred is None:
+        raise UsageError(f"--weights {args.weights} must be a weights folder")
+    scores = folder_scores(pred, args.data, args.tta, ensemble=not args.no_ensemble,
+                           on_batch=progress_bar("scoring"))
+    table = rows(scores, next(iter(pred.models.values())).config.class_names)
+    write_csv(table, args.out)
+    note = " (from the cache)" if scores["cached"] else ""
+    print(f"{len(table)} images x {len(scores['models'])} models -> {args.out}{note}")
+    return 0
+
+
 def cmd_pack(args) -> int:
     from seg_core.data import pack_split
 
@@ -385,7 +428,7 @@ def cmd_deploy_space(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "pack": cmd_pack,
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "scores": cmd_scores, "pack": cmd_pack,
             "deploy-space": cmd_deploy_space}
 
 

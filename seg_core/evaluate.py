@@ -3,7 +3,7 @@
 ``evaluate(runner, images, labels)`` gives the metrics and the matrix; ``on_batch(done, total)`` is
 called after each batch, so the CLI's tqdm bar and the Streamlit progress bar share this loop.
 ``compare_runners`` scores two runners of one model (e.g. fp32 and its int8 export) and the share
-of pixels where their masks agree.
+of pixels where their masks agree; ``evaluate_many`` scores several and their ensemble, per image.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from .inference import model_input
 from .metrics import ConfusionMatrix, summarize
-from .runners import Runner
+from .runners import Runner, upsampled_classes
 
 OnBatch = Callable[[int, int], None]
 
@@ -63,3 +63,52 @@ def compare_runners(reference: Runner, other: Runner, images: torch.Tensor, labe
     ref, exp = (summarize(c.mat.numpy(), reference.config.class_names) for c in cms)
     return {"reference": ref, "exported": exp, "agreement": agree / labels.numel(),
             "miou_delta": exp["miou"] - ref["miou"]}
+
+
+def evaluate_many(runners: dict[str, Runner], images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16,
+                  tta: str = "none", ensemble: dict[str, float] | None = None,
+                  on_batch: OnBatch | None = None) -> dict[str, dict]:
+    """Several runners (and, with ``ensemble`` = ``{name: weight}``, their ensemble under the key
+    ``"ensemble"``) on one split, each image prepared once per distinct input config.
+
+    Returns ``{name: {"metrics", "matrix", "image_matrices" (N x C x C), "disagreement" (N,)}}``;
+    ``disagreement`` is each image's share of pixels where the models (not the ensemble) differ.
+    """
+    from .analysis import ensemble_probabilities
+    from .inference import ENSEMBLE
+
+    members = {n: w for n, w in (ensemble or {}).items() if n in runners and w > 0}
+    names = list(runners) + ([ENSEMBLE] if members else [])
+    first = next(iter(runners.values())).config
+    n_cls = first.num_classes
+    per_image = {n: np.zeros((len(images), n_cls, n_cls), np.int64) for n in names}
+    disagreement = np.zeros(len(images))
+    out_hw = tuple(labels.shape[-2:])
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            batch, y = images[i : i + batch_size], labels[i : i + batch_size].cpu()
+            prepared, masks, probs = {}, {}, {}
+            for name, runner in runners.items():
+                cfg = runner.config
+                key = (cfg.input_size, cfg.mean, cfg.std)
+                if key not in prepared:
+                    prepared[key] = model_input(batch, cfg)
+                if name in members:
+                    m, probs[name] = runner.masks_and_probabilities(prepared[key], out_hw, tta)
+                else:
+                    m = runner.masks(prepared[key], out_hw, tta)
+                masks[name] = torch.from_numpy(m)
+            if members:
+                mixed = ensemble_probabilities([probs[n] for n in members], list(members.values()))
+                masks[ENSEMBLE] = upsampled_classes(torch.from_numpy(mixed), out_hw).to(torch.uint8)
+            stack = torch.stack([masks[n] for n in runners])
+            disagreement[i : i + len(batch)] = ((stack != stack[:1]).any(0) & (y != 255)).flatten(1).float().mean(1).numpy()
+            for name, m in masks.items():
+                for j in range(len(m)):
+                    cm = ConfusionMatrix(n_cls)
+                    cm.update(m[j], y[j])
+                    per_image[name][i + j] = cm.mat.numpy()
+            if on_batch:
+                on_batch(min(i + batch_size, len(images)), len(images))
+    return {n: {"metrics": summarize(per_image[n].sum(0), first.class_names), "matrix": per_image[n].sum(0),
+                "image_matrices": per_image[n], "disagreement": disagreement} for n in names}

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import analysis
 from .palette import CLASS_NAMES
-from .runners import Runner, check_tta
+from .runners import Runner, check_tta, upsampled_classes
 from .transforms import normalize
 
 #: Largest image accepted, in pixels (about 8K x 5K); larger ones are refused, not resized.
@@ -144,15 +145,24 @@ def prepare(image: np.ndarray, cfg) -> tuple[np.ndarray, tuple[int, int] | None]
     return x, (h, w)
 
 
-def _mask(runner: Runner, x: np.ndarray, valid_hw, out_hw: tuple[int, int], tta: str) -> np.ndarray:
-    """The ``H x W`` uint8 mask at ``out_hw``. Above ``MAX_LOGIT_PIXELS`` the classes are taken at
-    the model's resolution and the mask is upsampled with NEAREST."""
-    big = out_hw[0] * out_hw[1] > MAX_LOGIT_PIXELS
-    model_hw = tuple(valid_hw or x.shape[-2:])
-    mask = runner.masks(x, model_hw if big else tuple(out_hw), tta, valid_hw)[0]
+def _to_size(mask: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     if mask.shape == tuple(out_hw):
         return mask
     return np.asarray(Image.fromarray(mask).resize(out_hw[::-1], Image.NEAREST))
+
+
+def _mask(runner: Runner, x: np.ndarray, valid_hw, out_hw: tuple[int, int], tta: str,
+          probabilities: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``H x W`` uint8 mask at ``out_hw`` and, with ``probabilities``, the ``C x h x w`` class
+    probabilities at the model's resolution (one pass of the network either way). Above
+    ``MAX_LOGIT_PIXELS`` the classes are taken at the model's resolution and the mask is upsampled
+    with NEAREST."""
+    big = out_hw[0] * out_hw[1] > MAX_LOGIT_PIXELS
+    target = tuple(valid_hw or x.shape[-2:]) if big else tuple(out_hw)
+    if not probabilities:
+        return _to_size(runner.masks(x, target, tta, valid_hw)[0], out_hw), None
+    masks, probs = runner.masks_and_probabilities(x, target, tta, valid_hw)
+    return _to_size(masks[0], out_hw), probs[0]
 
 
 def predict(runner: Runner, image, tta: str = "none") -> np.ndarray:
@@ -161,13 +171,26 @@ def predict(runner: Runner, image, tta: str = "none") -> np.ndarray:
     check_tta(tta)
     rgb = load_image(image)  # for a contiguous HxWx3 uint8 array this is a no-copy pass-through
     x, valid_hw = prepare(rgb, runner.config)
-    return _mask(runner, x, valid_hw, rgb.shape[:2], tta)
+    return _mask(runner, x, valid_hw, rgb.shape[:2], tta)[0]
 
 
 @dataclass
 class Prediction:
     mask: np.ndarray  # H x W uint8 train ids
     seconds: float  # wall time of this model alone: forward pass, upsampling, argmax
+    #: h x w float16 confidence in [0, 1] at the model's resolution (``seg_core.analysis.confidence``),
+    #: when asked for; kept small so that caches of many scenes stay small.
+    model_confidence: np.ndarray | None = None
+
+    @property
+    def confidence(self) -> np.ndarray | None:
+        """``H x W`` float32 confidence at the mask's size, upsampled bilinearly on each access."""
+        if self.model_confidence is None:
+            return None
+        conf = self.model_confidence.astype(np.float32)
+        if conf.shape != self.mask.shape:
+            conf = np.asarray(Image.fromarray(conf, "F").resize(self.mask.shape[::-1], Image.BILINEAR))
+        return np.clip(conf, 0.0, 1.0)
 
 
 class Predictions(dict):
@@ -178,15 +201,27 @@ class Predictions(dict):
     prepare_seconds: float = 0.0
 
 
-def predict_many(runners: dict[str, Runner], image, tta: str = "none") -> Predictions:
+#: The key of the ensemble's entry in ``Predictions``.
+ENSEMBLE = "ensemble"
+
+
+def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidence: bool = False,
+                 ensemble: dict[str, float] | None = None) -> Predictions:
     """Masks of several models for one image; the image is decoded once and prepared once per
-    distinct (input size, mean, std), and those times are kept apart from each model's."""
+    distinct (input size, mean, std), and those times are kept apart from each model's.
+
+    ``confidence``: each prediction also gets its confidence map. ``ensemble`` (``{model name:
+    weight}``): an ``"ensemble"`` entry is added, the mask of the weighted mean of those models'
+    probabilities (``seg_core.analysis.ensemble_probabilities``), from the same passes.
+    """
     check_tta(tta)
     t0 = time.perf_counter()
     rgb = load_image(image)
     out = Predictions()
     out.decode_seconds = time.perf_counter() - t0
     prepared: dict[tuple, tuple[np.ndarray, tuple[int, int] | None]] = {}
+    members = {n: w for n, w in (ensemble or {}).items() if n in runners and w > 0}
+    probs = {}
     for name, runner in runners.items():
         cfg = runner.config
         key = (tuple(cfg.input_size) if cfg.input_size else None, cfg.mean, cfg.std)
@@ -195,9 +230,35 @@ def predict_many(runners: dict[str, Runner], image, tta: str = "none") -> Predic
             prepared[key] = prepare(rgb, cfg)
             out.prepare_seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
-        mask = _mask(runner, *prepared[key], rgb.shape[:2], tta)
-        out[name] = Prediction(mask, time.perf_counter() - t0)
+        mask, p = _mask(runner, *prepared[key], rgb.shape[:2], tta, probabilities=confidence or name in members)
+        if name in members:
+            probs[name] = p
+        conf = analysis.confidence(p).astype(np.float16) if confidence else None
+        out[name] = Prediction(mask, time.perf_counter() - t0, conf)
+    if members:
+        t0 = time.perf_counter()
+        mixed = analysis.ensemble_probabilities(_same_size(list(probs.values())), list(members.values()))
+        mask = _mask_of_probabilities(mixed, rgb.shape[:2])
+        conf = analysis.confidence(mixed).astype(np.float16) if confidence else None
+        out[ENSEMBLE] = Prediction(mask, time.perf_counter() - t0, conf)
     return out
+
+
+def _same_size(probs: list[np.ndarray]) -> list[np.ndarray]:
+    """Probability maps resized (bilinearly) to the largest of them, for models of other input sizes."""
+    h, w = max(p.shape[-2:] for p in probs)
+    return [p if p.shape[-2:] == (h, w) else
+            F.interpolate(torch.from_numpy(p)[None], size=(h, w), mode="bilinear", align_corners=False)[0].numpy()
+            for p in probs]
+
+
+def _mask_of_probabilities(probs: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    """The ``H x W`` uint8 argmax of ``C x h x w`` probabilities upsampled to ``out_hw`` (NEAREST
+    above ``MAX_LOGIT_PIXELS``, as for a single model)."""
+    big = out_hw[0] * out_hw[1] > MAX_LOGIT_PIXELS
+    scores = torch.from_numpy(probs)[None]
+    ids = upsampled_classes(scores, scores.shape[-2:] if big else out_hw)[0].to(torch.uint8).numpy()
+    return _to_size(ids, out_hw)
 
 
 def class_shares(mask: np.ndarray, class_names: tuple[str, ...] = CLASS_NAMES) -> dict[str, float]:

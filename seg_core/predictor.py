@@ -22,7 +22,7 @@ import torch
 
 from . import settings
 from .checkpoint import CheckpointError
-from .inference import Predictions, predict_many
+from .inference import ENSEMBLE, Predictions, predict_many
 from .registry import ARCH_NAMES
 from .runners import Runner, RunnerError, find_exported, load_runner
 
@@ -50,6 +50,8 @@ class Predictor:
     models: dict[str, Runner] = field(default_factory=dict)
     missing: dict[str, Missing] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # name → why an exported file was not used
+    #: ``{model name: weight}`` of the ensemble; ``None``: the loaded models, equally weighted.
+    ensemble_weights: dict[str, float] | None = None
 
     @classmethod
     def from_dir(cls, weights_dir: str | Path = "weights", names: tuple[str, ...] = ARCH_NAMES,
@@ -91,8 +93,24 @@ class Predictor:
     def backends(self) -> dict[str, str]:
         return {name: runner.label for name, runner in self.models.items()}
 
-    def predict(self, image, names: tuple[str, ...] | None = None, tta: str = "none") -> Predictions:
-        """Masks of the chosen (default: all loaded) models for one image; ``tta="flip"`` averages
-        each model's probabilities over the photo and its mirror image (twice the time)."""
-        chosen = {n: r for n, r in self.models.items() if names is None or n in names}
-        return predict_many(chosen, image, tta)
+    def ensemble(self) -> dict[str, float]:
+        """The ensemble's members and weights among the loaded models (empty with fewer than two)."""
+        weights = self.ensemble_weights or {n: 1.0 for n in self.models}
+        members = {n: w for n, w in weights.items() if n in self.models and w > 0}
+        return members if len(members) > 1 else {}
+
+    def predict(self, image, names: tuple[str, ...] | None = None, tta: str = "none", confidence: bool = False,
+                ensemble: bool = False) -> Predictions:
+        """Masks of the chosen (default: all loaded) models for one image.
+
+        ``tta="flip"`` averages each model's probabilities over the photo and its mirror image
+        (twice the time); ``confidence`` adds each model's confidence map; ``ensemble`` (or
+        ``"ensemble"`` among ``names``) adds the ensemble's mask, from the same passes.
+        """
+        members = self.ensemble() if ensemble or (names is not None and ENSEMBLE in names) else {}
+        chosen = {n: r for n, r in self.models.items() if names is None or n in names or n in members}
+        out = predict_many(chosen, image, tta, confidence, members or None)
+        if names is not None:
+            for extra in [n for n in out if n not in names and not (ensemble and n == ENSEMBLE)]:
+                del out[extra]
+        return out

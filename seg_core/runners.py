@@ -5,6 +5,7 @@ normalised float32 ``N x 3 x h x w`` array at the model's input size) and return
 
     runner.masks(x, out_hw, tta)      # N x H x W uint8 class ids at out_hw
     runner.probabilities(x, tta)      # N x C x h x w float32 softmax at the model's resolution
+    runner.masks_and_probabilities(x, out_hw, tta)   # both from one pass of the network
     runner.logits(x)                  # N x C x h x w float32
 
 and carries ``config``, ``path``, ``label`` ("OpenVINO int8"), ``num_parameters`` and
@@ -57,6 +58,9 @@ class Runner(Protocol):
 
     def masks(self, x, out_hw: tuple[int, int], tta: str = "none",
               valid_hw: tuple[int, int] | None = None) -> np.ndarray: ...
+
+    def masks_and_probabilities(self, x, out_hw: tuple[int, int], tta: str = "none",
+                                valid_hw: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def check_tta(tta: str) -> None:
@@ -128,6 +132,15 @@ class _TorchOps:
             scores = scores[..., : valid_hw[0], : valid_hw[1]]
         return upsampled_classes(scores, out_hw).to(torch.uint8).cpu().numpy()
 
+    def masks_and_probabilities(self, x, out_hw, tta="none", valid_hw=None) -> tuple[np.ndarray, np.ndarray]:
+        """The masks of ``masks`` and the probabilities of ``probabilities`` (cropped to
+        ``valid_hw``), from one pass of the network."""
+        scores = self._scores(x, tta).float()
+        if valid_hw is not None:
+            scores = scores[..., : valid_hw[0], : valid_hw[1]]
+        probs = scores.softmax(1) if tta == "none" else scores
+        return upsampled_classes(scores, out_hw).to(torch.uint8).cpu().numpy(), probs.cpu().numpy()
+
 
 class TorchRunner(_TorchOps):
     """A ``SegmentationNetwork`` in PyTorch, on its device (bf16 autocast on a GPU). It also takes
@@ -155,6 +168,10 @@ class TorchRunner(_TorchOps):
     @torch.inference_mode()
     def probabilities(self, x, tta: str = "none") -> np.ndarray:
         return super().probabilities(x, tta)
+
+    @torch.inference_mode()
+    def masks_and_probabilities(self, x, out_hw, tta="none", valid_hw=None) -> tuple[np.ndarray, np.ndarray]:
+        return super().masks_and_probabilities(x, out_hw, tta, valid_hw)
 
 
 def _as_input(x) -> np.ndarray:
@@ -289,6 +306,14 @@ class OpenVinoRunner(_Exported, _TorchOps):
         r.infer({0: _as_input(x)})
         return r.get_output_tensor(0).data.astype(np.float32, copy=True)
 
+    def masks_and_probabilities(self, x, out_hw, tta="none", valid_hw=None) -> tuple[np.ndarray, np.ndarray]:
+        check_tta(tta)
+        if valid_hw is not None and tuple(valid_hw) != tuple(np.shape(x)[-2:]):
+            return super().masks_and_probabilities(x, out_hw, tta, valid_hw)
+        r = self._request(f"both/{tta}")
+        r.infer({0: _as_input(x), 1: np.asarray(out_hw, dtype=np.int64)})
+        return r.get_output_tensor(0).data.copy(), r.get_output_tensor(1).data.astype(np.float32, copy=True)
+
 
 def _float_precision(precision: str) -> str:
     """OpenVINO's precision for the layers an export keeps in float: f32 for an fp32 file, so that
@@ -301,11 +326,11 @@ def _float_precision(precision: str) -> str:
 
 
 def _head_graph(model, what: str, tta: str = "none"):
-    """A copy of ``model`` whose one output is, for ``what="masks"``, the uint8 class ids at a
-    size given as a second input (bilinear upsampling like ``F.interpolate(align_corners=False)``,
-    then a top-1), or for ``what="probabilities"`` the softmax at the model's resolution. The
-    logits are not an output: as one, the runtime would lay all 19 channels out for the caller
-    on every request.
+    """A copy of ``model`` whose output is, for ``what="masks"``, the uint8 class ids at a size
+    given as a second input (bilinear upsampling like ``F.interpolate(align_corners=False)``,
+    then a top-1); for ``what="probabilities"`` the softmax at the model's resolution; for
+    ``what="both"`` the two, in that order. The logits are not an output of the masks graph: as
+    one, the runtime would lay all 19 channels out for the caller on every request.
 
     With ``tta="flip"`` the network runs on the batch and its mirror image, and the mean of the two
     softmax maps (the second mirrored back) replaces the logits, as in ``TorchRunner``."""
@@ -329,16 +354,17 @@ def _head_graph(model, what: str, tta: str = "none"):
         model.replace_parameter(0, x)
         halves = ops.split(ops.softmax(scores, axis=1), ops.constant(np.int64(0)), 2)
         scores = ops.multiply(ops.add(halves.output(0), mirror(halves.output(1))), ops.constant(np.float32(0.5)))
-    if what == "probabilities":
-        out = scores if tta == "flip" else ops.softmax(scores, axis=1)
-    else:
+    outputs = []
+    if what in ("masks", "both"):
         size = ops.parameter([2], ov.Type.i64, name="out_size")
         up = ops.interpolate(scores, size, mode="linear", shape_calculation_mode="sizes",
                              coordinate_transformation_mode="half_pixel", axes=ops.constant(np.array([2, 3], np.int64)))
         top = ops.topk(up, ops.constant(np.int64(1)), axis=1, mode="max", sort="none", index_element_type=ov.Type.i32)
-        out = ops.convert(ops.squeeze(top.output(1), ops.constant(np.array([1], np.int64))), ov.Type.u8)
+        outputs.append(ops.convert(ops.squeeze(top.output(1), ops.constant(np.array([1], np.int64))), ov.Type.u8))
         model.add_parameters([size])
-    model.add_results([ops.result(out)])
+    if what in ("probabilities", "both"):
+        outputs.append(scores if tta == "flip" else ops.softmax(scores, axis=1))
+    model.add_results([ops.result(out) for out in outputs])
     model.remove_result(result)
     return model
 

@@ -18,6 +18,7 @@ call, never cached here, so tests and long-running apps see a changed environmen
 - ``SEG_EXTRA_MODELS``: comma-separated checkpoints (paths or ``hf://org/name@rev``) that visitors
   of a public server may add to the comparison (``seg_core.extra_models``); none by default.
 - ``SEG_EXAMPLES_CACHE``: where the Gradio app crops its example photos (default: the temp folder).
+- ``SEG_CACHE_DIR``: where per-image scores of a folder are cached (default ``~/.cache/seg-workbench``).
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ def backend() -> str:
     if value not in BACKENDS:
         raise SettingsError(f"SEG_BACKEND={value!r} is not one of {', '.join(BACKENDS)}")
     return value
+
+
+def cache_dir() -> Path:
+    return Path(env("SEG_CACHE_DIR") or Path.home() / ".cache" / "seg-workbench")
 
 
 def examples_cache() -> Path:

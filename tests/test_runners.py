@@ -83,6 +83,11 @@ def test_every_backend_is_a_runner_with_numpy_in_and_out(weights_dir, exported, 
     assert isinstance(masks, np.ndarray) and masks.shape == (2, 32, 80) and masks.dtype == np.uint8
     assert isinstance(probs, np.ndarray) and probs.shape == (2, 19, 64, 64) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-4)
+    both = runner.masks_and_probabilities(x, (32, 80))
+    assert (both[0] == masks).mean() >= 0.99 and np.allclose(both[1], probs, atol=2e-3)
+    flip_masks, flip_probs = runner.masks_and_probabilities(x, (32, 80), "flip")
+    assert (flip_masks == runner.masks(x, (32, 80), "flip")).mean() >= 0.99
+    assert np.allclose(flip_probs, runner.probabilities(x, "flip"), atol=2e-3)
     assert runner.logits(x).shape == (2, 19, 64, 64)
     assert forward_latency(runner, repeats=2) > 0
 

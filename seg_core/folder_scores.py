@@ -1,0 +1,86 @@
+"""Per-image scores of every model (and the ensemble) on a folder of pairs, computed once and cached.
+
+``folder_scores(predictor, folder)`` runs ``seg_core.evaluate.evaluate_many`` on the folder and
+keeps, per image and model, the confusion matrix and the models' disagreement; ``rows`` turns them
+into per-image pixel accuracy and mIoU, a table the val explorer sorts and the CLI writes as CSV.
+The cache (``SEG_CACHE_DIR``, default ``~/.cache/seg-workbench``) is keyed by the hashes of the
+model files, the test-time augmentation and the folder's listing, so new weights or new images
+are scored afresh and nothing stale is shown.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import settings
+from .data import list_pairs, load_split
+from .evaluate import evaluate_many
+from .files import atomic_path
+from .metrics import summarize
+from .runners import file_sha256
+
+VERSION = 1  # bump when what is stored changes
+
+
+def cache_key(predictor, folder: Path, tta: str, ensemble: dict[str, float]) -> str:
+    """A digest of what the scores depend on: model files, TTA, ensemble weights, the folder's files."""
+    h = hashlib.sha256(f"v{VERSION}|{tta}|{json.dumps(ensemble, sort_keys=True)}".encode())
+    for name, runner in sorted(predictor.models.items()):
+        source = getattr(runner, "meta", {}).get("source_sha256") or ""
+        digest = file_sha256(runner.path) if runner.path and runner.path.is_file() else ""
+        h.update(f"|{name}:{runner.label}:{source}:{digest}".encode())
+    for path in list_pairs(folder):
+        stat = path.stat()
+        h.update(f"|{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
+def folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bool = True,
+                  on_batch: Callable[[int, int], None] | None = None, cache_dir: Path | None = None) -> dict:
+    """``{"images": [names], "models": [names], "matrices": {model: N x C x C}, "disagreement": (N,),
+    "cached": bool}`` for the pairs of ``folder``, from the cache when it is current."""
+    folder = Path(folder)
+    members = predictor.ensemble() if ensemble else {}
+    cache_dir = Path(cache_dir or settings.cache_dir())
+    path = cache_dir / f"scores-{cache_key(predictor, folder, tta, members)}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            names = [str(n) for n in z["models"]]
+            return {"images": [str(n) for n in z["images"]], "models": names,
+                    "matrices": {n: z[f"m_{n}"] for n in names}, "disagreement": z["disagreement"], "cached": True}
+    images, labels = load_split(folder)
+    evaluated = evaluate_many(predictor.models, images, labels, tta=tta, ensemble=members or None, on_batch=on_batch)
+    names = list(evaluated)
+    out = {"images": [p.name for p in list_pairs(folder)], "models": names,
+           "matrices": {n: r["image_matrices"] for n, r in evaluated.items()},
+           "disagreement": next(iter(evaluated.values()))["disagreement"], "cached": False}
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, images=np.array(out["images"]), models=np.array(names),
+                            disagreement=out["disagreement"], **{f"m_{n}": m for n, m in out["matrices"].items()})
+    return out
+
+
+def rows(scores: dict, class_names: tuple[str, ...]) -> list[dict]:
+    """One row per image: its name, the disagreement, and each model's pixel accuracy and mIoU."""
+    table = []
+    for i, image in enumerate(scores["images"]):
+        row = {"image": image, "disagreement": float(scores["disagreement"][i])}
+        for name in scores["models"]:
+            m = summarize(scores["matrices"][name][i], class_names)
+            row[f"{name} pixel acc"], row[f"{name} mIoU"] = m["pixel_acc"], m["miou"]
+        table.append(row)
+    return table
+
+
+def write_csv(table: list[dict], path: str | Path) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["image"])
+        writer.writeheader()
+        writer.writerows(table)
+    return Path(path)

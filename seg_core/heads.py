@@ -1,4 +1,4 @@
-"""Our FCN-8s head (Long, Shelhamer & Darrell, 2015) on top of any smp encoder.
+"""Our FCN-8s head (Long, Shelhamer & Darrell, 2015), and ``FCN8s``: that head on any smp encoder.
 
 The classifier's fully connected layers become convolutions ("fc6" 3x3, "fc7" 1x1) and a 1x1 score
 layer; the stride-32 scores are upsampled by a transposed convolution initialised to bilinear
@@ -68,3 +68,17 @@ class FCN8sHead(nn.Module):
         x = self.up32(self.score32(self.fc(f32))) + self.score16(f16)
         x = self.up16(x) + self.score8(f8)
         return self.up8(x)
+
+
+class FCN8s(nn.Module):
+    """An smp encoder (``vgg16_bn``, ``resnet50``, ...) with the FCN-8s head."""
+
+    def __init__(self, encoder: str, num_classes: int, encoder_weights: str | None, head_channels: int):
+        super().__init__()
+        import segmentation_models_pytorch as smp
+
+        self.encoder = smp.encoders.get_encoder(encoder, in_channels=3, depth=5, weights=encoder_weights)
+        self.head = FCN8sHead(self.encoder.out_channels, num_classes, head_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))

@@ -10,27 +10,15 @@ logits and carries its ``ModelConfig`` as ``model.config``.
 
 from __future__ import annotations
 
-import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
 from .config import ModelConfig
-from .heads import FCN8sHead
 from .registry import architecture
 
 
 class OfflineError(RuntimeError):
     """Pretrained weights were asked for but cannot be downloaded."""
-
-
-class FCN8s(nn.Module):
-    def __init__(self, encoder: str, num_classes: int, encoder_weights: str | None, head_channels: int):
-        super().__init__()
-        self.encoder = smp.encoders.get_encoder(encoder, in_channels=3, depth=5, weights=encoder_weights)
-        self.head = FCN8sHead(self.encoder.out_channels, num_classes, head_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))
 
 
 class SegmentationNetwork(nn.Module):

@@ -8,22 +8,17 @@ only when called, so ``train_cli.py --help`` stays quick.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
-
-if TYPE_CHECKING:
-    from torch import nn
-
-    from .config import ModelConfig
+from typing import Any, Callable
 
 
-def _unet(cfg: "ModelConfig") -> "nn.Module":
+def _unet(cfg):
     import segmentation_models_pytorch as smp
 
     return smp.Unet(encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights, classes=cfg.num_classes)
 
 
-def _fcn8s(cfg: "ModelConfig") -> "nn.Module":
-    from .models import FCN8s
+def _fcn8s(cfg):
+    from .heads import FCN8s
 
     return FCN8s(cfg.encoder, cfg.num_classes, cfg.encoder_weights, cfg.head_channels)
 
@@ -33,7 +28,7 @@ class Architecture:
     name: str  # the key in configs, file names (weights/<name>.safetensors) and the CLI
     display: str  # for people
     encoder: str  # default smp encoder
-    build: Callable[["ModelConfig"], "nn.Module"]
+    build: Callable[[Any], Any]  # a ModelConfig -> the torch network
 
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (

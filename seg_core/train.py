@@ -97,7 +97,10 @@ def class_weights(labels: torch.Tensor, power: float, num_classes: int = NUM_CLA
 
 
 class EMA:
-    """Exponential moving average of every float entry of a state dict (weights and BN stats)."""
+    """Exponential moving average of every float entry of a state dict (weights and BN stats).
+
+    Not timm's ``ModelEmaV3``: its warm-up differs and its state keys would not load the resume
+    states already written; a paired run showing equal val mIoU is what would justify the switch."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay

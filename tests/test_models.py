@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from seg_core.config import ModelConfig
-from seg_core.heads import FCN8sHead, bilinear_kernel, upsample_layer
-from seg_core.models import FCN8s, SegmentationNetwork, build_model, count_parameters
+from seg_core.heads import FCN8s, FCN8sHead, bilinear_kernel, upsample_layer
+from seg_core.models import SegmentationNetwork, build_model, count_parameters
 from seg_core.registry import ARCH_NAMES, ARCHITECTURES, display_name
 from tests.conftest import ROOT
 

@@ -498,7 +498,7 @@ class Trainer:
         lr = schedule_lr(0.5, self.cfg)
         self._sync()
         t0 = time.monotonic()
-        self._step(picks[0], aug, g, lr)
+        loss = self._step(picks[0], aug, g, lr)
         self._sync()
         first = time.monotonic() - t0
         for i in range(warmup):

@@ -208,7 +208,7 @@ def summary(trainer, result: dict, args) -> dict:
         vals = sorted(r["img_s"] for r in rows if r["res"] == res)
         return round(vals[len(vals) // 2], 1) if vals else None
     cfg = trainer.cfg
-    return {**_round(result), "epochs_planned": cfg.epochs, "batch": cfg.batch_size, "lr": cfg.lr,
+    return {**_round(result), "epochs_planned": cfg.epochs, "batch": cfg.batch_size, "lr": float(f"{cfg.lr:.4g}"),
             "ema_decay": round(cfg.ema_decay, 6), "compile": cfg.compile,
             "img_s_crop": median(args.crop), "img_s_final": median(args.final_size),
             "max_mem_gib": round(max((r.get("max_mem_gib", 0) for r in trainer.history), default=0), 2),
@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke-warmup", type=int, default=2, help="untimed steps after the first, per crop size")
     p.add_argument("--compile-trial-s", type=float, default=25, help="cap per model of the compile trial; 0: none")
     p.add_argument("--max-epochs", type=int, default=500)
+    p.add_argument("--limit", type=int, default=None, help="rehearsal: train on the first N pairs (all are loaded)")
+    p.add_argument("--val-limit", type=int, default=None, help="rehearsal: evaluate on the first N val pairs")
     p.add_argument("--compile-trial", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.compile_trial:
@@ -265,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     child = start_trial(archs, args, work, args.compile_trial_s * len(archs)) if args.compile_trial_s > 0 else None
 
     dev = torch.device("cuda" if cuda else "cpu")
-    train = tuple(t.to(dev) for t in load_split(args.train))
-    val = tuple(t.to(dev) for t in load_split(args.val))
+    train = tuple(t[: args.limit].to(dev) for t in load_split(args.train))
+    val = tuple(t[: args.val_limit].to(dev) for t in load_split(args.val))
     log(f"data: {len(train[0])} train, {len(val[0])} val pairs on {dev}")
 
     plan_file = work / "plan.json"

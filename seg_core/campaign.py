@@ -69,10 +69,18 @@ def write_chunks(source: str | Path, out_dir: str | Path, name: str, chunk_bytes
     return {"file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "parts": parts}
 
 
+def _manifest_path(folder: str | Path) -> Path:
+    """``folder/manifest.json``, or the one manifest below it (the device tool may nest what it returns)."""
+    folder = Path(folder)
+    found = [folder / MANIFEST] if (folder / MANIFEST).is_file() else sorted(folder.rglob(MANIFEST))
+    if len(found) != 1:
+        raise CampaignError(f"{folder} holds {'no' if not found else 'more than one'} {MANIFEST}: "
+                            "give the folder of one command's output of scripts/gpu_campaign.py")
+    return found[0]
+
+
 def read_manifest(folder: str | Path) -> dict:
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise CampaignError(f"{folder} holds no {MANIFEST}: it is not the output of scripts/gpu_campaign.py")
+    path = _manifest_path(folder)
     try:
         return json.loads(path.read_text())
     except ValueError as err:
@@ -82,7 +90,7 @@ def read_manifest(folder: str | Path) -> dict:
 def reassemble(folder: str | Path, dest: str | Path) -> dict[str, Path]:
     """Join the chunks a device command returned into ``dest/<arch>.safetensors``, each part and the
     whole checked against the manifest's sha256; returns ``{arch: path}``."""
-    folder, dest = Path(folder), Path(dest)
+    folder, dest = _manifest_path(folder).parent, Path(dest)
     manifest = read_manifest(folder)
     dest.mkdir(parents=True, exist_ok=True)
     done = {}
@@ -238,7 +246,7 @@ COMMANDS = (("A", ("fcn_resnet50",), ("unet", "fcn_vgg16"), 190, 210),
 
 def device_commands(bundle: str = BUNDLE, python: str = "python3", install: bool = True) -> list[DeviceCommand]:
     """The two campaign commands, as pasted into the device tool (run from the repo root there)."""
-    setup = (f"{python} -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade "
+    setup = (f"{python} -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --root-user-action=ignore "
              f"--target /tmp/site {bundle}/wheels/*.whl && export PYTHONPATH=/tmp/site || exit 1; ")
     out = []
     for name, archs, timed, budget, timeout in COMMANDS:

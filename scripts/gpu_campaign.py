@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="A", help="which campaign command this is (A or B)")
     p.add_argument("--archs", default="fcn_resnet50", help="models trained and written to --out, in order")
     p.add_argument("--plan-archs", default="", help="models only timed here, for the shared epoch count")
-    p.add_argument("--plan-seconds", type=float, default=300, help="training seconds the --plan-archs get later")
+    p.add_argument("--plan-seconds", type=float, default=280, help="training seconds the --plan-archs get later")
     p.add_argument("--train", default=".campaign/train.npz")
     p.add_argument("--val", default=".campaign/val.npz")
     p.add_argument("--out", required=True, help="the device's $OUT")
@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-interval", type=float, default=20)
     p.add_argument("--smoke-steps", type=int, default=8, help="timed steps per crop size")
     p.add_argument("--smoke-warmup", type=int, default=2, help="untimed steps after the first, per crop size")
-    p.add_argument("--compile-trial-s", type=float, default=25, help="cap per model of the compile trial; 0: none")
+    p.add_argument("--compile-trial-s", type=float, default=30,
+                   help="cap of the compile trial (all models of this command together); 0: none")
     p.add_argument("--max-epochs", type=int, default=500)
     p.add_argument("--limit", type=int, default=None, help="rehearsal: train on the first N pairs (all are loaded)")
     p.add_argument("--val-limit", type=int, default=None, help="rehearsal: evaluate on the first N val pairs")
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = Manifest(out, name=args.name, device=device, torch=torch.__version__)
     # Heaviest first: the model with the most training time is the one compile could pay for.
     heavy_first = sorted(archs, key=("fcn_vgg16", "fcn_resnet50", "unet").index)
-    child = start_trial(heavy_first, args, work, args.compile_trial_s * len(archs)) if args.compile_trial_s > 0 else None
+    child = start_trial(heavy_first, args, work, args.compile_trial_s) if args.compile_trial_s > 0 else None
 
     dev = torch.device("cuda" if cuda else "cpu")
     train = tuple(t[: args.limit].to(dev) for t in load_split(args.train))
@@ -336,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"training {arch}: {epochs} epochs, batch {batch}, lr {cfg.lr:.2e}, compile {use_compile}, "
             f"deadline {deadline:.0f} s (planned {planned[arch]:.0f} s)")
         t_model = time.monotonic()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()  # each model's own peak, not the smoke step's
         try:
             trainer = Trainer(cfg, train, val, work / arch, log=log)
             result = trainer.run()
@@ -352,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
             trainer = Trainer(cfg, train, val, work / f"{arch}_eager", log=log)
             result = trainer.run()
         source_file = trainer.out / "best.safetensors"
+        if not source_file.is_file():  # no evaluation ever beat -1 (a NaN mIoU): ship the last weights, say so
+            source_file = trainer.out / "last.safetensors"
+            manifest.data["notes"].append(f"{arch}: no best checkpoint, the last one was returned")
         entry = write_chunks(source_file, out, f"{arch}.safetensors")
         entry["result"] = {**summary(trainer, result, args), "wall_s": round(time.monotonic() - t_model, 1)}
         entry["history"] = [_round(r) for r in trainer.history]

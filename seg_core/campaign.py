@@ -373,6 +373,7 @@ def home(incoming: list[str | Path], out: str | Path, weights: str | Path, val: 
         report["models"][arch] = entry
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / "home_report.json", json.dumps(report, indent=1).encode())
+    _write_atomic(out / "model_card.md", model_card(report).encode())
     if apply:
         for arch, entry in report["models"].items():
             if entry["replace"]:
@@ -381,6 +382,41 @@ def home(incoming: list[str | Path], out: str | Path, weights: str | Path, val: 
                 os.replace(tmp, weights / f"{arch}.safetensors")
                 entry["replaced"] = True
     return report
+
+
+def _fmt(v, spec: str = ".4f") -> str:
+    return "–" if v is None else format(v, spec) if isinstance(v, float) else str(v)
+
+
+def model_card(report: dict) -> str:
+    """The campaign's rows for ``weights/README.md``: recipe, device, speeds, epochs, the decision
+    and per-class IoU, from the manifests and the homecoming's own evaluation."""
+    models = report["models"]
+    if not models:
+        return ""
+    first = next(iter(models.values()))["campaign"]
+    lines = [f"GPU campaign on {first.get('device')}, torch {first.get('torch')}; val: {report['val']} "
+             f"({report['pairs']} pairs). Recipe (all three, scripts/gpu_campaign.py): from scratch, AdamW, one-cycle LR with "
+             "3 % linear warm-up, peak LR 2e-3 * sqrt(batch / 16), EMA 0.999 ** (batch / 16), 128x128 crops "
+             "for 75 % of the steps then 256x256, CE (class weights, power 0.5) + 0.5 Dice.", "",
+             "| model | epochs | steps | batch | peak LR | compile | img/s 128 | img/s 256 | GPU GiB | train s | "
+             "val mIoU | shipped | difference (95 % interval) | decision |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for arch, e in models.items():
+        t = e.get("training") or {}
+        bs = e.get("bootstrap")
+        diff = f"{bs['delta']:+.4f} ({bs['lo']:+.4f} .. {bs['hi']:+.4f})" if bs else "–"
+        lines.append(f"| {arch} | {_fmt(t.get('epochs'))} | {_fmt(t.get('steps'))} | {_fmt(t.get('batch'))} | "
+                     f"{_fmt(t.get('lr'), 'g')} | {_fmt(t.get('compile'))} | {_fmt(t.get('img_s_crop'), '.0f')} | "
+                     f"{_fmt(t.get('img_s_final'), '.0f')} | {_fmt(t.get('max_mem_gib'), '.1f')} | "
+                     f"{_fmt(t.get('elapsed_s'), '.0f')} | {e['new']['miou']:.4f} | "
+                     f"{_fmt(e.get('shipped', {}).get('miou'))} | {diff} | "
+                     f"{'replace' if e['replace'] else 'keep shipped'} |")
+    classes = list(next(iter(models.values()))["new"]["iou"])
+    lines += ["", "| class | " + " | ".join(models) + " |", "| --- |" + " --- |" * len(models)]
+    for c in classes:
+        lines.append(f"| {c} | " + " | ".join(_fmt(e["new"]["iou"][c]) for e in models.values()) + " |")
+    return "\n".join(lines) + "\n"
 
 
 # -- the CLI's words -------------------------------------------------------------------------------
@@ -419,7 +455,8 @@ def run_step(step: str, args) -> str:
     if not args.incoming:
         raise CampaignError("home needs --incoming FOLDER for each device command's returned files")
     r = home(args.incoming, args.out, args.weights, args.val, limit=args.limit, apply=args.apply)
-    lines = [f"on {r['val']} ({r['pairs']} pairs); report: {Path(args.out) / 'home_report.json'}"]
+    lines = [f"on {r['val']} ({r['pairs']} pairs); report: {Path(args.out) / 'home_report.json'}, "
+             f"rows for the model card: {Path(args.out) / 'model_card.md'}"]
     for arch, e in r["models"].items():
         line = f"{arch}: new mIoU {e['new']['miou']:.4f}"
         if "bootstrap" in e:

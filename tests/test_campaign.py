@@ -201,6 +201,8 @@ def test_home_keeps_a_model_that_is_not_better(pairs_dir, weights_dir, tmp_path,
     printed = capsys.readouterr().out
     assert "difference +0.0000" in printed and "keep the shipped model" in printed
     assert (shipped / "unet.safetensors").stat().st_mtime_ns == before
+    card = (tmp_path / "home" / "model_card.md").read_text()
+    assert "| unet |" in card and "keep shipped" in card and "| road |" in card
     (tmp_path / "empty").mkdir()
     assert train_cli.main(["campaign", "home", "--incoming", str(tmp_path / "empty"), "--val", str(pairs_dir)]) == 2
     assert "holds no manifest.json" in capsys.readouterr().err

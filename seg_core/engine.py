@@ -119,9 +119,11 @@ class EMA:
         ema_f, new_f, ema_i, new_i = [], [], [], []
         for k, v in model.state_dict().items():
             if v.is_floating_point():
-                ema_f.append(self.state[k]), new_f.append(v.detach())
+                ema_f.append(self.state[k])
+                new_f.append(v.detach())
             else:
-                ema_i.append(self.state[k]), new_i.append(v)
+                ema_i.append(self.state[k])
+                new_i.append(v)
         # One multi-tensor kernel each instead of one launch per tensor (ResNet-50: ~320 per step).
         torch._foreach_lerp_(ema_f, new_f, 1 - d)
         if ema_i:
@@ -426,7 +428,12 @@ class Trainer:
             train_time = time.monotonic() - wall_start
             if not done and cfg.deadline_s is not None:
                 # The next epoch (as long as this one, plus the final evaluation) must end inside the deadline.
-                if time.monotonic() - run_start + 1.2 * train_time + self._end_cost > cfg.deadline_s:
+                cut = time.monotonic() - run_start + 1.2 * train_time + self._end_cost > cfg.deadline_s
+                if self.world > 1:  # every process stops after the same epoch
+                    flag = torch.tensor([float(cut)], device=self.device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    cut = bool(flag.item())
+                if cut:
                     done = stats["cut_by_deadline"] = True
             if self.is_main:
                 t0 = time.monotonic()

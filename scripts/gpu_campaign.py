@@ -212,7 +212,7 @@ def summary(trainer, result: dict, args) -> dict:
             "ema_decay": round(cfg.ema_decay, 6), "compile": cfg.compile,
             "img_s_crop": median(args.crop), "img_s_final": median(args.final_size),
             "max_mem_gib": round(max((r.get("max_mem_gib", 0) for r in trainer.history), default=0), 2),
-            "host_syncs_epoch1": trainer.history[0].get("host_syncs") if trainer.history else None,
+            "host_syncs_epoch2": trainer.history[1].get("host_syncs") if len(trainer.history) > 1 else None,
             "cut_by_deadline": any(r.get("cut_by_deadline") for r in trainer.history)}
 
 

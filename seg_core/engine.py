@@ -13,7 +13,7 @@ Built for 2 CPU cores first and a GPU when there is one:
   epoch under way, and each epoch's randomness is seeded from (seed, epoch), so a resumed run
   matches an uninterrupted one;
 * on CUDA: bf16 autocast, channels_last, cudnn.benchmark, optional ``torch.compile``, data,
-  augmentation and EMA on the GPU with no per-step host sync (the first epoch counts them); with
+  augmentation and EMA on the GPU with no per-step host sync (the second epoch counts them); with
   ``torchrun`` the steps are split over processes with DDP (gloo on CPU, nccl on GPU);
 * GPU mode (``eval_interval_s``, ``save_state=False``, ``deadline_s``): an epoch of a few seconds
   is cheaper than evaluating and writing checkpoints, so those run on a wall-clock timer and at the
@@ -539,8 +539,9 @@ class Trainer:
             from tqdm import tqdm
 
             steps = tqdm(steps, desc=f"epoch {self.epoch + 1}", unit="step", file=sys.stderr, leave=False)
-        # The first CUDA epoch counts the host syncs of its steps (there should be none).
-        count_syncs = self.device.type == "cuda" and self.epoch == 0
+        # The second CUDA epoch counts the host syncs of its steps (there should be none; the first
+        # epoch's cuDNN autotuning may sync).
+        count_syncs = self.device.type == "cuda" and self.epoch == 1
         with _SyncCounter(count_syncs) as syncs:
             for i in steps:
                 p = self.progress(wall_start)

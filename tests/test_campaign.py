@@ -56,7 +56,8 @@ def test_rehearsal_of_both_device_commands_on_cpu(bundle_dir, tmp_path):
     logs = {}
     for c in campaign.device_commands(bundle=str(bundle_dir), python=sys.executable, install=False):
         out = tmp_path / f"out_{c.name}"
-        env = {**os.environ, "OUT": str(out), "PYTHONPATH": str(shim), "OMP_NUM_THREADS": "1"}
+        path = os.pathsep.join(filter(None, [str(shim), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "OUT": str(out), "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
         done = subprocess.run(["bash", "-c", f"{c.command} --work {work} {TINY}"], capture_output=True, text=True,
                               env=env, cwd=ROOT, timeout=300)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -165,6 +165,7 @@ def start_trial(archs: list[str], args, work: Path, cap_s: float):
             os.killpg(child.pid, signal.SIGKILL)  # the child and its compile workers, nothing else
 
     child.timer = threading.Timer(cap_s, stop)
+    child.timer.daemon = True  # an early exit of the parent does not wait for it
     child.timer.start()
     return child
 

@@ -171,6 +171,24 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dry-run", action="store_true", help="print every file that would be sent, with its size, "
                                                           "and the total; contact nothing")
     d.add_argument("--private", action="store_true", help="create the Space (and model repo) private")
+
+    c = sub.add_parser("campaign", help="the GPU campaign: bundle, detach/restore weights, homecoming (README)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("step", choices=("bundle", "detach", "restore", "home"),
+                   help="bundle: packs + smp wheel into .campaign/, check sizes, print the two run calls; "
+                        "detach / restore: weights/ out of / back into the git index around the calls; "
+                        "home: reassemble, compare with the shipped models, replace with --apply")
+    c.add_argument("--repo", type=Path, default=Path(__file__).resolve().parent, help="repository root")
+    c.add_argument("--data", type=Path, default=DEFAULT_DATA, help="bundle: folder with train/ and val/ pairs")
+    c.add_argument("--repack", action="store_true", help="bundle: rewrite the packs even if present")
+    c.add_argument("--incoming", type=Path, action="append", default=[],
+                   help="home: a folder the device tool returned (files_at); give both commands' folders")
+    c.add_argument("--out", type=Path, default=Path("runs/campaign"), help="home: reassembled models and report")
+    c.add_argument("--weights", type=Path, default=Path("weights"), help="home: the shipped models")
+    c.add_argument("--val", type=Path, default=DEFAULT_DATA / "val", help="home: val pairs folder or pack")
+    c.add_argument("--limit", type=positive_int, default=None, help="home: only the first N val pairs")
+    c.add_argument("--apply", action="store_true",
+                   help="home: copy each new model whose bootstrap interval is above 0 into --weights")
     return parser
 
 
@@ -428,8 +446,18 @@ def cmd_deploy_space(args) -> int:
     return 0
 
 
+def cmd_campaign(args) -> int:
+    from seg_core import campaign
+
+    try:
+        print(campaign.run_step(args.step, args), end="")
+    except campaign.CampaignError as err:
+        raise UsageError(str(err)) from None
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "scores": cmd_scores, "pack": cmd_pack,
-            "deploy-space": cmd_deploy_space}
+            "campaign": cmd_campaign, "deploy-space": cmd_deploy_space}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seg_core.analysis import CONFIDENCE_KINDS, ConfidenceStats, bootstrap_difference, confidence, miou_of
+from seg_core.analysis import CONFIDENCE_KINDS, ConfidenceStats, confidence, miou_of, paired_bootstrap
 from seg_core.data import load_split
 from seg_core.inference import model_input
 from seg_core.predictor import Predictor
@@ -101,16 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     best_single = max(names, key=lambda n: miou_of(mats[n][half_a].sum(0)))
     report = {}
     for label, rule in (("chosen", best_rule), ("plain_mean", ("mean", equal)), ("log_mean", ("logmean", equal))):
-        boot = bootstrap_difference(ens[rule][half_b], mats[best_single][half_b], seed=args.seed)
+        boot = paired_bootstrap(ens[rule][half_b], mats[best_single][half_b], seed=args.seed)
         report[label] = {"rule": rule[0], "weights": dict(zip(names, rule[1])),
                          "miou_b": float(miou_of(ens[rule][half_b].sum(0))), "miou_all": float(miou_of(ens[rule].sum(0))),
-                         "gain_b": boot["difference"], "interval_b": [boot["low"], boot["high"]]}
+                         "gain_b": boot["delta"], "interval_b": [boot["lo"], boot["hi"]]}
     result["ensemble"] = {"best_single_on_a": best_single,
                           "best_single_miou_b": float(miou_of(mats[best_single][half_b].sum(0))), **report}
     pairs = {}
     for a, b in itertools.combinations(names, 2):
-        boot = bootstrap_difference(mats[a], mats[b], seed=args.seed)
-        pairs[f"{a} - {b}"] = {"difference": boot["difference"], "interval": [boot["low"], boot["high"]]}
+        boot = paired_bootstrap(mats[a], mats[b], seed=args.seed)
+        pairs[f"{a} - {b}"] = {"difference": boot["delta"], "interval": [boot["lo"], boot["hi"]],
+                               "per_class": boot["per_class"]}
     result["pairs"] = pairs
     for n, r in result["models"].items():
         print(f"{n:<14} mIoU {r['miou']:.4f}  AUROC " + " ".join(f"{k} {v:.4f}" for k, v in r["auroc"].items())

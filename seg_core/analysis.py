@@ -6,15 +6,15 @@ and paired bootstrap intervals over images.
 * ``ConfidenceStats``: accumulates, pixel by pixel, whether a confidence tells right from wrong
   (AUROC, from histograms) and whether the top-1 probability is calibrated (ECE, reliability bins).
 * ``ensemble_probabilities``: the weighted mean of several models' probabilities.
-* ``bootstrap_difference``: the interval of mIoU(A) - mIoU(B) when the images are resampled,
-  from per-image confusion matrices, so that "is the difference real?" has an answer.
+* ``paired_bootstrap``: the interval of mIoU(A) - mIoU(B) when the images are resampled, from
+  per-image confusion matrices, so that "is the difference real?" has an answer.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import warnings
 
-from .metrics import iou_per_class
+import numpy as np
 
 CONFIDENCE_KINDS = ("entropy", "top1", "margin")
 
@@ -94,40 +94,46 @@ def ensemble_probabilities(probs: list[np.ndarray], weights: list[float] | None 
     return out
 
 
-def miou_of(mats: np.ndarray) -> np.ndarray:
-    """mIoU of each ``C x C`` confusion matrix in ``... x C x C`` (classes absent from both: skipped)."""
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(_class_iou(np.asarray(mats, np.float64)), axis=-1)
-
-
-def bootstrap_difference(mats_a: np.ndarray, mats_b: np.ndarray, samples: int = 2000, seed: int = 0,
-                         level: float = 0.95) -> dict:
-    """Paired bootstrap over images of mIoU(A) - mIoU(B) and of each class's IoU difference.
-
-    ``mats_a`` / ``mats_b``: ``N x C x C`` per-image confusion matrices of two models on the same
-    N images. Returns the observed difference, the ``level`` percentile interval, and per class.
-    """
-    a, b = np.asarray(mats_a, np.int64), np.asarray(mats_b, np.int64)
-    if a.shape != b.shape or a.ndim != 3:
-        raise ValueError(f"per-image confusion matrices of one shape expected, got {a.shape} and {b.shape}")
-    n, c, _ = a.shape
-    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=samples).astype(np.float64)
-    sa = (counts @ a.reshape(n, -1)).reshape(samples, c, c)
-    sb = (counts @ b.reshape(n, -1)).reshape(samples, c, c)
-    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-    diff = miou_of(sa) - miou_of(sb)
-    per_class = _class_iou(sa) - _class_iou(sb)
-    observed = float(miou_of(a.sum(0)) - miou_of(b.sum(0)))
-    obs_class = iou_per_class(a.sum(0)) - iou_per_class(b.sum(0))
-    with np.errstate(invalid="ignore"):
-        lo_c, hi_c = np.nanpercentile(per_class, [lo_q, hi_q], axis=0)
-    return {"difference": observed, "low": float(np.percentile(diff, lo_q)), "high": float(np.percentile(diff, hi_q)),
-            "per_class": [{"difference": float(d), "low": float(lo), "high": float(hi)}
-                          for d, lo, hi in zip(obs_class, lo_c, hi_c)]}
-
-
-def _class_iou(mats: np.ndarray) -> np.ndarray:
+def class_iou(mats: np.ndarray) -> np.ndarray:
+    """IoU per class of each confusion matrix in ``... x C x C``; NaN for classes absent from both."""
+    mats = np.asarray(mats, np.float64)
     diag = np.diagonal(mats, axis1=-2, axis2=-1)
     union = mats.sum(-1) + mats.sum(-2) - diag
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, diag / np.where(union > 0, union, 1), np.nan)
+
+
+def miou_of(mats: np.ndarray) -> np.ndarray:
+    """mIoU of each confusion matrix in ``... x C x C``, as ``seg_core.metrics.summarize`` computes
+    it: classes absent from target and prediction do not count."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a matrix with no class present: NaN
+        return np.nanmean(class_iou(mats), axis=-1)
+
+
+def paired_bootstrap(new: np.ndarray, old: np.ndarray, n_boot: int = 2000, level: float = 0.95,
+                     seed: int = 0) -> dict:
+    """Interval of mIoU(new) - mIoU(old), and of each class's IoU difference, over images: both
+    models' per-image confusion matrices (``N x C x C``) are resampled with the same image draws,
+    so image difficulty cancels out. ``share_not_above_0``: the resamples where new is no better."""
+    new, old = np.asarray(new), np.asarray(old)
+    if new.shape != old.shape or new.ndim != 3:
+        raise ValueError(f"per-image confusion matrices must match (N x C x C): {new.shape} vs {old.shape}")
+    n, c = len(new), new.shape[-1]
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1)
+    # Counts times matrices in float64 (BLAS): exact while totals stay below 2**53.
+    boot_new = (counts @ new.reshape(n, -1).astype(np.float64)).reshape(n_boot, c, c)
+    boot_old = (counts @ old.reshape(n, -1).astype(np.float64)).reshape(n_boot, c, c)
+    deltas = miou_of(boot_new) - miou_of(boot_old)
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(deltas, [tail, 100 - tail])
+    per_class = class_iou(boot_new) - class_iou(boot_old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class absent from every resample
+        lo_c, hi_c = np.nanpercentile(per_class, [tail, 100 - tail], axis=0)
+    obs_c = class_iou(new.sum(0)) - class_iou(old.sum(0))
+    return {"delta": float(miou_of(new.sum(0)) - miou_of(old.sum(0))), "lo": float(lo), "hi": float(hi),
+            "level": level, "n_boot": n_boot, "images": n, "share_not_above_0": float(np.mean(deltas <= 0)),
+            "per_class": [{"delta": float(d), "lo": float(a), "hi": float(b)} for d, a, b in zip(obs_c, lo_c, hi_c)]}

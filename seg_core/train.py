@@ -12,8 +12,12 @@ Built for 2 CPU cores first and a GPU when there is one:
 * every epoch ends with an atomic resume state, so ``--resume`` after a kill -9 loses at most the
   epoch under way, and each epoch's randomness is seeded from (seed, epoch), so a resumed run
   matches an uninterrupted one;
-* on CUDA: bf16 autocast, channels_last, optional ``torch.compile``, no per-step host sync; with
-  ``torchrun`` the steps are split over processes with DDP (gloo on CPU, nccl on GPU).
+* on CUDA: bf16 autocast, channels_last, cudnn.benchmark, optional ``torch.compile``, data,
+  augmentation and EMA on the GPU with no per-step host sync (the second epoch counts them); with
+  ``torchrun`` the steps are split over processes with DDP (gloo on CPU, nccl on GPU);
+* GPU mode (``eval_interval_s``, ``save_state=False``, ``deadline_s``): an epoch of a few seconds
+  is cheaper than evaluating and writing checkpoints, so those run on a wall-clock timer and at the
+  end, with no resume state (see ``scripts/gpu_campaign.py``).
 """
 
 from __future__ import annotations
@@ -67,6 +71,12 @@ class TrainConfig:
     init: str | None = None
     freeze_encoder_epochs: int = 0
     compile: bool = False
+    # GPU mode: evaluate + save every eval_interval_s seconds (and at the end) instead of every epoch;
+    # save_state=False writes no resume state; deadline_s ends an epochs run early (evaluated and
+    # saved) when the next epoch would not finish inside it, a guard for a borrowed machine's limit.
+    eval_interval_s: float | None = None
+    save_state: bool = True
+    deadline_s: float | None = None
     limit: int | None = None  # use the first N train pairs (tests, quick looks)
     val_limit: int | None = None
     extra: dict = field(default_factory=dict)
@@ -88,7 +98,7 @@ def phase_augment(p: float, cfg: TrainConfig) -> Augment:
 
 def class_weights(labels: torch.Tensor, power: float, num_classes: int = NUM_CLASSES) -> torch.Tensor:
     """Median-frequency balancing softened by ``power`` and clipped to [0.1, 10]."""
-    counts = torch.bincount(labels.reshape(-1).long(), minlength=256)[:num_classes].double()
+    counts = torch.bincount(labels.reshape(-1).long(), minlength=256)[:num_classes].double().cpu()
     freq = counts / counts.sum()
     present = freq > 0
     w = torch.ones(num_classes, dtype=torch.float64)
@@ -109,11 +119,43 @@ class EMA:
     @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))
+        ema_f, new_f, ema_i, new_i = [], [], [], []
         for k, v in model.state_dict().items():
             if v.is_floating_point():
-                self.state[k].lerp_(v.detach(), 1 - d)
+                ema_f.append(self.state[k])
+                new_f.append(v.detach())
             else:
-                self.state[k].copy_(v)
+                ema_i.append(self.state[k])
+                new_i.append(v)
+        # One multi-tensor kernel each instead of one launch per tensor (ResNet-50: ~320 per step).
+        torch._foreach_lerp_(ema_f, new_f, 1 - d)
+        if ema_i:
+            torch._foreach_copy_(ema_i, new_i)
+
+
+class _SyncCounter:
+    """Counts CUDA host syncs inside a ``with`` block (``torch.cuda.set_sync_debug_mode``); a no-op
+    when not ``enabled``."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.count = enabled, 0
+
+    def __enter__(self):
+        if self.enabled:
+            import warnings
+
+            self._catch = warnings.catch_warnings(record=True)
+            self._caught = self._catch.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            torch.cuda.set_sync_debug_mode("default")
+            self.count = sum("synchroniz" in str(w.message) for w in self._caught)
+            self._catch.__exit__(*exc)
+        return False
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -161,8 +203,13 @@ class Trainer:
             src = load_model(cfg.init, arch=cfg.arch)
             self.model.load_state_dict(src.state_dict())
         self.model.to(self.device).to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes per phase: autotune each conv once
+            torch.set_float32_matmul_precision("high")
         self.train_images, self.train_labels = (t.to(self.device) for t in train)
-        self.val = val
+        on_gpu = self.device.type == "cuda" and val is not None
+        self.val = tuple(t.to(self.device) for t in val) if on_gpu else val
+        self._eval_model: SegmentationNetwork | None = None
         self.weights = class_weights(train[1], cfg.class_weight_power).to(self.device)
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
@@ -179,7 +226,8 @@ class Trainer:
             # A frozen encoder leaves parameters without gradients for a while: DDP must know.
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, find_unused_parameters=cfg.freeze_encoder_epochs > 0)
-        self.forward = torch.compile(self.net) if cfg.compile else self.net
+        # dynamic=False: the two phases' crop sizes compile once each instead of into slower dynamic kernels.
+        self.forward = torch.compile(self.net, dynamic=False) if cfg.compile else self.net
         if resume:
             self._load_state()
 
@@ -215,8 +263,14 @@ class Trainer:
         self.log(f"resumed {self.cfg.arch} after epoch {self.epoch} (step {self.step}, {self.elapsed:.0f}s)")
 
     def _ema_model(self) -> SegmentationNetwork:
-        model = build_model(self.model.config).to(self.device)
+        """The EMA weights in a model built once per run (building costs a CPU init of every layer)."""
+        if self._eval_model is None:
+            self._eval_model = build_model(self.model.config).to(self.device)
+            if self.device.type == "cuda":
+                self._eval_model.to(memory_format=torch.channels_last)
+        model = self._eval_model
         model.load_state_dict(self.ema.state)
+        model.config.metrics = {}
         return model.eval()
 
     # -- loop ----------------------------------------------------------------------------
@@ -251,6 +305,7 @@ class Trainer:
     def run(self) -> dict:
         cfg = self.cfg
         self._end_cost = 0.0  # the slowest evaluation + checkpoint writes seen so far, in seconds
+        run_start = self._last_eval = time.monotonic()
         total_epochs = cfg.epochs or 10**9
         sys_info = f"{self.device}, {torch.get_num_threads()} threads, world {self.world}"
         if self.is_main:
@@ -265,38 +320,106 @@ class Trainer:
             done = stats.pop("stopped") or (cfg.epochs is not None and self.epoch + 1 >= cfg.epochs)
             self.epoch += 1
             train_time = time.monotonic() - wall_start
+            if not done and cfg.deadline_s is not None:
+                # The next epoch (as long as this one, plus the final evaluation) must end inside the deadline.
+                cut = time.monotonic() - run_start + 1.2 * train_time + self._end_cost > cfg.deadline_s
+                if self.world > 1:  # every process stops after the same epoch
+                    flag = torch.tensor([float(cut)], device=self.device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    cut = bool(flag.item())
+                if cut:
+                    done = stats["cut_by_deadline"] = True
             if self.is_main:
                 t0 = time.monotonic()
-                model = self._ema_model()
-                if self.val is not None and (done or self.epoch % cfg.eval_every == 0):
-                    metrics, _ = evaluate(TorchRunner(model), *self.val, batch_size=cfg.batch_size)
-                    stats.update(val_miou=metrics["miou"], val_pixel_acc=metrics["pixel_acc"],
-                                 val_class_acc=metrics["class_acc"], eval_s=time.monotonic() - t0)
-                    if metrics["miou"] > self.best:
-                        self.best = metrics["miou"]
-                        self._export(model, self.out / "best.safetensors", metrics)
-                self._export(model, self.out / "last.safetensors", None)
+                on_timer = cfg.eval_interval_s is not None
+                checkpoint = done or not on_timer or t0 - self._last_eval >= cfg.eval_interval_s
+                if checkpoint:
+                    model = self._ema_model()
+                    if self.val is not None and (done or on_timer or self.epoch % cfg.eval_every == 0):
+                        metrics, _ = evaluate(TorchRunner(model), *self.val, batch_size=cfg.batch_size)
+                        stats.update(val_miou=metrics["miou"], val_pixel_acc=metrics["pixel_acc"],
+                                     val_class_acc=metrics["class_acc"], eval_s=time.monotonic() - t0)
+                        if metrics["miou"] > self.best:
+                            self.best = metrics["miou"]
+                            self._export(model, self.out / "best.safetensors", metrics)
+                    self._export(model, self.out / "last.safetensors", None)
                 self.elapsed = elapsed_before + (time.monotonic() - wall_start)
                 stats.update(epoch=self.epoch, step=self.step, elapsed_s=round(self.elapsed, 1),
                              train_s=round(train_time, 1))
                 self.history.append(stats)
-                self._save_state()  # the resume point comes first: the logs never run ahead of it
-                self._write_logs()
+                if checkpoint:
+                    if cfg.save_state:
+                        self._save_state()  # the resume point comes first: the logs never run ahead of it
+                    self._write_logs()
+                    self._last_eval = time.monotonic()
                 self.elapsed = elapsed_before + (time.monotonic() - wall_start)  # count the writes too
                 self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
-                # The slowest, not the last: one epoch may have skipped its evaluation, or been quick.
-                self._end_cost = max(self._end_cost, time.monotonic() - t0)
+                if checkpoint:
+                    # The slowest, not the last: one epoch may have skipped its evaluation, or been quick.
+                    self._end_cost = max(self._end_cost, time.monotonic() - t0)
             else:
                 self.elapsed = elapsed_before + (time.monotonic() - wall_start)
             if self.world > 1:
                 dist.barrier()
         return {"best_miou": self.best, "epochs": self.epoch, "steps": self.step, "elapsed_s": self.elapsed}
 
+    def _step(self, idx: torch.Tensor, aug: Augment, g: torch.Generator, lr: float) -> torch.Tensor:
+        """One optimiser step on the train pairs ``idx`` (a tensor on the device); returns the loss
+        as a device tensor, so nothing here waits for the GPU."""
+        x, y = augment_batch(self.train_images[idx], self.train_labels[idx], aug, g,
+                             mean=self.model.config.mean, std=self.model.config.std)
+        x = x.contiguous(memory_format=torch.channels_last)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            logits = self.forward(x)
+        logits = logits.float()
+        loss = F.cross_entropy(logits, y, weight=self.weights, ignore_index=IGNORE_INDEX)
+        if self.cfg.dice_weight:
+            loss = loss + self.cfg.dice_weight * self.dice(logits, y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        self.ema.update(self.model, self.step)
+        return loss.detach()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def benchmark(self, size: int, steps: int = 8, warmup: int = 2) -> dict:
+        """Time real training steps (augmentation, loss, optimiser, EMA) at crop ``size``: the first
+        step's seconds (autotuning, compilation) and the mean of ``steps`` after ``warmup`` more.
+        It trains the weights: use a throwaway Trainer (the smoke step of ``scripts/gpu_campaign.py``)."""
+        self.model.train()
+        g = torch.Generator().manual_seed(self.cfg.seed)
+        n, batch = len(self.train_images), self.cfg.batch_size
+        picks = torch.randint(n, (1 + warmup + steps, batch), generator=g).to(self.device)
+        aug = Augment(size=(size, size), scale=self.cfg.final_scale)
+        lr = schedule_lr(0.5, self.cfg)
+        self._sync()
+        t0 = time.monotonic()
+        loss = self._step(picks[0], aug, g, lr)
+        self._sync()
+        first = time.monotonic() - t0
+        for i in range(warmup):
+            self._step(picks[1 + i], aug, g, lr)
+        self._sync()
+        t0 = time.monotonic()
+        for i in range(steps):
+            loss = self._step(picks[1 + warmup + i], aug, g, lr)
+        self._sync()
+        per_step = (time.monotonic() - t0) / max(1, steps)
+        if not math.isfinite(float(loss)):
+            raise FloatingPointError(f"{self.cfg.arch}: the loss is not finite at crop {size}")
+        return {"first_s": first, "step_s": per_step, "img_s": batch / per_step}
+
     def _train_epoch(self, wall_start: float) -> dict:
         cfg = self.cfg
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch)
         torch.manual_seed(cfg.seed * 100_003 + self.epoch)  # dropout
-        order = torch.randperm(len(self.train_images), generator=g)[self.rank :: self.world]
+        order = torch.randperm(len(self.train_images), generator=g)[self.rank :: self.world].to(self.device)
         encoder = getattr(self.model.net, "encoder", None)
         frozen = self.epoch < cfg.freeze_encoder_epochs and encoder is not None
         if encoder is not None:
@@ -311,38 +434,27 @@ class Trainer:
             from tqdm import tqdm
 
             steps = tqdm(steps, desc=f"epoch {self.epoch + 1}", unit="step", file=sys.stderr, leave=False)
-        for i in steps:
-            p = self.progress(wall_start)
-            if cfg.time_budget and self._should_stop(p, i):
-                stopped = True
-                break
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            aug = phase_augment(p, cfg)
-            x, y = augment_batch(self.train_images[idx.to(self.device)], self.train_labels[idx.to(self.device)], aug, g,
-                                 mean=self.model.config.mean, std=self.model.config.std)
-            x = x.contiguous(memory_format=torch.channels_last)
-            lr = schedule_lr(p, cfg)
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                logits = self.forward(x)
-            logits = logits.float()
-            loss = F.cross_entropy(logits, y, weight=self.weights, ignore_index=IGNORE_INDEX)
-            if cfg.dice_weight:
-                loss = loss + cfg.dice_weight * self.dice(logits, y)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            self.step += 1
-            self.ema.update(self.model, self.step)
-            loss_sum += loss.detach()
-            images += len(idx)
-            n_steps += 1
+        # The second CUDA epoch counts the host syncs of its steps (there should be none; the first
+        # epoch's cuDNN autotuning may sync).
+        count_syncs = self.device.type == "cuda" and self.epoch == 1
+        with _SyncCounter(count_syncs) as syncs:
+            for i in steps:
+                p = self.progress(wall_start)
+                if cfg.time_budget and self._should_stop(p, i):
+                    stopped = True
+                    break
+                idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                loss_sum += self._step(idx, phase_augment(p, cfg), g, schedule_lr(p, cfg))
+                images += len(idx)
+                n_steps += 1
+        loss = (loss_sum / max(1, n_steps)).item()  # the epoch's one wait for the device
         seconds = time.monotonic() - wall_start
-        stats = {"loss": (loss_sum / max(1, n_steps)).item(), "lr": schedule_lr(p, cfg), "res": phase_augment(p, cfg).size[0],
+        stats = {"loss": loss, "lr": schedule_lr(p, cfg), "res": phase_augment(p, cfg).size[0],
                  "img_s": images * self.world / max(seconds, 1e-9), "stopped": stopped, "steps": n_steps}
         if self.device.type == "cuda":
             stats["max_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            if count_syncs:
+                stats["host_syncs"] = syncs.count
         return stats
 
     def _export(self, model: SegmentationNetwork, path: Path, metrics: dict | None) -> None:

@@ -32,13 +32,14 @@ def normalize(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> tor
     x = images.float()
     if images.dtype == torch.uint8:
         x = x / 255.0
-    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    # Built on the CPU and copied without waiting: torch.tensor(..., device="cuda") syncs the host.
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1).to(x.device, non_blocking=True)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1).to(x.device, non_blocking=True)
     return (x - m) / s
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device) -> torch.Tensor:
-    return (torch.rand(n, generator=g) * (hi - lo) + lo).to(device)
+    return (torch.rand(n, generator=g) * (hi - lo) + lo).to(device, non_blocking=True)
 
 
 def color_jitter(x: torch.Tensor, aug: Augment, g: torch.Generator) -> torch.Tensor:
@@ -60,7 +61,7 @@ def augment_batch(images: torch.Tensor, labels: torch.Tensor, aug: Augment, g: t
     """uint8 photos ``N x 3 x H x W`` and labels ``N x H x W`` → normalised crops and long labels.
 
     Randomness comes only from ``g`` (a CPU generator), so a seeded run is reproducible on any
-    device.
+    device; the few random numbers are copied to the device without waiting for it.
     """
     n, _, h, w = images.shape
     out_h, out_w = aug.size
@@ -78,10 +79,10 @@ def augment_batch(images: torch.Tensor, labels: torch.Tensor, aug: Augment, g: t
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 0, 2] = ax * flip, cx
     theta[:, 1, 1], theta[:, 1, 2] = ay, cy
-    grid = F.affine_grid(theta.to(device), [n, 3, out_h, out_w], align_corners=False)
+    grid = F.affine_grid(theta.to(device, non_blocking=True), [n, 3, out_h, out_w], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     # Labels + 1 so that zero padding becomes -1 → ignore after the shift back.
     y = F.grid_sample((labels.float() + 1).unsqueeze(1), grid, mode="nearest", padding_mode="zeros",
                       align_corners=False).squeeze(1).long() - 1
-    y[(y < 0) | (y == IGNORE_INDEX)] = IGNORE_INDEX
+    y.masked_fill_((y < 0) | (y == IGNORE_INDEX), IGNORE_INDEX)  # not y[mask] = ...: no nonzero(), no host sync
     return x, y

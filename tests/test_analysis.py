@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from seg_core.analysis import (ConfidenceStats, bootstrap_difference, confidence, ensemble_probabilities, miou_of)
+from seg_core.analysis import ConfidenceStats, confidence, ensemble_probabilities, miou_of, paired_bootstrap
 from seg_core.data import load_split
 from seg_core.evaluate import evaluate, evaluate_many
 from seg_core.folder_scores import folder_scores, rows
@@ -77,14 +77,14 @@ def test_ensemble_probabilities_and_bootstrap():
         ensemble_probabilities([a, b], [1])
     rng = np.random.default_rng(0)
     mats = rng.integers(0, 50, (40, 4, 4))
-    same = bootstrap_difference(mats, mats)
-    assert same["difference"] == same["low"] == same["high"] == 0
+    same = paired_bootstrap(mats, mats)
+    assert same["delta"] == same["lo"] == same["hi"] == 0
     better = mats.copy()
     better[:, np.arange(4), np.arange(4)] += 100  # every image: more right pixels
-    boot = bootstrap_difference(better, mats)
-    assert 0 < boot["low"] <= boot["difference"] <= boot["high"]
-    assert boot["difference"] == pytest.approx(miou_of(better.sum(0)) - miou_of(mats.sum(0)))
-    assert len(boot["per_class"]) == 4 and all(c["low"] > 0 for c in boot["per_class"])
+    boot = paired_bootstrap(better, mats)
+    assert 0 < boot["lo"] <= boot["delta"] <= boot["hi"] and boot["share_not_above_0"] == 0
+    assert boot["delta"] == pytest.approx(miou_of(better.sum(0)) - miou_of(mats.sum(0)))
+    assert len(boot["per_class"]) == 4 and all(c["lo"] > 0 for c in boot["per_class"])
 
 
 def test_predict_with_confidence_and_ensemble(weights_dir):

@@ -14,6 +14,7 @@ one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import sys
 from pathlib import Path
 
 from seg_core import settings
-from seg_core.config import TTA_MODES
+from seg_core.config import TTA_MODES, TrainConfig
 from seg_core.registry import ARCH_NAMES
 
 DEFAULT_DATA = settings.DATA_ROOT
@@ -63,44 +64,59 @@ def default_val(data: Path) -> Path | None:
     return candidate if candidate != data and candidate.exists() else None
 
 
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return value
+
+
+PARSERS = {"positive": positive_int, "duration": parse_duration, "fraction": fraction, "int": int, "float": float,
+           "str": str}
+CHOICES = {"archs": ARCH_NAMES}
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per field of the dataclass ``cls`` made with ``seg_core.config.option``: its name
+    (``--final-size``), default, help, parser and choices all come from the field."""
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for f in dataclasses.fields(cls):
+        meta = dict(f.metadata)
+        if "help" not in meta:
+            continue
+        target = parser
+        if "group" in meta:
+            if meta["group"] not in groups:
+                groups[meta["group"]] = parser.add_mutually_exclusive_group()
+            target = groups[meta["group"]]
+        kw: dict = {"dest": f.name, "default": f.default, "help": meta["help"]}
+        if isinstance(f.default, bool):
+            kw["action"] = "store_false" if f.default else "store_true"
+        elif isinstance(f.default, tuple):
+            kw.update(nargs=len(f.default), type=float, metavar=("LOW", "HIGH"))
+        else:
+            kw["type"] = PARSERS[meta.get("type", type(f.default).__name__)]
+        if "choices" in meta:
+            kw["choices"] = CHOICES.get(meta["choices"], meta["choices"])
+        target.add_argument(meta.get("flag", "--" + f.name.replace("_", "-")), **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train and evaluate Cityscapes segmentation models.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--arch", choices=ARCH_NAMES, default="unet", help="architecture")
-    t.add_argument("--encoder", default=None, help="smp encoder name (default: resnet18 / vgg16_bn / resnet50)")
-    t.add_argument("--encoder-weights", choices=("imagenet",), default=None,
-                   help="start the encoder from ImageNet weights (needs the network)")
     t.add_argument("--data", type=Path, default=DEFAULT_DATA / "train", help="train pairs folder or .npz pack")
     t.add_argument("--val", type=Path, default=None, help="val pairs folder or pack (default: 'val' beside --data)")
     t.add_argument("--no-val", action="store_true", help="train without validation (best = last)")
     t.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, resume state")
-    length = t.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=positive_int, help="train for this many epochs")
-    length.add_argument("--time-budget", type=parse_duration,
-                        help="wall-clock budget (e.g. 120m): the LR and resolution schedule follow time, "
-                             "and the run ends with evaluated checkpoints inside it")
-    t.add_argument("--batch-size", type=positive_int, default=16, help="images per step (per process)")
-    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, one-cycle)")
-    t.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay")
-    t.add_argument("--crop", type=positive_int, default=128, help="crop side during the low-resolution phase")
-    t.add_argument("--final-size", type=positive_int, default=256, help="image side of the last phase and model input")
-    t.add_argument("--final-frac", type=float, default=0.25, help="fraction of the schedule at --final-size")
-    t.add_argument("--dice-weight", type=float, default=0.5, help="weight of the Dice term added to cross-entropy")
-    t.add_argument("--class-weight-power", type=float, default=0.5,
-                   help="class weights (median freq / freq) ** power; 0 turns them off")
-    t.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay of the evaluated weights")
-    t.add_argument("--seed", type=int, default=0, help="random seed")
-    t.add_argument("--eval-every", type=positive_int, default=1, help="evaluate every N epochs")
-    t.add_argument("--init", type=Path, default=None, help="start from this checkpoint (fine-tuning)")
-    t.add_argument("--freeze-encoder-epochs", type=int, default=0, help="keep the encoder frozen this many epochs")
     t.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished epoch")
     t.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
-    t.add_argument("--compile", action="store_true", help="torch.compile the model (helps on a GPU)")
-    t.add_argument("--limit", type=positive_int, default=None, help="use only the first N train pairs")
-    t.add_argument("--val-limit", type=positive_int, default=None, help="use only the first N val pairs")
+    add_config_flags(t, TrainConfig)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     e.add_argument("--weights", required=True,
@@ -211,7 +227,7 @@ def cmd_train(args) -> int:
 
     from seg_core.data import load_split
     from seg_core.runtime import keep_freed_memory
-    from seg_core.train import TrainConfig, Trainer
+    from seg_core.train import Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -223,21 +239,12 @@ def cmd_train(args) -> int:
 
         _, meta = read_tensors(args.out / "state.safetensors")
         saved = json.loads(meta["trainer"])["train_config"]
-        cfg = TrainConfig(**{**saved, "crop_scale": tuple(saved["crop_scale"]),
-                             "final_scale": tuple(saved["final_scale"])})
+        cfg = TrainConfig(**saved)
     else:
         if args.epochs is None and args.time_budget is None:
             raise UsageError("give --epochs N or --time-budget DURATION")
-        if not 0 <= args.final_frac <= 1:
-            raise UsageError("--final-frac must be between 0 and 1")
-        cfg = TrainConfig(arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
-                          epochs=args.epochs, time_budget=args.time_budget, batch_size=args.batch_size,
-                          lr=args.lr, weight_decay=args.weight_decay, crop=args.crop, final_size=args.final_size,
-                          final_frac=args.final_frac, dice_weight=args.dice_weight,
-                          class_weight_power=args.class_weight_power, ema_decay=args.ema_decay, seed=args.seed,
-                          eval_every=args.eval_every, init=str(args.init) if args.init else None,
-                          freeze_encoder_epochs=args.freeze_encoder_epochs, compile=args.compile,
-                          limit=args.limit, val_limit=args.val_limit)
+        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                             if "help" in f.metadata})
     if cfg.final_size % 32:
         raise UsageError("--final-size must be a multiple of 32")
     if cfg.crop % 32:

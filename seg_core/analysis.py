@@ -1,8 +1,9 @@
 """How the models differ and how sure they are: confidence maps, their calibration, the ensemble,
 and paired bootstrap intervals over images.
 
-* ``confidence(probs)``: 1 - normalised entropy of the class probabilities, in [0, 1], 1 = sure
-  (chosen over the top-1 probability and the top-1/top-2 margin by its AUROC on val; README).
+* ``confidence(probs)``: the top-1 class probability, in [0, 1], 1 = sure (chosen over 1 - normalised
+  entropy and the top-1/top-2 margin by its AUROC on val, and it is the quantity that ECE checks;
+  README).
 * ``ConfidenceStats``: accumulates, pixel by pixel, whether a confidence tells right from wrong
   (AUROC, from histograms) and whether the top-1 probability is calibrated (ECE, reliability bins).
 * ``ensemble_probabilities``: the weighted mean of several models' probabilities.
@@ -16,10 +17,10 @@ import warnings
 
 import numpy as np
 
-CONFIDENCE_KINDS = ("entropy", "top1", "margin")
+CONFIDENCE_KINDS = ("top1", "entropy", "margin")
 
 
-def confidence(probs: np.ndarray, kind: str = "entropy") -> np.ndarray:
+def confidence(probs: np.ndarray, kind: str = "top1") -> np.ndarray:
     """``... x h x w`` float32 confidence in [0, 1] of ``... x C x h x w`` probabilities."""
     probs = np.asarray(probs, dtype=np.float32)
     c = probs.shape[-3]

@@ -1,8 +1,9 @@
-"""The model config: the single source of truth saved inside every checkpoint.
+"""The configs: ``ModelConfig``, saved inside every checkpoint, and ``TrainConfig``, a training run.
 
 A checkpoint holds one ``ModelConfig`` as JSON, so a checkpoint alone rebuilds its model and knows
 how to feed it (input size, mean/std, classes). Training settings and measured metrics ride along
-as plain dicts for the model card.
+as plain dicts for the model card. Each ``TrainConfig`` field made with ``option`` is also a flag of
+``train_cli.py train``, with its default and help from here (no torch is imported for ``--help``).
 """
 
 from __future__ import annotations
@@ -59,3 +60,53 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown config keys {sorted(unknown)}")
         return cls(**data)
+
+
+def option(default, help: str, **cli):
+    """A ``TrainConfig`` field that ``train_cli.py train`` offers as a flag. ``cli`` may hold
+    ``type`` (a parser name of train_cli: positive, duration, fraction, int, float, str), ``choices``,
+    ``group`` (flags of one group exclude each other) and ``flag`` (another flag name)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
+@dataclass
+class TrainConfig:
+    arch: str = option("unet", "architecture", choices="archs")
+    encoder: str | None = option(None, "smp encoder name; none: the architecture's own", type="str")
+    encoder_weights: str | None = option(None, "start the encoder from ImageNet weights (needs the network)",
+                                         type="str", choices=("imagenet",))
+    # Exactly one of epochs / time_budget (seconds).
+    epochs: int | None = option(None, "train for this many epochs", type="positive", group="length")
+    time_budget: float | None = option(
+        None, "wall-clock budget (e.g. 120m): the LR and resolution schedule follow time, and the run ends "
+              "with evaluated checkpoints inside it", type="duration", group="length")
+    batch_size: int = option(16, "images per step (per process)", type="positive")
+    lr: float = option(2e-3, "peak learning rate (AdamW, one-cycle)")
+    weight_decay: float = option(1e-2, "AdamW weight decay")
+    warmup: float = option(0.03, "fraction of the schedule spent warming the LR up", type="fraction")
+    crop: int = option(128, "crop side during the low-resolution phase", type="positive")
+    crop_scale: tuple[float, float] = option((0.5, 1.5), "random zoom range of the low-resolution phase")
+    final_size: int = option(256, "image side of the last phase and the model's input size", type="positive")
+    final_frac: float = option(0.25, "fraction of the schedule at --final-size", type="fraction")
+    final_scale: tuple[float, float] = option((0.75, 1.25), "random zoom range of the last phase")
+    dice_weight: float = option(0.5, "weight of the Dice term added to cross-entropy")
+    class_weight_power: float = option(0.5, "class weights (median freq / freq) ** power; 0 turns them off")
+    ema_decay: float = option(0.999, "EMA decay of the evaluated weights")
+    seed: int = option(0, "random seed")
+    eval_every: int = option(1, "evaluate every N epochs", type="positive")
+    init: str | None = option(None, "start from this checkpoint (fine-tuning)", type="str")
+    freeze_encoder_epochs: int = option(0, "keep the encoder frozen this many epochs")
+    compile: bool = option(False, "torch.compile the model (helps on a GPU)")
+    # GPU mode: evaluate and save on a timer instead of every epoch, no resume state, and a deadline
+    # that ends an epochs run early (evaluated and saved) when the next epoch would not fit.
+    eval_interval_s: float | None = option(None, "evaluate and save every this long (e.g. 30s) instead of "
+                                                 "every epoch", type="duration")
+    save_state: bool = option(True, "write no resume state (--resume is then impossible)", flag="--no-resume-state")
+    deadline_s: float | None = option(None, "with --epochs: stop early, evaluated and saved, when the next "
+                                            "epoch would end after this long", type="duration")
+    limit: int | None = option(None, "use only the first N train pairs", type="positive")
+    val_limit: int | None = option(None, "use only the first N val pairs", type="positive")
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.crop_scale, self.final_scale = tuple(self.crop_scale), tuple(self.final_scale)  # from JSON lists

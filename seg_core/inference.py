@@ -178,7 +178,8 @@ def predict(runner: Runner, image, tta: str = "none") -> np.ndarray:
 class Prediction:
     mask: np.ndarray  # H x W uint8 train ids
     seconds: float  # wall time of this model alone: forward pass, upsampling, argmax
-    #: h x w float16 confidence in [0, 1] at the model's resolution (``seg_core.analysis.confidence``),
+    #: h x w float16 confidence in [0, 1] at the model's resolution (``seg_core.analysis.confidence``:
+    #: the top-1 probability),
     #: when asked for; kept small so that caches of many scenes stay small.
     model_confidence: np.ndarray | None = None
 

@@ -15,6 +15,7 @@ show the others and explain the gap.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,22 @@ class Missing:
 
     def __str__(self) -> str:
         return f"{self.reason}; train it with: {self.command}"
+
+
+#: ``weights/ensemble.json``: ``{"weights": {model name: weight}, ...}``, the ensemble's weights and
+#: how they were chosen (``benchmarks/analyse_val.py``); without it the models weigh the same.
+ENSEMBLE_FILE = "ensemble.json"
+
+
+def read_ensemble_weights(weights_dir: Path) -> dict[str, float] | None:
+    path = Path(weights_dir) / ENSEMBLE_FILE
+    if not path.is_file():
+        return None
+    try:
+        weights = json.loads(path.read_text())["weights"]
+        return {str(k): float(v) for k, v in weights.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # an unreadable file: equal weights, as without one
 
 
 def train_command(name: str) -> str:
@@ -64,6 +81,7 @@ class Predictor:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         self = cls()
+        self.ensemble_weights = read_ensemble_weights(weights_dir)
         for name in names:
             path = weights_dir / f"{name}.safetensors"
             if backend == "auto" and torch.device(device).type == "cpu" and self._load_exported(weights_dir, name, path, threads):

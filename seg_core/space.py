@@ -37,10 +37,10 @@ WEIGHTS_IN_SPACE = ["weights/*"]
 SPACE_IGNORE = ["data/*", "runs/*", "packs/*", "tests/*", "benchmarks/*", "docs/*", ".venv/*", "*__pycache__*",
                 "*.pyc", "*.tmp", "*.npz", "*/.export-*", ".streamlit/secrets.toml", ".*.tmp"]
 #: The model repo gets the weights folder: checkpoints, exported files, model card, logs.
-WEIGHTS_REPO_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "*.md", "*.csv", "*.html"]
+WEIGHTS_REPO_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "*.md", "*.csv", "*.html", "ensemble.json"]
 WEIGHTS_REPO_IGNORE = ["*.tmp", ".*"]
 #: What an app downloads at start-up: the checkpoints and the files exported from them.
-STARTUP_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "README.md"]
+STARTUP_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "ensemble.json", "README.md"]
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 

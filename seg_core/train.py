@@ -28,7 +28,6 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss
 
 from .checkpoint import CheckpointError, load_model, read_tensors, save_model, save_tensors
-from .config import ModelConfig
+from .config import ModelConfig, TrainConfig
 from .evaluate import evaluate
 from .files import atomic_path
 from .models import SegmentationNetwork, build_model
@@ -45,41 +44,6 @@ from .palette import IGNORE_INDEX, NUM_CLASSES
 from .runners import TorchRunner
 from .runtime import init_distributed
 from .transforms import Augment, augment_batch
-
-
-@dataclass
-class TrainConfig:
-    arch: str = "unet"
-    encoder: str | None = None
-    encoder_weights: str | None = None
-    epochs: int | None = None  # set exactly one of epochs / time_budget (seconds)
-    time_budget: float | None = None
-    batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 1e-2
-    warmup: float = 0.03  # fraction of progress spent warming the LR up
-    crop: int = 128  # crop side while p < 1 - final_frac
-    crop_scale: tuple[float, float] = (0.5, 1.5)
-    final_size: int = 256  # image side in the last phase (and the model's input size)
-    final_frac: float = 0.25
-    final_scale: tuple[float, float] = (0.75, 1.25)
-    dice_weight: float = 0.5
-    class_weight_power: float = 0.5  # w_c = (median freq / freq_c) ** power; 0 = unweighted
-    ema_decay: float = 0.999
-    seed: int = 0
-    eval_every: int = 1
-    init: str | None = None
-    freeze_encoder_epochs: int = 0
-    compile: bool = False
-    # GPU mode: evaluate + save every eval_interval_s seconds (and at the end) instead of every epoch;
-    # save_state=False writes no resume state; deadline_s ends an epochs run early (evaluated and
-    # saved) when the next epoch would not finish inside it, a guard for a borrowed machine's limit.
-    eval_interval_s: float | None = None
-    save_state: bool = True
-    deadline_s: float | None = None
-    limit: int | None = None  # use the first N train pairs (tests, quick looks)
-    val_limit: int | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def schedule_lr(p: float, cfg: TrainConfig) -> float:

@@ -14,7 +14,7 @@ from seg_core.analysis import ConfidenceStats, confidence, ensemble_probabilitie
 from seg_core.data import load_split
 from seg_core.evaluate import evaluate, evaluate_many
 from seg_core.folder_scores import folder_scores, rows
-from seg_core.inference import ENSEMBLE
+from seg_core.inference import ENSEMBLE, predict_many
 from seg_core.predictor import Predictor
 from seg_core.runners import load_runner
 from tests.conftest import ARCHS, synthetic_pair
@@ -173,3 +173,18 @@ def test_eval_ensemble_and_scores_commands(weights_dir, pairs_dir, tmp_path, cap
     assert main(["scores", "--weights", str(weights_dir), "--data", str(pairs_dir), "--out", str(tmp_path / "t.csv")]) == 0
     assert "from the cache" in capsys.readouterr().out
     assert main(["eval", "--weights", str(weights_dir / "unet.safetensors"), "--data", str(pairs_dir), "--ensemble"]) == 2
+
+
+def test_ensemble_weights_come_from_the_weights_folder(weights_dir, tmp_path):
+    folder = tmp_path / "weights"
+    shutil.copytree(weights_dir, folder)
+    assert Predictor.from_dir(folder).ensemble() == {n: 1.0 for n in ARCHS}
+    (folder / "ensemble.json").write_text('{"weights": {"unet": 0.5, "fcn_vgg16": 0, "fcn_resnet50": 0.5}}')
+    pred = Predictor.from_dir(folder)
+    assert pred.ensemble() == {"unet": 0.5, "fcn_resnet50": 0.5}  # a zero weight leaves a model out
+    photo = synthetic_pair(64, seed=6)[0]
+    mixed = predict_many({n: pred.models[n] for n in ("unet", "fcn_resnet50")}, photo,
+                         ensemble={"unet": 1, "fcn_resnet50": 1})[ENSEMBLE].mask
+    assert np.array_equal(pred.predict(photo, ensemble=True)[ENSEMBLE].mask, mixed)
+    (folder / "ensemble.json").write_text("not json")
+    assert Predictor.from_dir(folder).ensemble() == {n: 1.0 for n in ARCHS}

@@ -59,6 +59,7 @@ def test_the_apps_load_all_three_shipped_models_on_the_int8_path(shipped):
     assert fast.backends() == {name: "OpenVINO int8" for name in ARCH_NAMES}
     for name, runner in fast.models.items():
         assert runner.config.arch == name and runner.config.metrics.get("miou", 0) > 0.3, name
+    assert set(fast.ensemble()) == set(ARCH_NAMES)  # weights/ensemble.json names the three
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -68,11 +68,11 @@ from PIL import Image
 from seg_core import settings
 from seg_core.data import DataError, list_pairs
 from seg_core.files import atomic_path
-from seg_core.inference import ImageError, class_shares, load_image
+from seg_core.inference import ENSEMBLE, ImageError, class_shares, load_image
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
 from seg_core.space import WeightsError, weights_source
-from seg_core.viz import fit_within, legend_html, legend_rows, overlay, png_bytes
+from seg_core.viz import disagreement, fit_within, legend_html, legend_rows, overlay, png_bytes
 
 DATA_DIR = settings.data_dir()
 EXAMPLES_CACHE = settings.examples_cache()
@@ -145,12 +145,17 @@ def decode(value) -> np.ndarray:
 
 def model_key(predictor: Predictor, name) -> str:
     """The model a client asked for (``unet`` or ``U-Net``...), or a ``gr.Error`` that lists the choices."""
-    known = {n: n for n in (*ARCH_NAMES, *predictor.models, *predictor.missing)}
+    known = {n: n for n in (*ARCH_NAMES, *predictor.models, *predictor.missing, ENSEMBLE)}
     known.update({display_name(n).lower(): n for n in ARCH_NAMES})
     key = known.get(str(name or "").strip().lower())
     if key is None:
         raise _user_error(f"Unknown model {name!r}; choose one of: {', '.join(known_models(predictor))}.",
                        title="Unknown model")
+    if key == ENSEMBLE:
+        if not predictor.ensemble():
+            raise _user_error("The ensemble needs at least two models; this server has fewer.",
+                              title="Model not available")
+        return key
     if key not in predictor.models:
         why = str(predictor.missing[key]) if key in predictor.missing else "it is not loaded"
         raise _user_error(f"Model {key} is not available on this server: {why}", title="Model not available")
@@ -158,12 +163,13 @@ def model_key(predictor: Predictor, name) -> str:
 
 
 def known_models(predictor: Predictor) -> list[str]:
-    return list(dict.fromkeys((*ARCH_NAMES, *predictor.models)))
+    return list(dict.fromkeys((*ARCH_NAMES, *predictor.models, *([ENSEMBLE] if predictor.ensemble() else []))))
 
 
-def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None, tta: str = "none"):
+def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None, tta: str = "none",
+             **options):
     try:
-        return predictor.predict(rgb, names, tta)
+        return predictor.predict(rgb, names, tta, **options)
     except (RuntimeError, MemoryError) as err:  # e.g. out of memory on a small Space
         raise gr.Error(f"The model failed on this image ({type(err).__name__}); try a smaller image.") from err
 
@@ -208,6 +214,31 @@ def segment_inline_api(predictor: Predictor, image, model: str) -> dict:
     written, cached or fetched, one HTTP request fewer per call than ``/segment``."""
     mask = _segment(predictor, image, model)
     return {"mask_png_base64": base64.b64encode(png_bytes(mask)).decode("ascii"), "shares": class_shares(mask)}
+
+
+def _png_base64(array: np.ndarray) -> str:
+    return base64.b64encode(png_bytes(array)).decode("ascii")
+
+
+def analyze_api(predictor: Predictor, image, tta: str = "none") -> dict:
+    """``/analyze``: every loaded model and the ensemble in one call: each one's mask (PNG of train
+    ids) and confidence (8-bit grey PNG, 255 = sure), both at the image's size, per-class shares and
+    time; and the share of pixels where the models disagree."""
+    if not predictor.models:
+        raise _user_error("No model is loaded on this server.", title="No model")
+    rgb = decode(image)
+    preds = _predict(predictor, rgb, tta=tta if tta in ("none", "flip") else "none", confidence=True, ensemble=True)
+    singles = [p.mask for n, p in preds.items() if n != ENSEMBLE]
+    return {
+        "size": list(rgb.shape[:2]),
+        "disagreement": float(disagreement(singles).mean()) if len(singles) > 1 else 0.0,
+        "shared_ms": round(1000 * (preds.decode_seconds + preds.prepare_seconds), 1),
+        "models": {name: {"mask_png_base64": _png_base64(p.mask),
+                          "confidence_png_base64": _png_base64((p.confidence * 255).round().astype(np.uint8)),
+                          "mean_confidence": float(p.model_confidence.astype(np.float32).mean()),
+                          "shares": class_shares(p.mask), "ms": round(1000 * p.seconds, 1)}
+                   for name, p in preds.items()},
+    }
 
 
 # --------------------------------------------------------------------------------------------- page
@@ -343,7 +374,7 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
 
             Args:
                 image: the photo (JPEG, PNG, WebP, BMP, GIF, TIFF; at most 10 MB and 40 megapixels).
-                model: unet, fcn_vgg16 or fcn_resnet50.
+                model: unet, fcn_vgg16, fcn_resnet50, or ensemble (the weighted mean of their probabilities).
 
             Returns:
                 A PNG of train ids (0..18, see seg_core.palette.CLASS_NAMES) at the image's size, and
@@ -372,6 +403,28 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
 
         api_inline_button.click(segment_inline, [api_image, api_model], [api_inline], api_name="segment_inline",
                          preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference")
+
+        with gr.Column(visible=False):
+            api_tta = gr.Textbox(label="tta", value="none")
+            api_analysis = gr.JSON(label="masks, confidences and shares of every model and the ensemble")
+            api_analyze_button = gr.Button("analyze")
+
+        def analyze(image, tta):
+            """Every model and the ensemble on one image, in one call.
+
+            Args:
+                image: the photo (as for /segment).
+                tta: "none", or "flip" for mirror-image averaging.
+
+            Returns:
+                {"size": [h, w], "disagreement": share of pixels, "shared_ms": decode and resize,
+                "models": {name: {"mask_png_base64", "confidence_png_base64" (255 = sure),
+                "mean_confidence", "shares", "ms"}}}; names: unet, fcn_vgg16, fcn_resnet50, ensemble.
+            """
+            return analyze_api(predictor, image, tta)
+
+        api_analyze_button.click(analyze, [api_image, api_tta], [api_analysis], api_name="analyze",
+                                 preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference")
 
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo

@@ -6,7 +6,8 @@ checkpoint; otherwise quantised here, calibrated on ``--calib``). For each backe
 process (so that its peak memory is its own): each model's forward latency at its input size,
 the end-to-end three-model comparison of one upload (JPEG decode, resize, predict, upsample,
 argmax, colourise) at 256x512 and 1024x2048, the same at the first size with mirror-image
-averaging (``tta="flip"``, the apps' switch), peak resident memory, file sizes and, with
+averaging (``tta="flip"``, the apps' switch), with confidence maps, and with confidence maps and
+the ensemble, peak resident memory, file sizes and, with
 ``--val``, each model's val mIoU and the time of the whole evaluation. Models without weights are
 built with random weights (marked ``random``): latency does not depend on the weight values.
 With ``--train-steps N`` it also measures training images/s per model (on the GPU when there is
@@ -186,12 +187,14 @@ def print_table(result: dict, args) -> None:
             print(f"{b:<15}{name:<14}{result['weights'][name]:<9}{row['file_mib']:>9}{row['forward_ms']:>12}{miou}")
     first = args.upload.split(",")[0]
     print(f"{'backend':<15}" + "".join(f"{'e2e ' + s + ' ms':>20}" for s in args.upload.split(","))
-          + f"{'speed-up':>10}{'flip ' + first + ' ms':>20}{'peak RSS MiB':>14}" + (f"{'val s':>8}" if args.val else ""))
+          + f"{'speed-up':>10}{'flip ' + first + ' ms':>20}{'+confidence':>13}{'+ensemble':>11}{'peak RSS MiB':>14}"
+          + (f"{'val s':>8}" if args.val else ""))
     for b, r in backends.items():
         e2e = r["three_models_end_to_end_ms"]
         speed = f"{base['three_models_end_to_end_ms'][first] / e2e[first]:.1f}x" if base else "-"
         val = f"{r['val_seconds']:>8.1f}" if "val_seconds" in r else ""
         print(f"{b:<15}" + "".join(f"{e2e[s]:>20}" for s in e2e) + f"{speed:>10}{r['three_models_flip_ms'][first]:>20}"
+              + f"{r['three_models_confidence_ms'][first]:>13}{r['three_models_confidence_ensemble_ms'][first]:>11}"
               + f"{r['peak_rss_mib']:>14}{val}")
     for name, ips in result.get("training", {}).get("images_per_s", {}).items():
         print(f"training {name}: {ips} img/s ({result['training']['device']}, {result['training']['size']}px)")
@@ -232,6 +235,18 @@ def child(args) -> int:
             colorize(pred.mask)
 
     out["three_models_flip_ms"] = {first: round(timed(compare_flip, args.repeats) * 1000, 1)}
+
+    def compare_confidence():  # the confidence maps of the analysis view, and the ensemble
+        for pred in predict_many(models, data, confidence=True).values():
+            colorize(pred.mask)
+
+    def compare_ensemble():
+        members = {n: 1.0 for n in models}
+        for pred in predict_many(models, data, confidence=True, ensemble=members).values():
+            colorize(pred.mask)
+
+    out["three_models_confidence_ms"] = {first: round(timed(compare_confidence, args.repeats) * 1000, 1)}
+    out["three_models_confidence_ensemble_ms"] = {first: round(timed(compare_ensemble, args.repeats) * 1000, 1)}
     if args.val:
         from seg_core.data import load_split
 

@@ -53,6 +53,7 @@ def test_inference_benchmark_runs(weights_dir, pairs_dir):
         assert all(m["forward_ms"] > 0 and m["file_mib"] > 0 and 0 <= m["val_miou"] <= 1 for m in r["models"].values())
         assert r["three_models_end_to_end_ms"]["48x96"] > 0 and r["peak_rss_mib"] > 0 and r["val_images"] == 6
         assert r["three_models_flip_ms"]["48x96"] > 0
+        assert r["three_models_confidence_ms"]["48x96"] > 0 and r["three_models_confidence_ensemble_ms"]["48x96"] > 0
     sizes = {b: r["models"]["fcn_resnet50"]["file_mib"] for b, r in result["backends"].items()}
     assert sizes["openvino-int8"] < sizes["openvino"] / 3  # int8 weights: a quarter of fp32
     assert set(result["training"]["images_per_s"]) == {"unet", "fcn_vgg16", "fcn_resnet50"}

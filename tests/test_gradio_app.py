@@ -96,11 +96,36 @@ def test_segment_api_returns_class_ids_and_shares(app, client, photo, model):
     assert (ids == predict(app.predictor.models[model], photo)).mean() > 0.99
 
 
-def test_api_lists_segment_and_its_inline_form(client):
+def test_api_lists_segment_its_inline_form_and_analyze(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert list(endpoints) == ["/segment", "/segment_inline"]
-    for name in endpoints:
+    assert list(endpoints) == ["/segment", "/segment_inline", "/analyze"]
+    for name in ("/segment", "/segment_inline"):
         assert [p["parameter_name"] for p in endpoints[name]["parameters"]] == ["image", "model"]
+    assert [p["parameter_name"] for p in endpoints["/analyze"]["parameters"]] == ["image", "tta"]
+
+
+def test_segment_api_takes_the_ensemble(app, client, photo):
+    png, shares = client.predict(handle_file(str(photo)), "ensemble", api_name="/segment")
+    ids = np.asarray(Image.open(png))
+    expected = app.predictor.predict(load_image(photo), names=("ensemble",))["ensemble"].mask
+    assert ids.shape == (H, W) and (ids == expected).mean() > 0.99 and sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_analyze_returns_every_model_with_its_confidence_in_one_call(app, client, photo):
+    import base64
+    import io
+
+    answer = client.predict(handle_file(str(photo)), "none", api_name="/analyze")
+    assert answer["size"] == [H, W] and 0 <= answer["disagreement"] <= 1 and answer["shared_ms"] >= 0
+    assert list(answer["models"]) == ["unet", "fcn_vgg16", "fcn_resnet50", "ensemble"]
+    local = app.predictor.predict(load_image(photo), confidence=True, ensemble=True)
+    for name, entry in answer["models"].items():
+        mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(entry["mask_png_base64"]))))
+        conf = np.asarray(Image.open(io.BytesIO(base64.b64decode(entry["confidence_png_base64"]))))
+        assert mask.shape == conf.shape == (H, W) and conf.dtype == np.uint8
+        assert (mask == local[name].mask).mean() > 0.99
+        assert np.abs(conf / 255 - local[name].confidence).max() < 0.02
+        assert 0 < entry["mean_confidence"] <= 1 and sum(entry["shares"].values()) == pytest.approx(1.0)
 
 
 def test_segment_inline_returns_the_same_mask_in_the_answer(client, photo):

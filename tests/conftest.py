@@ -67,3 +67,19 @@ def real_data() -> Path:
     if not (REAL_DATA / "val").is_dir():
         pytest.skip(f"real data not found at {REAL_DATA} (the Cityscapes pairs are not redistributed)")
     return REAL_DATA
+
+
+def refuse_hub_downloads(monkeypatch, error: type, message: str) -> None:
+    """Make ``huggingface_hub.snapshot_download`` raise ``error`` (an HfHubHTTPError kind) as the Hub
+    does, with a 404 response; the apps' cached download is cleared first (the test clears it after)."""
+    import httpx2
+    import huggingface_hub
+
+    from seg_core import space
+
+    def snapshot_download(repo_id, **kwargs):
+        request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
+        raise error(message, response=httpx2.Response(404, request=request))
+
+    space._download.cache_clear()
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)

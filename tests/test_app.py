@@ -440,18 +440,12 @@ def test_public_mode_has_no_folder_box_and_shows_no_server_path(env, monkeypatch
 
 
 def test_a_weights_revision_the_hub_lacks_stops_the_page_with_the_reason(env, monkeypatch):
-    import httpx2
-    import huggingface_hub
     from huggingface_hub.errors import RevisionNotFoundError
 
     from seg_core import space
+    from tests.conftest import refuse_hub_downloads
 
-    def snapshot_download(repo_id, **kwargs):
-        request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
-        raise RevisionNotFoundError("404 Revision Not Found", response=httpx2.Response(404, request=request))
-
-    space._download.cache_clear()
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    refuse_hub_downloads(monkeypatch, RevisionNotFoundError, "404 Revision Not Found")
     monkeypatch.setenv("SEG_WEIGHTS_REPO", "lab/weights")
     monkeypatch.setenv("SEG_WEIGHTS_REVISION", "deadbeef")
     at = run_page("compare")

@@ -270,18 +270,12 @@ def test_examples_are_photo_halves_cached_outside_the_repo(app, tmp_path):
 
 def test_weights_repo_that_cannot_be_had_leaves_the_page_up_with_the_reason(app, monkeypatch, tmp_path):
     """SEG_WEIGHTS_REPO set to a repo the Hub does not have: no model, the sentence at the top."""
-    import huggingface_hub
-    import httpx2
     from huggingface_hub.errors import RepositoryNotFoundError
 
     from seg_core import space
+    from tests.conftest import refuse_hub_downloads
 
-    def snapshot_download(repo_id, **kwargs):
-        request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
-        raise RepositoryNotFoundError("404 Repository Not Found", response=httpx2.Response(404, request=request))
-
-    space._download.cache_clear()
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    refuse_hub_downloads(monkeypatch, RepositoryNotFoundError, "404 Repository Not Found")
     monkeypatch.setenv("SEG_WEIGHTS_REPO", "lab/gone")
     predictor, note = app.load_predictor()
     assert not predictor.models and note.startswith("the weights repo lab/gone (SEG_WEIGHTS_REPO) does not exist")

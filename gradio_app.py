@@ -7,7 +7,7 @@
 Configuration (environment variables, read at import; defaults in ``seg_core.settings``):
 
 - ``SEG_WEIGHTS_REPO`` (+ ``SEG_WEIGHTS_REVISION``): a Hub model repo (and commit) the weights are
-  downloaded from at start-up (``seg_core.space.weights_dir``); unset or offline, ``SEG_WEIGHTS_DIR``.
+  downloaded from at start-up (``seg_core.served_weights.weights_dir``); unset or offline, ``SEG_WEIGHTS_DIR``.
 - ``SEG_WEIGHTS_DIR``: folder with ``unet.safetensors``, ``fcn_vgg16.safetensors`` and
   ``fcn_resnet50.safetensors`` (default ``weights/`` next to this file), and their int8 OpenVINO
   exports (``<name>.int8.xml`` + ``.bin``), which are used instead when they match the checkpoint
@@ -71,7 +71,7 @@ from seg_core.files import atomic_path
 from seg_core.inference import ENSEMBLE, ImageError, class_shares, load_image
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
-from seg_core.space import WeightsError, weights_source
+from seg_core.served_weights import WeightsError, weights_source
 from seg_core.viz import disagreement, fit_within, legend_html, legend_rows, overlay, png_bytes
 
 DATA_DIR = settings.data_dir()
@@ -431,7 +431,7 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
 
 
 def load_predictor() -> tuple[Predictor, str | None]:
-    """The models of ``seg_core.space.weights_dir()`` and, if the configured weights could not be
+    """The models of ``seg_core.served_weights.weights_dir()`` and, if the configured weights could not be
     used, why (a missing Hub repo or revision leaves the page up, with no model and the reason)."""
     try:
         source = weights_source()

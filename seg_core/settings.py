@@ -8,7 +8,7 @@ call, never cached here, so tests and long-running apps see a changed environmen
   the repository; the pairs are never inside it, licence).
 - ``SEG_WEIGHTS_DIR``: the local weights folder (default ``weights/`` of the repository).
 - ``SEG_WEIGHTS_REPO`` / ``SEG_WEIGHTS_REVISION``: a Hub model repo (``org/name``) and a commit
-  to take the weights from instead (``seg_core.space.weights_dir``); the deploy command sets both.
+  to take the weights from instead (``seg_core.served_weights.weights_dir``); the deploy command sets both.
 - ``SEG_PUBLIC``: public mode (no server paths shown, no folder box); on by default where
   ``SPACE_ID`` is set, i.e. on a Hugging Face Space, so a deployed app is public even if the
   variable is lost. ``SEG_PUBLIC=0`` turns it off there.
@@ -62,7 +62,7 @@ def data_dir() -> Path:
 
 
 def local_weights_dir() -> Path:
-    """The weights folder on this machine; ``seg_core.space.weights_dir`` is what the apps load."""
+    """The weights folder on this machine; ``seg_core.served_weights.weights_dir`` is what the apps load."""
     return Path(env("SEG_WEIGHTS_DIR") or DEFAULT_WEIGHTS_DIR)
 
 

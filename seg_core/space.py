@@ -1,4 +1,4 @@
-"""Ship the apps as a Hugging Face Space in one call, and find the weights a running app serves.
+"""Ship the apps as a Hugging Face Space in one call.
 
 ``deploy_space`` (``python train_cli.py deploy-space ORG/NAME``) talks to the Hub only through
 ``huggingface_hub.HfApi`` (``create_repo``, ``upload_folder``, Space variables), never git: the
@@ -8,15 +8,12 @@ that ``--dry-run`` runs. What a Space receives is an allowlist (code, ``requirem
 ``.streamlit/``, the weights unless they live in a model repo) minus an ignore list (data, runs,
 packs, caches, tests, secrets); the README and the requirements are generated for the Space.
 
-``weights_dir()`` is where both apps get their weights: ``SEG_WEIGHTS_REPO`` (+ the commit in
-``SEG_WEIGHTS_REVISION``) downloaded with ``snapshot_download``, or the local folder
-(``SEG_WEIGHTS_DIR``, default ``weights/``) when unset or offline. A missing repo, revision or
-checkpoint raises ``WeightsError`` with one sentence. Nothing here imports streamlit or gradio.
+The deployed app finds its weights with ``seg_core.served_weights``. Nothing here imports
+streamlit or gradio.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import os
 import re
@@ -25,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import settings
+from .served_weights import CHECKPOINTS, first_line
 
 SDKS = {"streamlit": "app.py", "gradio": "gradio_app.py"}  # sdk -> app_file
 PYTHON_VERSION = "3.11"  # the version the project is developed and tested with
-CHECKPOINTS = ("unet.safetensors", "fcn_vgg16.safetensors", "fcn_resnet50.safetensors")
 #: What a Space receives from the repository (paths relative to its root; ``*`` spans folders).
 SPACE_ALLOW = ["app.py", "gradio_app.py", "app_pages/*.py", "ui/*.py", "seg_core/*.py", "requirements.txt",
                ".streamlit/*.toml", "pyproject.toml", "README.md"]
@@ -39,8 +36,6 @@ SPACE_IGNORE = ["data/*", "runs/*", "packs/*", "tests/*", "benchmarks/*", "docs/
 #: The model repo gets the weights folder: checkpoints, exported files, model card, logs.
 WEIGHTS_REPO_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "*.md", "*.csv", "*.html", "ensemble.json"]
 WEIGHTS_REPO_IGNORE = ["*.tmp", ".*"]
-#: What an app downloads at start-up: the checkpoints and the files exported from them.
-STARTUP_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "ensemble.json", "README.md"]
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
@@ -48,80 +43,6 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 class DeployError(Exception):
     """A deploy that cannot go on; the message is one sentence for the user."""
 
-
-class WeightsError(Exception):
-    """The configured weights cannot be had; the message says which and why, in one sentence."""
-
-
-# ------------------------------------------------------------------------------ weights at start-up
-
-@dataclass(frozen=True)
-class WeightsSource:
-    folder: Path
-    label: str  # what a page may show: ``hf://org/name@rev`` or the local folder
-    note: str | None = None  # e.g. why the Hub repo was not used
-
-
-def weights_source() -> WeightsSource:
-    """Where the apps' weights come from now (see the module docstring); raises ``WeightsError``."""
-    try:
-        repo, revision = settings.weights_repo(), settings.weights_revision()
-    except settings.SettingsError as err:
-        raise WeightsError(str(err)) from None
-    local = settings.local_weights_dir()
-    if repo is None:
-        return WeightsSource(local, str(local))
-    label = f"hf://{repo}" + (f"@{revision}" if revision else "")
-    try:
-        folder = _download(repo, revision)
-    except _Offline as err:
-        return WeightsSource(local, str(local), f"{label} is not reachable and not in the cache ({err}); "
-                                                f"serving the local weights instead")
-    if not any((folder / name).is_file() for name in CHECKPOINTS):
-        raise WeightsError(f"the weights repo {label} (SEG_WEIGHTS_REPO) holds none of {', '.join(CHECKPOINTS)}; "
-                           "push a weights folder with: python train_cli.py deploy-space ORG/SPACE --weights-repo "
-                           f"{repo}")
-    return WeightsSource(folder, label)
-
-
-def weights_dir() -> Path:
-    """The weights folder both apps load (``Predictor.from_dir``); raises ``WeightsError``."""
-    return weights_source().folder
-
-
-class _Offline(Exception):
-    pass
-
-
-@functools.lru_cache(maxsize=8)  # once per process and pin: apps ask at every rerun
-def _download(repo: str, revision: str | None) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, HFValidationError,
-                                        LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
-
-    where = f"the weights repo {repo} (SEG_WEIGHTS_REPO)"
-    try:
-        return Path(snapshot_download(repo, revision=revision, allow_patterns=STARTUP_ALLOW))
-    except HFValidationError:
-        raise WeightsError(f"SEG_WEIGHTS_REPO={repo!r} is not a Hub repo id like org/name") from None
-    except RepositoryNotFoundError:  # also a gated repo, or a private one without a token
-        raise WeightsError(f"{where} does not exist on the Hugging Face Hub, or is private and no token "
-                           "with access to it is set (HF_TOKEN)") from None
-    except RevisionNotFoundError:
-        raise WeightsError(f"{where} has no revision {revision!r} (SEG_WEIGHTS_REVISION)") from None
-    except LocalEntryNotFoundError as err:  # offline, or the Hub unreachable, and nothing cached
-        raise _Offline(str(err).splitlines()[0]) from None
-    except EntryNotFoundError as err:
-        raise WeightsError(f"a file of {where} at {revision or 'main'} is missing: {_first_line(err)}") from None
-    except HfHubHTTPError as err:
-        raise WeightsError(f"the Hugging Face Hub refused to send {where}: {_first_line(err)}") from None
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
-# ------------------------------------------------------------------------------------------ deploy
 
 @dataclass
 class Upload:
@@ -354,4 +275,4 @@ def _hub(what: str, call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
     except failures as err:
-        raise DeployError(f"could not {what}: {type(err).__name__}: {_first_line(err)}") from None
+        raise DeployError(f"could not {what}: {type(err).__name__}: {first_line(err)}") from None

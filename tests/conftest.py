@@ -75,11 +75,11 @@ def refuse_hub_downloads(monkeypatch, error: type, message: str) -> None:
     import httpx2
     import huggingface_hub
 
-    from seg_core import space
+    from seg_core import served_weights
 
     def snapshot_download(repo_id, **kwargs):
         request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
         raise error(message, response=httpx2.Response(404, request=request))
 
-    space._download.cache_clear()
+    served_weights._download.cache_clear()
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)

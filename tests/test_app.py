@@ -442,7 +442,7 @@ def test_public_mode_has_no_folder_box_and_shows_no_server_path(env, monkeypatch
 def test_a_weights_revision_the_hub_lacks_stops_the_page_with_the_reason(env, monkeypatch):
     from huggingface_hub.errors import RevisionNotFoundError
 
-    from seg_core import space
+    from seg_core import served_weights
     from tests.conftest import refuse_hub_downloads
 
     refuse_hub_downloads(monkeypatch, RevisionNotFoundError, "404 Revision Not Found")
@@ -451,4 +451,4 @@ def test_a_weights_revision_the_hub_lacks_stops_the_page_with_the_reason(env, mo
     at = run_page("compare")
     assert "the weights repo lab/weights (SEG_WEIGHTS_REPO) has no revision 'deadbeef'" in texts(at.error)
     assert not at.image  # stopped before any model ran
-    space._download.cache_clear()
+    served_weights._download.cache_clear()

@@ -272,7 +272,7 @@ def test_weights_repo_that_cannot_be_had_leaves_the_page_up_with_the_reason(app,
     """SEG_WEIGHTS_REPO set to a repo the Hub does not have: no model, the sentence at the top."""
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    from seg_core import space
+    from seg_core import served_weights
     from tests.conftest import refuse_hub_downloads
 
     refuse_hub_downloads(monkeypatch, RepositoryNotFoundError, "404 Repository Not Found")
@@ -282,7 +282,7 @@ def test_weights_repo_that_cannot_be_had_leaves_the_page_up_with_the_reason(app,
     demo = app.build_demo(predictor, data_dir=None, weights_note=note)
     props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
     assert props["missing-models"]["visible"] and "lab/gone" in props["missing-models"]["value"]
-    space._download.cache_clear()
+    served_weights._download.cache_clear()
 
 
 def test_public_mode_shows_no_server_path(app, monkeypatch, tmp_path):

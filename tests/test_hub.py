@@ -149,7 +149,7 @@ def test_pushed_repo_does_not_depend_on_the_local_checkout(trained, hub, tmp_pat
 def test_an_app_serves_the_weights_folder_at_its_pinned_commit(trained, hub, tmp_path, monkeypatch):
     """deploy-space's weights flow: a weights folder pushed to one model repo, the app pinned to
     that commit through SEG_WEIGHTS_REPO / SEG_WEIGHTS_REVISION; a later push does not move it."""
-    from seg_core import space
+    from seg_core import served_weights, space
 
     weights = tmp_path / "weights"
     save_model(trained, weights / "unet.safetensors", half=True)
@@ -165,16 +165,16 @@ def test_an_app_serves_the_weights_folder_at_its_pinned_commit(trained, hub, tmp
     space.deploy_space(space.plan_space("lab/demo", weights_repo=REPO, root=tmp_path / "checkout"), log=lambda s: None)
     assert len(hub.commits[REPO]) == 2
 
-    space._download.cache_clear()
+    served_weights._download.cache_clear()
     monkeypatch.setenv("SEG_WEIGHTS_REPO", REPO)
     monkeypatch.setenv("SEG_WEIGHTS_REVISION", first)
-    folder = space.weights_dir()
-    assert hub.downloads[-1] == (REPO, first, space.STARTUP_ALLOW)
+    folder = served_weights.weights_dir()
+    assert hub.downloads[-1] == (REPO, first, served_weights.STARTUP_ALLOW)
     assert not (folder / "unet_train_log.csv").exists()  # the app fetches what it serves, not the logs
     served = Predictor.from_dir(folder)
     photo = torch.rand(40, 72, 3).mul(255).to(torch.uint8).numpy()
     assert (served.predict(photo)["unet"].mask == predict(TorchRunner(trained), photo)).all()
-    space._download.cache_clear()
+    served_weights._download.cache_clear()
 
 
 def _checkout(tmp_path: Path, weights: Path) -> Path:

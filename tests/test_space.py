@@ -21,7 +21,7 @@ from huggingface_hub.errors import (HfHubHTTPError, HFValidationError, LocalEntr
 from huggingface_hub.utils import filter_repo_objects
 from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
 
-from seg_core import settings, space
+from seg_core import served_weights, settings, space
 from train_cli import main
 
 SPACE, MODEL = "cityscapes-lab/seg-demo", "cityscapes-lab/seg-weights"
@@ -228,7 +228,7 @@ def _response(status: int) -> httpx2.Response:
 def downloads(monkeypatch, tmp_path):
     """``snapshot_download`` replaced: records its arguments, returns ``downloads.folder`` or raises
     ``downloads.error``."""
-    space._download.cache_clear()
+    served_weights._download.cache_clear()
     for name in ("SEG_WEIGHTS_REPO", "SEG_WEIGHTS_REVISION", "SEG_WEIGHTS_DIR"):
         monkeypatch.delenv(name, raising=False)
     folder = tmp_path / "snapshot"
@@ -244,29 +244,29 @@ def downloads(monkeypatch, tmp_path):
     downloads.calls, downloads.error, downloads.folder = [], None, folder
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     yield downloads
-    space._download.cache_clear()
+    served_weights._download.cache_clear()
 
 
 def test_weights_come_from_the_local_folder_when_no_repo_is_set(downloads, monkeypatch, tmp_path):
-    assert space.weights_dir() == settings.DEFAULT_WEIGHTS_DIR
+    assert served_weights.weights_dir() == settings.DEFAULT_WEIGHTS_DIR
     monkeypatch.setenv("SEG_WEIGHTS_DIR", str(tmp_path))
-    assert space.weights_dir() == tmp_path
+    assert served_weights.weights_dir() == tmp_path
     monkeypatch.setenv("SEG_WEIGHTS_DIR", "  ")  # blank counts as unset
     monkeypatch.setenv("SEG_WEIGHTS_REPO", "")
-    assert space.weights_dir() == settings.DEFAULT_WEIGHTS_DIR
+    assert served_weights.weights_dir() == settings.DEFAULT_WEIGHTS_DIR
     assert downloads.calls == []
 
 
 def test_weights_repo_is_downloaded_at_the_pinned_commit(downloads, monkeypatch):
     monkeypatch.setenv("SEG_WEIGHTS_REPO", MODEL)
     monkeypatch.setenv("SEG_WEIGHTS_REVISION", "c" * 40)
-    source = space.weights_source()
+    source = served_weights.weights_source()
     assert source.folder == downloads.folder and source.label == f"hf://{MODEL}@{'c' * 40}" and source.note is None
-    assert downloads.calls == [(MODEL, {"revision": "c" * 40, "allow_patterns": space.STARTUP_ALLOW})]
-    assert space.weights_dir() == downloads.folder and len(downloads.calls) == 1  # once per process and pin
+    assert downloads.calls == [(MODEL, {"revision": "c" * 40, "allow_patterns": served_weights.STARTUP_ALLOW})]
+    assert served_weights.weights_dir() == downloads.folder and len(downloads.calls) == 1  # once per process and pin
     # The patterns fetch the checkpoints and their int8 files, not logs.
     chosen = list(filter_repo_objects([*(w.removeprefix("weights/") for w in WEIGHTS)],
-                                      allow_patterns=space.STARTUP_ALLOW))
+                                      allow_patterns=served_weights.STARTUP_ALLOW))
     assert sorted(chosen) == ["README.md", "unet.int8.bin", "unet.int8.xml", "unet.safetensors"]
 
 
@@ -285,8 +285,8 @@ def test_missing_repo_revision_or_file_is_one_sentence(downloads, monkeypatch, e
     monkeypatch.setenv("SEG_WEIGHTS_REPO", MODEL)
     monkeypatch.setenv("SEG_WEIGHTS_REVISION", "v9")
     downloads.error = error
-    with pytest.raises(space.WeightsError) as info:
-        space.weights_dir()
+    with pytest.raises(served_weights.WeightsError) as info:
+        served_weights.weights_dir()
     assert str(info.value).startswith(message) or message in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -295,7 +295,7 @@ def test_offline_without_a_cached_copy_falls_back_to_the_local_weights(downloads
     monkeypatch.setenv("SEG_WEIGHTS_REPO", MODEL)
     monkeypatch.setenv("SEG_WEIGHTS_DIR", str(tmp_path))
     downloads.error = LocalEntryNotFoundError("Cannot find an appropriate cached snapshot folder\nmore")
-    source = space.weights_source()
+    source = served_weights.weights_source()
     assert source.folder == tmp_path
     assert source.note.startswith(f"hf://{MODEL} is not reachable and not in the cache")
 
@@ -303,14 +303,14 @@ def test_offline_without_a_cached_copy_falls_back_to_the_local_weights(downloads
 def test_a_repo_without_checkpoints_is_refused(downloads, monkeypatch):
     monkeypatch.setenv("SEG_WEIGHTS_REPO", MODEL)
     (downloads.folder / "unet.safetensors").unlink()
-    with pytest.raises(space.WeightsError, match="holds none of unet.safetensors"):
-        space.weights_dir()
+    with pytest.raises(served_weights.WeightsError, match="holds none of unet.safetensors"):
+        served_weights.weights_dir()
 
 
 def test_a_revision_without_a_repo_is_refused(downloads, monkeypatch):
     monkeypatch.setenv("SEG_WEIGHTS_REVISION", "abc")
-    with pytest.raises(space.WeightsError, match="SEG_WEIGHTS_REVISION is set but SEG_WEIGHTS_REPO is not"):
-        space.weights_dir()
+    with pytest.raises(served_weights.WeightsError, match="SEG_WEIGHTS_REVISION is set but SEG_WEIGHTS_REPO is not"):
+        served_weights.weights_dir()
 
 
 # ---------------------------------------------------------------------------------------- settings

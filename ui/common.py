@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from seg_core import settings, space
+from seg_core import served_weights, settings
 from seg_core.data import DataError, list_pairs
 from seg_core.inference import ImageError, Prediction, Predictions, load_image
 from seg_core.metrics import ConfusionMatrix, summarize
@@ -21,7 +21,7 @@ from seg_core.palette import CLASS_NAMES, NUM_CLASSES, colorize
 from seg_core.predictor import Predictor, train_command
 from seg_core.registry import ARCH_NAMES, display_name
 from seg_core.runners import EXPORT_SUFFIXES, forward_latency
-from seg_core.space import WeightsError, WeightsSource
+from seg_core.served_weights import WeightsError, WeightsSource
 from seg_core.viz import png_bytes
 
 from . import scenes
@@ -70,7 +70,7 @@ def weights_source() -> WeightsSource:
     """Where the weights come from (``seg_core.space``); a repo or revision that cannot be had
     stops the page with its one-sentence reason."""
     try:
-        return space.weights_source()
+        return served_weights.weights_source()
     except WeightsError as err:
         st.error(f"**The models cannot be loaded:** {err}.")
         st.stop()

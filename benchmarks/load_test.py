@@ -111,7 +111,6 @@ def backoff_s(attempt: int) -> float:
 
 def stage_costs(weights: Path, image: Path, model: str, repeats: int) -> dict:
     """Median CPU ms of the server's own steps for one request, timed in this process."""
-    sys.path.insert(0, str(ROOT))
     from seg_core.inference import class_shares, load_image
     from seg_core.predictor import Predictor
     from seg_core.viz import png_bytes

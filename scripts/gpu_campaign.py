@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the GPU machine runs the checkout as it travels, without installing it
 
 from seg_core.campaign import LOG_NAME, MANIFEST, check_return, write_chunks  # noqa: E402  (no torch import)
 from seg_core.files import atomic_path  # noqa: E402

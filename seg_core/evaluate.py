@@ -28,12 +28,13 @@ def predict_batches(runner: Runner, images: torch.Tensor, out_hw: tuple[int, int
     ``seg_core.inference.predict`` prepares a single photo, and scored by ``runner.masks``.
     """
     cfg = runner.config
-    with torch.inference_mode():
-        for i in range(0, len(images), batch_size):
+    for i in range(0, len(images), batch_size):
+        with torch.inference_mode():  # not around the yield: the caller's code must run in its own mode
             x = model_input(images[i : i + batch_size], cfg)
-            yield i, torch.from_numpy(runner.masks(x, tuple(out_hw), tta))
-            if on_batch:
-                on_batch(min(i + batch_size, len(images)), len(images))
+            masks = torch.from_numpy(runner.masks(x, tuple(out_hw), tta))
+        yield i, masks
+        if on_batch:
+            on_batch(min(i + batch_size, len(images)), len(images))
 
 
 def evaluate(runner: Runner, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 16,

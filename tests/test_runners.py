@@ -55,6 +55,8 @@ def test_fp32_exports_agree_with_pytorch(weights_dir, exported, arch, fmt):
     images = photos()
     report = compare_runners(model, fast, images, labels_like(images), batch_size=3)
     assert report["agreement"] >= 0.999
+    # no inference mode left behind by a batch generator that was not run to its end
+    assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32)
     np.testing.assert_allclose(fast.logits(x), model.logits(x), atol=2e-3, rtol=1e-3)
     np.testing.assert_allclose(fast.probabilities(x), model.probabilities(x), atol=1e-3)

@@ -12,6 +12,7 @@ can end with a non-zero status. Every file is written under a temporary name and
 
 from __future__ import annotations
 
+import glob
 import sys
 import time
 from dataclasses import dataclass, field
@@ -101,8 +102,9 @@ def segment_image(job: Job, predictor, names: tuple[str, ...], colour: bool, wit
 
 def run(inputs: list[Path], out: Path, predictor, names: tuple[str, ...] | None = None, every: int = 1,
         colour: bool = False, with_overlay: bool = False, flow: bool = True, limits: Limits = Limits(),
-        err=sys.stderr, progress: bool = True) -> SegmentReport:
+        err=None, progress: bool = True) -> SegmentReport:
     """Segment every input; see the module docstring for what is written where."""
+    err = err or sys.stderr
     names = tuple(n for n in predictor.models if names is None or n in names)
     if not names:
         raise SegmentError("none of the chosen models is loaded")
@@ -124,6 +126,7 @@ def run(inputs: list[Path], out: Path, predictor, names: tuple[str, ...] | None 
     for job in (j for j in jobs if j.kind == "video"):
         if _duplicate(job, seen, report, err):
             continue
+        _sweep(job)
         try:
             total = probe(job.path, limits).frames  # a bad file is refused before its progress bar shows
         except VideoError as e:
@@ -152,6 +155,13 @@ def run(inputs: list[Path], out: Path, predictor, names: tuple[str, ...] | None 
     return report
 
 
+def _sweep(job: Job) -> None:
+    """Remove the temp files a killed earlier run (SIGKILL: no chance to clean up) left for this video's outputs."""
+    for name in (f"{job.path.stem}_compare.mp4", f"{job.path.stem}_frames.csv"):
+        for stale in job.out_dir.glob(f".{glob.escape(name)}.*.part"):
+            stale.unlink(missing_ok=True)
+
+
 def _duplicate(job: Job, seen: set, report: SegmentReport, err) -> bool:
     """Two inputs with one stem in one output folder would overwrite each other: the second is skipped."""
     key = (job.out_dir, job.path.stem)
@@ -164,4 +174,4 @@ def _duplicate(job: Job, seen: set, report: SegmentReport, err) -> bool:
 
 def _fail(report: SegmentReport, path: Path, why: str, err) -> None:
     report.failed.append((path, why))
-    print(f"error: {why}", file=err)
+    tqdm.write(f"error: {why}", file=err)  # above a running progress bar, on a line of its own

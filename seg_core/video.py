@@ -172,11 +172,23 @@ def read_frames(path: str | Path, limits: Limits = Limits()) -> Iterator[np.ndar
 
 
 def read_frame(path: str | Path, index: int) -> np.ndarray:
-    """Frame ``index`` (0-based) of a video, decoded from the start: exact whatever the timestamps."""
+    """Frame ``index`` (0-based) of a video: found by seeking to the key frame before its timestamp
+    when the stream has a constant rate, else (or if the timestamps do not line up) by decoding from
+    the start."""
     path = Path(path)
     with _container(path) as container:
         stream = container.streams.video[0]
+        rate, base, start = stream.average_rate, stream.time_base, stream.start_time or 0
         try:
+            if rate and base and index > 0:
+                container.seek(start + int(index / rate / base), stream=stream, backward=True)
+                for frame in container.decode(stream):
+                    at = round((frame.pts - start) * base * rate) if frame.pts is not None else -1
+                    if at == index:
+                        return frame.to_ndarray(format="rgb24")
+                    if at > index or at < 0:
+                        break
+                container.seek(start, stream=stream, backward=True)
             for i, frame in enumerate(container.decode(stream)):
                 if i == index:
                     return frame.to_ndarray(format="rgb24")

@@ -410,6 +410,31 @@ def frame_row(index: int, seconds: float, segmented: bool, masks: dict[str, np.n
     return row
 
 
+def flicker_figure(rows: list[dict], names: tuple[str, ...]):
+    """A plotly figure of the disagreement and each model's flicker over the segmented frames; each
+    point carries its frame index as ``customdata`` (both apps jump to the clicked frame)."""
+    import plotly.graph_objects as go  # only the apps draw it
+
+    from .predictor import DISPLAY_NAMES  # local: the display names move to a registry (issue 19)
+
+    fig = go.Figure()
+    shown = [r for r in rows if r["segmented"]]
+    frames, times = [r["frame"] for r in shown], [r["time_s"] for r in shown]
+    if len(names) > 1:
+        fig.add_scatter(x=times, y=[r["disagreement"] for r in shown], customdata=frames, name="disagreement",
+                        mode="lines+markers", line={"color": "magenta"})
+    for n in names:
+        for column, dash, label in ((f"flicker_{n}", "solid", "flicker"),
+                                    (f"flicker_flow_{n}", "dot", "flicker, motion-compensated")):
+            ys = [r[column] if r[column] != "" else None for r in shown]
+            if any(y is not None for y in ys):
+                fig.add_scatter(x=times, y=ys, customdata=frames, name=f"{DISPLAY_NAMES.get(n, n)} {label}",
+                                mode="lines+markers", line={"dash": dash})
+    fig.update_layout(xaxis_title="time (s)", yaxis_title="share of pixels", yaxis_tickformat=".0%", height=380,
+                      margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
 # --- the whole job --------------------------------------------------------------------------------
 
 @dataclass

@@ -13,6 +13,7 @@ import socket
 import struct
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,7 +101,7 @@ def test_segment_api_returns_class_ids_and_shares(app, client, photo, model):
 
 def test_api_lists_only_segment(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert list(endpoints) == ["/segment"]
+    assert sorted(endpoints) == ["/segment", "/segment_video"]
     assert [p["parameter_name"] for p in endpoints["/segment"]["parameters"]] == ["image", "model"]
 
 
@@ -208,3 +209,64 @@ def test_examples_are_photo_halves_cached_outside_the_repo(app, tmp_path):
     # the module-level demo got its examples from SEG_DATA_DIR
     datasets = [c for c in app.demo.config["components"] if c["type"] == "dataset"]
     assert len(datasets) == 1 and len(datasets[0]["props"]["samples"]) == 3
+
+
+# ------------------------------------------------------------------------------------------- video
+
+@pytest.fixture
+def clip(tmp_path):
+    from tests.clips import panning_frames, write_clip
+
+    return write_clip(tmp_path / "drive.mp4", panning_frames(6))
+
+
+def test_segment_video_api(client, clip):
+    import csv
+
+    from seg_core.video import probe
+
+    video, table, summary = client.predict(handle_file(str(clip)), "unet, fcn_vgg16", 2, api_name="/segment_video")
+    info = probe(video)
+    assert info.codec == "h264" and info.frames == 6 and info.fps == 10
+    rows = list(csv.DictReader(open(table)))
+    assert len(rows) == 6 and [r["segmented"] for r in rows] == ["1", "0"] * 3
+    assert summary["models"] == ["unet", "fcn_vgg16"] and summary["frames"] == 6 and summary["segmented"] == 3
+    assert 0 <= summary["flicker"]["unet"] <= 1 and 0 <= summary["disagreement"] <= 1
+    assert "frames/s" in summary["summary"]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("text, not a video"), "not a video file we can read"),
+    (lambda p: Image.new("RGB", (32, 32)).save(p, format="PNG"), r"is an image \(png\)"),
+])
+def test_segment_video_api_bad_video_is_a_clear_error(client, tmp_path, make, message):
+    path = tmp_path / "bad.mp4"
+    make(path)
+    with pytest.raises(AppError, match=message) as err:
+        client.predict(handle_file(str(path)), "", 1, api_name="/segment_video")
+    assert "Cannot segment this video" in str(err.value) and "Traceback" not in str(err.value)
+
+
+def test_segment_video_api_unknown_model_and_bad_every(client, clip):
+    with pytest.raises(AppError, match="Unknown model 'deeplab'"):
+        client.predict(handle_file(str(clip)), "deeplab", 1, api_name="/segment_video")
+    with pytest.raises(AppError, match="between 1 and 30"):
+        client.predict(handle_file(str(clip)), "", 0, api_name="/segment_video")
+
+
+def test_video_tab_handler_writes_into_fresh_folders(app, clip, tmp_path):
+    first = app._segment_video(app.predictor, {"path": str(clip)}, None, 1, tmp_path / "videos")
+    second = app._segment_video(app.predictor, {"video": {"path": str(clip)}}, "unet", 3, tmp_path / "videos")
+    assert Path(first[0]).parent != Path(second[0]).parent
+    assert first[3].names == ("unet", "fcn_vgg16", "fcn_resnet50") and second[3].segmented == 2
+
+
+def test_video_tab_runs_and_cuts_frames_into_panels(app, clip):
+    fns = {f.fn.__name__: f.fn for f in app.demo.fns.values()}
+    video, summary, figure, slider, files, state = fns["on_run"]({"path": str(clip)}, 1, progress=lambda *a, **k: None)
+    assert "6 frames (6 segmented)" in summary and len(files) == 2 and state["frames"] == 6
+    assert {t.name for t in figure.data} >= {"disagreement", "U-Net flicker"}
+    panels = fns["on_frame"](state, 4)
+    assert [title for _, title in panels] == ["Photo", "U-Net", "FCN-VGG16", "FCN-ResNet50"]
+    assert panels[0][0].shape == (64, 96, 3)
+    assert fns["on_frame"](None, 0) == []

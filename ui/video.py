@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from seg_core.predictor import DISPLAY_NAMES
-from seg_core.video import Composer, JobQueue, Limits, VideoInfo, probe, read_frame, segment_video
+from seg_core.video import (Composer, JobQueue, Limits, VideoInfo, flicker_figure, probe, read_frame,
+                            segment_video)
 
 LIMITS = Limits()
 JOB_KEY = "video_job"
@@ -95,25 +95,9 @@ def run_job(name: str, data: bytes, predictor, every: int, status, bar) -> Video
     return VideoJob(upload_key(data), name, every, info, result.names, result.rows, result.summary(), composer, folder)
 
 
-def chart(job: VideoJob) -> go.Figure:
+def chart(job: VideoJob):
     """Disagreement and each model's flicker over time; each point carries its frame index."""
-    fig = go.Figure()
-    shown = [r for r in job.rows if r["segmented"]]
-    frames = [r["frame"] for r in shown]
-    times = [r["time_s"] for r in shown]
-    if len(job.names) > 1:
-        fig.add_scatter(x=times, y=[r["disagreement"] for r in shown], customdata=frames, name="disagreement",
-                        mode="lines+markers", line={"color": "magenta"})
-    for n in job.names:
-        for column, dash, label in ((f"flicker_{n}", "solid", "flicker"),
-                                    (f"flicker_flow_{n}", "dot", "flicker, motion-compensated")):
-            ys = [r[column] if r[column] != "" else None for r in shown]
-            if any(y is not None for y in ys):
-                fig.add_scatter(x=times, y=ys, customdata=frames, name=f"{DISPLAY_NAMES.get(n, n)} {label}",
-                                mode="lines+markers", line={"dash": dash})
-    fig.update_layout(xaxis_title="time (s)", yaxis_title="share of pixels", yaxis_tickformat=".0%", height=380,
-                      margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.25})
-    return fig
+    return flicker_figure(job.rows, job.names)
 
 
 def frame_from_selection(event) -> int | None:

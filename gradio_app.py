@@ -255,7 +255,8 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
     wait in gradio's queue (their position is shown), and photos keep their own slot meanwhile."""
     from seg_core.video import Composer, Limits, read_frame
 
-    gr.Markdown(f"Upload a clip (at most {MAX_FILE_SIZE.upper()}; {Limits().describe()}). Each frame goes "
+    limits = Limits(max_bytes=int(MAX_FILE_SIZE.removesuffix("mb")) * 2**20)  # gradio refuses larger uploads first
+    gr.Markdown(f"Upload a clip ({limits.describe()}). Each frame goes "
                 "through every model; the result shows the photo and each model's overlay side by side, with "
                 "each model's flicker (pixels whose class changes from one segmented frame to the next).")
     with gr.Row():
@@ -322,6 +323,51 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
 
     api_button.click(segment_video_api, [api_video, api_models, api_every], [api_out_video, api_out_csv, api_summary],
                      api_name="segment_video", preprocess=False, concurrency_limit=1, concurrency_id="video")
+
+
+# ------------------------------------------------------------------------------------------- webcam
+
+LIVE_MAX_SIDE = 512  # webcam frames are segmented at most this large: the frame rate is what matters
+LIVE_WINDOW = 10  # the frame rate shown is over the last this many frames
+
+
+def live_frame(predictor: Predictor, frame, model: str, state: dict | None, alpha: float = DEFAULT_OPACITY):
+    """One webcam frame: the chosen model's overlay, the frame rate this viewer gets (frames handed
+    back per second, over the last ``LIVE_WINDOW``), and the updated per-viewer state."""
+    state = dict(state or {"times": []})
+    if frame is None:
+        return None, "", state
+    name = model_key(predictor, model)
+    rgb = load_image(np.asarray(frame))
+    h, w = rgb.shape[:2]
+    scale = min(1.0, LIVE_MAX_SIDE / max(h, w))
+    if scale < 1:
+        rgb = _resize(rgb, (max(1, round(h * scale)), max(1, round(w * scale))), Image.BILINEAR)
+    mask = _predict(predictor, rgb, (name,))[name].mask
+    times = (state["times"] + [time.perf_counter()])[-LIVE_WINDOW:]
+    state["times"] = times
+    rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+    return overlay(rgb, mask, alpha), f"{DISPLAY_NAMES.get(name, name)}: {rate:.1f} frames/s", state
+
+
+def webcam_section(predictor: Predictor) -> None:
+    """The Webcam tab: streaming input, the chosen model's overlay live, and the frame rate."""
+    loaded = tuple(predictor.models)
+    gr.Markdown("Allow the camera: each frame goes through the chosen model and comes back as an overlay.")
+    with gr.Row():
+        camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera")
+        with gr.Column():
+            live = gr.Image(label="Overlay", interactive=False)
+            rate = gr.Markdown()
+    model = gr.Radio(choices=[(DISPLAY_NAMES.get(n, n), n) for n in loaded], value=loaded[0] if loaded else None,
+                     label="Model")
+    state = gr.State(None)
+
+    def on_camera(frame, name, current):
+        return live_frame(predictor, frame, name, current)
+
+    camera.stream(on_camera, [camera, model, state], [live, rate, state], stream_every=0.05, time_limit=300,
+                  concurrency_limit=1, concurrency_id="webcam", api_visibility="private", show_progress="hidden")
 
 
 # --------------------------------------------------------------------------------------------- page
@@ -467,6 +513,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
 
         with gr.Tab("Video"):
             video_section(predictor, Path(tempfile.gettempdir()) / "seg_gradio_videos")
+        with gr.Tab("Webcam"):
+            webcam_section(predictor)
 
         # The programmatic API: hidden components, documented endpoints.
         with gr.Column(visible=False):

@@ -270,3 +270,17 @@ def test_video_tab_runs_and_cuts_frames_into_panels(app, clip):
     assert [title for _, title in panels] == ["Photo", "U-Net", "FCN-VGG16", "FCN-ResNet50"]
     assert panels[0][0].shape == (64, 96, 3)
     assert fns["on_frame"](None, 0) == []
+
+
+def test_webcam_frames_come_back_as_overlays_with_the_frame_rate(app):
+    frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    picture, rate, state = app.live_frame(app.predictor, frame, "unet", None)
+    assert picture.shape == (288, 512, 3) and rate == "U-Net: 0.0 frames/s"
+    for _ in range(3):
+        picture, rate, state = app.live_frame(app.predictor, frame, "unet", state)
+    assert len(state["times"]) == 4 and float(rate.split(": ")[1].split()[0]) > 0
+    assert app.live_frame(app.predictor, None, "unet", state)[0] is None
+    with pytest.raises(gr.Error, match="Unknown model"):
+        app.live_frame(app.predictor, frame, "deeplab", state)
+    assert "webcam_section" in dir(app) and any(f.fn.__name__ == "on_camera" and f.concurrency_id == "webcam"
+                                               for f in app.demo.fns.values())

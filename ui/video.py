@@ -20,7 +20,7 @@ from seg_core.predictor import DISPLAY_NAMES
 from seg_core.video import (Composer, JobQueue, Limits, VideoInfo, flicker_figure, probe, read_frame,
                             segment_video)
 
-LIMITS = Limits()
+LIMITS = Limits(max_bytes=20 * 2**20)  # .streamlit/config.toml: server.maxUploadSize = 20
 JOB_KEY = "video_job"
 FRAME_KEY = "video_frame"
 UPLOAD_TYPES = ("mp4", "mov", "m4v", "mkv", "webm", "avi")

@@ -6,6 +6,7 @@ models of ``--weights`` (their fastest backend, as the CLI and the apps use them
 ``--cores`` CPU cores. Prints one summary line, then the result as JSON on the last line.
 
     python benchmarks/bench_video.py --weights weights --val ../shared/data/cityscapes_pairs/val
+    python benchmarks/bench_video.py --frames 20 --still docs/video_demo.jpg   # synthetic scene: the README still
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2, help="pin to this many CPU cores (0: no pinning)")
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--no-flow", action="store_true", help="skip the motion-compensated flicker")
+    parser.add_argument("--still", type=Path, default=None, help="also save the middle frame of the comparison (an image file)")
     args = parser.parse_args(argv)
 
     if args.cores and hasattr(os, "sched_setaffinity"):
@@ -86,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                                out_csv=Path(tmp) / "out.csv")
         seconds = time.perf_counter() - t0
         out_bytes = (Path(tmp) / "out.mp4").stat().st_size
+        if args.still:
+            from seg_core.video import read_frame
+
+            Image.fromarray(read_frame(Path(tmp) / "out.mp4", result.frames // 2)).save(args.still, quality=85)
     fps = result.frames / seconds
     out = {"size": f"{h}x{w}", "frames": result.frames, "cores": threads, "every": args.every, "flow": not args.no_flow,
            "backends": pred.backends(), "seconds": round(seconds, 3), "frames_per_s": round(fps, 2),

@@ -157,8 +157,11 @@ def known_models(predictor: Predictor) -> list[str]:
 
 
 def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None, tta: str = "none"):
+    from seg_core.video import PHOTOS_FIRST
+
     try:
-        return predictor.predict(rgb, names, tta)
+        with PHOTOS_FIRST.photo():  # a running video job waits for this photo
+            return predictor.predict(rgb, names, tta)
     except (RuntimeError, MemoryError) as err:  # e.g. out of memory on a small Space
         raise gr.Error(f"The model failed on this image ({type(err).__name__}); try a smaller image.") from err
 
@@ -220,7 +223,7 @@ def _job_dir(root: Path) -> Path:
 
 def _segment_video(predictor: Predictor, video, models: str | None, every, out_root: str | Path, progress=None):
     """Segment a clip into a fresh folder under ``out_root``: (mp4 path, CSV path, summary, ``VideoResult``)."""
-    from seg_core.video import VideoError, segment_video
+    from seg_core.video import PHOTOS_FIRST, VideoError, segment_video
 
     names = tuple(model_key(predictor, m) for m in str(models or "").replace(",", " ").split()) or None
     try:
@@ -235,7 +238,7 @@ def _segment_video(predictor: Predictor, video, models: str | None, every, out_r
     video_path, csv_path = out / f"{stem}_compare.mp4", out / f"{stem}_frames.csv"
     try:
         result = segment_video(source, video_path, predictor, names=names, every=every, out_csv=csv_path,
-                               progress=progress)
+                               progress=progress, pause=PHOTOS_FIRST.wait)
     except VideoError as err:
         raise _user_error(f"Cannot segment this video: {err}.", title="Bad video") from None
     summary = {"frames": result.frames, "segmented": result.segmented, "seconds": round(result.seconds, 3),

@@ -469,11 +469,13 @@ class VideoResult:
 def segment_video(source: str | Path, out_video: str | Path, predictor, names: tuple[str, ...] | None = None,
                   every: int = 1, out_csv: str | Path | None = None, panel_side: int = PANEL_SIDE,
                   flow: bool = True, alpha: float = 0.5, limits: Limits = Limits(),
-                  progress: Callable[[int, int], None] | None = None) -> VideoResult:
+                  progress: Callable[[int, int], None] | None = None,
+                  pause: Callable[[], None] | None = None) -> VideoResult:
     """Segment ``source`` with ``predictor``'s models (``names``, default all loaded) and write the
     comparison video to ``out_video`` and, when given, the per-frame CSV to ``out_csv``.
 
-    ``progress(done, total)`` is called after each frame (``total`` as probed, may be an estimate).
+    ``progress(done, total)`` is called after each frame (``total`` as probed, may be an estimate);
+    ``pause()`` before each segmented frame (the apps pass ``PHOTOS_FIRST.wait``).
     """
     from .predictor import DISPLAY_NAMES  # local: the display names move to a registry (issue 19)
 
@@ -495,6 +497,8 @@ def segment_video(source: str | Path, out_video: str | Path, predictor, names: t
             # A stream whose frame size changes part-way is segmented again at once.
             seg = i % every == 0 or rgb.shape[:2] != next(iter(masks.values())).shape
             if seg:
+                if pause is not None:
+                    pause()
                 masks = {n: p.mask for n, p in predictor.predict(rgb, names=names).items()}
                 flicker = meter.update(rgb, masks)
                 segmented += 1
@@ -553,3 +557,35 @@ class JobQueue:
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
+
+
+class PhotosFirst:
+    """Photo requests go first: a video job waits before each segmented frame while any photo is
+    being segmented in this process, so a long video does not slow the people comparing photos
+    on the same cores by more than one frame. ``timeout`` bounds each wait, so a stream of photos
+    slows a video but never stops it."""
+
+    def __init__(self, timeout: float = 5.0):
+        self.timeout = timeout
+        self._cond = threading.Condition()
+        self._active = 0
+
+    @contextmanager
+    def photo(self):
+        """Wrap the segmentation of one photo."""
+        with self._cond:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def wait(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._active == 0, self.timeout)
+
+
+#: One per process: both apps' photo handlers and video jobs share it.
+PHOTOS_FIRST = PhotosFirst()

@@ -285,3 +285,39 @@ def test_a_waiter_that_gives_up_leaves_the_line():
         assert queue.waiting() == 0
     with queue.slot():  # the slot is free again
         pass
+
+
+def test_a_video_waits_while_a_photo_is_segmented(tmp_path, clip, predictor):
+    from seg_core.video import PhotosFirst
+
+    gate = PhotosFirst(timeout=10)
+    done = []
+    photo_in, photo_out = threading.Event(), threading.Event()
+
+    def photo():
+        with gate.photo():
+            photo_in.set()
+            photo_out.wait(10)
+
+    holder = threading.Thread(target=photo)
+    holder.start()
+    photo_in.wait(5)
+    worker = threading.Thread(target=lambda: segment_video(clip, tmp_path / "out.mp4", predictor, names=("unet",),
+                                                           progress=lambda d, t: done.append(d), pause=gate.wait))
+    worker.start()
+    time.sleep(0.5)
+    assert done == []  # not even the first frame while the photo runs
+    photo_out.set()
+    worker.join(30)
+    holder.join(5)
+    assert done[-1] == 12
+
+
+def test_photos_first_never_stops_a_video_for_good():
+    from seg_core.video import PhotosFirst
+
+    gate = PhotosFirst(timeout=0.05)
+    with gate.photo():
+        t0 = time.perf_counter()
+        gate.wait()
+        assert 0.04 < time.perf_counter() - t0 < 1

@@ -17,8 +17,8 @@ import numpy as np
 import streamlit as st
 
 from seg_core.predictor import DISPLAY_NAMES
-from seg_core.video import (Composer, JobQueue, Limits, VideoInfo, flicker_figure, probe, read_frame,
-                            segment_video)
+from seg_core.video import (PHOTOS_FIRST, Composer, JobQueue, Limits, VideoInfo, flicker_figure, probe,
+                            read_frame, segment_video)
 
 LIMITS = Limits(max_bytes=20 * 2**20)  # .streamlit/config.toml: server.maxUploadSize = 20
 JOB_KEY = "video_job"
@@ -86,7 +86,8 @@ def run_job(name: str, data: bytes, predictor, every: int, status, bar) -> Video
         with job_queue().slot(on_wait=waiting):
             status.empty()
             result = segment_video(source, Path(folder.name) / "compare.mp4", predictor, every=every,
-                                   out_csv=Path(folder.name) / "frames.csv", limits=LIMITS, progress=progress)
+                                   out_csv=Path(folder.name) / "frames.csv", limits=LIMITS, progress=progress,
+                                   pause=PHOTOS_FIRST.wait)
     except BaseException:
         folder.cleanup()
         raise

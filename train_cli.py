@@ -151,8 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files, folders of images, videos")
     g.add_argument("--out", type=Path, required=True, help="output folder")
-    g.add_argument("--weights", type=Path, default=Path("weights"), help="weights folder (fastest backend of each model)")
-    g.add_argument("--models", nargs="+", choices=ARCH_CHOICES, default=None, help="models to run (default: all loaded)")
+    g.add_argument("--weights", type=Path, default=Path(__file__).resolve().parent / "weights",
+                   help="weights folder (each model on its fastest backend)")
+    g.add_argument("--models", nargs="+", choices=ARCH_CHOICES, default=None,
+                   help="models to run (None: every model in --weights)")
     g.add_argument("--colour", action="store_true", help="also write each image's colour mask")
     g.add_argument("--overlay", action="store_true", help="also write each image's overlay")
     g.add_argument("--every", type=positive_int, default=1, help="videos: segment every Nth frame, hold the mask between")

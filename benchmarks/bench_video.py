@@ -49,6 +49,37 @@ def scene(val: Path | None, h: int, w: int, frames: int, step: int) -> np.ndarra
     return np.asarray(photo)
 
 
+def stage_times(clip: Path, pred, tmp: Path, flow: bool, n: int = 20) -> dict[str, float]:
+    """Milliseconds a frame of each stage run alone, on the first ``n`` frames."""
+    from seg_core.predictor import DISPLAY_NAMES
+    from seg_core.video import Composer, FlickerMeter, VideoWriter, frame_row, read_frames
+
+    def ms(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return round(1000 * (time.perf_counter() - t0) / n, 1)
+
+    frames = []
+    out = {"decode": ms(lambda: frames.extend(f for f, _ in zip(read_frames(clip), range(n))))}
+    masks = []
+    out["models"] = ms(lambda: masks.extend({k: p.mask for k, p in pred.predict(f).items()} for f in frames))
+    names = list(masks[0])
+    comp = Composer(*frames[0].shape[:2], [DISPLAY_NAMES.get(k, k) for k in names])
+    grids = []
+    out["grid"] = ms(lambda: grids.extend(comp.compose(f, [m[k] for k in names]) for f, m in zip(frames, masks)))
+    meter = FlickerMeter(flow=flow)
+    out["flicker"] = ms(lambda: [meter.update(f, m) for f, m in zip(frames, masks)])
+    out["csv_row"] = ms(lambda: [frame_row(i, 0.0, True, m, {}) for i, m in enumerate(masks)])
+
+    def encode():
+        with VideoWriter(tmp / "stages.mp4", comp.width, comp.height, 25) as writer:
+            for g in grids:
+                writer.write(g)
+
+    out["encode"] = ms(encode)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, default=ROOT / "weights")
@@ -59,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2, help="pin to this many CPU cores (0: no pinning)")
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--no-flow", action="store_true", help="skip the motion-compensated flicker")
+    parser.add_argument("--stages", action="store_true", help="also time each stage alone (ms a frame)")
     parser.add_argument("--still", type=Path, default=None, help="also save the middle frame of the comparison (an image file)")
     args = parser.parse_args(argv)
 
@@ -83,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.frames):
                 writer.write(np.ascontiguousarray(picture[:h, i * step : i * step + w]))
         pred.predict(picture[:h, :w])  # warm-up: first-call allocations are not part of a video
+        stages = stage_times(clip, pred, Path(tmp), not args.no_flow, min(20, args.frames)) if args.stages else None
         t0 = time.perf_counter()
         result = segment_video(clip, Path(tmp) / "out.mp4", pred, every=args.every, flow=not args.no_flow,
                                out_csv=Path(tmp) / "out.csv")
@@ -96,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     out = {"size": f"{h}x{w}", "frames": result.frames, "cores": threads, "every": args.every, "flow": not args.no_flow,
            "backends": pred.backends(), "seconds": round(seconds, 3), "frames_per_s": round(fps, 2),
            "ms_per_frame": round(1000 * seconds / result.frames, 1), "target_frames_per_s": TARGET_FPS,
-           "output_mib": round(out_bytes / 2**20, 2), "source": "val photo" if args.val else "synthetic"}
+           "output_mib": round(out_bytes / 2**20, 2), "source": "val photo" if args.val else "synthetic",
+           "stages_ms": stages}
     print(f"{len(pred.models)} models on {h}x{w}, {threads} cores: {fps:.1f} frames/s end to end "
           f"({out['ms_per_frame']} ms a frame; target {TARGET_FPS:g}); {result.summary()}")
     print(json.dumps(out))

@@ -358,9 +358,9 @@ def webcam_section(predictor: Predictor) -> None:
     loaded = tuple(predictor.models)
     gr.Markdown("Allow the camera: each frame goes through the chosen model and comes back as an overlay.")
     with gr.Row():
-        camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera")
+        camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", format="jpeg")
         with gr.Column():
-            live = gr.Image(label="Overlay", interactive=False)
+            live = gr.Image(label="Overlay", interactive=False, format="jpeg")
             rate = gr.Markdown()
     model = gr.Radio(choices=[(DISPLAY_NAMES.get(n, n), n) for n in loaded], value=loaded[0] if loaded else None,
                      label="Model")

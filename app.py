@@ -15,6 +15,7 @@ st.set_page_config(page_title="Cityscapes segmentation workbench", page_icon="ðŸ
 nav = st.navigation([
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", default=True),
     st.Page("app_pages/ground_truth.py", title="Ground truth", icon=":material/fact_check:"),
+    st.Page("app_pages/video.py", title="Video", icon=":material/movie:"),
     st.Page("app_pages/benchmark.py", title="Benchmark", icon=":material/leaderboard:"),
     st.Page("app_pages/about.py", title="About", icon=":material/info:"),
 ])

@@ -6,6 +6,7 @@
     python train_cli.py export --weights weights --format openvino --int8 --check ../shared/data/cityscapes_pairs/val
     python train_cli.py eval  --weights weights     # every model in the folder, on its fastest backend
     python train_cli.py eval  --weights weights/unet.safetensors --tta flip   # photo + mirror image
+    python train_cli.py segment photos/ clip.mp4 street.jpg --out segmented --colour --overlay
 
 Every error a user can cause (missing folder, unknown arch, wrong checkpoint, bad flag) ends with
 one line on stderr and exit code 2, never a traceback.
@@ -175,6 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="pairs folder")
     p.add_argument("--out", type=Path, required=True, help="output .npz (outside ../shared)")
     p.add_argument("--quality", type=int, default=85, help="JPEG quality of the re-encoded photos")
+
+    g = sub.add_parser("segment", help="segment your own images, folders of images and videos",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files, folders of images, videos")
+    g.add_argument("--out", type=Path, required=True, help="output folder")
+    g.add_argument("--weights", type=Path, default=Path(__file__).resolve().parent / "weights",
+                   help="weights folder (each model on its fastest backend)")
+    g.add_argument("--models", nargs="+", choices=(*ARCH_NAMES, "ensemble"), default=None,
+                   help="models to run (default: every model in --weights); 'ensemble': their weighted mean")
+    g.add_argument("--colour", action="store_true", help="also write each image's colour mask")
+    g.add_argument("--overlay", action="store_true", help="also write each image's overlay")
+    g.add_argument("--every", type=positive_int, default=1, help="videos: segment every Nth frame, hold the mask between")
+    g.add_argument("--no-flow", action="store_true", help="videos: skip the motion-compensated flicker (optical flow)")
+    g.add_argument("--max-seconds", type=float, default=60.0, help="videos: refuse longer ones")
+    g.add_argument("--max-frames", type=positive_int, default=1500, help="videos: refuse ones with more frames")
+    g.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
 
     d = sub.add_parser("deploy-space", help="deploy the app as a Hugging Face Space (HfApi uploads, not git)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -463,8 +480,36 @@ def cmd_campaign(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "scores": cmd_scores, "pack": cmd_pack,
-            "campaign": cmd_campaign, "deploy-space": cmd_deploy_space}
+def cmd_segment(args) -> int:
+    """Exit 0 when every input was segmented; 2 when any failed (each reported on its own line)."""
+    import torch
+
+    from seg_core import segment
+    from seg_core.video import Limits
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pred = _weights_folder(args.weights, "auto") if args.weights.is_dir() else None
+    if pred is None:
+        raise UsageError(f"--weights {args.weights} is not a weights folder")
+    _check_writable(args.out)
+    try:
+        report = segment.run(args.inputs, args.out, pred, names=args.models, every=args.every,
+                             colour=args.colour, with_overlay=args.overlay, flow=not args.no_flow,
+                             limits=Limits(max_seconds=args.max_seconds, max_frames=args.max_frames))
+    except segment.SegmentError as err:
+        raise UsageError(str(err)) from None
+    except KeyboardInterrupt:
+        print("interrupted; finished outputs are kept, none is left half-written", file=sys.stderr)
+        return 130
+    for line in report.lines:
+        print(line)
+    print(report.summary())
+    return 2 if report.failed else 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "scores": cmd_scores,
+            "segment": cmd_segment, "pack": cmd_pack, "campaign": cmd_campaign, "deploy-space": cmd_deploy_space}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,3 +114,15 @@ def test_malloc_benchmark_runs():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["default"]["s_per_step"] > 0 and result["keep"]["s_per_step"] > 0
     assert 0 <= result["keep"]["kernel_share"] <= 1 and result["speedup"] > 0
+
+
+def test_video_benchmark_runs(weights_dir):
+    proc = subprocess.run([sys.executable, "benchmarks/bench_video.py", "--weights", str(weights_dir), "--size", "64x96",
+                           "--frames", "6", "--cores", "1", "--stages"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["frames"] == 6 and result["frames_per_s"] > 0 and result["size"] == "64x96" and result["cores"] == 1
+    assert list(result["backends"]) == ["unet", "fcn_vgg16", "fcn_resnet50"]
+    assert "frames/s end to end" in proc.stdout
+    assert set(result["stages_ms"]) == {"decode", "models", "grid", "flicker", "csv_row", "encode"}

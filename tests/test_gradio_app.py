@@ -13,6 +13,7 @@ import socket
 import struct
 import sys
 import zlib
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from tests
 
@@ -96,9 +97,9 @@ def test_segment_api_returns_class_ids_and_shares(app, client, photo, model):
     assert (ids == predict(app.predictor.models[model], photo)).mean() > 0.99
 
 
-def test_api_lists_segment_its_inline_form_and_analyze(client):
+def test_api_lists_its_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert list(endpoints) == ["/segment", "/segment_inline", "/analyze"]
+    assert sorted(endpoints) == ["/analyze", "/segment", "/segment_inline", "/segment_video"]
     for name in ("/segment", "/segment_inline"):
         assert [p["parameter_name"] for p in endpoints[name]["parameters"]] == ["image", "model"]
     assert [p["parameter_name"] for p in endpoints["/analyze"]["parameters"]] == ["image", "tta"]
@@ -291,3 +292,78 @@ def test_public_mode_shows_no_server_path(app, monkeypatch, tmp_path):
     props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
     assert "secret-folder" not in props["no-examples"]["value"]
     assert "no folder of Cityscapes pairs on this server" in props["no-examples"]["value"]
+
+
+# ------------------------------------------------------------------------------------------- video
+
+@pytest.fixture
+def clip(tmp_path):
+    from tests.clips import panning_frames, write_clip
+
+    return write_clip(tmp_path / "drive.mp4", panning_frames(6))
+
+
+def test_segment_video_api(client, clip):
+    import csv
+
+    from seg_core.video import probe
+
+    video, table, summary = client.predict(handle_file(str(clip)), "unet, fcn_vgg16", 2, api_name="/segment_video")
+    info = probe(video)
+    assert info.codec == "h264" and info.frames == 6 and info.fps == 10
+    rows = list(csv.DictReader(open(table)))
+    assert len(rows) == 6 and [r["segmented"] for r in rows] == ["1", "0"] * 3
+    assert summary["models"] == ["unet", "fcn_vgg16"] and summary["frames"] == 6 and summary["segmented"] == 3
+    assert 0 <= summary["flicker"]["unet"] <= 1 and 0 <= summary["disagreement"] <= 1
+    assert "frames/s" in summary["summary"]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("text, not a video"), "not a video file we can read"),
+    (lambda p: Image.new("RGB", (32, 32)).save(p, format="PNG"), r"is an image \(png\)"),
+])
+def test_segment_video_api_bad_video_is_a_clear_error(client, tmp_path, make, message):
+    path = tmp_path / "bad.mp4"
+    make(path)
+    with pytest.raises(AppError, match=message) as err:
+        client.predict(handle_file(str(path)), "", 1, api_name="/segment_video")
+    assert "Cannot segment this video" in str(err.value) and "Traceback" not in str(err.value)
+
+
+def test_segment_video_api_unknown_model_and_bad_every(client, clip):
+    with pytest.raises(AppError, match="Unknown model 'deeplab'"):
+        client.predict(handle_file(str(clip)), "deeplab", 1, api_name="/segment_video")
+    with pytest.raises(AppError, match="between 1 and 30"):
+        client.predict(handle_file(str(clip)), "", 0, api_name="/segment_video")
+
+
+def test_video_tab_handler_writes_into_fresh_folders(app, clip, tmp_path):
+    first = app._segment_video(app.predictor, {"path": str(clip)}, None, 1, tmp_path / "videos")
+    second = app._segment_video(app.predictor, {"video": {"path": str(clip)}}, "unet", 3, tmp_path / "videos")
+    assert Path(first[0]).parent != Path(second[0]).parent
+    assert first[3].names == ("unet", "fcn_vgg16", "fcn_resnet50") and second[3].segmented == 2
+
+
+def test_video_tab_runs_and_cuts_frames_into_panels(app, clip):
+    fns = {f.fn.__name__: f.fn for f in app.demo.fns.values()}
+    video, summary, figure, slider, files, state = fns["on_run"]({"path": str(clip)}, 1, progress=lambda *a, **k: None)
+    assert "6 frames (6 segmented)" in summary and len(files) == 2 and state["frames"] == 6
+    assert {t.name for t in figure.data} >= {"disagreement", "U-Net flicker"}
+    panels = fns["on_frame"](state, 4)
+    assert [title for _, title in panels] == ["Photo", "U-Net", "FCN-VGG16", "FCN-ResNet50"]
+    assert panels[0][0].shape == (64, 96, 3)
+    assert fns["on_frame"](None, 0) == []
+
+
+def test_webcam_frames_come_back_as_overlays_with_the_frame_rate(app):
+    frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    picture, rate, state = app.live_frame(app.predictor, frame, "unet", None)
+    assert picture.shape == (288, 512, 3) and rate == "U-Net: 0.0 frames/s"
+    for _ in range(3):
+        picture, rate, state = app.live_frame(app.predictor, frame, "unet", state)
+    assert len(state["times"]) == 4 and float(rate.split(": ")[1].split()[0]) > 0
+    assert app.live_frame(app.predictor, None, "unet", state)[0] is None
+    with pytest.raises(gr.Error, match="Unknown model"):
+        app.live_frame(app.predictor, frame, "deeplab", state)
+    assert "webcam_section" in dir(app) and any(f.fn.__name__ == "on_camera" and f.concurrency_id == "webcam"
+                                               for f in app.demo.fns.values())

@@ -109,7 +109,10 @@ def show_missing(pred: Predictor) -> None:
 
 @st.cache_data(show_spinner="Segmenting…", max_entries=8)  # masks of a 40 MP photo: 40 MB each
 def _predict(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Predictions:
-    return load_predictor(weights).predict(_photo, tta=tta)
+    from seg_core.video import PHOTOS_FIRST
+
+    with PHOTOS_FIRST.photo():  # a running video job waits for this photo
+        return load_predictor(weights).predict(_photo, tta=tta)
 
 
 def predictions(scene: Scene) -> Predictions:

@@ -15,14 +15,13 @@ import torch
 
 from seg_core import settings, space
 from seg_core.data import DataError, list_pairs
-from seg_core.inference import ImageError, Prediction, Predictions, load_image
-from seg_core.metrics import ConfusionMatrix, summarize
-from seg_core.palette import CLASS_NAMES, NUM_CLASSES, colorize
+from seg_core.inference import MAX_PIXELS, ImageError, Prediction, Predictions, load_image
+from seg_core.metrics import image_scores
+from seg_core.palette import CLASS_NAMES, colorize
 from seg_core.predictor import Predictor, train_command
 from seg_core.registry import ARCH_NAMES, display_name
 from seg_core.runners import EXPORT_SUFFIXES, forward_latency
 from seg_core.space import WeightsError, WeightsSource
-from seg_core.viz import png_bytes
 
 from . import scenes
 from .scenes import Scene
@@ -103,7 +102,8 @@ def show_missing(pred: Predictor) -> None:
         st.code("\n".join(train_command(n) for n in ARCH_NAMES), language="bash")
         return
     for name, missing in pred.missing.items():
-        st.warning(f"**{display_name(name)}** is not available: {missing.reason}. Train it with:")
+        reason = "its weights file is missing or unreadable" if settings.public_mode() else missing.reason
+        st.warning(f"**{display_name(name)}** is not available: {reason}. Train it with:")
         st.code(missing.command, language="bash")
 
 
@@ -116,16 +116,6 @@ def predictions(scene: Scene) -> Predictions:
     """Masks of all loaded models for the scene, computed once per scene, set of weights and
     test-time augmentation."""
     return _predict(weights_key(), scene.key, tta(), scene.photo)
-
-
-@st.cache_data(show_spinner=False, max_entries=24)
-def _mask_pngs(weights: str, scene_key: str, tta: str, model: str, _mask: np.ndarray) -> tuple[bytes, bytes]:
-    return png_bytes(_mask), png_bytes(colorize(_mask))
-
-
-def mask_pngs(scene: Scene, model: str, mask: np.ndarray) -> tuple[bytes, bytes]:
-    """A model's full-size mask of the scene as PNGs to download: class ids and colours."""
-    return _mask_pngs(weights_key(), scene.key, tta(), model, mask)
 
 
 # --- the selected scene ---------------------------------------------------------------------------
@@ -152,27 +142,61 @@ def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray) ->
     return scenes.scene_from_image(name, _image, as_pair)
 
 
+UPLOADS_KEY = "uploaded_files"  # [(name, file id, bytes)]: survives a page change, unlike the widget
+
+
+def _keep_uploads() -> None:
+    """The uploader changed (files added or removed): keep its files' bytes in the session, so the
+    uploads are still there after a visit to another page (which empties the widget)."""
+    files = st.session_state.get("uploads") or []
+    st.session_state[UPLOADS_KEY] = [(f.name, f.file_id, f.getvalue()) for f in files]
+    current = current_scene()
+    if not files and current is not None and current.source == "upload":
+        del st.session_state[SCENE_KEY]
+    if files:
+        _prefer_upload()
+
+
+def _prefer_upload() -> None:
+    """An upload was added or chosen: show it (instead of a gallery scene), and drop ``?scene=``."""
+    st.session_state["_upload_wins"] = True
+    st.query_params.pop("scene", None)
+
+
+def upload_limit_text() -> str:
+    return (f"Up to {st.get_option('server.maxUploadSize')} MB and {MAX_PIXELS / 1e6:.0f} megapixels per image; "
+            "JPEG, PNG, WebP, BMP, GIF or TIFF.")
+
+
 def upload_picker() -> None:
     """Drag-and-drop one or several images; the chosen one becomes the scene.
 
-    Each file is decoded once, so moving a slider neither decodes nor hashes the upload again.
+    Any file type is accepted, so that ``load_image`` (not the browser) refuses what it cannot read,
+    with its reason in an ``st.error`` right here. Each file is decoded once, so moving a slider
+    neither decodes nor hashes the upload again.
     """
-    files = st.file_uploader("Drop images here (JPEG, PNG, WebP, BMP; several at once)",
-                             type=list(scenes.UPLOAD_TYPES), accept_multiple_files=True, key="uploads")
+    st.file_uploader("Upload photos (several at once)", accept_multiple_files=True, key="uploads",
+                     on_change=_keep_uploads, help=upload_limit_text())
+    st.caption(upload_limit_text())
+    files = st.session_state.get(UPLOADS_KEY) or []
     if not files:
         return
-    names = [f.name for f in files]
+    names = [name for name, _, _ in files]
     index = st.selectbox("Image to show", range(len(files)), format_func=names.__getitem__,
-                         key="upload_pick") if len(files) > 1 else 0
-    chosen = files[min(index or 0, len(files) - 1)]
-    name = chosen.name
+                         key="upload_pick", on_change=_prefer_upload) if len(files) > 1 else 0
+    name, file_id, data = files[min(index or 0, len(files) - 1)]
     try:
-        image = _decoded_upload(chosen.file_id, chosen.getvalue())
+        image = _decoded_upload(file_id, data)
         as_pair = scenes.is_two_to_one(image) and st.checkbox(
             "This is a photo | label pair (left half photo, right half colour label)",
-            value=scenes.looks_like_pair(image), key=f"as_pair_{name}")
-        set_scene(_upload_scene(chosen.file_id, name, as_pair, image))
+            value=scenes.looks_like_pair(image), key=f"as_pair_{name}", on_change=_prefer_upload)
+        current = current_scene()
+        if current is None or current.source == "upload" or st.session_state.pop("_upload_wins", False):
+            set_scene(_upload_scene(file_id, name, as_pair, image))
     except (ImageError, DataError) as err:
+        st.session_state.pop("_upload_wins", None)
+        if (shown := current_scene()) is not None and shown.source == "upload":
+            del st.session_state[SCENE_KEY]  # not the previous upload under this one's error
         st.error(f"Cannot use **{name}**: {err}.")
 
 
@@ -181,63 +205,100 @@ def _thumbnail(path: str, mtime: float) -> np.ndarray:
     return scenes.thumbnail(path)
 
 
-def gallery_picker() -> None:
-    """Thumbnails of the val pairs, a page at a time; a click makes one the scene."""
-    folder = data_dir()
+def gallery_files() -> list[Path] | None:
+    """The val pair files of the configured folder, or ``None`` when there are none."""
     try:
-        files = list_pairs(folder)
-    except DataError as err:
-        st.info(f"No validation scenes to show: {err}.\n\nCityscapes images may not be redistributed, "
-                "so none come with the app. Download the *Cityscapes Image Pairs* (512x256 JPEGs, photo "
-                "left, colour label right) and point the **Validation folder** setting in the sidebar, or "
-                "the `SEG_DATA_DIR` environment variable, at its `val` folder.")
+        return list_pairs(data_dir())
+    except DataError:
+        return None
+
+
+def no_gallery_note() -> None:
+    """Why there are no example scenes (a public Space has none: the data may not be redistributed)."""
+    where = "" if settings.public_mode() else (
+        " To browse them here, download the *Cityscapes Image Pairs* (512x256 JPEGs, photo left, colour label "
+        "right) and point the **Validation folder** setting in the sidebar, or the `SEG_DATA_DIR` environment "
+        "variable, at its `val` folder.")
+    st.info("**No example scenes here:** Cityscapes images may not be redistributed, so none come with the app. "
+            "Upload a street photo (or a photo | label pair, twice as wide as high) to compare the models on it."
+            + where)
+
+
+def gallery_picker(per_row: int = GALLERY_COLUMNS) -> None:
+    """Thumbnails of the val pairs, a page at a time; a click makes one the scene (its button is
+    then marked, and ``?scene=`` names it in the URL, a link to share)."""
+    files = gallery_files()
+    if files is None:
+        no_gallery_note()
         return
     pages = -(-len(files) // GALLERY_PER_PAGE)
-    page = st.number_input(f"Page (of {pages}; {len(files)} scenes)", min_value=1, max_value=pages, value=1,
-                           step=1, key="gallery_page")
+    current = current_scene()
+    chosen = current.name if current is not None and current.source == "gallery" else None
+    page = 1
+    if pages > 1:
+        page = st.number_input(f"Page (of {pages}; {len(files)} scenes)", min_value=1, max_value=pages, value=1,
+                               step=1, key="gallery_page")
     shown = scenes.page_of(files, int(page), GALLERY_PER_PAGE)
-    cols = st.columns(GALLERY_COLUMNS)
+    cols = st.columns(per_row)
     for i, path in enumerate(shown):
-        with cols[i % GALLERY_COLUMNS]:
+        with cols[i % per_row]:
             try:
                 st.image(_thumbnail(str(path), path.stat().st_mtime), width="stretch")
-            except DataError as err:
-                st.caption(f"{path.name}: {err}")
+            except DataError:
+                st.caption(f"{path.name}: not a readable image")
                 continue
-            if st.button(path.name, key=f"gallery_{path.name}", width="stretch"):
-                _pick_file(path)
+            mine = path.name == chosen
+            st.button(("✓ " if mine else "") + path.name, key=f"gallery_{path.name}", width="stretch",
+                      type="primary" if mine else "secondary", on_click=_pick_file, args=(path,))
 
 
 def _pick_file(path: Path) -> None:
     try:
         set_scene(scenes.scene_from_file(path))
-    except DataError as err:
-        st.error(f"Cannot use {path.name}: {err}.")
+    except DataError:
+        st.session_state["_pick_error"] = f"Cannot use {path.name}: it is not a readable photo | label pair."
+        return
+    st.query_params["scene"] = path.name
+    st.session_state["_query_scene"] = path.name
 
 
 def scene_from_query() -> None:
-    """``?scene=12.jpg`` opens that val scene (a shareable link); applied once per value."""
+    """``?scene=12.jpg`` opens that val scene (a shareable link); applied once per value. Only a
+    file name of the configured folder is taken: anything with a path in it is refused."""
     wanted = st.query_params.get("scene")
     if not wanted or st.session_state.get("_query_scene") == wanted:
         return
     st.session_state["_query_scene"] = wanted
-    path = data_dir() / Path(wanted).name  # a name, never a path out of the folder
-    if path.is_file():
-        _pick_file(path)
+    if wanted != Path(wanted).name or "\\" in wanted or wanted.startswith("."):
+        st.warning("The link's `scene` must be the file name of a validation scene, not a path.")
+        return
+    files = {p.name: p for p in gallery_files() or []}
+    if wanted in files:
+        _pick_file(files[wanted])
     else:
-        st.warning(f"Scene {wanted!r} is not in {data_dir()}.")
+        st.warning(f"The link's scene {wanted!r} is not among the validation scenes.")
 
 
 def scene_picker() -> None:
-    """Upload or gallery, whichever the user chooses."""
+    """Upload beside the example scenes; the examples fold away once a scene is shown."""
     scene_from_query()
-    source = st.radio("Image", ["Upload", "Validation gallery"], horizontal=True, key="source",
-                      index=1 if (current_scene() and current_scene().source == "gallery") else 0)
-    if source == "Upload":
+    if error := st.session_state.pop("_pick_error", None):
+        st.error(error)
+    current = current_scene()
+    files = gallery_files()
+    upload_col, gallery_col = st.columns([1, 2]) if files else (st.container(), None)
+    with upload_col:
         upload_picker()
-    else:
-        with st.expander("Validation scenes", expanded=current_scene() is None):
-            gallery_picker()
+    if gallery_col is None:
+        if current is None:
+            no_gallery_note()
+        return
+    with gallery_col:
+        label = f"Example scenes ({len(files)} validation pairs)"
+        if current is not None and current.source == "gallery":
+            label += f": showing {current.name}"
+        with st.expander(label, expanded=current is None):
+            gallery_picker(per_row=GALLERY_COLUMNS)
 
 
 # --- showing masks --------------------------------------------------------------------------------
@@ -259,11 +320,10 @@ def model_title(name: str, pred: Prediction | None = None) -> str:
 
 
 def image_metrics(mask: np.ndarray, label: np.ndarray) -> tuple[dict, np.ndarray]:
-    """Metrics and confusion matrix of one mask against its label."""
-    cm = ConfusionMatrix(NUM_CLASSES)
-    cm.update(torch.from_numpy(mask), torch.from_numpy(label))
-    mat = cm.mat.numpy()
-    return summarize(mat, CLASS_NAMES), mat
+    """Scores and confusion matrix of one mask against its label, under the per-image rule of
+    ``seg_core.metrics.image_scores`` (``IMAGE_SCORE_RULE``)."""
+    scores = image_scores(mask, label, CLASS_NAMES)
+    return scores, scores["confusion"]
 
 
 def metrics_row(name: str, metrics: dict) -> dict:

@@ -333,8 +333,11 @@ def metrics_row(name: str, metrics: dict) -> dict:
 
 # --- benchmark ------------------------------------------------------------------------------------
 
+LATENCY_REPEATS = 10
+
+
 @st.cache_data(max_entries=16, show_spinner="Measuring CPU latency…", ttl=3600)
-def model_facts(weights: str, name: str, repeats: int = 10) -> dict:
+def model_facts(weights: str, name: str, repeats: int = LATENCY_REPEATS) -> dict:
     """Backend, threads, parameters, file size and median latency of one forward pass at the
     model's input size, measured as ``benchmarks/bench_inference.py`` does (``weights`` is a
     ``weights_key()``)."""
@@ -350,7 +353,7 @@ def evaluate_with_progress(pred: Predictor, folder: Path, limit: int, batch: int
     from seg_core.data import load_split
     from seg_core.evaluate import evaluate
 
-    with st.spinner(f"Reading {folder}…"):
+    with st.spinner("Reading the validation scenes…"):
         images, labels = load_split(folder, limit=limit or None)
     bar = st.progress(0.0, text="Evaluating…")
     out = {}

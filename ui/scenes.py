@@ -23,7 +23,6 @@ from seg_core.viz import fit_within
 
 #: Where the val pairs live unless ``SEG_DATA_DIR`` says otherwise (never inside the repo: licence).
 DEFAULT_DATA_DIR = settings.DEFAULT_DATA_DIR
-UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
 #: An upload is taken for a pair when it is 2:1 and this share of its right half decodes to a
 #: class (JPEG labels of the val pairs: about 80 %; photos of streets: well under half).
 PAIR_MIN_LABELLED = 0.6
@@ -112,19 +111,6 @@ def page_of(items: list, page: int, per_page: int) -> list:
 def display_scale(image: np.ndarray, nearest: bool = False) -> np.ndarray:
     """``image`` at most ``DISPLAY_MAX_SIDE`` on its long side, for the screen."""
     return fit_within(image, DISPLAY_MAX_SIDE, nearest)
-
-
-def before_after(before: np.ndarray, after: np.ndarray, reveal: float, line: int = 2) -> np.ndarray:
-    """``after`` on the left ``reveal`` fraction of the width, ``before`` on the rest, a white seam."""
-    if before.shape != after.shape:
-        raise ValueError(f"before {before.shape} and after {after.shape} differ in shape")
-    w = before.shape[1]
-    x = int(round(float(np.clip(reveal, 0.0, 1.0)) * w))
-    out = before.copy()
-    out[:, :x] = after[:, :x]
-    if 0 < x < w:
-        out[:, max(0, x - line // 2) : min(w, x + (line + 1) // 2)] = 255
-    return out
 
 
 def row_normalize(confusion: np.ndarray) -> np.ndarray:

@@ -435,10 +435,21 @@ def test_ground_truth_page_scores_the_shared_scene(env):
     table = at.dataframe[0].value
     assert list(table["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50"]
     assert table["pixel acc"].between(0, 1).all()
-    assert len(at.get("plotly_chart")) == 3
+    assert {"Photo", "Ground truth"} <= set(captions(at))
+    assert "within 1 px of another label colour" in texts(at.caption)  # the per-image rule, stated
+    assert "blue: right, orange: wrong" in texts(at.caption)
+    charts = at.get("plotly_chart")  # one tab per model, and the A − B difference
+    assert [c.key for c in charts] == ["gt_confusion_unet", "gt_confusion_fcn_vgg16", "gt_confusion_fcn_resnet50",
+                                       "gt_confusion_diff"]
+    assert [t.label for t in at.tabs] == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "Difference"]
     assert sum("right" in c for c in captions(at)) == 3  # the error maps
     at.checkbox(key="gt_only_present").uncheck().run()
     no_exception(at)
+    at.segmented_control(key="gt_scale").set_value("log").run()
+    no_exception(at)
+    at.selectbox(key="gt_diff_a").set_value("fcn_vgg16").run()
+    no_exception(at)
+    assert "FCN-VGG16 − FCN-ResNet50" in at.get("plotly_chart")[-1].proto.spec
 
 
 def test_ground_truth_page_uses_the_scene_from_compare(env):
@@ -464,7 +475,8 @@ def test_benchmark_page_facts_and_recompute(env):
     no_exception(at)
     metrics = at.dataframe[0].value
     assert metrics["mIoU"].between(0, 1).all()
-    assert len(at.get("plotly_chart")) == 4  # IoU bars + three confusion matrices
+    assert len(at.get("plotly_chart")) == 5  # IoU bars + three confusion matrices + their difference
+    assert "median of 10 runs, in whole milliseconds" in texts(at.caption)
 
 
 def test_benchmark_page_reads_metrics_recorded_in_checkpoints(env, monkeypatch, weights_dir, tmp_path):
@@ -491,6 +503,9 @@ def test_about_page(env):
     at = run_page("about")
     assert len(at.get("graphviz_chart")) == 2
     assert "--arch unet --data ../shared/data/cityscapes_pairs/train" in texts(at.code)
+    assert "--time-budget 140m" in texts(at.code)  # as the README says
+    for chart in at.get("graphviz_chart"):  # drawn at their size, big text, top to bottom
+        assert "fontsize=15" in chart.proto.spec and "rankdir=TB" in chart.proto.spec
     assert "train_cli.py export --weights weights --format openvino --int8" in texts(at.code)
     assert "may not be redistributed" in texts(at.markdown)
 
@@ -573,3 +588,54 @@ def test_a_weights_revision_the_hub_lacks_stops_the_page_with_the_reason(env, mo
     assert "the weights repo lab/weights (SEG_WEIGHTS_REPO) has no revision 'deadbeef'" in texts(at.error)
     assert not at.image  # stopped before any model ran
     space._download.cache_clear()
+
+
+# --- public mode ----------------------------------------------------------------------------------
+
+def page_text(at: AppTest) -> str:
+    """Everything a page sends to the browser, as text (every element's protobuf)."""
+    return "\n".join(str(n.proto) for n in walk(at._tree) if getattr(n, "proto", None) is not None)
+
+
+@pytest.fixture
+def public(env, monkeypatch):
+    monkeypatch.setenv("SEG_PUBLIC", "1")
+    return env
+
+
+def test_public_mode_pages_show_no_server_path(public, monkeypatch, weights_dir, tmp_path):
+    """Every page, and a model without weights, in public mode: no folder of the server appears."""
+    partial = use_weights(monkeypatch, tmp_path / "partial")
+    shutil.copy(weights_dir / "unet.safetensors", partial / "unet.safetensors")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["scene"] = "2.jpg"
+    at.run()
+    no_exception(at)
+    assert at.session_state["scene"].name == "2.jpg"  # the configured folder still works
+    assert "its weights file is missing or unreadable" in texts(at.warning)
+    for name in ("compare", "ground_truth", "benchmark", "about"):
+        if name != "compare":
+            at.switch_page(f"app_pages/{name}.py").run()
+            no_exception(at)
+        text = page_text(at)
+        for secret in (str(public), str(partial), str(tmp_path), str(ROOT)):
+            assert secret not in text, (name, secret)
+
+
+def test_public_mode_has_no_folder_box_and_reads_only_the_configured_folder(public, tmp_path):
+    elsewhere = write_pairs(tmp_path / "elsewhere", n=2)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["data_dir"] = str(elsewhere)  # what the folder box would have set
+    at.run()
+    no_exception(at)
+    assert not [w for w in at.text_input if w.key == "data_dir"] and not at.sidebar.text_input
+    assert "6 validation pairs" in at.expander[0].label  # the configured folder, not the other one
+
+
+@pytest.mark.parametrize("wanted", ["../elsewhere/1.jpg", str(Path("/tmp") / "x.jpg"), "..%2F1.jpg"])
+def test_public_mode_query_parameter_names_no_path(public, tmp_path, wanted):
+    write_pairs(tmp_path / "elsewhere", n=2)
+    at = compare_deep_link(wanted)
+    no_exception(at)
+    assert "scene" not in at.session_state
+    assert str(public) not in page_text(at)

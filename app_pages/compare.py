@@ -16,7 +16,7 @@ from seg_core.registry import ARCH_NAMES
 from seg_core.viz import disagreement, disagreement_image, legend_html, legend_rows, overlay, png_bytes
 from ui import common
 from ui.scenes import Scene, display_scale
-from ui.views import before_after_html, data_url, image_grid_html
+from ui.views import before_after_html, data_url, image_grid_html, mask_data_url
 
 VIEWS = ("Masks", "Overlays", "Before / after", "Disagreement")
 
@@ -41,7 +41,13 @@ truth = display_scale(scene.label, nearest=True) if scene.label is not None else
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _mask_urls(scene_key: str, weights: str, tta: str, _masks: dict) -> dict[str, str]:
-    return {n: data_url(colorize(m), "PNG") for n, m in _masks.items()}
+    return {n: mask_data_url(m) for n, m in _masks.items()}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _scene_urls(scene_key: str, _photo: np.ndarray, _truth: np.ndarray | None) -> list[tuple[str, str]]:
+    """The photo (and ground truth) of the first grid cells, encoded once per scene."""
+    return [("Photo", data_url(_photo))] + ([("Ground truth", mask_data_url(_truth))] if _truth is not None else [])
 
 
 @st.fragment
@@ -51,9 +57,7 @@ def views(scene: Scene, preds: dict, photo: np.ndarray, masks: dict, truth: np.n
                                 label_visibility="collapsed")
     titles = {n: common.model_title(n, preds.get(n)) for n in ARCH_NAMES}
     urls = _mask_urls(scene.key, common.weights_key(), common.tta(), masks)
-    first = [("Photo", data_url(photo))]
-    if truth is not None:
-        first.append(("Ground truth", data_url(colorize(truth), "PNG")))
+    first = _scene_urls(scene.key, photo, truth)
     if view == "Masks" or not masks:
         st.html(image_grid_html(first + [(titles[n], urls.get(n)) for n in ARCH_NAMES]))
     elif view == "Overlays":

@@ -238,6 +238,9 @@ def test_compare_gallery_pick_shows_three_models(env):
     assert at.session_state["scene"].name == "2.jpg"
     assert at.query_params["scene"] == "2.jpg"  # a link to this scene
     assert not at.expander[0].proto.expanded and "showing 2.jpg" in at.expander[0].label  # folded away
+    assert not at.image  # and its thumbnails are not even drawn while it is closed
+    at.session_state["gallery_open"] = True  # the user opens it again
+    at.run()
     chosen = at.button(key="gallery_2.jpg")
     assert chosen.label == "✓ 2.jpg" and chosen.proto.type == "primary"
     assert at.button(key="gallery_3.jpg").proto.type == "secondary"
@@ -324,7 +327,9 @@ def test_compare_upload_after_a_gallery_pick_replaces_it(env):
     at.file_uploader(key="uploads").set_value(("street.png", png(photo), "image/png")).run()
     no_exception(at)
     assert at.session_state["scene"].name == "street.png" and "scene" not in at.query_params
-    at.button(key="gallery_4.jpg").click().run()
+    assert not at.expander[0].proto.expanded
+    at.query_params["scene"] = "4.jpg"  # a val scene picked again (here through a link)
+    at.run()
     assert at.session_state["scene"].name == "4.jpg"  # the stored upload does not take over again
     at.run()
     assert at.session_state["scene"].name == "4.jpg"

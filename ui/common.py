@@ -30,6 +30,7 @@ SCENE_KEY = "scene"
 TTA_KEY = "tta"
 GALLERY_PER_PAGE = 24
 GALLERY_COLUMNS = 6
+GALLERY_OPEN_KEY = "gallery_open"
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -149,12 +150,15 @@ def _keep_uploads() -> None:
     """The uploader changed (files added or removed): keep its files' bytes in the session, so the
     uploads are still there after a visit to another page (which empties the widget)."""
     files = st.session_state.get("uploads") or []
+    if [f.file_id for f in files] == [file_id for _, file_id, _ in st.session_state.get(UPLOADS_KEY) or []]:
+        return  # the same files (AppTest reports the widget as changed at every run)
     st.session_state[UPLOADS_KEY] = [(f.name, f.file_id, f.getvalue()) for f in files]
     current = current_scene()
     if not files and current is not None and current.source == "upload":
         del st.session_state[SCENE_KEY]
     if files:
         _prefer_upload()
+        st.session_state[GALLERY_OPEN_KEY] = False
 
 
 def _prefer_upload() -> None:
@@ -200,9 +204,16 @@ def upload_picker() -> None:
         st.error(f"Cannot use **{name}**: {err}.")
 
 
-@st.cache_data(max_entries=512)
-def _thumbnail(path: str, mtime: float) -> np.ndarray:
-    return scenes.thumbnail(path)
+@st.cache_data(max_entries=512, show_spinner=False)
+def _thumbnail(path: str, mtime: float) -> bytes:
+    """A JPEG thumbnail: bytes, so that a rerun does not encode 24 arrays again."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(scenes.thumbnail(path)).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
 def gallery_files() -> list[Path] | None:
@@ -260,6 +271,7 @@ def _pick_file(path: Path) -> None:
         return
     st.query_params["scene"] = path.name
     st.session_state["_query_scene"] = path.name
+    st.session_state[GALLERY_OPEN_KEY] = False  # fold the examples away: the results come up
 
 
 def scene_from_query() -> None:
@@ -297,8 +309,13 @@ def scene_picker() -> None:
         label = f"Example scenes ({len(files)} validation pairs)"
         if current is not None and current.source == "gallery":
             label += f": showing {current.name}"
-        with st.expander(label, expanded=current is None):
-            gallery_picker(per_row=GALLERY_COLUMNS)
+        if GALLERY_OPEN_KEY not in st.session_state:
+            st.session_state[GALLERY_OPEN_KEY] = current is None
+        # The thumbnails are drawn only while the expander is open: a closed one costs nothing on
+        # each rerun (24 images and buttons took about 100 ms before the masks of an upload).
+        with st.expander(label, key=GALLERY_OPEN_KEY, on_change="rerun"):
+            if st.session_state[GALLERY_OPEN_KEY]:
+                gallery_picker(per_row=GALLERY_COLUMNS)
 
 
 # --- showing masks --------------------------------------------------------------------------------

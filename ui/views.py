@@ -27,6 +27,20 @@ def data_url(image: np.ndarray, fmt: str = "JPEG") -> str:
     return f"data:image/{fmt.lower()};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
+def mask_data_url(mask: np.ndarray) -> str:
+    """A mask of train ids as a data URL of a palette PNG in the class colours: a third of the time
+    and size of the RGB PNG (ignored pixels black)."""
+    from seg_core.palette import COLORS
+
+    table = np.zeros((256, 3), np.uint8)
+    table[: len(COLORS)] = COLORS
+    im = Image.fromarray(np.asarray(mask, np.uint8), "L").convert("P")
+    im.putpalette(table.ravel().tolist())
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)
+    return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
 def image_grid_html(items: list[tuple[str, str | None]], min_width: int = 160) -> str:
     """Captioned images (``(caption, data URL or None)``) in a grid that wraps on narrow screens;
     ``None`` leaves a note in its place."""
@@ -75,7 +89,7 @@ let v = {start};
 function show(p) {{ v = Math.max(0, Math.min(100, p)); top_.style.clipPath = `inset(0 ${{100 - v}}% 0 0)`;
   seam.style.left = v + '%'; box.setAttribute('aria-valuenow', Math.round(v)); }}
 function at(e) {{ const r = box.getBoundingClientRect(); show(100 * (e.clientX - r.left) / r.width); }}
-box.addEventListener('pointerdown', e => {{ box.setPointerCapture(e.pointerId); at(e); }});
+box.addEventListener('pointerdown', e => {{ at(e); try {{ box.setPointerCapture(e.pointerId); }} catch (err) {{}} }});
 box.addEventListener('pointermove', e => {{ if (e.buttons) at(e); }});
 box.addEventListener('keydown', e => {{ if (e.key === 'ArrowLeft') show(v - 5); if (e.key === 'ArrowRight') show(v + 5); }});
 document.querySelectorAll('button').forEach(b => b.addEventListener('click', () => {{

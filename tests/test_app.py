@@ -644,3 +644,12 @@ def test_public_mode_query_parameter_names_no_path(public, tmp_path, wanted):
     no_exception(at)
     assert "scene" not in at.session_state
     assert str(public) not in page_text(at)
+
+
+def test_mask_data_url_is_the_colour_mask():
+    from base64 import b64decode
+
+    _, label = synthetic_pair(32)
+    url = views.mask_data_url(label)
+    with Image.open(io.BytesIO(b64decode(url.split(",", 1)[1]))) as im:
+        assert im.mode == "P" and np.array_equal(np.asarray(im.convert("RGB")), colorize(label))

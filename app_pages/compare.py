@@ -89,7 +89,7 @@ st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
                     {n: common.model_title(n) for n in preds}))
 
 st.markdown("#### Inference time and downloads")
-st.caption(f"Shared by the models, counted once: decoding {preds.decode_seconds * 1000:.0f} ms, resizing and "
+st.caption(f"Shared by the models, counted once: decoding the file {scene.decode_seconds * 1000:.0f} ms, resizing and "
            f"normalising {preds.prepare_seconds * 1000:.0f} ms. Each model's time is its own: forward pass, "
            "upsampling to the photo's size, argmax.")
 cols = st.columns(len(masks))

@@ -341,6 +341,9 @@ def test_compare_tiff_upload_is_accepted(env):
     at.file_uploader(key="uploads").set_value(("street.tif", png(photo, "TIFF"), "image/tiff")).run()
     no_exception(at)
     assert at.session_state["scene"].name == "street.tif" and not at.error
+    # its decoding is timed once, apart from the models (whose arrays come decoded)
+    assert at.session_state["scene"].decode_seconds > 0
+    assert "Shared by the models, counted once: decoding the file" in texts(at.caption)
 
 
 def test_compare_large_upload_is_drawn_at_screen_size(env):

@@ -7,6 +7,7 @@ in ``st.session_state["scene"]`` so every page shows the same one. Every widget 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,15 +133,19 @@ def set_scene(scene: Scene) -> None:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _decoded_upload(file_id: str, _data: bytes) -> np.ndarray:
-    """An upload decoded once per file (keyed by Streamlit's file id, so its bytes are never hashed);
-    raises ``ImageError``."""
-    return load_image(_data)
+def _decoded_upload(file_id: str, _data: bytes) -> tuple[np.ndarray, float]:
+    """An upload decoded once per file (keyed by Streamlit's file id, so its bytes are never hashed),
+    and the seconds decoding took; raises ``ImageError``."""
+    t0 = time.perf_counter()
+    image = load_image(_data)
+    return image, time.perf_counter() - t0
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray) -> Scene:
-    return scenes.scene_from_image(name, _image, as_pair)
+def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray, decode_seconds: float) -> Scene:
+    scene = scenes.scene_from_image(name, _image, as_pair)
+    scene.decode_seconds = decode_seconds
+    return scene
 
 
 UPLOADS_KEY = "uploaded_files"  # [(name, file id, bytes)]: survives a page change, unlike the widget
@@ -190,13 +195,13 @@ def upload_picker() -> None:
                          key="upload_pick", on_change=_prefer_upload) if len(files) > 1 else 0
     name, file_id, data = files[min(index or 0, len(files) - 1)]
     try:
-        image = _decoded_upload(file_id, data)
+        image, decode_seconds = _decoded_upload(file_id, data)
         as_pair = scenes.is_two_to_one(image) and st.checkbox(
-            "This is a photo | label pair (left half photo, right half colour label)",
+            "Photo | label pair (right half: colour label)",
             value=scenes.looks_like_pair(image), key=f"as_pair_{name}", on_change=_prefer_upload)
         current = current_scene()
         if current is None or current.source == "upload" or st.session_state.pop("_upload_wins", False):
-            set_scene(_upload_scene(file_id, name, as_pair, image))
+            set_scene(_upload_scene(file_id, name, as_pair, image, decode_seconds))
     except (ImageError, DataError) as err:
         st.session_state.pop("_upload_wins", None)
         if (shown := current_scene()) is not None and shown.source == "upload":

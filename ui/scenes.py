@@ -9,6 +9,7 @@ so the pages stay thin and these are tested without a browser.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Scene:
     label: np.ndarray | None = None
     source: str = "upload"  # "upload" or "gallery"
     key: str = field(default="", compare=False)  # content hash: same pixels, same key
+    decode_seconds: float = field(default=0.0, compare=False)  # reading the file, shown once beside the models' times
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -83,8 +85,9 @@ def scene_from_upload(name: str, data: bytes, as_pair: bool | None = None) -> Sc
 
 def scene_from_file(path: str | Path) -> Scene:
     """A val pair file as a scene (raises ``DataError``)."""
+    t0 = time.perf_counter()
     photo, label = read_pair(path)
-    return Scene(Path(path).name, np.ascontiguousarray(photo), label, "gallery")
+    return Scene(Path(path).name, np.ascontiguousarray(photo), label, "gallery", decode_seconds=time.perf_counter() - t0)
 
 
 def thumbnail(path: str | Path, side: int = 128) -> np.ndarray:

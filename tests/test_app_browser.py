@@ -2,10 +2,12 @@
 
 Chromium is driven over the DevTools protocol with the ``websockets`` client that Streamlit
 already depends on, so the only extra need is the Debian ``chromium`` package; the test skips when
-it is missing. Run as a script it writes the screenshot of the docs::
+it is missing. Run as a script it screenshots the Compare page on a val scene, outside the repository
+(a Cityscapes photo may not be shipped; the docs' screenshots of a drawn scene come from
+``benchmarks/bench_page.py --shots docs``)::
 
-    python -m tests.test_app_browser --out docs/compare.png            # weights/, the real val folder
-    python -m tests.test_app_browser --weights runs/unet/best.safetensors --out docs/compare.png
+    python -m tests.test_app_browser --out /tmp/compare.png            # weights/, the real val folder
+    python -m tests.test_app_browser --weights runs/unet/best.safetensors --out /tmp/compare.png
 """
 
 from __future__ import annotations
@@ -214,7 +216,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(REAL_DATA / "val"))
     parser.add_argument("--scene", default="1.jpg")
     parser.add_argument("--height", type=int, default=2000)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "compare.png"))
+    parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "compare.png"))
     args = parser.parse_args()
     if CHROMIUM is None:
         sys.exit("chromium is not installed (apt-get install -y chromium)")

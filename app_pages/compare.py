@@ -31,11 +31,12 @@ scene = common.current_scene()
 if scene is None:
     st.stop()
 
-preds = common.predictions(scene) if pred.models else {}
-# Pictures are drawn at screen size (a 40 MP upload would make every overlay 480 MB of floats);
-# the downloads keep the full-size masks.
+# The models segment the photo at screen size: a mask shown 1024 px wide gains nothing from being
+# computed at 4096 and shrunk (the models see 256x512 either way), and a large upload's masks come
+# up several times sooner. The downloads are computed at the photo's full size, when clicked.
 photo = display_scale(scene.photo)
-masks = {name: display_scale(p.mask, nearest=True) for name, p in preds.items()}
+preds = common.predictions(scene, photo) if pred.models else {}
+masks = {name: p.mask for name, p in preds.items()}
 truth = display_scale(scene.label, nearest=True) if scene.label is not None else None
 
 
@@ -89,17 +90,27 @@ st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
                     {n: common.model_title(n) for n in preds}))
 
 st.markdown("#### Inference time and downloads")
+h, w = photo.shape[:2]
+shown_at = "" if photo.shape == scene.photo.shape else (
+    f" The masks above are computed at screen size ({w}x{h}); the downloads at the photo's "
+    f"{scene.photo.shape[1]}x{scene.photo.shape[0]}, when clicked.")
 st.caption(f"Shared by the models, counted once: decoding the file {scene.decode_seconds * 1000:.0f} ms, resizing and "
            f"normalising {preds.prepare_seconds * 1000:.0f} ms. Each model's time is its own: forward pass, "
-           "upsampling to the photo's size, argmax.")
+           f"upsampling to {w}x{h}, argmax.{shown_at}")
+
+
 cols = st.columns(len(masks))
 stem = scene.name.rsplit(".", 1)[0]
 for col, (name, p) in zip(cols, preds.items()):
     with col:
-        st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help="this model alone: forward pass, upsampling to the photo's size, argmax")
+        st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help=f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
         st.caption(pred.backends().get(name, "") + (", mirror-image averaging" if common.tta() == "flip" else ""))
-        # Callables: the PNGs are encoded when a button is clicked, not on every run.
-        st.download_button("Class ids (PNG)", lambda m=p.mask: png_bytes(m), f"{stem}_{name}_ids.png", "image/png",
-                           key=f"dl_ids_{name}", on_click="ignore")
-        st.download_button("Colour mask (PNG)", lambda m=p.mask: png_bytes(colorize(m)), f"{stem}_{name}_color.png",
-                           "image/png", key=f"dl_color_{name}", on_click="ignore")
+        # Callables, run when a button is clicked (outside the script, so all they need is bound
+        # here): the full-size mask is computed and encoded then, not on every run.
+        def full(n=name, shown=p.mask, tta=common.tta()) -> np.ndarray:
+            return common.full_size_mask(pred, scene, n, shown, tta)
+
+        st.download_button("Class ids (PNG)", lambda full=full: png_bytes(full()), f"{stem}_{name}_ids.png",
+                           "image/png", key=f"dl_ids_{name}", on_click="ignore")
+        st.download_button("Colour mask (PNG)", lambda full=full: png_bytes(colorize(full())),
+                           f"{stem}_{name}_color.png", "image/png", key=f"dl_color_{name}", on_click="ignore")

@@ -656,3 +656,23 @@ def test_mask_data_url_is_the_colour_mask():
     url = views.mask_data_url(label)
     with Image.open(io.BytesIO(b64decode(url.split(",", 1)[1]))) as im:
         assert im.mode == "P" and np.array_equal(np.asarray(im.convert("RGB")), colorize(label))
+
+
+def test_large_upload_is_segmented_at_screen_size_and_downloaded_at_full_size(env, weights_dir):
+    """A 1500 px wide upload: the masks shown are computed at 1024 px (the caption says so); the
+    downloads get full-size masks, those of ``Predictor.predict`` on the whole photo."""
+    from seg_core.predictor import Predictor
+    from ui import common
+
+    wide = np.random.default_rng(1).integers(0, 256, (300, 1500, 3), dtype=np.uint8)
+    at = page("compare").run()
+    at.file_uploader(key="uploads").set_value(("wide.png", png(wide), "image/png")).run()
+    no_exception(at)
+    assert "computed at screen size (1024x205); the downloads at the photo's 1500x300" in texts(at.caption)
+    predictor = Predictor.from_dir(weights_dir)
+    scene = at.session_state["scene"]
+    shown = predictor.predict(scenes.display_scale(wide))["unet"].mask
+    full = common.full_size_mask(predictor, scene, "unet", shown, "none")
+    assert shown.shape == (205, 1024) and np.array_equal(full, predictor.predict(wide)["unet"].mask)
+    small = predictor.predict(wide)["fcn_vgg16"].mask
+    assert common.full_size_mask(predictor, scene, "fcn_vgg16", small, "none") is small  # no second run

@@ -114,10 +114,21 @@ def _predict(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Pred
     return load_predictor(weights).predict(_photo, tta=tta)
 
 
-def predictions(scene: Scene) -> Predictions:
-    """Masks of all loaded models for the scene, computed once per scene, set of weights and
-    test-time augmentation."""
-    return _predict(weights_key(), scene.key, tta(), scene.photo)
+def predictions(scene: Scene, photo: np.ndarray | None = None) -> Predictions:
+    """Masks of all loaded models for the scene (or for ``photo``, a smaller copy of it: masks at
+    that size), computed once per scene, size, set of weights and test-time augmentation."""
+    if photo is None or photo.shape == scene.photo.shape:
+        return _predict(weights_key(), scene.key, tta(), scene.photo)
+    return _predict(weights_key(), f"{scene.key}@{photo.shape[1]}x{photo.shape[0]}", tta(), photo)
+
+
+def full_size_mask(pred: Predictor, scene: Scene, name: str, shown: np.ndarray, tta: str) -> np.ndarray:
+    """``name``'s mask at the full size of the scene's photo: ``shown`` itself when it is already
+    that size, else predicted again from the full photo (for a download; no Streamlit call here,
+    it runs outside the script)."""
+    if shown.shape == scene.photo.shape[:2]:
+        return shown
+    return pred.predict(scene.photo, names=(name,), tta=tta)[name].mask
 
 
 # --- the selected scene ---------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import numpy as np
 import streamlit as st
 
 from seg_core.palette import colorize
-from seg_core.registry import ARCH_NAMES
 from seg_core.viz import disagreement, disagreement_image, legend_html, legend_rows, overlay, png_bytes
 from ui import common
 from ui.scenes import Scene, display_scale
@@ -56,16 +55,17 @@ def views(scene: Scene, preds: dict, photo: np.ndarray, masks: dict, truth: np.n
     """The pictures, one view at a time; a fragment, so its controls rerun only this block."""
     view = st.segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="view",
                                 label_visibility="collapsed")
-    titles = {n: common.model_title(n, preds.get(n)) for n in ARCH_NAMES}
+    shown = common.columns(preds)
+    titles = {n: common.model_title(n, preds.get(n)) for n in shown}
     urls = _mask_urls(scene.key, common.weights_key(), common.tta(), masks)
     first = _scene_urls(scene.key, photo, truth)
     if view == "Masks" or not masks:
-        st.html(image_grid_html(first + [(titles[n], urls.get(n)) for n in ARCH_NAMES]))
+        st.html(image_grid_html(first + [(titles[n], urls.get(n)) for n in shown]))
     elif view == "Overlays":
         opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
         st.html(image_grid_html(first[:1] + [(f"{common.model_title(n)} overlay",
                                              data_url(overlay(photo, masks[n], opacity)) if n in masks else None)
-                                            for n in ARCH_NAMES]))
+                                            for n in shown]))
     elif view == "Before / after":
         opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
         overlays = {common.model_title(n): data_url(overlay(photo, m, opacity)) for n, m in masks.items()}

@@ -11,7 +11,6 @@ import streamlit as st
 
 from seg_core.metrics import IMAGE_SCORE_RULE, scored_label
 from seg_core.palette import colorize
-from seg_core.registry import ARCH_NAMES
 from seg_core.viz import ERROR_CAPTION, error_map
 from ui import common
 from ui.scenes import display_scale
@@ -36,7 +35,7 @@ st.subheader(scene.name)
 preds = common.predictions(scene) if pred.models else {}
 common.show_images([("Photo", display_scale(scene.photo)), ("Ground truth", colorize(display_scale(scene.label, nearest=True)))]
                    + [(common.model_title(n), colorize(display_scale(preds[n].mask, nearest=True)) if n in preds else None)
-                      for n in ARCH_NAMES])
+                      for n in common.columns(preds)])
 if not preds:
     st.stop()
 

@@ -676,3 +676,26 @@ def test_large_upload_is_segmented_at_screen_size_and_downloaded_at_full_size(en
     assert shown.shape == (205, 1024) and np.array_equal(full, predictor.predict(wide)["unet"].mask)
     small = predictor.predict(wide)["fcn_vgg16"].mask
     assert common.full_size_mask(predictor, scene, "fcn_vgg16", small, "none") is small  # no second run
+
+
+def test_an_extra_prediction_gets_its_own_column(env, monkeypatch):
+    """Room for issue 21's ensemble: an entry of the predictions beyond the three architectures is
+    shown after them, on Compare and on Ground truth."""
+    from seg_core.inference import Prediction
+    from seg_core.predictor import Predictor
+
+    original = Predictor.predict
+
+    def with_extra(self, image, names=None, tta="none"):
+        out = original(self, image, names, tta)
+        out["ensemble"] = Prediction(out["unet"].mask.copy(), 0.001)
+        return out
+
+    monkeypatch.setattr(Predictor, "predict", with_extra)
+    at = page("compare")
+    at.query_params["scene"] = "5.jpg"
+    at.run()
+    no_exception(at)
+    assert [c.split(" (")[0] for c in grid_captions(at)][-4:] == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "ensemble"]
+    at = run_page("ground_truth", scenes.scene_from_file(env / "5.jpg"))
+    assert "ensemble" in captions(at) and list(at.dataframe[0].value["model"])[-1] == "ensemble"

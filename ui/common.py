@@ -347,6 +347,12 @@ def show_images(items: list[tuple[str, np.ndarray | None]], nearest: bool = Fals
                 st.image(scenes.display_scale(image, nearest=nearest), caption=caption, width="stretch")
 
 
+def columns(preds: dict) -> list[str]:
+    """The models to show, in order: the three architectures (present or not, so a missing one
+    keeps its place), then any other entry of ``preds`` (e.g. an ensemble) as it comes."""
+    return list(ARCH_NAMES) + [n for n in preds if n not in ARCH_NAMES]
+
+
 def model_title(name: str, pred: Prediction | None = None) -> str:
     title = display_name(name)
     return f"{title} ({pred.seconds * 1000:.0f} ms)" if pred else title

@@ -86,7 +86,12 @@ DISPLAY_MAX_SIDE = 1280
 DEFAULT_OPACITY = 0.5
 MASK_MAX_AGE_S = 600  # API mask PNGs are copied into gradio's cache on return; ours are pruned after this
 MASK_PRUNE_EVERY_S = 60
-LAUNCH_KWARGS = {"max_file_size": MAX_FILE_SIZE}
+#: The legend is a plain table: no borders from the theme's table style.
+CSS = ("#legend table, #legend tr, #legend th, #legend td {border: none !important; background: transparent !important}"
+       " #page-error {border-left: 4px solid #d1242f; padding-left: 8px}")
+LAUNCH_KWARGS = {"max_file_size": MAX_FILE_SIZE, "css": CSS}
+#: Formats a browser cannot show: the input gets a PNG copy as its preview.
+NO_BROWSER_PREVIEW = ("TIFF",)
 
 
 # ----------------------------------------------------------------------------------------- examples
@@ -468,6 +473,44 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     return [slider, legend_part, timing, *(overlays.get(n) for n in names)]
 
 
+def error_text(err: gr.Error) -> str:
+    """A ``gr.Error`` as the Markdown of the page's error box (stays until the next photo)."""
+    return f"**{err.title}:** {err.message}"
+
+
+def browser_preview(value, out_dir: Path) -> str | None:
+    """A PNG copy of an uploaded file that browsers cannot display (TIFF), for the input's
+    preview; ``None`` for every other file (or one that cannot be read: ``compare`` says why)."""
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "path", value)
+    try:
+        with Image.open(path) as im:
+            if im.format not in NO_BROWSER_PREVIEW:
+                return None
+        rgb = load_image(path)
+    except (OSError, ValueError, TypeError):
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"preview-{uuid.uuid4().hex}.png"
+    Image.fromarray(rgb).save(out, format="PNG", compress_level=1)
+    return str(out)
+
+
+def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[str, ...], preview_dir: Path) -> list:
+    """A new photo: ``[input image, state, *views, error box]``, with the reason in the error box
+    when it cannot be segmented (a toast vanishes, and raising would leave every output with a bare
+    "Error" pill). A TIFF first gets a PNG copy as the input's preview, whose change runs the models."""
+    hidden = gr.update(value="", visible=False)
+    if value is None:  # the input was cleared
+        return [gr.skip(), None, *render(None, pick, alpha, names), hidden]
+    if preview := browser_preview(value, preview_dir):
+        return [preview, *([gr.skip()] * (len(names) + 5))]
+    try:
+        new = compare(predictor, value, "flip" if flip else "none")
+    except gr.Error as err:
+        return [gr.skip(), None, *render(None, pick, alpha, names), gr.update(value=error_text(err), visible=True)]
+    return [gr.skip(), new, *render(new, pick, alpha, names), hidden]
+
+
 def missing_note(predictor: Predictor, weights_note: str | None = None) -> str:
     if weights_note and not predictor.models:
         return f"**No model is loaded**: {weights_note}."
@@ -498,7 +541,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
         with gr.Row():
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", sources=["upload", "clipboard"],
-                                 label="Photo (drag and drop, max 10 MB)", height=320)
+                                 label="Photo (drag and drop; JPEG, PNG, WebP, BMP, GIF, TIFF; max 10 MB)", height=320)
+                error_box = gr.Markdown(visible=False, elem_id="page-error")
                 picker = gr.Radio(choices=[(display_name(n), n) for n in loaded],
                                   value=loaded[0] if loaded else None, label="Model for the slider")
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
@@ -517,7 +561,7 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(label="Photo / mask", type="numpy", interactive=False, max_height=480)
                 timing = gr.Markdown()
-                legend_box = gr.HTML()
+                legend_box = gr.HTML(elem_id="legend")
         overlays = []
         order = ARCH_NAMES + tuple(n for n in loaded if n not in ARCH_NAMES)
         shown = tuple(n for n in order if n in predictor.models)  # the order of ``overlays``
@@ -531,16 +575,13 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
         views = [slider, legend_box, timing, *overlays]
 
         def on_image(value, pick, alpha, flip):
-            if value is None:  # the input was cleared
-                return [None, *render(None, pick, alpha, shown)]
-            new = compare(predictor, value, "flip" if flip else "none")
-            return [new, *render(new, pick, alpha, shown)]
+            return on_photo(predictor, value, pick, alpha, flip, shown, masks_dir)
 
         def on_view(current, pick, alpha):
             return render(current, pick, alpha, shown)
 
         for trigger in (image, mirror):  # a new photo, or the same one with(out) mirror-image averaging
-            trigger.change(on_image, [image, picker, opacity, mirror], [state, *views], preprocess=False,
+            trigger.change(on_image, [image, picker, opacity, mirror], [image, state, *views, error_box], preprocess=False,
                            concurrency_limit=INFER_WORKERS, concurrency_id="inference", api_visibility="private")
         # Redrawing is cheap; while one redraw runs, only the latest slider position is kept.
         for control in (picker, opacity):

@@ -6,42 +6,47 @@ import streamlit as st
 
 from seg_core.palette import CLASS_NAMES
 
+# Drawn top to bottom at their natural size (``width="content"``): a left-to-right chain of a dozen
+# boxes was scaled down to the column, to about 8 px text.
+NODE = 'node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=15, margin="0.15,0.06"]'
+
 UNET_DOT = """
 digraph unet {
-  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=11];
-  in [label="photo\\n3 x H x W", fillcolor="#ffffff"];
-  e1 [label="ResNet-18 stage 1\\n/2"]; e2 [label="stage 2\\n/4"]; e3 [label="stage 3\\n/8"];
-  e4 [label="stage 4\\n/16"]; e5 [label="stage 5\\n/32"];
-  d4 [label="up + concat\\n/16", fillcolor="#fdf1e3"]; d3 [label="up + concat\\n/8", fillcolor="#fdf1e3"];
-  d2 [label="up + concat\\n/4", fillcolor="#fdf1e3"]; d1 [label="up + concat\\n/2", fillcolor="#fdf1e3"];
-  d0 [label="up\\n/1", fillcolor="#fdf1e3"]; out [label="19 class scores\\nH x W", fillcolor="#ffffff"];
+  rankdir=TB; nodesep=0.5; ranksep=0.3; %s;
+  in [label="photo  3 x H x W", fillcolor="#ffffff"];
+  e1 [label="ResNet-18 stage 1  /2"]; e2 [label="stage 2  /4"]; e3 [label="stage 3  /8"];
+  e4 [label="stage 4  /16"]; e5 [label="stage 5  /32"];
+  d4 [label="up + concat  /16", fillcolor="#fdf1e3"]; d3 [label="up + concat  /8", fillcolor="#fdf1e3"];
+  d2 [label="up + concat  /4", fillcolor="#fdf1e3"]; d1 [label="up + concat  /2", fillcolor="#fdf1e3"];
+  d0 [label="up  /1", fillcolor="#fdf1e3"]; out [label="19 class scores  H x W", fillcolor="#ffffff"];
+  {rank=same; e1; d1} {rank=same; e2; d2} {rank=same; e3; d3} {rank=same; e4; d4} {rank=same; in; d0}
   in -> e1 -> e2 -> e3 -> e4 -> e5 -> d4 -> d3 -> d2 -> d1 -> d0 -> out;
   edge [style=dashed, color="#888888", constraint=false];
   e4 -> d4; e3 -> d3; e2 -> d2; e1 -> d1;
 }
-"""
+""" % NODE
 
 FCN_DOT = """
 digraph fcn8s {
-  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=11];
-  in [label="photo\\n3 x H x W", fillcolor="#ffffff"];
-  enc [label="encoder\\nVGG16-BN or ResNet-50"];
+  rankdir=TB; nodesep=0.35; ranksep=0.35; %s;
+  in [label="photo  3 x H x W", fillcolor="#ffffff"];
+  enc [label="encoder: VGG16-BN or ResNet-50"];
   f8 [label="features /8"]; f16 [label="features /16"]; f32 [label="features /32"];
-  fc [label="fc6 3x3 + fc7 1x1\\nas convolutions", fillcolor="#fdf1e3"];
-  s32 [label="score 1x1", fillcolor="#fdf1e3"]; s16 [label="score 1x1\\n(zero init)", fillcolor="#fdf1e3"];
-  s8 [label="score 1x1\\n(zero init)", fillcolor="#fdf1e3"];
-  u32 [label="transposed conv x2\\nbilinear init", fillcolor="#e7f5e9"];
-  u16 [label="transposed conv x2\\nbilinear init", fillcolor="#e7f5e9"];
-  u8 [label="transposed conv x8\\nbilinear init", fillcolor="#e7f5e9"];
+  fc [label="fc6 3x3 + fc7 1x1 as convolutions", fillcolor="#fdf1e3"];
+  s32 [label="score 1x1", fillcolor="#fdf1e3"]; s16 [label="score 1x1 (zero init)", fillcolor="#fdf1e3"];
+  s8 [label="score 1x1 (zero init)", fillcolor="#fdf1e3"];
+  u32 [label="transposed conv x2, bilinear init", fillcolor="#e7f5e9"];
+  u16 [label="transposed conv x2, bilinear init", fillcolor="#e7f5e9"];
+  u8 [label="transposed conv x8, bilinear init", fillcolor="#e7f5e9"];
   p16 [label="+", shape=circle]; p8 [label="+", shape=circle];
-  out [label="19 class scores\\nH x W", fillcolor="#ffffff"];
+  out [label="19 class scores  H x W", fillcolor="#ffffff"];
   in -> enc; enc -> f8; enc -> f16; enc -> f32;
   f32 -> fc -> s32 -> u32 -> p16; f16 -> s16 -> p16;
   p16 -> u16 -> p8; f8 -> s8 -> p8; p8 -> u8 -> out;
 }
-"""
+""" % NODE
 
-TRAIN = """python train_cli.py train --arch unet --data ../shared/data/cityscapes_pairs/train --out runs/unet --time-budget 120m
+TRAIN = """python train_cli.py train --arch unet --data ../shared/data/cityscapes_pairs/train --out runs/unet --time-budget 140m
 cp runs/unet/best.safetensors weights/unet.safetensors
 # likewise --arch fcn_vgg16 and --arch fcn_resnet50"""
 
@@ -62,7 +67,7 @@ st.markdown(
     "encoder). The decoder upsamples step by step and **concatenates** the encoder features of the same "
     "resolution (the dashed skips), so fine detail from early layers reaches the output."
 )
-st.graphviz_chart(UNET_DOT)
+st.graphviz_chart(UNET_DOT, width="content")
 st.subheader("FCN-8s (VGG16 and ResNet-50 encoders)")
 st.markdown(
     "The fully convolutional network of Long, Shelhamer & Darrell (2015). The classifier's fully connected "
@@ -72,7 +77,7 @@ st.markdown(
     "FCN-32s), and a last x8 transposed convolution returns to full resolution. The same head sits on a VGG16 "
     "(with batch norm, trained from scratch) and on a ResNet-50 encoder."
 )
-st.graphviz_chart(FCN_DOT)
+st.graphviz_chart(FCN_DOT, width="content")
 
 st.header("The data and its licence")
 st.markdown(

@@ -10,7 +10,7 @@ import streamlit as st
 
 from seg_core.data import DataError
 from ui import common
-from ui.figures import confusion_figure, iou_figure
+from ui.figures import SCALES, confusion_difference_figure, confusion_figure, iou_figure
 
 st.title("Benchmark")
 pred = common.predictor()
@@ -28,7 +28,7 @@ if st.button("Recompute metrics", key="bench_recompute"):
     try:
         st.session_state["bench_results"] = (weights, common.evaluate_with_progress(pred, common.data_dir(), int(limit)))
     except DataError as err:
-        st.error(f"Cannot read the validation folder: {err}.")
+        st.error("Cannot read the validation folder" + ("." if common.settings.public_mode() else f": {err}."))
 fresh_for, fresh = st.session_state.get("bench_results", (None, {}))
 fresh = fresh if fresh_for == weights else {}
 
@@ -47,11 +47,30 @@ for name in (n for n, m in metrics.items() if not m):
     st.caption(f"{common.model_title(name)}: no metrics recorded in its checkpoint; recompute them above.")
 
 st.markdown("#### Size and speed")
-st.dataframe([common.model_facts(weights, n) for n in pred.models],
-             hide_index=True, key="bench_facts")
+facts = [common.model_facts(weights, n) for n in pred.models]
+st.dataframe(facts, hide_index=True, key="bench_facts")
+st.caption(f"Forward pass alone, at each model's input size, measured here as `benchmarks/bench_inference.py` does: "
+           f"one warm-up run, then the median of {common.LATENCY_REPEATS} runs, in whole milliseconds, on the backend "
+           f"named and {facts[0]['threads']} CPU threads; measured again after an hour. The README has the "
+           "end-to-end times of a whole upload.")
 
 st.markdown("#### Confusion matrices (rows: truth, normalised)")
 if not fresh:
     st.caption("Recompute the metrics to see them.")
-for name, (_, mat) in fresh.items():
-    st.plotly_chart(confusion_figure(mat, common.model_title(name), only_present=False), key=f"bench_confusion_{name}")
+else:
+    mats = {n: mat for n, (_, mat) in fresh.items()}
+    scale = st.segmented_control("Colour scale", SCALES, default=SCALES[0], required=True, key="bench_scale",
+                                 help="sqrt and log make confusions of a few percent visible beside the diagonal")
+    tabs = st.tabs([common.model_title(n) for n in mats] + (["Difference"] if len(mats) > 1 else []))
+    for tab, (name, mat) in zip(tabs, mats.items()):
+        with tab:
+            st.plotly_chart(confusion_figure(mat, common.model_title(name), only_present=False, scale=scale),
+                            key=f"bench_confusion_{name}")
+    if len(mats) > 1:
+        with tabs[-1]:
+            names = list(mats)
+            a_col, b_col = st.columns(2)
+            a = a_col.selectbox("Model A", names, 0, format_func=common.model_title, key="bench_diff_a")
+            b = b_col.selectbox("Model B", names, len(names) - 1, format_func=common.model_title, key="bench_diff_b")
+            st.plotly_chart(confusion_difference_figure(mats[a], mats[b], f"{common.model_title(a)} − {common.model_title(b)}",
+                                                        only_present=False), key="bench_confusion_diff")

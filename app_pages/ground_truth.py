@@ -1,18 +1,20 @@
-"""Ground-truth page: the selected scene's label beside the three predictions, scored.
+"""Ground-truth page: the selected scene's photo and label beside the three predictions, scored.
 
 Needs a scene with a label (a val pair, or an uploaded photo | label pair): per-model pixel
-accuracy and mIoU on that image, a row-normalised confusion matrix per model, and error maps.
+accuracy and mIoU on that image under the per-image rule of ``seg_core.metrics.image_scores``,
+error maps, and row-normalised confusion matrices in tabs, with a difference view of two models.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from seg_core.metrics import IMAGE_SCORE_RULE, scored_label
 from seg_core.palette import colorize
-from seg_core.registry import ARCH_NAMES
-from seg_core.viz import error_map
+from seg_core.viz import ERROR_CAPTION, error_map
 from ui import common
-from ui.figures import confusion_figure
+from ui.scenes import display_scale
+from ui.figures import SCALES, class_subset, confusion_difference_figure, confusion_figure
 
 st.title("Against the ground truth")
 pred = common.predictor()
@@ -31,9 +33,9 @@ if scene is None or scene.label is None:
 
 st.subheader(scene.name)
 preds = common.predictions(scene) if pred.models else {}
-common.show_images([("Ground truth", colorize(scene.label))]
-                   + [(common.model_title(n), colorize(preds[n].mask) if n in preds else None) for n in ARCH_NAMES],
-                   nearest=True)
+common.show_images([("Photo", display_scale(scene.photo)), ("Ground truth", colorize(display_scale(scene.label, nearest=True)))]
+                   + [(common.model_title(n), colorize(display_scale(preds[n].mask, nearest=True)) if n in preds else None)
+                      for n in common.columns(preds)])
 if not preds:
     st.stop()
 
@@ -42,14 +44,41 @@ st.markdown("#### Scores on this image")
 st.dataframe([common.metrics_row(n, m) for n, (m, _) in scores.items()], hide_index=True,
              column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("pixel acc", "class acc", "mIoU")},
              key="gt_scores")
+skipped = next(iter(scores.values()))[0]["skipped"]
+st.caption(IMAGE_SCORE_RULE + (f" Skipped here: {', '.join(common.CLASS_NAMES[c] for c in skipped)}." if skipped else "")
+           + " Whole-val metrics (Benchmark page) count every labelled pixel.")
 
 st.markdown("#### Error maps")
-st.caption("green: right, red: wrong, gray: ignored (void or unreadable label colour)")
-common.show_images([(f"{common.model_title(n)}: {scores[n][0]['pixel_acc']:.1%} right", error_map(p.mask, scene.label))
+st.caption(ERROR_CAPTION)
+kept = scored_label(scene.label)
+common.show_images([(f"{common.model_title(n)}: {scores[n][0]['pixel_acc']:.1%} right", error_map(p.mask, kept))
                     for n, p in preds.items()], nearest=True)
 
-st.markdown("#### Confusion matrices (rows: truth, normalised)")
-only_present = st.checkbox("Only classes present in this image", value=True, key="gt_only_present")
-for name, (_, mat) in scores.items():
-    st.plotly_chart(confusion_figure(mat, common.model_title(name), only_present=only_present),
-                    key=f"gt_confusion_{name}")
+
+@st.fragment
+def confusions(scores: dict) -> None:
+    """The confusion matrices in tabs (one per model, and A − B); a fragment, so the switches
+    redraw only the charts."""
+    st.markdown("#### Confusion matrices (rows: truth, normalised)")
+    left, right = st.columns(2)
+    only_present = left.checkbox("Only classes present in this image", value=True, key="gt_only_present")
+    scale = right.segmented_control("Colour scale", SCALES, default=SCALES[0], required=True, key="gt_scale",
+                                    help="sqrt and log make confusions of a few percent visible beside the diagonal")
+    mats = {n: mat for n, (_, mat) in scores.items()}
+    keep = class_subset(*mats.values(), only_present=only_present)
+    tabs = st.tabs([common.model_title(n) for n in mats] + (["Difference"] if len(mats) > 1 else []))
+    for tab, (name, mat) in zip(tabs, mats.items()):
+        with tab:
+            st.plotly_chart(confusion_figure(mat, common.model_title(name), scale=scale, keep=keep),
+                            key=f"gt_confusion_{name}")
+    if len(mats) > 1:
+        with tabs[-1]:
+            names = list(mats)
+            a_col, b_col = st.columns(2)
+            a = a_col.selectbox("Model A", names, 0, format_func=common.model_title, key="gt_diff_a")
+            b = b_col.selectbox("Model B", names, len(names) - 1, format_func=common.model_title, key="gt_diff_b")
+            st.plotly_chart(confusion_difference_figure(mats[a], mats[b], f"{common.model_title(a)} − {common.model_title(b)}",
+                                                        only_present=only_present), key="gt_confusion_diff")
+
+
+confusions(scores)

@@ -71,3 +71,59 @@ def summarize(mat: np.ndarray, class_names: tuple[str, ...] | None = None) -> di
         "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
         "iou": {name: float(v) for name, v in zip(names, iou)},
     }
+
+
+#: Per-image scores ignore a class whose label pixels all lie within this many pixels of another
+#: label colour: the JPEG fringe of the val labels (``benchmarks/per_image_rule.py``, README).
+FRINGE_PX = 1
+#: The rule in one sentence, for captions beside per-image scores.
+IMAGE_SCORE_RULE = (f"Per-image scores skip a class whose label pixels all lie within {FRINGE_PX} px of another "
+                    "label colour (JPEG fringe, e.g. 'truck' around cars; also hair-thin poles), and count only "
+                    "classes in the label: a class seen only in the prediction lowers the true class's IoU "
+                    "but is not averaged in itself.")
+
+
+def edge_band(label: np.ndarray, r: int = FRINGE_PX) -> np.ndarray:
+    """``H x W`` bool: pixels with a different label value (ignore included) within ``r`` px."""
+    label = np.asarray(label)
+    h, w = label.shape
+    padded = np.pad(label, r, mode="edge")
+    out = np.zeros((h, w), bool)
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            out |= padded[dy : dy + h, dx : dx + w] != label
+    return out
+
+
+def scored_label(label: np.ndarray, r: int = FRINGE_PX) -> np.ndarray:
+    """``label`` with the classes that have no pixel beyond ``r`` px of another colour set to ignore."""
+    label = np.asarray(label)
+    core = np.bincount(label[~edge_band(label, r)].ravel(), minlength=256)
+    coreless = np.flatnonzero((core == 0) & (np.bincount(label.ravel(), minlength=256) > 0))
+    coreless = coreless[coreless != IGNORE_INDEX]
+    if not len(coreless):
+        return label
+    return np.where(np.isin(label, coreless), np.uint8(IGNORE_INDEX), label).astype(label.dtype)
+
+
+def image_scores(mask: np.ndarray, label: np.ndarray, class_names: tuple[str, ...] | None = None) -> dict:
+    """Scores of one predicted mask against its label under ``IMAGE_SCORE_RULE``: ``summarize``'s
+    keys (``iou`` NaN for classes not scored), ``confusion`` (the matrix, rows: scored truth) and
+    ``skipped`` (indices of the label classes left out as fringe). Whole-split metrics do not use it."""
+    from .palette import NUM_CLASSES
+
+    label = np.asarray(label)
+    kept = scored_label(label)
+    cm = ConfusionMatrix(NUM_CLASSES)
+    cm.update(torch.from_numpy(np.ascontiguousarray(mask)), torch.from_numpy(np.ascontiguousarray(kept)))
+    mat = cm.mat.numpy()
+    out = summarize(mat, class_names)
+    iou = iou_per_class(mat)
+    iou[mat.sum(1) == 0] = np.nan  # seen only in the prediction: not averaged
+    names = class_names or tuple(str(i) for i in range(len(mat)))
+    out["iou"] = {name: float(v) for name, v in zip(names, iou)}
+    out["miou"] = float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+    in_label = np.bincount(label.ravel(), minlength=256)[:NUM_CLASSES] > 0
+    out["skipped"] = [int(c) for c in np.flatnonzero(in_label & (mat.sum(1) == 0))]
+    out["confusion"] = mat
+    return out

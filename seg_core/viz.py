@@ -52,23 +52,30 @@ def share_text(share: float) -> str:
     return "<0.1%" if share < 0.001 else f"{share:.1%}"
 
 
+#: Legend swatches: big enough to tell the dark blues apart (car, truck, bus, train, motorcycle),
+#: with a dark border and a white inner ring so that dark colours do not merge into it.
+SWATCH_STYLE = ("display:inline-block;width:28px;height:18px;border:1px solid #222;box-shadow:inset 0 0 0 1px #fff;"
+                "border-radius:3px;vertical-align:middle;margin-right:8px;flex:none")
+
+
 def legend_html(rows: list[dict], headers: dict[str, str]) -> str:
     """The legend as an HTML table: a colour swatch and the class name, then one share column per
-    entry of ``headers`` (``{mask name in rows: column title}``; ``rows`` from ``legend_rows``)."""
+    entry of ``headers`` (``{mask name in rows: column title}``; ``rows`` from ``legend_rows``).
+    Nothing wraps (titles keep their hyphens on one line); a narrow screen scrolls the table."""
     if not rows or not headers:
         return ""
     columns = list(headers)
-    cell = "padding:2px 8px;border:none;white-space:nowrap"
-    head = "".join(f"<th style='{cell};text-align:right'>{html.escape(t)}</th>" for t in headers.values())
+    cell = "padding:3px 8px;border:none;white-space:nowrap"
+    head = "".join(f"<th style='{cell};text-align:right'>{html.escape(t).replace('-', '&#8209;')}</th>"
+                   for t in headers.values())
     body = []
     for row in rows:
-        swatch = (f"<span style='display:inline-block;width:14px;height:14px;background:{row['color']};"
-                  "border:1px solid #888;vertical-align:middle;margin-right:6px'></span>")
+        swatch = f"<span style='{SWATCH_STYLE};background:{row['color']}'></span>"
         cells = "".join(f"<td style='{cell};text-align:right'>{share_text(row['share'].get(c, 0.0))}</td>"
                         for c in columns)
         body.append(f"<tr><td style='{cell}'>{swatch}{html.escape(row['name'])}</td>{cells}</tr>")
-    return (f"<table style='border-collapse:collapse;font-size:0.9em'><tr><th style='{cell};text-align:left'>"
-            f"class</th>{head}</tr>{''.join(body)}</table>")
+    return (f"<div style='overflow-x:auto'><table style='border-collapse:collapse;border:none;font-size:0.9em'>"
+            f"<tr><th style='{cell};text-align:left'>class</th>{head}</tr>{''.join(body)}</table></div>")
 
 
 def fit_within(image: np.ndarray, max_side: int, nearest: bool = False) -> np.ndarray:
@@ -93,19 +100,27 @@ def disagreement(masks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+#: Cyan: 162 RGB units from the nearest class colour (magenta was 43 from sidewalk's).
+DISAGREE_COLOR = (0, 255, 255)
+
+
 def disagreement_image(image: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
-    """The photo dimmed to gray, with the disagreeing pixels in magenta."""
+    """The photo dimmed to gray, with the disagreeing pixels in ``DISAGREE_COLOR``."""
     gray = (image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
     out = np.repeat((gray * 0.5 + 64)[..., None], 3, axis=2).astype(np.uint8)
-    out[disagreement(masks)] = (255, 0, 255)
+    out[disagreement(masks)] = DISAGREE_COLOR
     return out
 
 
-ERROR_COLORS = {"correct": (46, 160, 67), "wrong": (215, 38, 61), "ignored": (128, 128, 128)}
+#: Blue / orange of the Okabe-Ito palette (told apart with every kind of colour blindness), and a
+#: light gray that differs from both in lightness too.
+ERROR_COLORS = {"correct": (0, 114, 178), "wrong": (230, 159, 0), "ignored": (220, 220, 220)}
+ERROR_CAPTION = "blue: right, orange: wrong, light gray: not scored (void, unreadable label colour, or fringe)"
 
 
 def error_map(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Green where ``pred`` matches ``target``, red where it does not, gray where ignored."""
+    """Blue where ``pred`` matches ``target``, orange where it does not, light gray where ignored
+    (``ERROR_COLORS``)."""
     pred, target = np.asarray(pred), np.asarray(target)
     if pred.shape != target.shape:
         raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")

@@ -6,7 +6,9 @@ pairs of ``write_pairs``; both reach the app through ``SEG_WEIGHTS_DIR`` / ``SEG
 
 from __future__ import annotations
 
+import html
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from seg_core.inference import ImageError
 from seg_core.palette import colorize
 from seg_core.viz import fit_within, legend_html, legend_rows, share_text
 from tests.conftest import ROOT, synthetic_pair, write_pairs
-from ui import figures, scenes
+from ui import figures, scenes, views
 
 TIMEOUT = 180  # seconds per script run: three CPU models, slow shared CI machines
 
@@ -80,6 +82,23 @@ def captions(at: AppTest) -> list[str]:
     return [c for image in at.image for c in image.captions]
 
 
+def walk(node):
+    """Every node of an AppTest element tree, depth first in page order."""
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from walk(child)
+
+
+def grid_html(at: AppTest) -> str:
+    """The Compare page's picture grid (``ui.views.image_grid_html``)."""
+    return "\n".join(h.value for h in at.get("html") if "seg-grid" in h.value)
+
+
+def grid_captions(at: AppTest) -> list[str]:
+    return [html.unescape(c) for c in re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", grid_html(at))] + [
+        html.unescape(c) for c in re.findall(r"<div style='padding:2em 0;color:#888'>(.*?): not available</div>", grid_html(at))]
+
+
 def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
@@ -123,14 +142,14 @@ def test_scene_key_follows_content():
     assert scenes.Scene("a", photo).key != scenes.Scene("a", photo, label).key
 
 
-def test_before_after_reveals_left_part():
-    before = np.zeros((4, 10, 3), np.uint8)
-    after = np.full((4, 10, 3), 7, np.uint8)
-    out = scenes.before_after(before, after, 0.5, line=0)
-    assert (out[:, :5] == 7).all() and (out[:, 5:] == 0).all()
-    assert (scenes.before_after(before, after, 0.0) == before).all()
-    assert (scenes.before_after(before, after, 1.0) == after).all()
-    assert (scenes.before_after(before, after, 0.5)[:, 4:6] == 255).all()  # the seam
+def test_views_html_grid_and_before_after_slider():
+    photo, label = synthetic_pair(32)
+    url = views.data_url(photo)
+    assert url.startswith("data:image/jpeg;base64,") and views.data_url(colorize(label), "PNG").startswith("data:image/png")
+    grid = views.image_grid_html([("Photo", url), ("U-Net <b>", None)])
+    assert "grid-template-columns:repeat(auto-fit" in grid and "U-Net &lt;b&gt;: not available" in grid
+    page = views.before_after_html(url, {"U-Net": url, "FCN-VGG16": url})
+    assert page.count("<button") == 2 and "pointermove" in page and "clipPath" in page
 
 
 def test_paging_and_display_scale():
@@ -148,11 +167,29 @@ def test_confusion_helpers_and_figures():
     mat[0, 0], mat[0, 2], mat[2, 2] = 3, 1, 4
     assert np.allclose(scenes.row_normalize(mat)[0, [0, 2]], [0.75, 0.25])
     assert list(scenes.present_classes(mat)) == [0, 2]
-    fig = figures.confusion_figure(mat, "t")
+    fig = figures.confusion_figure(mat, "t", scale="linear")
     assert list(fig.data[0].x) == ["road", "building"] and fig.data[0].z[0][0] == pytest.approx(0.75)
+    assert fig.data[0].customdata[0][1].tolist() == [0.25, 1]  # share and pixels on hover
     assert len(figures.confusion_figure(mat, "t", only_present=False).data[0].x) == 19
     bars = figures.iou_figure({"unet": {"road": 0.9}, "fcn_vgg16": {"road": 0.8}})
     assert [t.name for t in bars.data] == ["U-Net", "FCN-VGG16"]
+    assert bars.layout.xaxis.automargin and bars.layout.xaxis.tickangle == -45  # whole class names
+
+
+def test_confusion_values_printed_above_a_few_percent_and_scales():
+    mat = np.zeros((19, 19), np.int64)
+    mat[0, 0], mat[0, 1], mat[1, 1], mat[1, 0] = 990, 10, 90, 10  # road: 1 % sidewalk; sidewalk: 10 % road
+    linear, root = (figures.confusion_figure(mat, "t", scale=s).data[0] for s in ("linear", "sqrt"))
+    assert linear.text.tolist() == [["99%", ""], ["10%", "90%"]]  # 1 % only on hover
+    # sqrt makes the 1 % confusion ten times as visible as it is linearly
+    assert root.z[0][1] == pytest.approx(0.1) and linear.z[0][1] == pytest.approx(0.01)
+    assert figures.confusion_figure(mat, "t", scale="log").data[0].z[0][1] == pytest.approx(-2)
+    with pytest.raises(ValueError, match="unknown scale"):
+        figures.confusion_figure(mat, "t", scale="cubic")
+    other = mat.copy()
+    other[0, 0], other[0, 1] = 900, 100
+    diff = figures.confusion_difference_figure(mat, other, "A - B").data[0]
+    assert diff.z[0][1] == pytest.approx(0.01 - 0.1) and diff.text[0][1] == "-9" and diff.zmid == 0
 
 
 def test_legend_lists_present_classes_with_shares():
@@ -164,6 +201,8 @@ def test_legend_lists_present_classes_with_shares():
     assert rows[0]["share"] == {"A": 1.0, "B": 0.5}
     html = legend_html(rows, {"A": "Model A", "B": "Model B"})
     assert "sky" in html and "#4682b4" in html and "50.0%" in html and ">Model B</th>" in html
+    assert "width:28px" in html and "border:1px solid #222" in html  # big, bordered swatches
+    assert "FCN&#8209;VGG16" in legend_html(rows, {"A": "FCN-VGG16"})  # a title never breaks at its hyphen
     assert share_text(0.0004) == "<0.1%" and share_text(0) == "–"
 
 
@@ -179,45 +218,69 @@ def test_app_entry_point_runs_and_navigates(env):
     assert at.title[0].value == "About"
 
 
+def test_compare_landing_shows_intro_and_example_scenes_at_once(env):
+    at = run_page("compare")
+    assert "label every pixel" in texts(at.markdown)  # the one-line introduction
+    assert at.expander[0].proto.expanded and "6 validation pairs" in at.expander[0].label
+    assert len(at.image) == 6  # the thumbnails of the six synthetic pairs, no click needed
+    assert "Up to 20 MB and 40 megapixels" in texts(at.caption)  # the limits, beside the uploader
+    assert at.file_uploader(key="uploads").proto.type == []  # any type: load_image decides
+
+
 def test_compare_gallery_pick_shows_three_models(env):
     at = run_page("compare")
-    assert "Upload a photo or pick a validation scene" in texts(at.info)
-    at.radio(key="source").set_value("Validation gallery").run()
-    assert len(at.image) == 6  # the thumbnails of the six synthetic pairs
     at.button(key="gallery_2.jpg").click().run()
     no_exception(at)
-    shown = captions(at)
+    shown = grid_captions(at)
     for model in ("U-Net", "FCN-VGG16", "FCN-ResNet50"):
         assert any(c.startswith(model) and c.endswith("ms)") for c in shown), shown
-        assert f"{model} overlay" in shown
-    assert "Ground truth" in shown
-    assert any("disagree" in c for c in shown)
+    assert {"Photo", "Ground truth"} <= set(shown)
     assert at.session_state["scene"].name == "2.jpg"
+    assert at.query_params["scene"] == "2.jpg"  # a link to this scene
+    assert not at.expander[0].proto.expanded and "showing 2.jpg" in at.expander[0].label  # folded away
+    assert not at.image  # and its thumbnails are not even drawn while it is closed
+    at.session_state["gallery_open"] = True  # the user opens it again
+    at.run()
+    chosen = at.button(key="gallery_2.jpg")
+    assert chosen.label == "✓ 2.jpg" and chosen.proto.type == "primary"
+    assert at.button(key="gallery_3.jpg").proto.type == "secondary"
     assert len(at.get("download_button")) == 6
     assert {m.label for m in at.metric} == {"U-Net", "FCN-VGG16", "FCN-ResNet50"}
     legend = texts(at.get("html"))  # the legend table: one column per model, classes present
-    assert all(f">{model}</th>" in legend for model in ("U-Net", "FCN-VGG16", "FCN-ResNet50"))
+    assert all(f">{model.replace('-', '&#8209;')}</th>" in legend for model in ("U-Net", "FCN-VGG16", "FCN-ResNet50"))
     assert legend.count("<tr>") >= 2
 
 
-def test_compare_opacity_and_reveal_sliders_change_the_pictures(env):
-    at = page("compare")
-    at.query_params["scene"] = "1.jpg"
-    at.run()
+def test_compare_legend_comes_right_after_the_masks(env):
+    """The masks' grid and the legend are neighbours on the page (on a phone the grid wraps to
+    two columns, and nothing else stands between them)."""
+    at = compare_deep_link("1.jpg")
+    kinds = [type(n).__name__ for n in walk(at.main) if type(n).__name__ in ("Html", "Markdown", "Metric", "Image")]
+    htmls = [n.value for n in walk(at.main) if type(n).__name__ == "Html"]
+    grid = next(i for i, h in enumerate(htmls) if "seg-grid" in h)
+    assert "<table" in htmls[grid + 1]
+    assert kinds.index("Html") < kinds.index("Metric")  # pictures before the times and downloads
+
+
+def test_compare_views_opacity_and_before_after(env):
+    at = compare_deep_link("1.jpg")
     no_exception(at)
     assert at.session_state["scene"].name == "1.jpg"
-
-    def urls(prefix):
-        return [url for im in at.image for url, c in zip(im.value, im.captions) if c.startswith(prefix)]
-
-    overlay_before, seam_before = urls("U-Net overlay"), urls("left of the seam")
+    at.segmented_control(key="view").set_value("Overlays").run()
+    no_exception(at)
+    assert "U-Net overlay" in grid_captions(at)
+    before = grid_html(at)
     at.slider(key="opacity").set_value(0.9).run()
     no_exception(at)
-    assert urls("U-Net overlay") != overlay_before
-    at.slider(key="reveal").set_value(10).run()
-    assert urls("left of the seam") != seam_before
-    at.selectbox(key="ba_model").set_value("fcn_resnet50").run()
-    assert any(c.startswith("left of the seam: FCN-ResNet50") for c in captions(at))
+    assert grid_html(at) != before
+    at.segmented_control(key="view").set_value("Before / after").run()
+    no_exception(at)
+    (frame,) = [n for n in walk(at.main) if "srcdoc" in str(getattr(n, "proto", ""))[:20]]
+    page_html = frame.proto.srcdoc
+    assert page_html.count("<button") == 3 and "pointermove" in page_html  # model choice and seam in the browser
+    at.segmented_control(key="view").set_value("Disagreement").run()
+    no_exception(at)
+    assert any(c.startswith("cyan: the models disagree") for c in grid_captions(at))
 
 
 def test_compare_upload_several_and_pick_one(env):
@@ -230,7 +293,8 @@ def test_compare_upload_several_and_pick_one(env):
     no_exception(at)
     assert at.session_state["scene"].name == "street.png"
     assert at.session_state["scene"].label is None
-    assert "U-Net overlay" in captions(at)
+    assert not [c for c in at.checkbox if c.key.startswith("as_pair")]  # 48x48 cannot be a pair
+    assert "U-Net" in " ".join(grid_captions(at))
     at.selectbox(key="upload_pick").set_value(1).run()
     no_exception(at)
     assert at.checkbox(key="as_pair_pair.png").value is True  # auto-detected
@@ -241,21 +305,71 @@ def test_compare_upload_several_and_pick_one(env):
     assert at.session_state["scene"].photo.shape == (64, 128, 3)
 
 
+def test_compare_uploads_survive_a_page_change(env):
+    """Compare → Ground truth → Compare: the uploaded photo is still offered and shown (the widget
+    itself is emptied by Streamlit when its page is left)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    photo, _ = synthetic_pair(48, seed=3)
+    at.file_uploader(key="uploads").set_value(("street.png", png(photo), "image/png")).run()
+    assert at.session_state["scene"].name == "street.png"
+    at.switch_page("app_pages/ground_truth.py").run()
+    no_exception(at)
+    at.switch_page("app_pages/compare.py").run()
+    no_exception(at)
+    assert at.session_state["scene"].name == "street.png"
+    assert [name for name, _, _ in at.session_state["uploaded_files"]] == ["street.png"]
+    assert at.subheader[0].value == "street.png"
+
+
+def test_compare_upload_after_a_gallery_pick_replaces_it(env):
+    at = compare_deep_link("2.jpg")
+    photo, _ = synthetic_pair(48, seed=3)
+    at.file_uploader(key="uploads").set_value(("street.png", png(photo), "image/png")).run()
+    no_exception(at)
+    assert at.session_state["scene"].name == "street.png" and "scene" not in at.query_params
+    assert not at.expander[0].proto.expanded
+    at.query_params["scene"] = "4.jpg"  # a val scene picked again (here through a link)
+    at.run()
+    assert at.session_state["scene"].name == "4.jpg"  # the stored upload does not take over again
+    at.run()
+    assert at.session_state["scene"].name == "4.jpg"
+
+
+def test_compare_tiff_upload_is_accepted(env):
+    photo, _ = synthetic_pair(48, seed=5)
+    at = page("compare").run()
+    at.file_uploader(key="uploads").set_value(("street.tif", png(photo, "TIFF"), "image/tiff")).run()
+    no_exception(at)
+    assert at.session_state["scene"].name == "street.tif" and not at.error
+    # its decoding is timed once, apart from the models (whose arrays come decoded)
+    assert at.session_state["scene"].decode_seconds > 0
+    assert "Shared by the models, counted once: decoding the file" in texts(at.caption)
+
+
 def test_compare_large_upload_is_drawn_at_screen_size(env):
     wide = np.random.default_rng(1).integers(0, 256, (300, 1500, 3), dtype=np.uint8)
     at = page("compare").run()
     at.file_uploader(key="uploads").set_value(("wide.png", png(wide), "image/png")).run()
     no_exception(at)
     assert at.session_state["scene"].photo.shape == (300, 1500, 3)
-    assert "FCN-ResNet50 overlay" in captions(at) and len(at.get("download_button")) == 6
+    assert "FCN-ResNet50" in " ".join(grid_captions(at)) and len(at.get("download_button")) == 6
+    from base64 import b64decode
+
+    first = re.search(r"src='data:image/jpeg;base64,([^']+)'", grid_html(at)).group(1)
+    assert Image.open(io.BytesIO(b64decode(first))).size == (scenes.DISPLAY_MAX_SIDE, 205)
 
 
-@pytest.mark.parametrize("data", [b"", b"GIF89a but not really", png(pair_image())[:300]])
-def test_compare_bad_upload_shows_an_error_not_a_traceback(env, data):
+@pytest.mark.parametrize("name, data, reason", [
+    ("bad.png", b"", "the file is empty"),
+    ("bad.png", b"GIF89a but not really", "not an image in a format we can read"),
+    ("bad.png", png(pair_image())[:300], "corrupt or truncated"),
+    ("notes.txt", b"these are my notes", "not an image in a format we can read"),
+])
+def test_compare_bad_upload_shows_its_reason_not_a_traceback(env, name, data, reason):
     at = page("compare").run()
-    at.file_uploader(key="uploads").set_value(("bad.png", data, "image/png")).run()
+    at.file_uploader(key="uploads").set_value((name, data, "application/octet-stream")).run()
     no_exception(at)
-    assert len(at.error) == 1 and "Cannot use **bad.png**" in at.error[0].value
+    assert len(at.error) == 1 and f"Cannot use **{name}**" in at.error[0].value and reason in at.error[0].value
     assert "scene" not in at.session_state
 
 
@@ -266,7 +380,7 @@ def test_compare_without_weights_explains_and_still_shows_the_photo(env, monkeyp
     info = texts(at.info)
     assert "No weights yet" in info
     assert "python train_cli.py train --arch fcn_resnet50" in texts(at.code)
-    assert "Photo" in captions(at) and not any(c.startswith("U-Net") for c in captions(at))
+    assert "Photo" in grid_captions(at) and not any(c.startswith("U-Net (") for c in grid_captions(at))
 
 
 def test_compare_with_one_model_warns_about_the_others(env, monkeypatch, weights_dir, tmp_path):
@@ -279,7 +393,8 @@ def test_compare_with_one_model_warns_about_the_others(env, monkeypatch, weights
     assert "FCN-VGG16** is not available" in warnings and "Train it with" in warnings
     assert "FCN-ResNet50** is not available" in warnings
     assert "train_cli.py train --arch fcn_resnet50" in texts(at.code)
-    assert "U-Net overlay" in captions(at)
+    assert any(c.startswith("U-Net (") for c in grid_captions(at))
+    at.segmented_control(key="view").set_value("Disagreement").run()
     assert any("Needs at least two models" in c.value for c in at.caption)
 
 
@@ -290,25 +405,33 @@ def test_weights_copied_in_while_running_are_picked_up(env, monkeypatch, weights
     shutil.copy(weights_dir / "unet.safetensors", folder / "unet.safetensors")
     at.run()
     no_exception(at)
-    assert "U-Net overlay" in captions(at) and len(at.warning) == 2
+    assert any(c.startswith("U-Net (") for c in grid_captions(at)) and len(at.warning) == 2
 
 
-def test_gallery_without_folder_says_how_to_point_at_one(env, monkeypatch, tmp_path):
+def test_landing_without_val_folder_explains_and_invites_an_upload(env, monkeypatch, tmp_path):
     monkeypatch.setenv("SEG_DATA_DIR", str(tmp_path / "nowhere"))
     at = page("compare").run()
-    at.radio(key="source").set_value("Validation gallery").run()
     no_exception(at)
-    assert "may not be redistributed" in texts(at.info) and "SEG_DATA_DIR" in texts(at.info)
+    info = texts(at.info)
+    assert "may not be redistributed" in info and "Upload a street photo" in info and "SEG_DATA_DIR" in info
+    assert at.file_uploader(key="uploads") and not at.expander
 
 
 def test_gallery_pages(env, tmp_path, monkeypatch):
     monkeypatch.setenv("SEG_DATA_DIR", str(write_pairs(tmp_path / "many", n=30, h=32)))
     at = page("compare").run()
-    at.radio(key="source").set_value("Validation gallery").run()
     assert len(at.image) == 24
     at.number_input(key="gallery_page").set_value(2).run()
     no_exception(at)
     assert len(at.image) == 6 and at.button(key="gallery_30.jpg")
+
+
+@pytest.mark.parametrize("wanted", ["../val/1.jpg", "/etc/passwd", "..", "sub/1.jpg"])
+def test_scene_query_parameter_never_takes_a_path(env, wanted):
+    at = compare_deep_link(wanted)
+    no_exception(at)
+    assert "scene" not in at.session_state
+    assert "not a path" in texts(at.warning) or "not among the validation scenes" in texts(at.warning)
 
 
 def test_ground_truth_page_scores_the_shared_scene(env):
@@ -320,10 +443,21 @@ def test_ground_truth_page_scores_the_shared_scene(env):
     table = at.dataframe[0].value
     assert list(table["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50"]
     assert table["pixel acc"].between(0, 1).all()
-    assert len(at.get("plotly_chart")) == 3
+    assert {"Photo", "Ground truth"} <= set(captions(at))
+    assert "within 1 px of another label colour" in texts(at.caption)  # the per-image rule, stated
+    assert "blue: right, orange: wrong" in texts(at.caption)
+    charts = at.get("plotly_chart")  # one tab per model, and the A − B difference
+    assert [c.key for c in charts] == ["gt_confusion_unet", "gt_confusion_fcn_vgg16", "gt_confusion_fcn_resnet50",
+                                       "gt_confusion_diff"]
+    assert [t.label for t in at.tabs] == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "Difference"]
     assert sum("right" in c for c in captions(at)) == 3  # the error maps
     at.checkbox(key="gt_only_present").uncheck().run()
     no_exception(at)
+    at.segmented_control(key="gt_scale").set_value("log").run()
+    no_exception(at)
+    at.selectbox(key="gt_diff_a").set_value("fcn_vgg16").run()
+    no_exception(at)
+    assert "FCN-VGG16 − FCN-ResNet50" in at.get("plotly_chart")[-1].proto.spec
 
 
 def test_ground_truth_page_uses_the_scene_from_compare(env):
@@ -349,7 +483,8 @@ def test_benchmark_page_facts_and_recompute(env):
     no_exception(at)
     metrics = at.dataframe[0].value
     assert metrics["mIoU"].between(0, 1).all()
-    assert len(at.get("plotly_chart")) == 4  # IoU bars + three confusion matrices
+    assert len(at.get("plotly_chart")) == 5  # IoU bars + three confusion matrices + their difference
+    assert "median of 10 runs, in whole milliseconds" in texts(at.caption)
 
 
 def test_benchmark_page_reads_metrics_recorded_in_checkpoints(env, monkeypatch, weights_dir, tmp_path):
@@ -376,6 +511,9 @@ def test_about_page(env):
     at = run_page("about")
     assert len(at.get("graphviz_chart")) == 2
     assert "--arch unet --data ../shared/data/cityscapes_pairs/train" in texts(at.code)
+    assert "--time-budget 140m" in texts(at.code)  # as the README says
+    for chart in at.get("graphviz_chart"):  # drawn at their size, big text, top to bottom
+        assert "fontsize=15" in chart.proto.spec and "rankdir=TB" in chart.proto.spec
     assert "train_cli.py export --weights weights --format openvino --int8" in texts(at.code)
     assert "may not be redistributed" in texts(at.markdown)
 
@@ -452,3 +590,106 @@ def test_a_weights_revision_the_hub_lacks_stops_the_page_with_the_reason(env, mo
     assert "the weights repo lab/weights (SEG_WEIGHTS_REPO) has no revision 'deadbeef'" in texts(at.error)
     assert not at.image  # stopped before any model ran
     served_weights._download.cache_clear()
+
+
+# --- public mode ----------------------------------------------------------------------------------
+
+def page_text(at: AppTest) -> str:
+    """Everything a page sends to the browser, as text (every element's protobuf)."""
+    return "\n".join(str(n.proto) for n in walk(at._tree) if getattr(n, "proto", None) is not None)
+
+
+@pytest.fixture
+def public(env, monkeypatch):
+    monkeypatch.setenv("SEG_PUBLIC", "1")
+    return env
+
+
+def test_public_mode_pages_show_no_server_path(public, monkeypatch, weights_dir, tmp_path):
+    """Every page, and a model without weights, in public mode: no folder of the server appears."""
+    partial = use_weights(monkeypatch, tmp_path / "partial")
+    shutil.copy(weights_dir / "unet.safetensors", partial / "unet.safetensors")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["scene"] = "2.jpg"
+    at.run()
+    no_exception(at)
+    assert at.session_state["scene"].name == "2.jpg"  # the configured folder still works
+    assert "its weights file is missing or unreadable" in texts(at.warning)
+    for name in ("compare", "ground_truth", "benchmark", "about"):
+        if name != "compare":
+            at.switch_page(f"app_pages/{name}.py").run()
+            no_exception(at)
+        text = page_text(at)
+        for secret in (str(public), str(partial), str(tmp_path), str(ROOT)):
+            assert secret not in text, (name, secret)
+
+
+def test_public_mode_has_no_folder_box_and_reads_only_the_configured_folder(public, tmp_path):
+    elsewhere = write_pairs(tmp_path / "elsewhere", n=2)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["data_dir"] = str(elsewhere)  # what the folder box would have set
+    at.run()
+    no_exception(at)
+    assert not [w for w in at.text_input if w.key == "data_dir"] and not at.sidebar.text_input
+    assert "6 validation pairs" in at.expander[0].label  # the configured folder, not the other one
+
+
+@pytest.mark.parametrize("wanted", ["../elsewhere/1.jpg", str(Path("/tmp") / "x.jpg"), "..%2F1.jpg"])
+def test_public_mode_query_parameter_names_no_path(public, tmp_path, wanted):
+    write_pairs(tmp_path / "elsewhere", n=2)
+    at = compare_deep_link(wanted)
+    no_exception(at)
+    assert "scene" not in at.session_state
+    assert str(public) not in page_text(at)
+
+
+def test_mask_data_url_is_the_colour_mask():
+    from base64 import b64decode
+
+    _, label = synthetic_pair(32)
+    url = views.mask_data_url(label)
+    with Image.open(io.BytesIO(b64decode(url.split(",", 1)[1]))) as im:
+        assert im.mode == "P" and np.array_equal(np.asarray(im.convert("RGB")), colorize(label))
+
+
+def test_large_upload_is_segmented_at_screen_size_and_downloaded_at_full_size(env, weights_dir):
+    """A 1500 px wide upload: the masks shown are computed at 1024 px (the caption says so); the
+    downloads get full-size masks, those of ``Predictor.predict`` on the whole photo."""
+    from seg_core.predictor import Predictor
+    from ui import common
+
+    wide = np.random.default_rng(1).integers(0, 256, (300, 1500, 3), dtype=np.uint8)
+    at = page("compare").run()
+    at.file_uploader(key="uploads").set_value(("wide.png", png(wide), "image/png")).run()
+    no_exception(at)
+    assert "computed at screen size (1024x205); the downloads at the photo's 1500x300" in texts(at.caption)
+    predictor = Predictor.from_dir(weights_dir)
+    scene = at.session_state["scene"]
+    shown = predictor.predict(scenes.display_scale(wide))["unet"].mask
+    full = common.full_size_mask(predictor, scene, "unet", shown, "none")
+    assert shown.shape == (205, 1024) and np.array_equal(full, predictor.predict(wide)["unet"].mask)
+    small = predictor.predict(wide)["fcn_vgg16"].mask
+    assert common.full_size_mask(predictor, scene, "fcn_vgg16", small, "none") is small  # no second run
+
+
+def test_an_extra_prediction_gets_its_own_column(env, monkeypatch):
+    """Room for issue 21's ensemble: an entry of the predictions beyond the three architectures is
+    shown after them, on Compare and on Ground truth."""
+    from seg_core.inference import Prediction
+    from seg_core.predictor import Predictor
+
+    original = Predictor.predict
+
+    def with_extra(self, image, names=None, tta="none"):
+        out = original(self, image, names, tta)
+        out["ensemble"] = Prediction(out["unet"].mask.copy(), 0.001)
+        return out
+
+    monkeypatch.setattr(Predictor, "predict", with_extra)
+    at = page("compare")
+    at.query_params["scene"] = "5.jpg"
+    at.run()
+    no_exception(at)
+    assert [c.split(" (")[0] for c in grid_captions(at)][-4:] == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "ensemble"]
+    at = run_page("ground_truth", scenes.scene_from_file(env / "5.jpg"))
+    assert "ensemble" in captions(at) and list(at.dataframe[0].value["model"])[-1] == "ensemble"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import numpy as np
 import torch
 
 from tests.conftest import ROOT
@@ -126,3 +127,33 @@ def test_video_benchmark_runs(weights_dir):
     assert list(result["backends"]) == ["unet", "fcn_vgg16", "fcn_resnet50"]
     assert "frames/s end to end" in proc.stdout
     assert set(result["stages_ms"]) == {"decode", "models", "grid", "flicker", "csv_row", "encode"}
+
+
+def test_per_image_rule_script_measures_every_rule(weights_dir, pairs_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "benchmarks/per_image_rule.py", "--data", str(pairs_dir),
+                           "--weights", str(weights_dir), "--cache", str(tmp_path / "masks.npz"), "--example", "2.jpg"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and not line.startswith("| rule")]
+    assert [r.split(" | ")[0][2:] for r in rows] == ["none", "band1", "band2", "cc20", "cc50", "count50", "core1", "core2"]
+    assert rows[0].split(" | ")[1].endswith("(100%)") and (tmp_path / "masks.npz").is_file()
+
+
+def test_page_benchmark_draws_a_street_scene():
+    from benchmarks.bench_page import synthetic_street
+
+    a, b = synthetic_street(256, 128, seed=1), synthetic_street(256, 128, seed=2)
+    assert a.shape == (128, 256, 3) and a.dtype == np.uint8 and not np.array_equal(a, b)
+    assert a[:10].mean(axis=(0, 1))[2] > a[-10:].mean(axis=(0, 1))[2] - 40  # sky above, road below
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="chromium is not installed")
+def test_page_benchmark_runs(weights_dir, pairs_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "benchmarks/bench_page.py", "--repeats", "1", "--size", "512x256",
+                           "--weights", str(weights_dir), "--data", str(pairs_dir)],
+                          capture_output=True, text=True, timeout=400, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    row = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    assert 0 < row["masks"] <= row["idle"] and row["browser"] > 0 and row["frames_sent"] == 0
+    assert "| three masks shown (s) |" in proc.stdout

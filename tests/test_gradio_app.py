@@ -225,7 +225,7 @@ def test_compare_and_render(app, photo, monkeypatch):
     assert np.array_equal(overlays[0], state["photo"])  # opacity 0: the photo itself
     top = state["legend"][0]  # one table for all the models, shares from the full-size masks
     assert top["name"] in legend_html and top["color"] in legend_html
-    assert all(f">{m}</th>" in legend_html for m in ("U-Net", "FCN-VGG16", "FCN-ResNet50"))
+    assert all(f">{m.replace('-', '&#8209;')}</th>" in legend_html for m in ("U-Net", "FCN-VGG16", "FCN-ResNet50"))
     assert "Image 80x48 px" in timing and "FCN-ResNet50" in timing
     _, _, _, *opaque = app.render(state, "unet", 1.0, names)
     assert np.array_equal(opaque[0], colorize(state["masks"]["unet"]))
@@ -367,3 +367,38 @@ def test_webcam_frames_come_back_as_overlays_with_the_frame_rate(app):
         app.live_frame(app.predictor, frame, "deeplab", state)
     assert "webcam_section" in dir(app) and any(f.fn.__name__ == "on_camera" and f.concurrency_id == "webcam"
                                                for f in app.demo.fns.values())
+
+
+def test_page_errors_stay_readable_in_the_page(app, tmp_path):
+    """A bad file: the reason goes into the error box under the input (no exception, so no bare
+    "Error" pills); the next good photo hides it again."""
+    names = tuple(app.predictor.models)
+    (tmp_path / "notes.png").write_text("hello")
+    out = app.on_photo(app.predictor, {"path": str(tmp_path / "notes.png")}, "unet", 0.5, False, names, tmp_path)
+    box = out[-1]
+    assert box["visible"] and box["value"].startswith("**Bad image:** Cannot segment this file: this file is not an image")
+    assert out[1] is None and out[2] is None  # no state, no slider
+    good = tmp_path / "street.png"
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(good)
+    out = app.on_photo(app.predictor, {"path": str(good)}, "unet", 0.5, False, names, tmp_path)
+    assert out[-1]["visible"] is False and out[1]["size"] == (H, W)
+    config = app.demo.get_config_file()
+    assert any(c["props"].get("elem_id") == "page-error" for c in config["components"])
+
+
+def test_tiff_upload_gets_a_png_preview(app, tmp_path):
+    names = tuple(app.predictor.models)
+    tiff = tmp_path / "street.tif"
+    pixels = np.random.default_rng(2).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tiff, format="TIFF")
+    preview, *rest = app.on_photo(app.predictor, {"path": str(tiff)}, "unet", 0.5, False, names, tmp_path)
+    assert preview.endswith(".png") and np.array_equal(load_image(preview), pixels)
+    assert all(isinstance(r, dict) and r.get("__type__") == "update" for r in rest)  # skipped: the PNG's change runs
+    again = app.on_photo(app.predictor, {"path": preview}, "unet", 0.5, False, names, tmp_path)
+    assert again[1]["size"] == (H, W)  # the PNG is segmented, not converted again
+
+
+def test_legend_has_no_heavy_borders_and_shows_all_models(app):
+    assert "#legend table" in app.LAUNCH_KWARGS["css"] and "border: none !important" in app.LAUNCH_KWARGS["css"]
+    config = app.demo.get_config_file()
+    assert any(c["props"].get("elem_id") == "legend" for c in config["components"])

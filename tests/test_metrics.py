@@ -98,3 +98,53 @@ def test_perfect_prediction():
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="differ in shape"):
         ConfusionMatrix(3).update(torch.zeros(2, 3), torch.zeros(3, 2))
+
+
+# --- the per-image rule (seg_core.metrics.image_scores) ------------------------------------------
+
+def fringed_label() -> np.ndarray:
+    """Road with a 10x10 car whose outline decodes as a 1 px ring of "truck" (JPEG fringe), and a
+    2 px wide, 20 px tall pole."""
+    from seg_core.palette import CLASS_NAMES
+
+    label = np.full((32, 32), CLASS_NAMES.index("road"), np.uint8)
+    label[9:21, 9:21] = CLASS_NAMES.index("truck")
+    label[10:20, 10:20] = CLASS_NAMES.index("car")
+    label[2:22, 26:28] = CLASS_NAMES.index("pole")
+    return label
+
+
+def test_image_scores_skip_classes_with_no_core_and_count_only_labelled_classes():
+    from seg_core.metrics import image_scores, scored_label
+    from seg_core.palette import CLASS_NAMES, IGNORE_INDEX
+
+    label = fringed_label()
+    truck, car, pole, road = (CLASS_NAMES.index(c) for c in ("truck", "car", "pole", "road"))
+    kept = scored_label(label)
+    assert (kept[label == truck] == IGNORE_INDEX).all()  # the ring: no pixel 2 px from another colour
+    assert (kept[label == pole] == IGNORE_INDEX).all()  # a hair-thin pole goes too (the rule's price)
+    assert (kept[label == car] == car).all() and (kept[label == road] == road).all()
+    perfect = np.where(label == truck, car, label)  # the model sees a car where the fringe says truck
+    scores = image_scores(perfect, label, CLASS_NAMES)
+    assert sorted(scores["skipped"]) == sorted([truck, pole])
+    # pole pixels are ignored, so the prediction (car inside the ring, road elsewhere) scores 1
+    assert scores["pixel_acc"] == 1.0 and scores["miou"] == 1.0
+    plain = image_scores(np.where(label == pole, road, perfect), label, CLASS_NAMES)
+    assert plain["miou"] == 1.0  # pole pixels predicted as road: not scored either
+    spurious = perfect.copy()
+    spurious[0, 0] = CLASS_NAMES.index("train")  # seen only in the prediction
+    s = image_scores(spurious, label, CLASS_NAMES)
+    assert np.isnan(s["iou"]["train"]) and s["miou"] < 1.0 and s["iou"]["road"] < 1.0
+    assert s["miou"] == pytest.approx((1.0 + s["iou"]["road"]) / 2)  # road and car averaged, not train
+
+
+def test_image_scores_keep_a_thick_class_whole():
+    from seg_core.metrics import image_scores
+    from seg_core.palette import CLASS_NAMES
+
+    label = np.zeros((16, 16), np.uint8)
+    label[4:12, 4:12] = CLASS_NAMES.index("sky")
+    pred = np.zeros_like(label)
+    s = image_scores(pred, label, CLASS_NAMES)
+    assert s["skipped"] == [] and s["pixel_acc"] == pytest.approx(1 - 64 / 256)
+    assert s["iou"]["sky"] == 0.0  # its edge pixels count: the rule drops classes, not borders

@@ -11,7 +11,7 @@ from PIL import Image
 
 from seg_core.palette import COLORS, IGNORE_INDEX, colorize
 from seg_core.predictor import Missing, Predictor, train_command
-from seg_core.viz import ERROR_COLORS, disagreement, disagreement_image, error_map, legend, overlay, png_bytes
+from seg_core.viz import DISAGREE_COLOR, ERROR_COLORS, disagreement, disagreement_image, error_map, legend, overlay, png_bytes
 from tests.conftest import ARCHS
 
 
@@ -82,8 +82,23 @@ def test_disagreement_by_hand():
 def test_disagreement_image():
     photo = np.zeros((2, 2, 3), np.uint8)
     out = disagreement_image(photo, [np.array([[0, 1], [1, 1]]), np.array([[0, 1], [1, 2]])])
-    assert out[1, 1].tolist() == [255, 0, 255]
+    assert out[1, 1].tolist() == list(DISAGREE_COLOR)
     assert out[0, 0].tolist() == [64, 64, 64]  # dimmed gray of black
+
+
+def test_disagreement_colour_is_far_from_every_class_colour():
+    from seg_core.palette import COLORS
+
+    nearest = np.sqrt(((COLORS.astype(float) - DISAGREE_COLOR) ** 2).sum(1)).min()
+    assert nearest > 120, nearest  # magenta was 43 from sidewalk
+
+
+def test_error_colours_differ_for_colour_blind_eyes():
+    """Correct and wrong differ in lightness, not only in hue (red/green did not), and both differ
+    from the ignored gray."""
+    lum = {k: 0.299 * r + 0.587 * g + 0.114 * b for k, (r, g, b) in ERROR_COLORS.items()}
+    assert abs(lum["correct"] - lum["wrong"]) > 40
+    assert abs(lum["ignored"] - lum["wrong"]) > 40 and abs(lum["ignored"] - lum["correct"]) > 40
 
 
 def test_error_map_by_hand():

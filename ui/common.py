@@ -7,6 +7,7 @@ in ``st.session_state["scene"]`` so every page shows the same one. Every widget 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,13 @@ import torch
 
 from seg_core import served_weights, settings
 from seg_core.data import DataError, list_pairs
-from seg_core.inference import ImageError, Prediction, Predictions, load_image
-from seg_core.metrics import ConfusionMatrix, summarize
-from seg_core.palette import CLASS_NAMES, NUM_CLASSES, colorize
+from seg_core.inference import MAX_PIXELS, ImageError, Prediction, Predictions, load_image
+from seg_core.metrics import image_scores
+from seg_core.palette import CLASS_NAMES
 from seg_core.predictor import Predictor, train_command
 from seg_core.registry import ARCH_NAMES, display_name
 from seg_core.runners import EXPORT_SUFFIXES, forward_latency
 from seg_core.served_weights import WeightsError, WeightsSource
-from seg_core.viz import png_bytes
 
 from . import scenes
 from .scenes import Scene
@@ -31,6 +31,7 @@ SCENE_KEY = "scene"
 TTA_KEY = "tta"
 GALLERY_PER_PAGE = 24
 GALLERY_COLUMNS = 6
+GALLERY_OPEN_KEY = "gallery_open"
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -103,7 +104,8 @@ def show_missing(pred: Predictor) -> None:
         st.code("\n".join(train_command(n) for n in ARCH_NAMES), language="bash")
         return
     for name, missing in pred.missing.items():
-        st.warning(f"**{display_name(name)}** is not available: {missing.reason}. Train it with:")
+        reason = "its weights file is missing or unreadable" if settings.public_mode() else missing.reason
+        st.warning(f"**{display_name(name)}** is not available: {reason}. Train it with:")
         st.code(missing.command, language="bash")
 
 
@@ -115,20 +117,21 @@ def _predict(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Pred
         return load_predictor(weights).predict(_photo, tta=tta)
 
 
-def predictions(scene: Scene) -> Predictions:
-    """Masks of all loaded models for the scene, computed once per scene, set of weights and
-    test-time augmentation."""
-    return _predict(weights_key(), scene.key, tta(), scene.photo)
+def predictions(scene: Scene, photo: np.ndarray | None = None) -> Predictions:
+    """Masks of all loaded models for the scene (or for ``photo``, a smaller copy of it: masks at
+    that size), computed once per scene, size, set of weights and test-time augmentation."""
+    if photo is None or photo.shape == scene.photo.shape:
+        return _predict(weights_key(), scene.key, tta(), scene.photo)
+    return _predict(weights_key(), f"{scene.key}@{photo.shape[1]}x{photo.shape[0]}", tta(), photo)
 
 
-@st.cache_data(show_spinner=False, max_entries=24)
-def _mask_pngs(weights: str, scene_key: str, tta: str, model: str, _mask: np.ndarray) -> tuple[bytes, bytes]:
-    return png_bytes(_mask), png_bytes(colorize(_mask))
-
-
-def mask_pngs(scene: Scene, model: str, mask: np.ndarray) -> tuple[bytes, bytes]:
-    """A model's full-size mask of the scene as PNGs to download: class ids and colours."""
-    return _mask_pngs(weights_key(), scene.key, tta(), model, mask)
+def full_size_mask(pred: Predictor, scene: Scene, name: str, shown: np.ndarray, tta: str) -> np.ndarray:
+    """``name``'s mask at the full size of the scene's photo: ``shown`` itself when it is already
+    that size, else predicted again from the full photo (for a download; no Streamlit call here,
+    it runs outside the script)."""
+    if shown.shape == scene.photo.shape[:2]:
+        return shown
+    return pred.predict(scene.photo, names=(name,), tta=tta)[name].mask
 
 
 # --- the selected scene ---------------------------------------------------------------------------
@@ -144,103 +147,194 @@ def set_scene(scene: Scene) -> None:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _decoded_upload(file_id: str, _data: bytes) -> np.ndarray:
-    """An upload decoded once per file (keyed by Streamlit's file id, so its bytes are never hashed);
-    raises ``ImageError``."""
-    return load_image(_data)
+def _decoded_upload(file_id: str, _data: bytes) -> tuple[np.ndarray, float]:
+    """An upload decoded once per file (keyed by Streamlit's file id, so its bytes are never hashed),
+    and the seconds decoding took; raises ``ImageError``."""
+    t0 = time.perf_counter()
+    image = load_image(_data)
+    return image, time.perf_counter() - t0
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray) -> Scene:
-    return scenes.scene_from_image(name, _image, as_pair)
+def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray, decode_seconds: float) -> Scene:
+    scene = scenes.scene_from_image(name, _image, as_pair)
+    scene.decode_seconds = decode_seconds
+    return scene
+
+
+UPLOADS_KEY = "uploaded_files"  # [(name, file id, bytes)]: survives a page change, unlike the widget
+
+
+def _keep_uploads() -> None:
+    """The uploader changed (files added or removed): keep its files' bytes in the session, so the
+    uploads are still there after a visit to another page (which empties the widget)."""
+    files = st.session_state.get("uploads") or []
+    if [f.file_id for f in files] == [file_id for _, file_id, _ in st.session_state.get(UPLOADS_KEY) or []]:
+        return  # the same files (AppTest reports the widget as changed at every run)
+    st.session_state[UPLOADS_KEY] = [(f.name, f.file_id, f.getvalue()) for f in files]
+    current = current_scene()
+    if not files and current is not None and current.source == "upload":
+        del st.session_state[SCENE_KEY]
+    if files:
+        _prefer_upload()
+        st.session_state[GALLERY_OPEN_KEY] = False
+
+
+def _prefer_upload() -> None:
+    """An upload was added or chosen: show it (instead of a gallery scene), and drop ``?scene=``."""
+    st.session_state["_upload_wins"] = True
+    st.query_params.pop("scene", None)
+
+
+def upload_limit_text() -> str:
+    return (f"Up to {st.get_option('server.maxUploadSize')} MB and {MAX_PIXELS / 1e6:.0f} megapixels per image; "
+            "JPEG, PNG, WebP, BMP, GIF or TIFF.")
 
 
 def upload_picker() -> None:
     """Drag-and-drop one or several images; the chosen one becomes the scene.
 
-    Each file is decoded once, so moving a slider neither decodes nor hashes the upload again.
+    Any file type is accepted, so that ``load_image`` (not the browser) refuses what it cannot read,
+    with its reason in an ``st.error`` right here. Each file is decoded once, so moving a slider
+    neither decodes nor hashes the upload again.
     """
-    files = st.file_uploader("Drop images here (JPEG, PNG, WebP, BMP; several at once)",
-                             type=list(scenes.UPLOAD_TYPES), accept_multiple_files=True, key="uploads")
+    st.file_uploader("Upload photos (several at once)", accept_multiple_files=True, key="uploads",
+                     on_change=_keep_uploads, help=upload_limit_text())
+    st.caption(upload_limit_text())
+    files = st.session_state.get(UPLOADS_KEY) or []
     if not files:
         return
-    names = [f.name for f in files]
+    names = [name for name, _, _ in files]
     index = st.selectbox("Image to show", range(len(files)), format_func=names.__getitem__,
-                         key="upload_pick") if len(files) > 1 else 0
-    chosen = files[min(index or 0, len(files) - 1)]
-    name = chosen.name
+                         key="upload_pick", on_change=_prefer_upload) if len(files) > 1 else 0
+    name, file_id, data = files[min(index or 0, len(files) - 1)]
     try:
-        image = _decoded_upload(chosen.file_id, chosen.getvalue())
+        image, decode_seconds = _decoded_upload(file_id, data)
         as_pair = scenes.is_two_to_one(image) and st.checkbox(
-            "This is a photo | label pair (left half photo, right half colour label)",
-            value=scenes.looks_like_pair(image), key=f"as_pair_{name}")
-        set_scene(_upload_scene(chosen.file_id, name, as_pair, image))
+            "Photo | label pair (right half: colour label)",
+            value=scenes.looks_like_pair(image), key=f"as_pair_{name}", on_change=_prefer_upload)
+        current = current_scene()
+        if current is None or current.source == "upload" or st.session_state.pop("_upload_wins", False):
+            set_scene(_upload_scene(file_id, name, as_pair, image, decode_seconds))
     except (ImageError, DataError) as err:
+        st.session_state.pop("_upload_wins", None)
+        if (shown := current_scene()) is not None and shown.source == "upload":
+            del st.session_state[SCENE_KEY]  # not the previous upload under this one's error
         st.error(f"Cannot use **{name}**: {err}.")
 
 
-@st.cache_data(max_entries=512)
-def _thumbnail(path: str, mtime: float) -> np.ndarray:
-    return scenes.thumbnail(path)
+@st.cache_data(max_entries=512, show_spinner=False)
+def _thumbnail(path: str, mtime: float) -> bytes:
+    """A JPEG thumbnail: bytes, so that a rerun does not encode 24 arrays again."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(scenes.thumbnail(path)).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
-def gallery_picker() -> None:
-    """Thumbnails of the val pairs, a page at a time; a click makes one the scene."""
-    folder = data_dir()
+def gallery_files() -> list[Path] | None:
+    """The val pair files of the configured folder, or ``None`` when there are none."""
     try:
-        files = list_pairs(folder)
-    except DataError as err:
-        st.info(f"No validation scenes to show: {err}.\n\nCityscapes images may not be redistributed, "
-                "so none come with the app. Download the *Cityscapes Image Pairs* (512x256 JPEGs, photo "
-                "left, colour label right) and point the **Validation folder** setting in the sidebar, or "
-                "the `SEG_DATA_DIR` environment variable, at its `val` folder.")
+        return list_pairs(data_dir())
+    except DataError:
+        return None
+
+
+def no_gallery_note() -> None:
+    """Why there are no example scenes (a public Space has none: the data may not be redistributed)."""
+    where = "" if settings.public_mode() else (
+        " To browse them here, download the *Cityscapes Image Pairs* (512x256 JPEGs, photo left, colour label "
+        "right) and point the **Validation folder** setting in the sidebar, or the `SEG_DATA_DIR` environment "
+        "variable, at its `val` folder.")
+    st.info("**No example scenes here:** Cityscapes images may not be redistributed, so none come with the app. "
+            "Upload a street photo (or a photo | label pair, twice as wide as high) to compare the models on it."
+            + where)
+
+
+def gallery_picker(per_row: int = GALLERY_COLUMNS) -> None:
+    """Thumbnails of the val pairs, a page at a time; a click makes one the scene (its button is
+    then marked, and ``?scene=`` names it in the URL, a link to share)."""
+    files = gallery_files()
+    if files is None:
+        no_gallery_note()
         return
     pages = -(-len(files) // GALLERY_PER_PAGE)
-    page = st.number_input(f"Page (of {pages}; {len(files)} scenes)", min_value=1, max_value=pages, value=1,
-                           step=1, key="gallery_page")
+    current = current_scene()
+    chosen = current.name if current is not None and current.source == "gallery" else None
+    page = 1
+    if pages > 1:
+        page = st.number_input(f"Page (of {pages}; {len(files)} scenes)", min_value=1, max_value=pages, value=1,
+                               step=1, key="gallery_page")
     shown = scenes.page_of(files, int(page), GALLERY_PER_PAGE)
-    cols = st.columns(GALLERY_COLUMNS)
+    cols = st.columns(per_row)
     for i, path in enumerate(shown):
-        with cols[i % GALLERY_COLUMNS]:
+        with cols[i % per_row]:
             try:
                 st.image(_thumbnail(str(path), path.stat().st_mtime), width="stretch")
-            except DataError as err:
-                st.caption(f"{path.name}: {err}")
+            except DataError:
+                st.caption(f"{path.name}: not a readable image")
                 continue
-            if st.button(path.name, key=f"gallery_{path.name}", width="stretch"):
-                _pick_file(path)
+            mine = path.name == chosen
+            st.button(("✓ " if mine else "") + path.name, key=f"gallery_{path.name}", width="stretch",
+                      type="primary" if mine else "secondary", on_click=_pick_file, args=(path,))
 
 
 def _pick_file(path: Path) -> None:
     try:
         set_scene(scenes.scene_from_file(path))
-    except DataError as err:
-        st.error(f"Cannot use {path.name}: {err}.")
+    except DataError:
+        st.session_state["_pick_error"] = f"Cannot use {path.name}: it is not a readable photo | label pair."
+        return
+    st.query_params["scene"] = path.name
+    st.session_state["_query_scene"] = path.name
+    st.session_state[GALLERY_OPEN_KEY] = False  # fold the examples away: the results come up
 
 
 def scene_from_query() -> None:
-    """``?scene=12.jpg`` opens that val scene (a shareable link); applied once per value."""
+    """``?scene=12.jpg`` opens that val scene (a shareable link); applied once per value. Only a
+    file name of the configured folder is taken: anything with a path in it is refused."""
     wanted = st.query_params.get("scene")
     if not wanted or st.session_state.get("_query_scene") == wanted:
         return
     st.session_state["_query_scene"] = wanted
-    path = data_dir() / Path(wanted).name  # a name, never a path out of the folder
-    if path.is_file():
-        _pick_file(path)
+    if wanted != Path(wanted).name or "\\" in wanted or wanted.startswith("."):
+        st.warning("The link's `scene` must be the file name of a validation scene, not a path.")
+        return
+    files = {p.name: p for p in gallery_files() or []}
+    if wanted in files:
+        _pick_file(files[wanted])
     else:
-        st.warning(f"Scene {wanted!r} is not in {data_dir()}.")
+        st.warning(f"The link's scene {wanted!r} is not among the validation scenes.")
 
 
 def scene_picker() -> None:
-    """Upload or gallery, whichever the user chooses."""
+    """Upload beside the example scenes; the examples fold away once a scene is shown."""
     scene_from_query()
-    source = st.radio("Image", ["Upload", "Validation gallery"], horizontal=True, key="source",
-                      index=1 if (current_scene() and current_scene().source == "gallery") else 0)
-    if source == "Upload":
+    if error := st.session_state.pop("_pick_error", None):
+        st.error(error)
+    current = current_scene()
+    files = gallery_files()
+    upload_col, gallery_col = st.columns([1, 2]) if files else (st.container(), None)
+    with upload_col:
         upload_picker()
-    else:
-        with st.expander("Validation scenes", expanded=current_scene() is None):
-            gallery_picker()
+    if gallery_col is None:
+        if current is None:
+            no_gallery_note()
+        return
+    with gallery_col:
+        label = f"Example scenes ({len(files)} validation pairs)"
+        if current is not None and current.source == "gallery":
+            label += f": showing {current.name}"
+        if GALLERY_OPEN_KEY not in st.session_state:
+            st.session_state[GALLERY_OPEN_KEY] = current is None
+        # The thumbnails are drawn only while the expander is open: a closed one costs nothing on
+        # each rerun (24 images and buttons took about 100 ms before the masks of an upload).
+        with st.expander(label, key=GALLERY_OPEN_KEY, on_change="rerun"):
+            if st.session_state[GALLERY_OPEN_KEY]:
+                gallery_picker(per_row=GALLERY_COLUMNS)
 
 
 # --- showing masks --------------------------------------------------------------------------------
@@ -256,17 +350,22 @@ def show_images(items: list[tuple[str, np.ndarray | None]], nearest: bool = Fals
                 st.image(scenes.display_scale(image, nearest=nearest), caption=caption, width="stretch")
 
 
+def columns(preds: dict) -> list[str]:
+    """The models to show, in order: the three architectures (present or not, so a missing one
+    keeps its place), then any other entry of ``preds`` (e.g. an ensemble) as it comes."""
+    return list(ARCH_NAMES) + [n for n in preds if n not in ARCH_NAMES]
+
+
 def model_title(name: str, pred: Prediction | None = None) -> str:
     title = display_name(name)
     return f"{title} ({pred.seconds * 1000:.0f} ms)" if pred else title
 
 
 def image_metrics(mask: np.ndarray, label: np.ndarray) -> tuple[dict, np.ndarray]:
-    """Metrics and confusion matrix of one mask against its label."""
-    cm = ConfusionMatrix(NUM_CLASSES)
-    cm.update(torch.from_numpy(mask), torch.from_numpy(label))
-    mat = cm.mat.numpy()
-    return summarize(mat, CLASS_NAMES), mat
+    """Scores and confusion matrix of one mask against its label, under the per-image rule of
+    ``seg_core.metrics.image_scores`` (``IMAGE_SCORE_RULE``)."""
+    scores = image_scores(mask, label, CLASS_NAMES)
+    return scores, scores["confusion"]
 
 
 def metrics_row(name: str, metrics: dict) -> dict:
@@ -276,8 +375,11 @@ def metrics_row(name: str, metrics: dict) -> dict:
 
 # --- benchmark ------------------------------------------------------------------------------------
 
+LATENCY_REPEATS = 10
+
+
 @st.cache_data(max_entries=16, show_spinner="Measuring CPU latency…", ttl=3600)
-def model_facts(weights: str, name: str, repeats: int = 10) -> dict:
+def model_facts(weights: str, name: str, repeats: int = LATENCY_REPEATS) -> dict:
     """Backend, threads, parameters, file size and median latency of one forward pass at the
     model's input size, measured as ``benchmarks/bench_inference.py`` does (``weights`` is a
     ``weights_key()``)."""
@@ -293,7 +395,7 @@ def evaluate_with_progress(pred: Predictor, folder: Path, limit: int, batch: int
     from seg_core.data import load_split
     from seg_core.evaluate import evaluate
 
-    with st.spinner(f"Reading {folder}…"):
+    with st.spinner("Reading the validation scenes…"):
         images, labels = load_split(folder, limit=limit or None)
     bar = st.progress(0.0, text="Evaluating…")
     out = {}

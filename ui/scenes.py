@@ -9,6 +9,7 @@ so the pages stay thin and these are tested without a browser.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,6 @@ from seg_core.viz import fit_within
 
 #: Where the val pairs live unless ``SEG_DATA_DIR`` says otherwise (never inside the repo: licence).
 DEFAULT_DATA_DIR = settings.DEFAULT_DATA_DIR
-UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
 #: An upload is taken for a pair when it is 2:1 and this share of its right half decodes to a
 #: class (JPEG labels of the val pairs: about 80 %; photos of streets: well under half).
 PAIR_MIN_LABELLED = 0.6
@@ -44,6 +44,7 @@ class Scene:
     label: np.ndarray | None = None
     source: str = "upload"  # "upload" or "gallery"
     key: str = field(default="", compare=False)  # content hash: same pixels, same key
+    decode_seconds: float = field(default=0.0, compare=False)  # reading the file, shown once beside the models' times
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -84,8 +85,9 @@ def scene_from_upload(name: str, data: bytes, as_pair: bool | None = None) -> Sc
 
 def scene_from_file(path: str | Path) -> Scene:
     """A val pair file as a scene (raises ``DataError``)."""
+    t0 = time.perf_counter()
     photo, label = read_pair(path)
-    return Scene(Path(path).name, np.ascontiguousarray(photo), label, "gallery")
+    return Scene(Path(path).name, np.ascontiguousarray(photo), label, "gallery", decode_seconds=time.perf_counter() - t0)
 
 
 def thumbnail(path: str | Path, side: int = 128) -> np.ndarray:
@@ -112,19 +114,6 @@ def page_of(items: list, page: int, per_page: int) -> list:
 def display_scale(image: np.ndarray, nearest: bool = False) -> np.ndarray:
     """``image`` at most ``DISPLAY_MAX_SIDE`` on its long side, for the screen."""
     return fit_within(image, DISPLAY_MAX_SIDE, nearest)
-
-
-def before_after(before: np.ndarray, after: np.ndarray, reveal: float, line: int = 2) -> np.ndarray:
-    """``after`` on the left ``reveal`` fraction of the width, ``before`` on the rest, a white seam."""
-    if before.shape != after.shape:
-        raise ValueError(f"before {before.shape} and after {after.shape} differ in shape")
-    w = before.shape[1]
-    x = int(round(float(np.clip(reveal, 0.0, 1.0)) * w))
-    out = before.copy()
-    out[:, :x] = after[:, :x]
-    if 0 < x < w:
-        out[:, max(0, x - line // 2) : min(w, x + (line + 1) // 2)] = 255
-    return out
 
 
 def row_normalize(confusion: np.ndarray) -> np.ndarray:

@@ -1,0 +1,99 @@
+"""HTML of the Compare page's picture views: a responsive grid of images and a draggable
+before/after slider; no Streamlit here.
+
+Pictures travel inside the HTML as data URLs of display-size images (JPEG for photos and
+overlays, PNG for masks), so a view arrives in one message and is drawn without further requests.
+The grid wraps by itself: four across on a wide screen, two on a phone, with the legend right below.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+
+import numpy as np
+from PIL import Image
+
+
+def data_url(image: np.ndarray, fmt: str = "JPEG") -> str:
+    """``image`` as a ``data:`` URL: JPEG (quality 90) for photos, fast PNG for masks."""
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        Image.fromarray(image).save(buf, format="JPEG", quality=90)
+    else:
+        Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    return f"data:image/{fmt.lower()};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def mask_data_url(mask: np.ndarray) -> str:
+    """A mask of train ids as a data URL of a palette PNG in the class colours: a third of the time
+    and size of the RGB PNG (ignored pixels black)."""
+    from seg_core.palette import COLORS
+
+    table = np.zeros((256, 3), np.uint8)
+    table[: len(COLORS)] = COLORS
+    im = Image.fromarray(np.asarray(mask, np.uint8), "L").convert("P")
+    im.putpalette(table.ravel().tolist())
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)
+    return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def image_grid_html(items: list[tuple[str, str | None]], min_width: int = 160) -> str:
+    """Captioned images (``(caption, data URL or None)``) in a grid that wraps on narrow screens;
+    ``None`` leaves a note in its place."""
+    cells = []
+    for caption, url in items:
+        title = html.escape(caption)
+        if url is None:
+            cells.append(f"<figure class='seg-cell' style='margin:0'><div style='padding:2em 0;color:#888'>"
+                         f"{title}: not available</div></figure>")
+        else:
+            cells.append(f"<figure class='seg-cell' style='margin:0'><img src='{url}' alt='{title}' "
+                         f"style='width:100%;height:auto;display:block;border-radius:4px'>"
+                         f"<figcaption style='font-size:0.85em;color:#555;padding-top:2px'>{title}</figcaption></figure>")
+    return (f"<div class='seg-grid' style='display:grid;gap:8px;"
+            f"grid-template-columns:repeat(auto-fit,minmax({min_width}px,1fr))'>{''.join(cells)}</div>")
+
+
+def before_after_html(photo_url: str, overlays: dict[str, str], reveal: float = 0.5, max_height: int = 560) -> str:
+    """A self-contained page: the photo with one overlay revealed left of a seam that follows the
+    pointer (drag, or the arrow keys), and buttons to switch between the ``overlays``
+    (``{title: data URL}``). Everything runs in the browser; the server is not asked again."""
+    titles = list(overlays)
+    first = titles[0]
+    buttons = "".join(
+        f"<button data-k='{i}' class='{'on' if t == first else ''}'>{html.escape(t)}</button>" for i, t in enumerate(titles))
+    start = round(100 * float(np.clip(reveal, 0, 1)))
+    return f"""<!doctype html><meta charset="utf-8"><style>
+body{{margin:0;font-family:sans-serif}} .bar{{display:flex;gap:6px;flex-wrap:wrap;margin-bottom:6px}}
+button{{font:inherit;font-size:14px;padding:3px 10px;border:1px solid #bbb;border-radius:6px;background:#fff;cursor:pointer}}
+button.on{{background:#262730;color:#fff;border-color:#262730}}
+.box{{position:relative;display:inline-block;max-width:100%;touch-action:none;cursor:ew-resize;user-select:none}}
+.box img{{display:block;max-width:100%;max-height:{max_height}px;pointer-events:none}}
+#top{{position:absolute;left:0;top:0;width:100%;height:100%}}
+#seam{{position:absolute;top:0;bottom:0;width:2px;margin-left:-1px;background:#fff;box-shadow:0 0 3px #000}}
+#seam::after{{content:'⇔';position:absolute;top:50%;left:-11px;width:24px;height:24px;margin-top:-12px;border-radius:12px;
+background:#fff;color:#262730;font-size:15px;line-height:24px;text-align:center;box-shadow:0 0 3px #000}}
+.note{{font-size:13px;color:#555;margin-top:4px}}
+</style><div class="bar">{buttons}</div>
+<div class="box" id="box" tabindex="0" role="slider" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{start}">
+<img src="{photo_url}" alt="photo"><img id="top" src="{overlays[first]}" alt="overlay"><div id="seam"></div></div>
+<div class="note">Drag across the picture: left of the seam the overlay of <b id="name">{html.escape(first)}</b>, right of it the photo.</div>
+<script>
+const urls = {json.dumps(list(overlays.values()))}, names = {json.dumps(titles)};
+const box = document.getElementById('box'), top_ = document.getElementById('top'), seam = document.getElementById('seam');
+let v = {start};
+function show(p) {{ v = Math.max(0, Math.min(100, p)); top_.style.clipPath = `inset(0 ${{100 - v}}% 0 0)`;
+  seam.style.left = v + '%'; box.setAttribute('aria-valuenow', Math.round(v)); }}
+function at(e) {{ const r = box.getBoundingClientRect(); show(100 * (e.clientX - r.left) / r.width); }}
+box.addEventListener('pointerdown', e => {{ at(e); try {{ box.setPointerCapture(e.pointerId); }} catch (err) {{}} }});
+box.addEventListener('pointermove', e => {{ if (e.buttons) at(e); }});
+box.addEventListener('keydown', e => {{ if (e.key === 'ArrowLeft') show(v - 5); if (e.key === 'ArrowRight') show(v + 5); }});
+document.querySelectorAll('button').forEach(b => b.addEventListener('click', () => {{
+  document.querySelectorAll('button').forEach(o => o.classList.remove('on')); b.classList.add('on');
+  top_.src = urls[+b.dataset.k]; document.getElementById('name').textContent = names[+b.dataset.k]; }}));
+show(v);
+</script>"""

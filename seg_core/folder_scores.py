@@ -1,8 +1,10 @@
 """Per-image scores of every model (and the ensemble) on a folder of pairs, computed once and cached.
 
 ``folder_scores(predictor, folder)`` runs ``seg_core.evaluate.evaluate_many`` on the folder and
-keeps, per image and model, the confusion matrix and the models' disagreement; ``rows`` turns them
-into per-image pixel accuracy and mIoU, a table the val explorer sorts and the CLI writes as CSV.
+keeps, per image and model, the confusion matrix (summed: the whole-folder metrics), the models'
+disagreement and the label's fringe classes; ``rows`` turns them into per-image pixel accuracy and
+mIoU under ``seg_core.metrics.IMAGE_SCORE_RULE``, the table the val explorer sorts and the CLI
+writes as CSV.
 The cache (``SEG_CACHE_DIR``, default ``~/.cache/seg-workbench``) is keyed by the hashes of the
 model files, the test-time augmentation and the folder's listing, so new weights or new images
 are scored afresh and nothing stale is shown.
@@ -22,10 +24,10 @@ from . import settings
 from .data import list_pairs, load_split
 from .evaluate import evaluate_many
 from .files import atomic_path
-from .metrics import summarize
+from .metrics import fringe_classes, image_summary
 from .runners import file_sha256
 
-VERSION = 1  # bump when what is stored changes
+VERSION = 2  # bump when what is stored changes
 
 
 def cache_key(predictor, folder: Path, tta: str, ensemble: dict[str, float]) -> str:
@@ -44,7 +46,8 @@ def cache_key(predictor, folder: Path, tta: str, ensemble: dict[str, float]) -> 
 def folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bool = True,
                   on_batch: Callable[[int, int], None] | None = None, cache_dir: Path | None = None) -> dict:
     """``{"images": [names], "models": [names], "matrices": {model: N x C x C}, "disagreement": (N,),
-    "cached": bool}`` for the pairs of ``folder``, from the cache when it is current."""
+    "fringe": N x C bool (the classes each image's scores skip), "cached": bool}`` for the pairs of
+    ``folder``, from the cache when it is current."""
     folder = Path(folder)
     members = predictor.ensemble() if ensemble else {}
     cache_dir = Path(cache_dir or settings.cache_dir())
@@ -52,27 +55,33 @@ def folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bo
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             names = [str(n) for n in z["models"]]
-            return {"images": [str(n) for n in z["images"]], "models": names,
+            return {"images": [str(n) for n in z["images"]], "models": names, "fringe": z["fringe"],
                     "matrices": {n: z[f"m_{n}"] for n in names}, "disagreement": z["disagreement"], "cached": True}
     images, labels = load_split(folder)
     evaluated = evaluate_many(predictor.models, images, labels, tta=tta, ensemble=members or None, on_batch=on_batch)
     names = list(evaluated)
-    out = {"images": [p.name for p in list_pairs(folder)], "models": names,
+    n_cls = next(iter(evaluated.values()))["matrix"].shape[0]
+    fringe = np.zeros((len(labels), n_cls), bool)
+    for i, label in enumerate(labels.numpy()):
+        fringe[i, [c for c in fringe_classes(label) if c < n_cls]] = True
+    out = {"images": [p.name for p in list_pairs(folder)], "models": names, "fringe": fringe,
            "matrices": {n: r["image_matrices"] for n, r in evaluated.items()},
            "disagreement": next(iter(evaluated.values()))["disagreement"], "cached": False}
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, images=np.array(out["images"]), models=np.array(names),
+        np.savez_compressed(tmp, images=np.array(out["images"]), models=np.array(names), fringe=fringe,
                             disagreement=out["disagreement"], **{f"m_{n}": m for n, m in out["matrices"].items()})
     return out
 
 
 def rows(scores: dict, class_names: tuple[str, ...]) -> list[dict]:
-    """One row per image: its name, the disagreement, and each model's pixel accuracy and mIoU."""
+    """One row per image: its name, the disagreement, and each model's pixel accuracy and mIoU
+    (per-image rule)."""
     table = []
     for i, image in enumerate(scores["images"]):
         row = {"image": image, "disagreement": float(scores["disagreement"][i])}
+        skipped = np.flatnonzero(scores["fringe"][i])
         for name in scores["models"]:
-            m = summarize(scores["matrices"][name][i], class_names)
+            m = image_summary(scores["matrices"][name][i], skipped, class_names)
             row[f"{name} pixel acc"], row[f"{name} mIoU"] = m["pixel_acc"], m["miou"]
         table.append(row)
     return table

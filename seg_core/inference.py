@@ -27,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import analysis
 from .palette import CLASS_NAMES
+from .registry import ENSEMBLE
 from .runners import Runner, check_tta, upsampled_classes
 from .transforms import normalize
 
@@ -201,9 +202,6 @@ class Predictions(dict):
     decode_seconds: float = 0.0
     prepare_seconds: float = 0.0
 
-
-#: The key of the ensemble's entry in ``Predictions``.
-ENSEMBLE = "ensemble"
 
 
 def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidence: bool = False,

@@ -95,35 +95,45 @@ def edge_band(label: np.ndarray, r: int = FRINGE_PX) -> np.ndarray:
     return out
 
 
-def scored_label(label: np.ndarray, r: int = FRINGE_PX) -> np.ndarray:
-    """``label`` with the classes that have no pixel beyond ``r`` px of another colour set to ignore."""
+def fringe_classes(label: np.ndarray, r: int = FRINGE_PX) -> np.ndarray:
+    """Train ids of the classes of ``label`` that have no pixel beyond ``r`` px of another colour."""
     label = np.asarray(label)
     core = np.bincount(label[~edge_band(label, r)].ravel(), minlength=256)
     coreless = np.flatnonzero((core == 0) & (np.bincount(label.ravel(), minlength=256) > 0))
-    coreless = coreless[coreless != IGNORE_INDEX]
+    return coreless[coreless != IGNORE_INDEX]
+
+
+def scored_label(label: np.ndarray, r: int = FRINGE_PX) -> np.ndarray:
+    """``label`` with its ``fringe_classes`` set to ignore."""
+    label = np.asarray(label)
+    coreless = fringe_classes(label, r)
     if not len(coreless):
         return label
     return np.where(np.isin(label, coreless), np.uint8(IGNORE_INDEX), label).astype(label.dtype)
 
 
-def image_scores(mask: np.ndarray, label: np.ndarray, class_names: tuple[str, ...] | None = None) -> dict:
-    """Scores of one predicted mask against its label under ``IMAGE_SCORE_RULE``: ``summarize``'s
-    keys (``iou`` NaN for classes not scored), ``confusion`` (the matrix, rows: scored truth) and
-    ``skipped`` (indices of the label classes left out as fringe). Whole-split metrics do not use it."""
-    from .palette import NUM_CLASSES
-
-    label = np.asarray(label)
-    kept = scored_label(label)
-    cm = ConfusionMatrix(NUM_CLASSES)
-    cm.update(torch.from_numpy(np.ascontiguousarray(mask)), torch.from_numpy(np.ascontiguousarray(kept)))
-    mat = cm.mat.numpy()
+def image_summary(mat: np.ndarray, skipped=(), class_names: tuple[str, ...] | None = None) -> dict:
+    """``summarize`` of one image's confusion matrix under ``IMAGE_SCORE_RULE``: the rows of the
+    ``skipped`` (fringe) classes are dropped, and a class with no scored label pixel (seen only in
+    the prediction) gets IoU NaN and is not averaged. Adds ``confusion``, the matrix as scored."""
+    mat = np.array(mat, dtype=np.int64)
+    mat[list(skipped)] = 0
     out = summarize(mat, class_names)
     iou = iou_per_class(mat)
-    iou[mat.sum(1) == 0] = np.nan  # seen only in the prediction: not averaged
+    iou[mat.sum(1) == 0] = np.nan
     names = class_names or tuple(str(i) for i in range(len(mat)))
     out["iou"] = {name: float(v) for name, v in zip(names, iou)}
     out["miou"] = float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
-    in_label = np.bincount(label.ravel(), minlength=256)[:NUM_CLASSES] > 0
-    out["skipped"] = [int(c) for c in np.flatnonzero(in_label & (mat.sum(1) == 0))]
     out["confusion"] = mat
     return out
+
+
+def image_scores(mask: np.ndarray, label: np.ndarray, class_names: tuple[str, ...] | None = None) -> dict:
+    """Scores of one predicted mask against its label under ``IMAGE_SCORE_RULE``: ``image_summary``'s
+    keys and ``skipped`` (the label classes left out as fringe). Whole-split metrics do not use it."""
+    from .palette import NUM_CLASSES
+
+    cm = ConfusionMatrix(NUM_CLASSES)
+    cm.update(torch.from_numpy(np.ascontiguousarray(mask)), torch.from_numpy(np.ascontiguousarray(label)))
+    skipped = [int(c) for c in fringe_classes(label) if c < NUM_CLASSES]
+    return {**image_summary(cm.mat.numpy(), skipped, class_names), "skipped": skipped}

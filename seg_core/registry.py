@@ -38,10 +38,14 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("fcn_resnet50", "FCN-ResNet50", "resnet50", _fcn8s),
 )}
 ARCH_NAMES: tuple[str, ...] = tuple(ARCHITECTURES)
+#: The name of the ensemble of the loaded models (``Predictor.predict(ensemble=True)``) and its title.
+ENSEMBLE, ENSEMBLE_DISPLAY = "ensemble", "All three (averaged)"
 
 
 def display_name(name: str) -> str:
-    """``"U-Net"`` for ``"unet"``; any other name (an ensemble, a user's model) as it is."""
+    """``"U-Net"`` for ``"unet"``, the ensemble's title for it; any other name (a user's model) as it is."""
+    if name == ENSEMBLE:
+        return ENSEMBLE_DISPLAY
     arch = ARCHITECTURES.get(name)
     return arch.display if arch else name
 

@@ -188,3 +188,15 @@ def test_ensemble_weights_come_from_the_weights_folder(weights_dir, tmp_path):
     assert np.array_equal(pred.predict(photo, ensemble=True)[ENSEMBLE].mask, mixed)
     (folder / "ensemble.json").write_text("not json")
     assert Predictor.from_dir(folder).ensemble() == {n: 1.0 for n in ARCHS}
+
+
+def test_folder_scores_follow_the_per_image_rule(weights_dir, pairs_dir, tmp_path, monkeypatch):
+    from seg_core.metrics import image_scores
+
+    monkeypatch.setenv("SEG_CACHE_DIR", str(tmp_path / "cache"))
+    pred = Predictor.from_dir(weights_dir)
+    table = rows(folder_scores(pred, pairs_dir, ensemble=False), pred.models["unet"].config.class_names)
+    images, labels = load_split(pairs_dir)
+    masks = pred.predict(images[0].permute(1, 2, 0).numpy(), names=("unet",))
+    want = image_scores(masks["unet"].mask, labels[0].numpy())
+    assert table[0]["unet mIoU"] == pytest.approx(want["miou"], abs=0.02)  # same rule (masks via another resize path)

@@ -244,8 +244,8 @@ def test_compare_gallery_pick_shows_three_models(env):
     chosen = at.button(key="gallery_2.jpg")
     assert chosen.label == "✓ 2.jpg" and chosen.proto.type == "primary"
     assert at.button(key="gallery_3.jpg").proto.type == "secondary"
-    assert len(at.get("download_button")) == 6
-    assert {m.label for m in at.metric} == {"U-Net", "FCN-VGG16", "FCN-ResNet50"}
+    assert len(at.get("download_button")) == 8  # two per model and the ensemble
+    assert {m.label for m in at.metric} == {"U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"}
     legend = texts(at.get("html"))  # the legend table: one column per model, classes present
     assert all(f">{model.replace('-', '&#8209;')}</th>" in legend for model in ("U-Net", "FCN-VGG16", "FCN-ResNet50"))
     assert legend.count("<tr>") >= 2
@@ -277,7 +277,7 @@ def test_compare_views_opacity_and_before_after(env):
     no_exception(at)
     (frame,) = [n for n in walk(at.main) if "srcdoc" in str(getattr(n, "proto", ""))[:20]]
     page_html = frame.proto.srcdoc
-    assert page_html.count("<button") == 3 and "pointermove" in page_html  # model choice and seam in the browser
+    assert page_html.count("<button") == 4 and "pointermove" in page_html  # model choice and seam in the browser
     at.segmented_control(key="view").set_value("Disagreement").run()
     no_exception(at)
     assert any(c.startswith("cyan: the models disagree") for c in grid_captions(at))
@@ -352,7 +352,7 @@ def test_compare_large_upload_is_drawn_at_screen_size(env):
     at.file_uploader(key="uploads").set_value(("wide.png", png(wide), "image/png")).run()
     no_exception(at)
     assert at.session_state["scene"].photo.shape == (300, 1500, 3)
-    assert "FCN-ResNet50" in " ".join(grid_captions(at)) and len(at.get("download_button")) == 6
+    assert "FCN-ResNet50" in " ".join(grid_captions(at)) and len(at.get("download_button")) == 8
     from base64 import b64decode
 
     first = re.search(r"src='data:image/jpeg;base64,([^']+)'", grid_html(at)).group(1)
@@ -441,16 +441,16 @@ def test_ground_truth_page_scores_the_shared_scene(env):
     no_exception(at)
     assert at.subheader[0].value == "3.jpg"
     table = at.dataframe[0].value
-    assert list(table["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50"]
+    assert list(table["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"]
     assert table["pixel acc"].between(0, 1).all()
     assert {"Photo", "Ground truth"} <= set(captions(at))
     assert "within 1 px of another label colour" in texts(at.caption)  # the per-image rule, stated
     assert "blue: right, orange: wrong" in texts(at.caption)
     charts = at.get("plotly_chart")  # one tab per model, and the A − B difference
     assert [c.key for c in charts] == ["gt_confusion_unet", "gt_confusion_fcn_vgg16", "gt_confusion_fcn_resnet50",
-                                       "gt_confusion_diff"]
-    assert [t.label for t in at.tabs] == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "Difference"]
-    assert sum("right" in c for c in captions(at)) == 3  # the error maps
+                                       "gt_confusion_ensemble", "gt_confusion_diff"]
+    assert [t.label for t in at.tabs] == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)", "Difference"]
+    assert sum("right" in c for c in captions(at)) == 4  # the error maps: three models and the ensemble
     at.checkbox(key="gt_only_present").uncheck().run()
     no_exception(at)
     at.segmented_control(key="gt_scale").set_value("log").run()
@@ -548,9 +548,9 @@ def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, wei
     asked = []
     original = Predictor.predict
 
-    def recording(self, image, names=None, tta="none"):
+    def recording(self, image, names=None, tta="none", **options):
         asked.append(tta)
-        return original(self, image, names, tta)
+        return original(self, image, names, tta, **options)
 
     monkeypatch.setattr(Predictor, "predict", recording)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
@@ -562,7 +562,7 @@ def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, wei
     at.sidebar.toggle(key="tta").set_value(True).run()
     no_exception(at)
     assert asked == ["none", "flip"]
-    assert sum("mirror-image averaging" in c.value for c in at.caption) == 3
+    assert sum("mirror-image averaging" in c.value for c in at.caption) == 4  # three models and the ensemble
     at.sidebar.toggle(key="tta").set_value(False).run()  # back: the cached masks, no new prediction
     assert asked == ["none", "flip"]
 
@@ -672,24 +672,14 @@ def test_large_upload_is_segmented_at_screen_size_and_downloaded_at_full_size(en
     assert common.full_size_mask(predictor, scene, "fcn_vgg16", small, "none") is small  # no second run
 
 
-def test_an_extra_prediction_gets_its_own_column(env, monkeypatch):
-    """Room for issue 21's ensemble: an entry of the predictions beyond the three architectures is
-    shown after them, on Compare and on Ground truth."""
-    from seg_core.inference import Prediction
-    from seg_core.predictor import Predictor
-
-    original = Predictor.predict
-
-    def with_extra(self, image, names=None, tta="none"):
-        out = original(self, image, names, tta)
-        out["ensemble"] = Prediction(out["unet"].mask.copy(), 0.001)
-        return out
-
-    monkeypatch.setattr(Predictor, "predict", with_extra)
+def test_the_ensemble_gets_its_own_column(env, monkeypatch):
+    """The ensemble ("All three (averaged)") is shown after the three architectures, on Compare and
+    on Ground truth, and it is the ensemble of Predictor.predict."""
     at = page("compare")
     at.query_params["scene"] = "5.jpg"
     at.run()
     no_exception(at)
-    assert [c.split(" (")[0] for c in grid_captions(at)][-4:] == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "ensemble"]
+    assert [c.split(" (")[0] for c in grid_captions(at)][-4:] == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three"]
     at = run_page("ground_truth", scenes.scene_from_file(env / "5.jpg"))
-    assert "ensemble" in captions(at) and list(at.dataframe[0].value["model"])[-1] == "ensemble"
+    assert "All three (averaged)" in captions(at)
+    assert list(at.dataframe[0].value["model"])[-1] == "All three (averaged)"

@@ -27,7 +27,7 @@ def models() -> dict[str, SegmentationNetwork]:
 def test_the_registry_holds_the_three_architectures_in_display_order():
     assert ARCH_NAMES == ("unet", "fcn_vgg16", "fcn_resnet50")
     assert [display_name(n) for n in ARCH_NAMES] == ["U-Net", "FCN-VGG16", "FCN-ResNet50"]
-    assert display_name("ensemble") == "ensemble"  # other names pass through
+    assert display_name("ensemble") == "All three (averaged)" and display_name("mine") == "mine"
     with pytest.raises(ValueError, match="unknown arch 'deeplab'"):
         ModelConfig(arch="deeplab")
 

@@ -114,7 +114,7 @@ def _predict(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Pred
     from seg_core.video import PHOTOS_FIRST
 
     with PHOTOS_FIRST.photo():  # a running video job waits for this photo
-        return load_predictor(weights).predict(_photo, tta=tta)
+        return load_predictor(weights).predict(_photo, tta=tta, ensemble=True)
 
 
 def predictions(scene: Scene, photo: np.ndarray | None = None) -> Predictions:

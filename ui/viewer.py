@@ -93,8 +93,8 @@ def error_shares(kinds: np.ndarray) -> dict[str, float]:
 
 
 def data_uri(picture: np.ndarray, photo_like: bool = False) -> str:
-    """The picture as a data URI: JPEG for photos and overlays (a tenth of a PNG's bytes), PNG for
-    flat-coloured masks, whose edges JPEG would smear."""
+    """The picture as a data URI: JPEG for photos, overlays and confidence maps (a tenth of a PNG's
+    bytes), PNG for flat-coloured masks, whose edges JPEG would smear."""
     buf = io.BytesIO()
     fmt = "JPEG" if photo_like else "PNG"
     Image.fromarray(np.asarray(picture, np.uint8)).save(buf, format=fmt, **({"quality": 88} if photo_like else {}))
@@ -153,7 +153,7 @@ def hover_grid(shape: tuple[int, int], predictions: dict[str, Prediction], label
     long_side = max(h, w)
     sample = (max(1, round(32 * h / long_side)), max(1, round(32 * w / long_side)))
     per_cell = panels * _json_bytes(hover_cells(predictions, label, sample)) / (sample[0] * sample[1])
-    scale = min(HOVER_SIDE / long_side, 0.97 * math.sqrt(budget / per_cell / (h * w)))
+    scale = min(1.0, HOVER_SIDE / long_side, 0.97 * math.sqrt(budget / per_cell / (h * w)))
     while True:
         hw = (max(1, round(h * scale)), max(1, round(w * scale)))
         cells = hover_cells(predictions, label, hw)
@@ -219,7 +219,7 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     for i, (title, picture) in enumerate(pictures):
         r, c = divmod(i, cols)
         shown = fit_within(picture, PICTURE_SIDE, nearest=True)
-        photo_like = view == "Overlays" or title == "Photo"
+        photo_like = view == "Overlays" or title == "Photo" or title.endswith(": confidence")
         fig.add_trace(go.Image(source=data_uri(shown, photo_like), x0=0, y0=0, dx=w / shown.shape[1], dy=h / shown.shape[0],
                                hoverinfo="skip"), row=r + 1, col=c + 1)
         fig.add_trace(go.Heatmap(z=zero, customdata=cells, x0=w / grid[1] / 2, dx=w / grid[1],
@@ -228,6 +228,7 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "constrain": "domain"}
     fig.update_xaxes(matches="x", range=[0, w], **axis)
     fig.update_yaxes(matches="y", range=[h, 0], **axis)
+    fig.layout.xaxis.matches = fig.layout.yaxis.matches = None  # the first panel leads, the others follow
     panel_h = 1400 / cols * h / w
     fig.update_layout(height=int(rows * (panel_h + 40) + 20), margin={"l": 0, "r": 0, "t": 30, "b": 0},
                       dragmode="pan", hovermode="closest", showlegend=False,

@@ -28,10 +28,11 @@ from .runners import upsampled_classes
 
 def _top1_at(probs: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     """``N x H x W`` top-1 probability at ``out_hw``, upsampled bilinearly from the model's size."""
-    top1 = torch.from_numpy(np.asarray(probs, np.float32)).amax(1, keepdim=True)
+    top1 = np.asarray(probs, np.float32).max(1)
     if tuple(top1.shape[-2:]) != tuple(out_hw):
-        top1 = F.interpolate(top1, size=tuple(out_hw), mode="bilinear", align_corners=False)
-    return top1[:, 0].clamp_(0, 1).numpy()
+        top1 = F.interpolate(torch.from_numpy(top1)[:, None], size=tuple(out_hw), mode="bilinear",
+                             align_corners=False)[:, 0].clamp_(0, 1).numpy()
+    return top1
 
 
 def confidence_stats(runners: dict, images: torch.Tensor, labels: torch.Tensor, tta: str = "none",

@@ -285,3 +285,20 @@ def test_analysis_page_shows_auroc_ece_and_the_bootstrap(env):
     assert len(pairs) == 6 and set(pairs["verdict"]) <= {"real", "within noise", "no data"}
     assert (pairs["95 % interval from"] <= pairs["to"]).all()
     assert len(at.get("plotly_chart")) == 2  # reliability, per-class differences
+
+
+def test_image_confusions_match_one_confusion_matrix_per_image():
+    import torch
+
+    from seg_core.evaluate import image_confusions
+    from seg_core.metrics import ConfusionMatrix
+
+    rng = np.random.default_rng(0)
+    pred = rng.integers(0, 19, (3, 16, 16)).astype(np.uint8)
+    target = rng.integers(0, 20, (3, 16, 16)).astype(np.uint8)
+    target[target == 19] = IGNORE_INDEX
+    mats = image_confusions(pred, target, 19)
+    for j in range(3):
+        cm = ConfusionMatrix(19)
+        cm.update(torch.from_numpy(pred[j]), torch.from_numpy(target[j]))
+        assert (mats[j] == cm.mat.numpy()).all()

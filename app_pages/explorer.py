@@ -23,6 +23,7 @@ common.show_missing(pred)
 if not pred.models:
     st.stop()
 folder = val_analysis.val_folder_or_stop("The val explorer")
+common.scene_from_query()  # ?scene=12.jpg opens that scene below
 scores, seconds = val_analysis.scores(pred, folder)
 frame = explore.scores_frame(scores)
 models = scores["models"]
@@ -86,7 +87,7 @@ if scene is None:
 else:
     head, go_compare = st.columns([4, 1])
     row = frame[frame["image"] == scene.name]
-    head.markdown(f"**{scene.name}**" + (" (from the table)" if not row.empty else ""))
+    head.markdown(f"**{scene.name}**" + ("" if not row.empty else " (not in the validation folder)"))
     if not row.empty:
         head.caption(" · ".join(f"{explore.title(n)} mIoU {row.iloc[0][f'{explore.title(n)} mIoU']:.3f}" for n in models)
                      + f" · disagreement {row.iloc[0]['disagreement']:.1%}")
@@ -101,7 +102,10 @@ else:
 
 # --- whole folder ---------------------------------------------------------------------------------
 st.markdown("#### IoU per class, whole folder")
-st.plotly_chart(iou_figure(explore.class_ious(scores)), key="explorer_iou")
+iou_chart = iou_figure(explore.class_ious(scores))
+iou_chart.for_each_trace(lambda t: t.update(name=explore.title(t.name),  # "ensemble" → "All three (averaged)"
+                                            hovertemplate=t.hovertemplate.replace(">ensemble<", ">All three (averaged)<")))
+st.plotly_chart(iou_chart, key="explorer_iou")
 
 st.markdown("#### The confusions that differ most between two models")
 left, right = st.columns(2)

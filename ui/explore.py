@@ -133,7 +133,10 @@ def scatter_figure(frame: pd.DataFrame, x_model: str, y_model: str) -> go.Figure
         hovertemplate=f"%{{customdata}}<br>{x}: %{{x:.3f}}<br>{y}: %{{y:.3f}}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "gray"},
                              hoverinfo="skip", showlegend=False))
-    fig.update_layout(xaxis={"title": x, "range": [0, 1]}, yaxis={"title": y, "range": [0, 1]},
+    values = np.concatenate([frame[x].to_numpy(float), frame[y].to_numpy(float)])
+    values = values[np.isfinite(values)]
+    lo, hi = (max(0.0, values.min() - 0.03), min(1.0, values.max() + 0.03)) if len(values) else (0.0, 1.0)
+    fig.update_layout(xaxis={"title": x, "range": [lo, hi]}, yaxis={"title": y, "range": [lo, hi], "scaleanchor": "x"},
                       height=480, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=False,
                       clickmode="event+select", dragmode="pan",
                       title=f"Above the diagonal: {title(y_model)} does better on that image")
@@ -153,7 +156,8 @@ def reliability_figure(confidence: dict) -> go.Figure:
                           + title(name) + "</extra>"))
     fig.update_layout(xaxis={"title": "top-1 probability (bin mean)", "range": [0, 1]},
                       yaxis={"title": "share of those pixels that are right", "range": [0, 1]},
-                      height=440, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
+                      height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
     return fig
 
 

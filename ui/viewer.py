@@ -38,6 +38,10 @@ HOVER_BUDGET = 1_800_000
 PICTURE_SIDE = 768
 #: The finest hover grid, on the long side: one cell per pixel of a 256-pixel val photo.
 HOVER_SIDE = 256
+#: The width the figure is laid out for (Streamlit's wide layout at 1440 px); narrower or wider,
+#: the panels keep their aspect and only the gaps change.
+FIGURE_WIDTH = 1000
+TITLE_ROW = 36  # pixels above each row of panels, for their titles
 VIEWS = ("Masks", "Overlays", "Confidence", "Errors vs low confidence")
 #: Errors against confidence: right and sure, right but unsure, wrong and unsure (the model knows),
 #: wrong but sure (it does not), and pixels without a label.
@@ -212,8 +216,11 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     rows = -(-len(pictures) // cols)
     grid, cells, size = hover_grid((h, w), predictions, label, len(pictures), budget)
     template = hover_template(predictions, label)
+    # Panels keep the photo's aspect inside a figure about FIGURE_WIDTH wide; a title row between.
+    panel_h = (FIGURE_WIDTH / cols) * h / w
+    height = rows * panel_h + rows * TITLE_ROW
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in pictures],
-                        horizontal_spacing=0.01, vertical_spacing=0.3 / rows / max(1.0, w / h))
+                        horizontal_spacing=0.01, vertical_spacing=TITLE_ROW / height if rows > 1 else 0)
     zero = np.zeros(grid, np.uint8)
     clear = [[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]
     for i, (title, picture) in enumerate(pictures):
@@ -229,8 +236,7 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     fig.update_xaxes(matches="x", range=[0, w], **axis)
     fig.update_yaxes(matches="y", range=[h, 0], **axis)
     fig.layout.xaxis.matches = fig.layout.yaxis.matches = None  # the first panel leads, the others follow
-    panel_h = 1400 / cols * h / w
-    fig.update_layout(height=int(rows * (panel_h + 40) + 20), margin={"l": 0, "r": 0, "t": 30, "b": 0},
+    fig.update_layout(height=int(height), margin={"l": 0, "r": 0, "t": TITLE_ROW, "b": 0},
                       dragmode="pan", hovermode="closest", showlegend=False,
                       meta={"hover_grid": list(grid), "hover_bytes": size})
     return fig
@@ -248,18 +254,18 @@ def mask_viewer(photo: np.ndarray, predictions: dict[str, Prediction], label: np
     has_conf = any(p.model_confidence is not None for p in predictions.values())
     views = [v for v in VIEWS if (v != "Confidence" or has_conf)
              and (v != "Errors vs low confidence" or (has_conf and label is not None))]
-    controls = st.columns([3, 4, 2])
-    view = controls[0].segmented_control("View", views, default=views[0], key=f"{key}_view") or views[0]
+    view = st.segmented_control("View", views, default=views[0], key=f"{key}_view") or views[0]
+    controls = st.columns([3, 1])
     masks = {n: p.mask for n, p in predictions.items()} | ({TRUTH: label} if label is not None else {})
     rows = legend_rows(masks)
-    chosen = controls[1].multiselect(
+    chosen = controls[0].multiselect(
         "Isolate classes (none chosen: all shown)", [r["id"] for r in rows], format_func=CLASS_NAMES.__getitem__,
         key=f"{key}_classes", help="Only these classes keep their colour, in every panel.")
     opacity, threshold = 0.5, 0.5
     if view == "Overlays":
-        opacity = controls[2].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_opacity")
+        opacity = controls[1].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_opacity")
     elif view == "Errors vs low confidence":
-        threshold = controls[2].slider("Unsure below", 0.05, 0.95, 0.5, 0.05, key=f"{key}_threshold",
+        threshold = controls[1].slider("Unsure below", 0.05, 0.95, 0.5, 0.05, key=f"{key}_threshold",
                                        help="A pixel whose confidence is below this counts as unsure.")
     fig = viewer_figure(photo, predictions, label, view, chosen, opacity, threshold)
     st.plotly_chart(fig, key=f"{key}_figure", config={"scrollZoom": True, "displaylogo": False})

@@ -42,6 +42,7 @@ HOVER_SIDE = 256
 #: the panels keep their aspect and only the gaps change.
 FIGURE_WIDTH = 1000
 TITLE_ROW = 36  # pixels above each row of panels, for their titles
+MODEBAR = 24  # pixels above the first titles, for Plotly's tool bar
 VIEWS = ("Masks", "Overlays", "Confidence", "Errors vs low confidence")
 #: Errors against confidence: right and sure, right but unsure, wrong and unsure (the model knows),
 #: wrong but sure (it does not), and pixels without a label.
@@ -212,7 +213,7 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     grid and its bytes)."""
     pictures = panels(photo, predictions, label, view, classes, opacity, threshold)
     h, w = photo.shape[:2]
-    cols = columns or (2 if view == "Confidence" else min(3, len(pictures)))
+    cols = columns or (4 if view == "Confidence" else min(3, len(pictures)))  # confidence: two models a row
     rows = -(-len(pictures) // cols)
     grid, cells, size = hover_grid((h, w), predictions, label, len(pictures), budget)
     template = hover_template(predictions, label)
@@ -236,7 +237,7 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     fig.update_xaxes(matches="x", range=[0, w], **axis)
     fig.update_yaxes(matches="y", range=[h, 0], **axis)
     fig.layout.xaxis.matches = fig.layout.yaxis.matches = None  # the first panel leads, the others follow
-    fig.update_layout(height=int(height), margin={"l": 0, "r": 0, "t": TITLE_ROW, "b": 0},
+    fig.update_layout(height=int(height) + MODEBAR, margin={"l": 0, "r": 0, "t": TITLE_ROW + MODEBAR, "b": 0},
                       dragmode="pan", hovermode="closest", showlegend=False,
                       meta={"hover_grid": list(grid), "hover_bytes": size})
     return fig

@@ -302,3 +302,34 @@ def test_image_confusions_match_one_confusion_matrix_per_image():
         cm = ConfusionMatrix(19)
         cm.update(torch.from_numpy(pred[j]), torch.from_numpy(target[j]))
         assert (mats[j] == cm.mat.numpy()).all()
+
+
+# --- in a real browser ----------------------------------------------------------------------------
+
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="chromium is not installed")
+@pytest.mark.slow
+def test_viewer_hover_in_chromium_reads_truth_and_every_model(weights_dir, pairs_dir, tmp_path, monkeypatch):
+    from tests.test_app_browser import Browser, serve_app, wait_for
+
+    monkeypatch.setenv("SEG_CACHE_DIR", str(tmp_path / "cache"))
+    with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
+        browser = Browser(width=1440, height=2400)
+        try:
+            browser.call("Page.navigate", url=f"{url}/explorer?scene=2.jpg")
+            wait_for(lambda: "Drag to pan" in (browser.evaluate("document.body.innerText") or ""), 180, "the viewer")
+            # The viewer is the plot with six panels (photo, truth, three models, the ensemble).
+            where = wait_for(lambda: browser.evaluate("""(() => {
+                for (const p of document.querySelectorAll('.js-plotly-plot')) {
+                  const d = p.querySelectorAll('.nsewdrag');
+                  if (d.length == 6) { p.scrollIntoView(); const r = d[4].getBoundingClientRect();
+                                       return [r.x + r.width / 2, r.y + r.height / 2]; } }
+                return null; })()"""), 60, "the viewer's panels")
+            browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=where[0], y=where[1])
+            hover = wait_for(lambda: browser.evaluate(
+                "Array.from(document.querySelectorAll('.hoverlayer .hovertext')).map(e => e.textContent).join('|')"),
+                20, "the hover label")
+        finally:
+            browser.close()
+    assert "truth:" in hover and "% sure" in hover
+    for title in ("U-Net:", "FCN-VGG16:", "FCN-ResNet50:", "All three (averaged):"):
+        assert title in hover, hover

@@ -94,11 +94,20 @@ else:
     if go_compare.button("Open in Compare", key="explorer_to_compare", width="stretch"):
         st.switch_page("app_pages/compare.py")
     preds = val_analysis.predictions(scene)
-    mask_viewer(scene.photo, preds, scene.label, key="explorer_viewer")
+    mask_viewer(scene.photo, preds, scene.label, key="explorer_viewer",
+                scene_id=f"{common.weights_key()}|{scene.key}|{common.tta()}")
+    # Downloads are made when clicked (a callable): PNG-encoding them on every rerun costs half a second.
     stem = scene.name.rsplit(".", 1)[0]
     st.download_button("Download everything for this scene (ZIP: overlays, masks, confidence maps, scores)",
-                       downloads.scene_zip(scene.name, scene.photo, preds, scene.label), f"{stem}_analysis.zip",
+                       lambda: downloads.scene_zip(scene.name, scene.photo, preds, scene.label), f"{stem}_analysis.zip",
                        "application/zip", key="explorer_zip", on_click="ignore")
+    for col, (name, p) in zip(st.columns(len(preds)), preds.items()):
+        col.download_button(f"{explore.title(name)}: overlay", lambda p=p: downloads.overlay_png(scene.photo, p.mask),
+                            f"{stem}_{name}_overlay.png", "image/png", key=f"explorer_dl_overlay_{name}", on_click="ignore")
+        if p.model_confidence is not None:
+            col.download_button(f"{explore.title(name)}: confidence", lambda p=p: downloads.confidence_png(p.confidence),
+                                f"{stem}_{name}_confidence.png", "image/png", key=f"explorer_dl_conf_{name}",
+                                on_click="ignore")
 
 # --- whole folder ---------------------------------------------------------------------------------
 st.markdown("#### IoU per class, whole folder")

@@ -333,3 +333,11 @@ def test_viewer_hover_in_chromium_reads_truth_and_every_model(weights_dir, pairs
     assert "truth:" in hover and "% sure" in hover
     for title in ("U-Net:", "FCN-VGG16:", "FCN-ResNet50:", "All three (averaged):"):
         assert title in hover, hover
+
+
+def test_frozen_figure_serialises_like_the_figure_it_freezes():
+    photo, label = synthetic_pair(64)
+    fig = viewer.viewer_figure(photo, fake_predictions(64, 64), label, "Masks")
+    frozen = viewer.FrozenFigure(fig)
+    assert isinstance(frozen.to_dict()["data"][1]["customdata"], list)  # lists: orjson writes them fast
+    assert json.loads(pio.to_json(frozen.to_dict(), validate=False)) == json.loads(pio.to_json(fig, validate=False))

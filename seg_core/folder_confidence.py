@@ -10,8 +10,8 @@ weights, the folder's listing), so the page that shows it reads it back in milli
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

@@ -25,7 +25,7 @@ from seg_core.palette import CLASS_NAMES, IGNORE_INDEX
 from seg_core.predictor import Predictor
 from tests.conftest import synthetic_pair, write_pairs
 from tests.test_app import no_exception, page, texts
-from ui import downloads, explore, scenes, viewer
+from ui import downloads, explore, viewer
 
 
 @pytest.fixture

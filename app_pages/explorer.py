@@ -44,8 +44,14 @@ def _on_table() -> None:
 
 def _on_scatter() -> None:
     points = st.session_state["explorer_scatter"].selection.points
-    if points and points[0].get("customdata"):
-        _pick(points[0]["customdata"])
+    if not points:
+        return
+    name = points[0].get("customdata")
+    name = name[0] if isinstance(name, list) and name else name
+    if not name and points[0].get("curve_number") == 0:  # the images, in the frame's order
+        name = st.session_state["_explorer_images"][points[0]["point_index"]]
+    if name:
+        _pick(str(name))
 
 
 # --- per-image table ------------------------------------------------------------------------------
@@ -55,6 +61,7 @@ shortcuts = ["By name"] + [s for s in explore.SHORTCUTS
 kind = st.segmented_control("Shortcut", shortcuts, default=shortcuts[0], key="explorer_shortcut") or shortcuts[0]
 table = frame if kind == "By name" else explore.shortcut(frame, kind, models)
 st.session_state["_explorer_shown"] = list(table["image"])
+st.session_state["_explorer_images"] = list(frame["image"])
 number = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if c != "image"}
 st.dataframe(table, hide_index=True, height=320, column_config=number, on_select=_on_table,
              selection_mode="single-row", key="explorer_table")

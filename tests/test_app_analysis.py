@@ -306,17 +306,35 @@ def test_image_confusions_match_one_confusion_matrix_per_image():
 
 # --- in a real browser ----------------------------------------------------------------------------
 
+def _click(browser, x: float, y: float) -> None:
+    browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)  # Plotly clicks what it hovers
+    time.sleep(0.5)
+    for kind in ("mousePressed", "mouseReleased"):
+        browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+
 @pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="chromium is not installed")
 @pytest.mark.slow
-def test_viewer_hover_in_chromium_reads_truth_and_every_model(weights_dir, pairs_dir, tmp_path, monkeypatch):
+def test_scatter_click_opens_the_scene_and_hover_reads_every_model_in_chromium(weights_dir, pairs_dir, tmp_path,
+                                                                               monkeypatch):
     from tests.test_app_browser import Browser, serve_app, wait_for
 
     monkeypatch.setenv("SEG_CACHE_DIR", str(tmp_path / "cache"))
     with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
-        browser = Browser(width=1440, height=2400)
+        browser = Browser(width=1440, height=1400)
         try:
-            browser.call("Page.navigate", url=f"{url}/explorer?scene=2.jpg")
-            wait_for(lambda: "Drag to pan" in (browser.evaluate("document.body.innerText") or ""), 180, "the viewer")
+            browser.call("Page.navigate", url=f"{url}/explorer")
+            wait_for(lambda: "Click a row of the table" in (browser.evaluate("document.body.innerText") or ""), 180,
+                     "the explorer")
+            point = wait_for(lambda: browser.evaluate("""(() => {
+                const pts = document.querySelectorAll('.js-plotly-plot .scatterlayer .trace:first-child path.point');
+                if (pts.length != 6) return null;
+                pts[0].scrollIntoView({block: 'center'}); const r = pts[0].getBoundingClientRect();
+                return [r.x + r.width / 2, r.y + r.height / 2]; })()"""), 60, "the scatter's six points")
+            time.sleep(1)
+            _click(browser, *point)
+            wait_for(lambda: "Drag to pan" in (browser.evaluate("document.body.innerText") or ""), 120,
+                     "the scene opened by the click")
             # The viewer is the plot with six panels (photo, truth, three models, the ensemble).
             where = wait_for(lambda: browser.evaluate("""(() => {
                 for (const p of document.querySelectorAll('.js-plotly-plot')) {

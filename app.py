@@ -17,6 +17,8 @@ nav = st.navigation([
     st.Page("app_pages/ground_truth.py", title="Ground truth", icon=":material/fact_check:"),
     st.Page("app_pages/video.py", title="Video", icon=":material/movie:"),
     st.Page("app_pages/benchmark.py", title="Benchmark", icon=":material/leaderboard:"),
+    st.Page("app_pages/explorer.py", title="Val explorer", icon=":material/travel_explore:"),
+    st.Page("app_pages/analysis.py", title="Is the difference real?", icon=":material/query_stats:"),
     st.Page("app_pages/about.py", title="About", icon=":material/info:"),
 ])
 common.settings_sidebar()

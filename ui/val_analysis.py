@@ -1,0 +1,103 @@
+"""Streamlit pieces of the val explorer and the "Is the difference real?" page.
+
+The whole-folder numbers come from ``seg_core.folder_scores`` and ``seg_core.folder_confidence``,
+which cache them on disk: the first visit computes them with a progress bar, later visits read
+them back. A scene's masks here include the confidence maps and the ensemble.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from seg_core import settings
+from seg_core.data import DataError, list_pairs
+from seg_core.folder_confidence import folder_confidence
+from seg_core.folder_scores import folder_scores
+from seg_core.inference import Predictions
+from seg_core.predictor import Predictor
+
+from . import common, explore
+from .scenes import Scene
+
+NO_DATA = ("Cityscapes images may not be redistributed, so none come with the app. Download the "
+           "*Cityscapes Image Pairs* (512x256 JPEGs, photo left, colour label right) and point the "
+           "**Validation folder** setting in the sidebar, or the `SEG_DATA_DIR` environment variable, "
+           "at its `val` folder.")
+
+
+def val_folder_or_stop(what: str) -> Path:
+    """The val folder, or a note on why there is none (always so on a public Space) and a stop."""
+    if settings.public_mode():
+        st.info(f"**{what} needs the Cityscapes validation pairs**, whose licence forbids sharing them, "
+                "so this public app has none. Run the workbench on your own machine with the pairs "
+                "(see the README) to explore them; the Compare page works here on your own photos.")
+        st.stop()
+    folder = common.data_dir()
+    try:
+        list_pairs(folder)
+    except DataError as err:
+        st.info(f"**{what} needs a folder of validation pairs:** {err}.\n\n{NO_DATA}")
+        st.stop()
+    return folder
+
+
+def folder_stamp(folder: Path) -> str:
+    """The folder's listing (names, sizes, times): a key for in-memory caches of its numbers."""
+    return "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in list_pairs(folder))
+
+
+def _with_progress(compute, what: str):
+    """Run ``compute(on_batch)`` showing a progress bar only if it has work to do (not from cache)."""
+    slot = st.empty()
+    t0 = time.perf_counter()
+
+    def on_batch(done: int, total: int) -> None:
+        slot.progress(done / total, text=f"{what}: {done}/{total} images (once; cached afterwards)")
+
+    out = compute(on_batch)
+    slot.empty()
+    return out, time.perf_counter() - t0
+
+
+def scores(pred: Predictor, folder: Path) -> tuple[dict, float]:
+    """Per-image confusion matrices of every model and the ensemble, and the seconds it took."""
+    try:
+        return _with_progress(lambda cb: folder_scores(pred, folder, common.tta(), on_batch=cb),
+                              "Scoring every model on the validation folder")
+    except DataError as err:
+        st.error(f"Cannot read the validation folder: {err}.")
+        st.stop()
+
+
+def confidence(pred: Predictor, folder: Path) -> tuple[dict, float]:
+    """AUROC, ECE and reliability bins of every model and the ensemble, and the seconds it took."""
+    try:
+        return _with_progress(lambda cb: folder_confidence(pred, folder, common.tta(), on_batch=cb),
+                              "Measuring every model's confidence on the validation folder")
+    except DataError as err:
+        st.error(f"Cannot read the validation folder: {err}.")
+        st.stop()
+
+
+@st.cache_data(show_spinner="Resampling the images (paired bootstrap)…", max_entries=4)
+def pair_differences(key: tuple, _scores: dict) -> list[dict]:
+    """``explore.pair_differences`` once per folder, weights and TTA (``key``)."""
+    return explore.pair_differences(_scores)
+
+
+def scores_key(folder: Path) -> tuple:
+    return common.weights_key(), str(folder), folder_stamp(folder), common.tta()
+
+
+@st.cache_data(show_spinner="Segmenting…", max_entries=8)
+def _predict_all(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Predictions:
+    return common.load_predictor(weights).predict(_photo, tta=tta, confidence=True, ensemble=True)
+
+
+def predictions(scene: Scene) -> Predictions:
+    """Every model's mask and confidence for the scene, and the ensemble's, computed once."""
+    return _predict_all(common.weights_key(), scene.key, common.tta(), scene.photo)

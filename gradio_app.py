@@ -72,7 +72,7 @@ from seg_core.inference import ENSEMBLE, ImageError, class_shares, load_image
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
 from seg_core.served_weights import WeightsError, weights_source
-from seg_core.viz import disagreement, fit_within, legend_html, legend_rows, overlay, png_bytes
+from seg_core.viz import disagreement, fit_within, legend, legend_html, legend_rows, overlay, png_bytes, share_text
 
 DATA_DIR = settings.data_dir()
 EXAMPLES_CACHE = settings.examples_cache()
@@ -435,16 +435,20 @@ def webcam_section(predictor: Predictor) -> None:
 # --------------------------------------------------------------------------------------------- page
 
 def compare(predictor: Predictor, image, tta: str = "none") -> dict:
-    """Run every loaded model once (with ``tta="flip"``: on the photo and its mirror image); the
-    session state the views are drawn from."""
+    """Run every loaded model once (with ``tta="flip"``: on the photo and its mirror image), with
+    their confidence and the ensemble; the session state the views are drawn from."""
     if not predictor.models:
         raise _user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
     rgb = decode(image)
-    preds = _predict(predictor, rgb, tta=tta)
+    preds = _predict(predictor, rgb, tta=tta, confidence=True, ensemble=True)
+    photo = fit_within(rgb, DISPLAY_MAX_SIDE)
     return {
         "size": rgb.shape[:2],
-        "photo": fit_within(rgb, DISPLAY_MAX_SIDE),
+        "photo": photo,
         "masks": {n: fit_within(p.mask, DISPLAY_MAX_SIDE, nearest=True) for n, p in preds.items()},
+        # 8-bit, at the model's resolution, stretched to the photo's display size when drawn
+        "confidence": {n: (p.model_confidence.astype(np.float32) * 255).round().astype(np.uint8)
+                       for n, p in preds.items()},
         "legend": legend_rows({n: p.mask for n, p in preds.items()}),  # shares from the full-size masks
         "seconds": {n: p.seconds for n, p in preds.items()},
         "shared_seconds": preds.decode_seconds + preds.prepare_seconds,
@@ -453,10 +457,36 @@ def compare(predictor: Predictor, image, tta: str = "none") -> dict:
     }
 
 
+def annotations(photo: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, list]:
+    """``gr.AnnotatedImage``'s value: the photo and one mask per class present, largest first
+    (its legend highlights a class in the picture when hovered or clicked)."""
+    return photo, [(mask == row["id"], row["name"]) for row in legend(mask)]
+
+
+def confidence_picture(state: dict, name: str) -> np.ndarray:
+    """The model's confidence at the photo's display size: white = sure, dark = unsure."""
+    h, w = state["photo"].shape[:2]
+    conf = Image.fromarray(state["confidence"][name]).resize((w, h), Image.BILINEAR)
+    return np.asarray(conf)
+
+
+def class_report(state: dict | None, evt: gr.SelectData) -> str:
+    """What a click on a class of the annotated picture shows: that class's share in every model."""
+    if not state or evt is None or evt.value is None:
+        return ""
+    label = evt.value.get("label") if isinstance(evt.value, dict) else str(evt.value)
+    row = next((r for r in state["legend"] if r["name"] == label), None)
+    if row is None:
+        return ""
+    shares = ", ".join(f"{display_name(n)} {share_text(row['share'].get(n, 0.0))}" for n in state["masks"])
+    return f"**{label}**, share of the pixels: {shares}."
+
+
 def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str, ...]) -> list:
-    """Slider, legend, timings and one overlay per model in ``names`` (what the page shows)."""
+    """Slider, legend, timings, the chosen model's annotated picture and confidence, and one overlay
+    per model in ``names`` (what the page shows)."""
     if not state:
-        return [None, "", "", *([None] * len(names))]
+        return [None, "", "", None, None, *([None] * len(names))]
     alpha = DEFAULT_OPACITY if alpha is None else float(alpha)
     photo, masks = state["photo"], state["masks"]
     overlays = {n: overlay(photo, masks[n], alpha) for n in names if n in masks}
@@ -466,11 +496,13 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     h, w = state["size"]
     timing = (f"Image {w}x{h} px. Decoding and resizing, shared: {state['shared_seconds'] * 1000:.0f} ms. "
               "Each model: " + ", ".join(
-                  f"{display_name(n)} {s * 1000:.0f} ms ({state['backends'].get(n, '')})"
+                  f"{display_name(n)} {s * 1000:.0f} ms ({state['backends'].get(n, 'averaged')})"
                   for n, s in state["seconds"].items()) + ".")
     if state.get("tta") == "flip":
         timing += " Mirror-image averaging: each model also segmented the mirrored photo."
-    return [slider, legend_part, timing, *(overlays.get(n) for n in names)]
+    annotated = annotations(photo, masks[pick]) if pick else None
+    sure = confidence_picture(state, pick) if pick else None
+    return [slider, legend_part, timing, annotated, sure, *(overlays.get(n) for n in names)]
 
 
 def error_text(err: gr.Error) -> str:
@@ -503,7 +535,7 @@ def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[
     if value is None:  # the input was cleared
         return [gr.skip(), None, *render(None, pick, alpha, names), hidden]
     if preview := browser_preview(value, preview_dir):
-        return [preview, *([gr.skip()] * (len(names) + 5))]
+        return [preview, *([gr.skip()] * (len(names) + 7))]
     try:
         new = compare(predictor, value, "flip" if flip else "none")
     except gr.Error as err:
@@ -527,7 +559,7 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                examples_cache: str | Path = EXAMPLES_CACHE, weights_note: str | None = None) -> gr.Blocks:
     """The whole app around one ``Predictor``; ``demo = build_demo(...)`` below is what gets served.
     ``weights_note`` says why the configured weights were not used (shown at the top)."""
-    loaded = tuple(predictor.models)
+    loaded = tuple(predictor.models) + ((ENSEMBLE,) if predictor.ensemble() else ())
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
     masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
 
@@ -544,7 +576,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                                  label="Photo (drag and drop; JPEG, PNG, WebP, BMP, GIF, TIFF; max 10 MB)", height=320)
                 error_box = gr.Markdown(visible=False, elem_id="page-error")
                 picker = gr.Radio(choices=[(display_name(n), n) for n in loaded],
-                                  value=loaded[0] if loaded else None, label="Model for the slider")
+                                  value=loaded[0] if loaded else None,
+                                  label="Model for the slider, the class picture and the confidence")
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
                 mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
                                      info="each model also segments the mirrored photo; the two are averaged")
@@ -562,17 +595,23 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                 slider = gr.ImageSlider(label="Photo / mask", type="numpy", interactive=False, max_height=480)
                 timing = gr.Markdown()
                 legend_box = gr.HTML(elem_id="legend")
+        with gr.Row():
+            annotated = gr.AnnotatedImage(label="Classes of the chosen model (hover or click a class to highlight it)",
+                                          height=360, elem_id="classes")
+            sure = gr.Image(label="Confidence of the chosen model (white: sure, dark: unsure)", type="numpy",
+                            interactive=False, height=360, elem_id="confidence")
+        picked_class = gr.Markdown(elem_id="picked-class")
         overlays = []
         order = ARCH_NAMES + tuple(n for n in loaded if n not in ARCH_NAMES)
-        shown = tuple(n for n in order if n in predictor.models)  # the order of ``overlays``
+        shown = tuple(n for n in order if n in loaded)  # the order of ``overlays``
         with gr.Row():
             for name in order:
-                if name in predictor.models:
+                if name in loaded:
                     overlays.append(gr.Image(label=display_name(name), interactive=False))
                 else:
                     gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
 
-        views = [slider, legend_box, timing, *overlays]
+        views = [slider, legend_box, timing, annotated, sure, *overlays]
 
         def on_image(value, pick, alpha, flip):
             return on_photo(predictor, value, pick, alpha, flip, shown, masks_dir)
@@ -587,6 +626,7 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
         for control in (picker, opacity):
             control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",
                            show_progress="hidden", api_visibility="private")
+        annotated.select(class_report, [state], [picked_class], show_progress="hidden", api_visibility="private")
 
         with gr.Tab("Video"):
             video_section(predictor, Path(tempfile.gettempdir()) / "seg_gradio_videos")

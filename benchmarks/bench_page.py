@@ -16,8 +16,8 @@ time on a new page with a new synthetic street photo (so that no cached mask is 
 Medians (and the worst) go to stdout as a Markdown table. ``--shots docs`` also writes
 ``compare_1440.png`` and ``compare_390.png`` of a synthetic scene (no Cityscapes image)::
 
-    python benchmarks/bench_page.py --repeats 5
-    python benchmarks/bench_page.py --repeats 0 --shots docs
+    python -m benchmarks.bench_page --repeats 5
+    python -m benchmarks.bench_page --repeats 0 --shots docs
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from seg_core import settings
 from tests.test_app_browser import CHROMIUM, ROOT, Browser, serve_app, wait_for
 
 MODEL_RE = r"^(U-Net|FCN-VGG16|FCN-ResNet50) \("
@@ -259,7 +260,7 @@ def screenshots(url: str, out_dir: Path, tmp: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", default=str(ROOT / "weights"))
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cityscapes_pairs" / "val"))
+    parser.add_argument("--data", default=str(settings.DEFAULT_DATA_DIR))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", default="2048x1024", help="upload width x height")
     parser.add_argument("--shots", default=None, help="folder to write the 1440 and 390 px screenshots into")

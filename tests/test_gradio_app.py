@@ -216,20 +216,35 @@ def test_model_names_and_missing_models(app, weights_dir, tmp_path, photo):
 def test_compare_and_render(app, photo, monkeypatch):
     monkeypatch.setattr(app, "DISPLAY_MAX_SIDE", 40)  # display copies are downscaled, masks too
     state = app.compare(app.predictor, {"path": str(photo)})
-    names = tuple(app.predictor.models)
+    names = (*app.predictor.models, "ensemble")
     assert state["size"] == (H, W) and state["photo"].shape == (24, 40, 3)
-    assert all(m.shape == (24, 40) for m in state["masks"].values())
+    assert list(state["masks"]) == list(names) and all(m.shape == (24, 40) for m in state["masks"].values())
 
-    slider, legend_html, timing, *overlays = app.render(state, "fcn_vgg16", 0.0, names)
-    assert len(overlays) == 3 and np.array_equal(slider[0], state["photo"])
+    slider, legend_html, timing, annotated, sure, *overlays = app.render(state, "fcn_vgg16", 0.0, names)
+    assert len(overlays) == 4 and np.array_equal(slider[0], state["photo"])
     assert np.array_equal(overlays[0], state["photo"])  # opacity 0: the photo itself
     top = state["legend"][0]  # one table for all the models, shares from the full-size masks
     assert top["name"] in legend_html and top["color"] in legend_html
     assert all(f">{m.replace('-', '&#8209;')}</th>" in legend_html for m in ("U-Net", "FCN-VGG16", "FCN-ResNet50"))
-    assert "Image 80x48 px" in timing and "FCN-ResNet50" in timing
-    _, _, _, *opaque = app.render(state, "unet", 1.0, names)
+    assert "Image 80x48 px" in timing and "FCN-ResNet50" in timing and "All three (averaged)" in timing
+    # the chosen model's classes, one mask each for the annotated picture, and its confidence
+    picture, parts = annotated
+    assert np.array_equal(picture, state["photo"]) and [name for _, name in parts][0] == \
+        app.legend(state["masks"]["fcn_vgg16"])[0]["name"]
+    assert sum(m.sum() for m, _ in parts) == state["masks"]["fcn_vgg16"].size  # every pixel in one class
+    assert sure.shape == (24, 40) and sure.dtype == np.uint8
+    _, _, _, _, _, *opaque = app.render(state, "unet", 1.0, names)
     assert np.array_equal(opaque[0], colorize(state["masks"]["unet"]))
-    assert app.render(None, "unet", 0.5, names) == [None, "", "", None, None, None]
+    assert app.render(None, "unet", 0.5, names) == [None, "", "", None, None, None, None, None, None]
+
+
+def test_clicking_a_class_reports_its_share_in_every_model(app, photo):
+    state = app.compare(app.predictor, {"path": str(photo)})
+    top = state["legend"][0]
+    evt = app.gr.SelectData(None, {"index": 0, "value": {"label": top["name"]}})
+    report = app.class_report(state, evt)
+    assert report.startswith(f"**{top['name']}**") and "U-Net" in report and "All three (averaged)" in report
+    assert app.class_report(state, app.gr.SelectData(None, {"index": 0, "value": {"label": "nothing"}})) == ""
 
 
 def test_mirror_image_averaging_in_the_page(app, photo):

@@ -1,8 +1,8 @@
 """Compare page: one photo through U-Net, FCN-VGG16 and FCN-ResNet50, side by side.
 
 Upload photos or pick an example scene; the masks come first, in one view at a time (masks,
-overlays, a before/after slider, disagreement) with the class legend right below, then the
-inference times and the downloads. The views are a fragment: switching them or moving the
+overlays, a before/after slider, disagreement, and the interactive viewer: hover, zoom, confidence)
+with the class legend right below, then the inference times and the downloads. The views are a fragment: switching them or moving the
 opacity reruns only that block, and the before/after seam moves in the browser alone.
 """
 
@@ -13,11 +13,12 @@ import streamlit as st
 
 from seg_core.palette import colorize
 from seg_core.viz import disagreement, disagreement_image, legend_html, legend_rows, overlay, png_bytes
-from ui import common
+from ui import common, val_analysis
 from ui.scenes import Scene, display_scale
+from ui.viewer import mask_viewer
 from ui.views import before_after_html, data_url, image_grid_html, mask_data_url
 
-VIEWS = ("Masks", "Overlays", "Before / after", "Disagreement")
+VIEWS = ("Masks", "Overlays", "Before / after", "Disagreement", "Inspect")
 
 st.title("Compare the models")
 st.markdown("Three segmentation networks trained on Cityscapes street scenes label every pixel of a photo "
@@ -72,6 +73,12 @@ def views(scene: Scene, preds: dict, photo: np.ndarray, masks: dict, truth: np.n
         # Our own HTML (data URLs of our pictures, escaped titles): the slider's script runs in
         # the iframe, so dragging never reaches the server.
         st.iframe(before_after_html(data_url(photo), overlays), height="content")
+    elif view == "Inspect":
+        # The viewer needs each model's confidence: computed (and cached) only when it is opened,
+        # so the other views keep the quicker masks-only pass.
+        with_conf = val_analysis.predictions(scene, photo)
+        mask_viewer(photo, with_conf, truth, key="compare_viewer",
+                    scene_id=f"{common.weights_key()}|{scene.key}|{photo.shape}|{common.tta()}")
     else:
         if len(masks) > 1:
             share = disagreement([p.mask for p in preds.values()]).mean()

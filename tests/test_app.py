@@ -281,6 +281,12 @@ def test_compare_views_opacity_and_before_after(env):
     at.segmented_control(key="view").set_value("Disagreement").run()
     no_exception(at)
     assert any(c.startswith("cyan: the models disagree") for c in grid_captions(at))
+    # the interactive viewer, with each model's confidence (computed only when opened)
+    at.segmented_control(key="view").set_value("Inspect").run()
+    no_exception(at)
+    assert at.segmented_control(key="compare_viewer_view").options[:2] == ["Masks", "Overlays"]
+    assert "Confidence" in at.segmented_control(key="compare_viewer_view").options
+    assert any(c.key and c.key.startswith("compare_viewer") for c in at.get("plotly_chart"))
 
 
 def test_compare_upload_several_and_pick_one(env):

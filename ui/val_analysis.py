@@ -98,6 +98,9 @@ def _predict_all(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> 
     return common.load_predictor(weights).predict(_photo, tta=tta, confidence=True, ensemble=True)
 
 
-def predictions(scene: Scene) -> Predictions:
-    """Every model's mask and confidence for the scene, and the ensemble's, computed once."""
-    return _predict_all(common.weights_key(), scene.key, common.tta(), scene.photo)
+def predictions(scene: Scene, photo: np.ndarray | None = None) -> Predictions:
+    """Every model's mask and confidence for the scene (or for ``photo``, a smaller copy of it), and
+    the ensemble's, computed once."""
+    if photo is None or photo.shape == scene.photo.shape:
+        return _predict_all(common.weights_key(), scene.key, common.tta(), scene.photo)
+    return _predict_all(common.weights_key(), f"{scene.key}@{photo.shape[1]}x{photo.shape[0]}", common.tta(), photo)

@@ -11,14 +11,9 @@ import numpy as np
 import streamlit as st
 
 from seg_core.analysis import miou_of
-from ui import common, explore, val_analysis
+from ui import explore, val_analysis
 
-st.title("Is the difference real?")
-pred = common.predictor()
-common.show_missing(pred)
-if not pred.models:
-    st.stop()
-folder = val_analysis.val_folder_or_stop("This page")
+pred, folder = val_analysis.open_page("Is the difference real?", "This page")
 scores, _ = val_analysis.scores(pred, folder)
 conf, _ = val_analysis.confidence(pred, folder)
 models = scores["models"]

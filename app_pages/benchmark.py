@@ -10,7 +10,7 @@ import streamlit as st
 
 from seg_core.data import DataError
 from ui import common
-from ui.figures import SCALES, confusion_difference_figure, confusion_figure, iou_figure
+from ui.figures import SCALES, iou_figure
 
 st.title("Benchmark")
 pred = common.predictor()
@@ -61,16 +61,4 @@ else:
     mats = {n: mat for n, (_, mat) in fresh.items()}
     scale = st.segmented_control("Colour scale", SCALES, default=SCALES[0], required=True, key="bench_scale",
                                  help="sqrt and log make confusions of a few percent visible beside the diagonal")
-    tabs = st.tabs([common.model_title(n) for n in mats] + (["Difference"] if len(mats) > 1 else []))
-    for tab, (name, mat) in zip(tabs, mats.items()):
-        with tab:
-            st.plotly_chart(confusion_figure(mat, common.model_title(name), only_present=False, scale=scale),
-                            key=f"bench_confusion_{name}")
-    if len(mats) > 1:
-        with tabs[-1]:
-            names = list(mats)
-            a_col, b_col = st.columns(2)
-            a = a_col.selectbox("Model A", names, 0, format_func=common.model_title, key="bench_diff_a")
-            b = b_col.selectbox("Model B", names, len(names) - 1, format_func=common.model_title, key="bench_diff_b")
-            st.plotly_chart(confusion_difference_figure(mats[a], mats[b], f"{common.model_title(a)} − {common.model_title(b)}",
-                                                        only_present=False), key="bench_confusion_diff")
+    common.confusion_tabs(mats, "bench_confusion", scale, only_present=False)

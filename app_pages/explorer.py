@@ -17,12 +17,7 @@ from ui.scenes import scene_from_file
 from ui.viewer import mask_viewer
 
 PICK = "explorer_pick"
-st.title("Val explorer")
-pred = common.predictor()
-common.show_missing(pred)
-if not pred.models:
-    st.stop()
-folder = val_analysis.val_folder_or_stop("The val explorer")
+pred, folder = val_analysis.open_page("Val explorer", "The val explorer")
 common.scene_from_query()  # ?scene=12.jpg opens that scene below
 scores, seconds = val_analysis.scores(pred, folder)
 frame = explore.scores_frame(scores)

@@ -14,7 +14,7 @@ from seg_core.palette import colorize
 from seg_core.viz import ERROR_CAPTION, error_map
 from ui import common
 from ui.scenes import display_scale
-from ui.figures import SCALES, class_subset, confusion_difference_figure, confusion_figure
+from ui.figures import SCALES
 
 st.title("Against the ground truth")
 pred = common.predictor()
@@ -65,20 +65,7 @@ def confusions(scores: dict) -> None:
     scale = right.segmented_control("Colour scale", SCALES, default=SCALES[0], required=True, key="gt_scale",
                                     help="sqrt and log make confusions of a few percent visible beside the diagonal")
     mats = {n: mat for n, (_, mat) in scores.items()}
-    keep = class_subset(*mats.values(), only_present=only_present)
-    tabs = st.tabs([common.model_title(n) for n in mats] + (["Difference"] if len(mats) > 1 else []))
-    for tab, (name, mat) in zip(tabs, mats.items()):
-        with tab:
-            st.plotly_chart(confusion_figure(mat, common.model_title(name), scale=scale, keep=keep),
-                            key=f"gt_confusion_{name}")
-    if len(mats) > 1:
-        with tabs[-1]:
-            names = list(mats)
-            a_col, b_col = st.columns(2)
-            a = a_col.selectbox("Model A", names, 0, format_func=common.model_title, key="gt_diff_a")
-            b = b_col.selectbox("Model B", names, len(names) - 1, format_func=common.model_title, key="gt_diff_b")
-            st.plotly_chart(confusion_difference_figure(mats[a], mats[b], f"{common.model_title(a)} − {common.model_title(b)}",
-                                                        only_present=only_present), key="gt_confusion_diff")
+    common.confusion_tabs(mats, "gt_confusion", scale, only_present)
 
 
 confusions(scores)

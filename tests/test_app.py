@@ -461,8 +461,8 @@ def test_ground_truth_page_scores_the_shared_scene(env):
     no_exception(at)
     at.segmented_control(key="gt_scale").set_value("log").run()
     no_exception(at)
-    at.selectbox(key="gt_diff_a").set_value("fcn_vgg16")
-    at.selectbox(key="gt_diff_b").set_value("fcn_resnet50").run()
+    at.selectbox(key="gt_confusion_diff_a").set_value("fcn_vgg16")
+    at.selectbox(key="gt_confusion_diff_b").set_value("fcn_resnet50").run()
     no_exception(at)
     assert "FCN-VGG16 − FCN-ResNet50" in at.get("plotly_chart")[-1].proto.spec
 

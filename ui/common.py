@@ -406,3 +406,23 @@ def evaluate_with_progress(pred: Predictor, folder: Path, limit: int, batch: int
         out[name] = evaluate(runner, images, labels, batch_size=batch, on_batch=on_batch)
     bar.empty()
     return out
+
+
+def confusion_tabs(mats: dict[str, np.ndarray], key: str, scale: str, only_present: bool) -> None:
+    """One tab per model's row-normalised confusion matrix (the same classes in each), and a
+    difference tab (model A − model B) when there are two or more; widget keys start with ``key``."""
+    from .figures import class_subset, confusion_difference_figure, confusion_figure
+
+    keep = class_subset(*mats.values(), only_present=only_present)
+    tabs = st.tabs([model_title(n) for n in mats] + (["Difference"] if len(mats) > 1 else []))
+    for tab, (name, mat) in zip(tabs, mats.items()):
+        with tab:
+            st.plotly_chart(confusion_figure(mat, model_title(name), scale=scale, keep=keep), key=f"{key}_{name}")
+    if len(mats) > 1:
+        with tabs[-1]:
+            names = list(mats)
+            a_col, b_col = st.columns(2)
+            a = a_col.selectbox("Model A", names, 0, format_func=model_title, key=f"{key}_diff_a")
+            b = b_col.selectbox("Model B", names, len(names) - 1, format_func=model_title, key=f"{key}_diff_b")
+            st.plotly_chart(confusion_difference_figure(mats[a], mats[b], f"{model_title(a)} − {model_title(b)}",
+                                                        only_present=only_present), key=f"{key}_diff")

@@ -29,6 +29,17 @@ NO_DATA = ("Cityscapes images may not be redistributed, so none come with the ap
            "at its `val` folder.")
 
 
+def open_page(title: str, what: str) -> tuple[Predictor, Path]:
+    """A page over the val folder: its title, the models (or why some are missing), the folder; the
+    page stops, saying why, without models or folder."""
+    st.title(title)
+    pred = common.predictor()
+    common.show_missing(pred)
+    if not pred.models:
+        st.stop()
+    return pred, val_folder_or_stop(what)
+
+
 def val_folder_or_stop(what: str) -> Path:
     """The val folder, or a note on why there is none (always so on a public Space) and a stop."""
     if settings.public_mode():
@@ -63,24 +74,24 @@ def _with_progress(compute, what: str):
     return out, time.perf_counter() - t0
 
 
-def scores(pred: Predictor, folder: Path) -> tuple[dict, float]:
-    """Per-image confusion matrices of every model and the ensemble, and the seconds it took."""
+def _folder_stat(compute, what: str) -> tuple[dict, float]:
     try:
-        return _with_progress(lambda cb: folder_scores(pred, folder, common.tta(), on_batch=cb),
-                              "Scoring every model on the validation folder")
+        return _with_progress(compute, what)
     except DataError as err:
         st.error(f"Cannot read the validation folder: {err}.")
         st.stop()
+
+
+def scores(pred: Predictor, folder: Path) -> tuple[dict, float]:
+    """Per-image confusion matrices of every model and the ensemble, and the seconds it took."""
+    return _folder_stat(lambda cb: folder_scores(pred, folder, common.tta(), on_batch=cb),
+                        "Scoring every model on the validation folder")
 
 
 def confidence(pred: Predictor, folder: Path) -> tuple[dict, float]:
     """AUROC, ECE and reliability bins of every model and the ensemble, and the seconds it took."""
-    try:
-        return _with_progress(lambda cb: folder_confidence(pred, folder, common.tta(), on_batch=cb),
-                              "Measuring every model's confidence on the validation folder")
-    except DataError as err:
-        st.error(f"Cannot read the validation folder: {err}.")
-        st.stop()
+    return _folder_stat(lambda cb: folder_confidence(pred, folder, common.tta(), on_batch=cb),
+                        "Measuring every model's confidence on the validation folder")
 
 
 @st.cache_data(show_spinner="Resampling the images (paired bootstrap)…", max_entries=4)

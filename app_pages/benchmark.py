@@ -1,7 +1,8 @@
 """Benchmark page: whole-val metrics of the shipped models, per-class IoU, size and CPU latency.
 
 The metrics come from the checkpoints (recorded at the end of training) and can be recomputed on
-the val folder on demand; recomputing also gives the confusion matrices.
+the val folder on demand; recomputing also scores the ensemble beside the three models and gives
+the confusion matrices.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ if st.button("Recompute metrics", key="bench_recompute"):
 fresh_for, fresh = st.session_state.get("bench_results", (None, {}))
 fresh = fresh if fresh_for == weights else {}
 
-metrics = {n: fresh[n][0] if n in fresh else recorded[n] for n in pred.models}
+# The ensemble has no checkpoint to record its metrics: it appears once they are recomputed.
+metrics = {n: fresh[n][0] if n in fresh else recorded[n] for n in pred.models} | {
+    n: fresh[n][0] for n in fresh if n not in pred.models}
 st.markdown("#### Whole-val metrics")
 st.caption("recomputed just now" if fresh else "as recorded in the checkpoints at the end of training")
 rows = [common.metrics_row(n, m) for n, m in metrics.items() if m]

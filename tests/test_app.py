@@ -490,7 +490,8 @@ def test_benchmark_page_facts_and_recompute(env):
     no_exception(at)
     metrics = at.dataframe[0].value
     assert metrics["mIoU"].between(0, 1).all()
-    assert len(at.get("plotly_chart")) == 5  # IoU bars + three confusion matrices + their difference
+    assert list(metrics["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"]
+    assert len(at.get("plotly_chart")) == 6  # IoU bars + four confusion matrices + their difference
     assert "median of 10 runs, in whole milliseconds" in texts(at.caption)
 
 

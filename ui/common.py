@@ -391,21 +391,22 @@ def model_facts(weights: str, name: str, repeats: int = LATENCY_REPEATS) -> dict
 
 
 def evaluate_with_progress(pred: Predictor, folder: Path, limit: int, batch: int = 8) -> dict[str, tuple[dict, np.ndarray]]:
-    """Whole-split metrics of every loaded model, with a progress bar over models and images."""
+    """Whole-split metrics and confusion matrix of every loaded model and of their ensemble, with a
+    progress bar over the images (each batch goes through every model)."""
     from seg_core.data import load_split
-    from seg_core.evaluate import evaluate
+    from seg_core.evaluate import evaluate_many
 
     with st.spinner("Reading the validation scenes…"):
         images, labels = load_split(folder, limit=limit or None)
     bar = st.progress(0.0, text="Evaluating…")
-    out = {}
-    for k, (name, runner) in enumerate(pred.models.items()):
-        def on_batch(done: int, total: int, k=k, name=name) -> None:
-            bar.progress((k + done / total) / len(pred.models), text=f"{display_name(name)}: {done}/{total} images")
 
-        out[name] = evaluate(runner, images, labels, batch_size=batch, on_batch=on_batch)
+    def on_batch(done: int, total: int) -> None:
+        bar.progress(done / total, text=f"every model and the ensemble: {done}/{total} images")
+
+    out = evaluate_many(pred.models, images, labels, batch_size=batch, ensemble=pred.ensemble() or None,
+                        on_batch=on_batch)
     bar.empty()
-    return out
+    return {n: (r["metrics"], r["matrix"]) for n, r in out.items()}
 
 
 def confusion_tabs(mats: dict[str, np.ndarray], key: str, scale: str, only_present: bool) -> None:

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     stats = {n: {k: ConfidenceStats() for k in CONFIDENCE_KINDS} for n in names}
     grid = weight_grid(len(names), args.step)
     equal = tuple(1 / len(names) for _ in names)
-    rules = [("mean", w) for w in grid] + [("mean", equal), ("logmean", equal)]
+    # "confmean": each model's probabilities weighted, pixel by pixel, by its own top-1 probability.
+    rules = [("mean", w) for w in grid] + [("mean", equal), ("logmean", equal), ("confmean", equal)]
     # Halves of val, seeded: ensemble weights are chosen on A (every rule) and measured on B (the
     # chosen rule, the plain mean and the mean of log-probabilities).
     order = np.random.default_rng(args.seed).permutation(len(images))
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for half in (half_a, half_b):
         if half is half_b:
             best_rule = max(rules, key=lambda r: miou_of(sum(ens[r].values())))
-            rules = list(dict.fromkeys([best_rule, ("mean", equal), ("logmean", equal)]))
+            rules = list(dict.fromkeys([best_rule, ("mean", equal), ("logmean", equal), ("confmean", equal)]))
         for i in range(0, len(half), args.batch_size):
             idx = torch.from_numpy(np.sort(half[i : i + args.batch_size]))
             x = model_input(images[idx], cfg).numpy()
@@ -82,9 +83,13 @@ def main(argv: list[str] | None = None) -> int:
                     stats[n][k].update(confidence(p.numpy(), k), top.numpy(), y.numpy(), top1=top1)
             stack = torch.stack([probs[n] for n in names])  # M x N x C x H x W
             logs = stack.clamp_min(1e-12).log()
+            sure = stack.max(2, keepdim=True).values  # M x N x 1 x H x W
             for rule in rules:
                 w = torch.tensor(rule[1], dtype=torch.float32).view(-1, 1, 1, 1, 1)
-                mixed = (w * (stack if rule[0] == "mean" else logs)).sum(0)
+                if rule[0] == "confmean":
+                    mixed = (w * sure * stack).sum(0) / (w * sure).sum(0)
+                else:
+                    mixed = (w * (stack if rule[0] == "mean" else logs)).sum(0)
                 ens[rule].update(zip(idx.tolist(), per_image_confusions(classes(mixed), y)))
             done += len(idx)
             print(f"\r{done}/{len(images)} images, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr)
@@ -100,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                                "reliability": stats[n]["top1"].reliability()}
     best_single = max(names, key=lambda n: miou_of(mats[n][half_a].sum(0)))
     report = {}
-    for label, rule in (("chosen", best_rule), ("plain_mean", ("mean", equal)), ("log_mean", ("logmean", equal))):
+    for label, rule in (("chosen", best_rule), ("plain_mean", ("mean", equal)), ("log_mean", ("logmean", equal)),
+                        ("confidence_weighted", ("confmean", equal))):
         boot = paired_bootstrap(ens[rule][half_b], mats[best_single][half_b], seed=args.seed)
         report[label] = {"rule": rule[0], "weights": dict(zip(names, rule[1])),
                          "miou_b": float(miou_of(ens[rule][half_b].sum(0))), "miou_all": float(miou_of(ens[rule].sum(0))),
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
               + f"  ECE(top1) {r['ece_top1']:.4f}")
     e = result["ensemble"]
     print(f"best single on half A: {e['best_single_on_a']} (half B mIoU {e['best_single_miou_b']:.4f})")
-    for label in ("chosen", "plain_mean", "log_mean"):
+    for label in ("chosen", "plain_mean", "log_mean", "confidence_weighted"):
         r = e[label]
         print(f"ensemble {label:<10} {r['rule']} {r['weights']}: half B mIoU {r['miou_b']:.4f}, gain {r['gain_b']:+.4f} "
               f"[{r['interval_b'][0]:+.4f}, {r['interval_b'][1]:+.4f}], all val {r['miou_all']:.4f}")

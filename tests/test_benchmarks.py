@@ -157,3 +157,18 @@ def test_page_benchmark_runs(weights_dir, pairs_dir, tmp_path):
     row = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
     assert 0 < row["masks"] <= row["idle"] and row["browser"] > 0 and row["frames_sent"] == 0
     assert "| three masks shown (s) |" in proc.stdout
+
+
+def test_analyse_val_script_runs(weights_dir, pairs_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "benchmarks/analyse_val.py", "--weights", str(weights_dir), "--data",
+                           str(pairs_dir), "--step", "0.5", "--batch-size", "3", "--json", str(tmp_path / "a.json")],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "a.json").read_text())
+    assert result["images"] == 6 and set(result["models"]) == {"unet", "fcn_vgg16", "fcn_resnet50"}
+    for model in result["models"].values():
+        assert set(model["auroc"]) == {"top1", "entropy", "margin"} and 0 <= model["ece_top1"] <= 1
+    ensemble = result["ensemble"]
+    assert set(ensemble) >= {"chosen", "plain_mean", "log_mean", "confidence_weighted", "best_single_on_a"}
+    assert ensemble["chosen"]["interval_b"][0] <= ensemble["chosen"]["gain_b"] <= ensemble["chosen"]["interval_b"][1]
+    assert set(result["pairs"]) == {"unet - fcn_vgg16", "unet - fcn_resnet50", "fcn_vgg16 - fcn_resnet50"}

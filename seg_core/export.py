@@ -23,7 +23,8 @@ import torch
 from .config import ModelConfig
 from .inference import model_input
 from .models import SegmentationNetwork, count_parameters
-from .runners import INPUT_NAME, OUTPUT_NAME, RunnerError, file_sha256, onnx_meta
+from .files import file_sha256
+from .runners import INPUT_NAME, OUTPUT_NAME, RunnerError, onnx_meta
 
 OPSET = 17
 #: ONNX node-name parts kept in float by default: the layers that make the class scores (the

@@ -23,9 +23,8 @@ import numpy as np
 from . import settings
 from .data import list_pairs, load_split
 from .evaluate import evaluate_many
-from .files import atomic_path
+from .files import atomic_path, file_sha256
 from .metrics import fringe_classes, image_summary
-from .runners import file_sha256
 
 VERSION = 2  # bump when what is stored changes
 

@@ -18,7 +18,6 @@ the checkpoint it came from and its precision (``seg_core.export`` writes them).
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 
 from .checkpoint import load_model
 from .config import TTA_MODES, ModelConfig
+from .files import file_sha256
 from .models import SegmentationNetwork, count_parameters
 
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -80,14 +80,6 @@ def upsampled_classes(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Te
     if tuple(scores.shape[-2:]) != tuple(out_hw):
         scores = F.interpolate(scores.float(), size=tuple(out_hw), mode="bilinear", align_corners=False)
     return classes(scores)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_file_bytes(path: str | Path | None) -> int:

@@ -19,7 +19,8 @@ from seg_core.inference import predict_many
 from seg_core.models import build_model
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES
-from seg_core.runners import (OnnxRunner, OpenVinoRunner, Runner, RunnerError, classes, file_sha256, find_exported,
+from seg_core.files import file_sha256
+from seg_core.runners import (OnnxRunner, OpenVinoRunner, Runner, RunnerError, classes, find_exported,
                               forward_latency, load_runner)
 from tests.conftest import ARCHS, ROOT, synthetic_pair
 from train_cli import main

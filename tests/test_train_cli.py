@@ -106,18 +106,19 @@ def test_schedule_and_class_weights():
     assert w[3] == 1.0  # absent class keeps weight 1
 
 
-# Allocates and frees a 64 MiB tensor eight times, as a training step does its activations; prints
-# the page faults of the last three times (the first few may find the heap still fragmented).
+# Allocates and frees a 64 MiB tensor 24 times, as a training step does its activations; prints
+# the page faults of the last 12. With trimming off, the heap still grows a few times before it
+# holds enough free room (up to 7 growths seen in 300 runs, all within the first 15 iterations).
 _REFAULT = """
 import resource, sys, torch
 from seg_core.runtime import keep_freed_memory
 took = keep_freed_memory() if sys.argv[1] == "keep" else None
 faults = []
-for _ in range(8):
+for _ in range(24):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.ones(16 * 2**20).sum()
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(took, sum(faults[5:]))
+print(took, sum(faults[12:]))
 """
 
 
@@ -131,9 +132,9 @@ def test_keep_freed_memory_stops_refaulting_large_buffers():
         faults[mode] = int(out[1])
         if mode == "keep":
             assert out[0] == "True"
-    pages = 3 * 64 * 2**20 // 4096
-    assert faults["default"] > pages // 2  # glibc mmaps 64 MiB afresh: every page faults again
-    assert faults["keep"] < pages // 10  # the heap kept the pages
+    buffer_pages = 64 * 2**20 // 4096
+    assert faults["default"] > 12 * buffer_pages * 0.9  # glibc mmaps 64 MiB afresh: every page faults again
+    assert faults["keep"] <= 3 * buffer_pages  # the heap kept the pages: at most a late growth or three
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
-"""Bounded loopback load test of the Gradio ``/segment`` API.
+"""Bounded loopback load test of the Gradio app's APIs.
 
-Starts ``gradio_app.py`` on 127.0.0.1 (a free port), runs ``--clients`` concurrent gradio_client
-clients calling ``/segment`` for ``--seconds``, samples the server's resident memory every second,
-and prints throughput, p50/p95 latency, errors and memory (start, max, end) as a table and JSON.
+Starts ``python gradio_app.py`` (the page, gradio's API and the plain HTTP API) on 127.0.0.1 (a
+free port), runs ``--clients`` concurrent clients calling ``--api`` for ``--seconds``, samples the
+server's resident memory every second, and prints throughput, p50/p95 latency, errors and memory
+(start, max, end) as a table and JSON. ``/segment`` and ``/segment_inline`` are called with
+gradio_client, ``/v1/segment`` with one keep-alive ``http.client`` connection per client thread.
 Traffic never leaves this machine; clients and duration are capped.
 
 A client turned away with "queue full" retries after an exponential backoff with full jitter
@@ -66,10 +68,10 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def start_server(weights: Path, port: int) -> subprocess.Popen:
-    code = ("import gradio_app as g; g.demo.launch(server_name='127.0.0.1', server_port=%d, "
-            "prevent_thread_lock=False, **g.LAUNCH_KWARGS)" % port)
-    env = {**os.environ, "SEG_WEIGHTS_DIR": str(weights), "GRADIO_ANALYTICS_ENABLED": "False"}
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
+    """``python gradio_app.py``, the entry point a Space runs, on 127.0.0.1:``port``."""
+    env = {**os.environ, "SEG_WEIGHTS_DIR": str(weights), "GRADIO_ANALYTICS_ENABLED": "False",
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    return subprocess.Popen([sys.executable, "gradio_app.py"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -109,6 +111,52 @@ def backoff_s(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
 
 
+class Refused(Exception):
+    """The server turned the request away because it is full (gradio's "queue is full", or 503)."""
+
+
+def gradio_caller(url: str, image: Path, model: str, api: str):
+    """A function that makes one gradio_client call of ``api`` (a client per thread, as users have)."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+
+    def call() -> None:
+        try:
+            client.predict(handle_file(str(image)), model, api_name=api)
+        except Exception as err:
+            if "queue is full" in str(err).lower():
+                raise Refused(str(err)) from None
+            raise
+
+    return call
+
+
+def http_caller(url: str, image: Path, model: str, api: str):
+    """A function that POSTs the image's bytes to the plain API over one keep-alive connection."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url)
+    conn = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
+    body, target = image.read_bytes(), f"{api}?model={model}"
+
+    def call() -> None:
+        conn.request("POST", target, body=body, headers={"Content-Type": "application/octet-stream"})
+        response = conn.getresponse()
+        data = response.read()
+        if response.status == 503:
+            raise Refused(data.decode(errors="replace"))
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {data[:200].decode(errors='replace')}")
+        json.loads(data)["mask_png_base64"]  # the answer is read as a client would
+
+    return call
+
+
+APIS = {"/segment": gradio_caller, "/segment_inline": gradio_caller, "/v1/segment": http_caller}
+
+
 def stage_costs(weights: Path, image: Path, model: str, repeats: int) -> dict:
     """Median CPU ms of the server's own steps for one request, timed in this process."""
     from seg_core.inference import class_shares, load_image
@@ -133,17 +181,15 @@ def stage_costs(weights: Path, image: Path, model: str, repeats: int) -> dict:
 
 
 def run(clients: int, seconds: float, weights: Path, image: Path, model: str, api: str = "/segment") -> dict:
-    from gradio_client import Client, handle_file
-
     clients, seconds = min(clients, MAX_CLIENTS), min(seconds, MAX_SECONDS)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     proc = start_server(weights, port)
     try:
         wait_ready(url, proc)
-        warm = Client(url, verbose=False)
+        warm = APIS[api](url, image, model, api)
         for _ in range(3):  # first requests set up caches and infer requests: not part of the figure
-            warm.predict(handle_file(str(image)), model, api_name=api)
+            warm()
         memory = [rss_mib(proc.pid)]
         latencies: list[float] = []
         errors: list[str] = []
@@ -152,17 +198,17 @@ def run(clients: int, seconds: float, weights: Path, image: Path, model: str, ap
         stop_at = time.monotonic() + seconds
 
         def worker() -> None:
-            client = Client(url, verbose=False)
+            call = APIS[api](url, image, model, api)
             while time.monotonic() < stop_at:
                 t0 = time.perf_counter()
                 for attempt in range(MAX_ATTEMPTS):
                     try:
-                        client.predict(handle_file(str(image)), model, api_name=api)
+                        call()
                         with lock:
                             latencies.append(time.perf_counter() - t0)  # what the user waited, retries included
                         break
                     except Exception as err:  # noqa: BLE001 - every failure is counted, none stops the test
-                        if "queue is full" in str(err).lower() and attempt + 1 < MAX_ATTEMPTS:
+                        if isinstance(err, Refused) and attempt + 1 < MAX_ATTEMPTS:
                             with lock:
                                 refused[0] += 1
                             time.sleep(backoff_s(attempt))
@@ -200,6 +246,7 @@ def run(clients: int, seconds: float, weights: Path, image: Path, model: str, ap
         "machine_cpu_ms_per_request": per_request(machine_cpu),
         "rss_mib_start": round(memory[0], 1), "rss_mib_max": round(max(memory), 1),
         "rss_mib_end": round(memory[-1], 1),
+        "rss_mib_each_minute": [round(m, 1) for m in memory[::60]],  # samples are a second apart
     }
 
 
@@ -211,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="unet", help="model name sent to /segment")
     parser.add_argument("--image", type=Path, default=None,
                         help="photo to send (default: a synthetic 256x512 street-like image)")
-    parser.add_argument("--api", default="/segment", choices=("/segment", "/segment_inline"),
-                        help="endpoint: the mask as a file to fetch, or inline in the answer")
+    parser.add_argument("--api", default="/segment", choices=tuple(APIS),
+                        help="gradio's API with the mask as a file to fetch or inline in the answer "
+                             "(gradio_client), or the plain HTTP API (one POST)")
     parser.add_argument("--stages", type=int, default=0, metavar="N",
                         help="first time the server's own steps N times each in this process (CPU ms)")
     args = parser.parse_args(argv)

@@ -15,6 +15,8 @@ call, never cached here, so tests and long-running apps see a changed environmen
 - ``SEG_BACKEND``: ``auto`` (the fastest exported file of each model) or ``pytorch``.
 - ``SEG_INFER_WORKERS`` / ``SEG_INFER_THREADS``: inferences the Gradio app runs at once, and CPU
   threads for each (default 1 at a time on all threads).
+- ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``: where ``python gradio_app.py`` listens (default
+  127.0.0.1:7860; a Space sets 0.0.0.0). Gradio's own names, so a Space's settings apply unchanged.
 - ``SEG_EXTRA_MODELS``: comma-separated checkpoints (paths or ``hf://org/name@rev``) that visitors
   of a public server may add to the comparison (``seg_core.extra_models``); none by default.
 - ``SEG_EXAMPLES_CACHE``: where the Gradio app crops its example photos (default: the temp folder).
@@ -112,6 +114,14 @@ def infer_workers() -> int:
 
 def infer_threads() -> int | None:
     return positive_int("SEG_INFER_THREADS", None)
+
+
+def server_name() -> str:
+    return env("GRADIO_SERVER_NAME") or "127.0.0.1"
+
+
+def server_port() -> int:
+    return positive_int("GRADIO_SERVER_PORT", 7860)
 
 
 def extra_models() -> list[str]:

@@ -17,15 +17,18 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.slow
-def test_load_test_script_runs(weights_dir):
+@pytest.mark.parametrize("api", ["/segment", "/v1/segment"])
+def test_load_test_script_runs(weights_dir, api):
     proc = subprocess.run([sys.executable, "benchmarks/load_test.py", "--clients", "2", "--seconds", "3",
-                           "--weights", str(weights_dir)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+                           "--weights", str(weights_dir), "--api", api],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["requests"] > 0 and result["errors"] == 0
     assert result["p50_s"] <= result["p95_s"]
     assert 0 < result["server_cpu_ms_per_request"] < result["machine_cpu_ms_per_request"]
     assert result["client_cpu_ms_per_request"] > 0 and result["queue_full_retries"] == 0
+    assert result["api"] == api and result["rss_mib_each_minute"][0] == result["rss_mib_start"]
 
 
 def test_load_test_clients_back_off_with_jitter_up_to_a_cap():

@@ -12,6 +12,7 @@ import shutil
 import socket
 import struct
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -140,6 +141,78 @@ def test_segment_inline_returns_the_same_mask_in_the_answer(client, photo):
     assert np.array_equal(inline, np.asarray(Image.open(png))) and answer["shares"] == pytest.approx(shares)
     with pytest.raises(AppError, match="Unknown model 'deeplab'"):
         client.predict(handle_file(str(photo)), "deeplab", api_name="/segment_inline")
+
+
+def _inline_mask(answer: dict) -> np.ndarray:
+    import base64
+    import io
+
+    with Image.open(io.BytesIO(base64.b64decode(answer["mask_png_base64"]))) as im:
+        return np.asarray(im)
+
+
+def test_plain_http_api_answers_in_one_post(app, photo):
+    from starlette.testclient import TestClient
+
+    with TestClient(app.rest_api(app.predictor)) as http:
+        answer = http.post(f"{app.REST_PATH}?model=fcn_vgg16", content=photo.read_bytes())
+        assert answer.status_code == 200
+        local = app.predictor.predict(load_image(photo), ("fcn_vgg16",))["fcn_vgg16"].mask
+        assert np.array_equal(_inline_mask(answer.json()), local)
+        assert answer.json()["shares"] == pytest.approx(class_shares(local))
+        assert http.post(app.REST_PATH, content=photo.read_bytes()).status_code == 200  # unet by default
+
+
+def test_plain_http_api_refusals_are_sentences(app, photo, monkeypatch):
+    from starlette.testclient import TestClient
+
+    with TestClient(app.rest_api(app.predictor)) as http:
+        for body, query, status, words in [
+            (b"not an image", "", 400, "not an image in a format we can read"),
+            (b"", "", 400, "the file is empty"),
+            (photo.read_bytes(), "?model=deeplab", 400, "Unknown model 'deeplab'; choose one of: unet"),
+        ]:
+            answer = http.post(app.REST_PATH + query, content=body)
+            assert answer.status_code == status and words in answer.json()["error"], answer.text
+        monkeypatch.setattr(app, "MAX_BODY_BYTES", 100)
+        answer = http.post(app.REST_PATH, content=photo.read_bytes())
+        assert answer.status_code == 413 and "over" in answer.json()["error"]
+
+
+def test_plain_http_api_refuses_at_once_when_full(app, photo):
+    import threading
+
+    from starlette.testclient import TestClient
+
+    body = photo.read_bytes()
+    api = app.rest_api(app.predictor, waiting=0)  # room for the one running request only
+    with TestClient(api) as http:
+        results = []
+        app.INFERENCE_SLOTS.acquire()  # the cores are busy: the first request waits for its slot
+        try:
+            first = threading.Thread(target=lambda: results.append(http.post(app.REST_PATH, content=body)))
+            first.start()
+            deadline = time.monotonic() + 10
+            while api.state.admitted == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            second = http.post(app.REST_PATH, content=body)
+            assert second.status_code == 503 and second.headers["Retry-After"] == "1"
+            assert "Busy" in second.json()["error"]
+        finally:
+            app.INFERENCE_SLOTS.release()
+        first.join(30)
+        assert results and results[0].status_code == 200  # the waiting one was answered
+        assert http.post(app.REST_PATH, content=body).status_code == 200  # and the room is free again
+
+
+def test_entry_point_serves_the_page_and_the_plain_api(app, photo):
+    from starlette.testclient import TestClient
+
+    with TestClient(app.http_app(app.demo, app.predictor)) as http:
+        page = http.get("/")
+        assert page.status_code == 200 and "gradio" in page.text.lower()
+        assert http.post(app.REST_PATH, content=photo.read_bytes()).status_code == 200
+        assert http.get("/gradio_api/info").json()["named_endpoints"]["/segment"]
 
 
 def test_old_masks_are_pruned_at_most_once_a_minute(app, tmp_path, monkeypatch):

@@ -110,7 +110,7 @@ def _remove(k: str) -> None:
 
 
 def _add(k: str, source: str) -> None:
-    """Load ``source`` (cached by ``k``) and add it to the session, or keep the refusal for display."""
+    """(In a widget's callback.) Load ``source`` (cached by ``k``) and add it to the session, or keep the refusal for display."""
     st.session_state.pop(ERROR_KEY, None)
     try:
         model = _load(k, source)
@@ -147,6 +147,16 @@ def _store_upload(name: str, data: memoryview) -> str:
         if old != path.parent:
             shutil.rmtree(old, ignore_errors=True)
     return str(path)
+
+
+def _on_upload(widget: str) -> None:
+    """A checkpoint was dropped on the uploader: store and add it, then swap in a fresh uploader (a
+    new key), so that this run already draws an empty one and the bytes leave the session."""
+    upload = st.session_state.get(widget)
+    if upload is None:
+        return
+    st.session_state[UPLOADER_KEY] = st.session_state.get(UPLOADER_KEY, 0) + 1
+    _take_upload(upload)
 
 
 def _take_upload(upload) -> None:
@@ -190,7 +200,11 @@ def manager() -> None:
 def _public_controls(offered: list[str]) -> None:
     choice = st.selectbox("Model offered by this server", offered, index=None, key="extra_pick",
                           placeholder="Choose a model…")
-    if st.button("Add to the comparison", key="extra_add_listed", disabled=choice is None) and choice:
+    st.button("Add to the comparison", key="extra_add_listed", disabled=choice is None, on_click=_on_add_listed)
+
+
+def _on_add_listed() -> None:
+    if choice := st.session_state.get("extra_pick"):
         _add(choice, choice)  # load_extra_model maps the shown name to the deployer's source
 
 
@@ -198,13 +212,15 @@ def _local_controls() -> None:
     limit = extra_models.MAX_BYTES / 2**20
     st.caption(f"A `.safetensors` checkpoint of U-Net, FCN-VGG16 or FCN-ResNet50 (e.g. fine-tuned with "
                f"`train_cli.py train --init`), at most {limit:.0f} MiB. It gets its own column, outside the ensemble.")
-    n = st.session_state.get(UPLOADER_KEY, 0)
-    upload = st.file_uploader("Upload a checkpoint", key=f"extra_upload_{n}", max_upload_size=int(limit))
-    if upload is not None:
-        st.session_state[UPLOADER_KEY] = n + 1  # the next run gets an empty uploader: the bytes are let go
-        _take_upload(upload)
+    widget = f"extra_upload_{st.session_state.get(UPLOADER_KEY, 0)}"
+    st.file_uploader("Upload a checkpoint", key=widget, max_upload_size=int(limit), on_change=_on_upload, args=(widget,))
     path_col, button_col = st.columns([4, 1], vertical_alignment="bottom")
-    source = path_col.text_input("…or a local path or hf://org/name@revision", key="extra_source",
-                                 placeholder="runs/mine/best.safetensors  or  hf://org/name@rev")
-    if button_col.button("Add", key="extra_add_source") and source.strip():
-        _add(_source_key(source.strip()), source.strip())
+    path_col.text_input("…or a local path or hf://org/name@revision", key="extra_source",
+                        placeholder="runs/mine/best.safetensors  or  hf://org/name@rev")
+    button_col.button("Add", key="extra_add_source", on_click=_on_add_source)
+
+
+def _on_add_source() -> None:
+    """The Add button (a callback, so the page is drawn with the model already in or refused)."""
+    if source := (st.session_state.get("extra_source") or "").strip():
+        _add(_source_key(source), source)

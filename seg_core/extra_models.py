@@ -48,12 +48,13 @@ def check_suffix(file_name: str, shown: str | None = None) -> None:
         raise ExtraModelError(f"{shown or file_name} is not a .safetensors checkpoint (no pickle files are read)")
 
 
-def check_size(name: str, size: int, max_bytes: int = MAX_BYTES) -> None:
+def check_size(name: str, size: int, max_bytes: int | None = None) -> None:
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     if size > max_bytes:
         raise ExtraModelError(f"{name} is {size / 2**20:.0f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
 
 
-def load_extra_model(source: str, public: bool | None = None, max_bytes: int = MAX_BYTES) -> ExtraModel:
+def load_extra_model(source: str, public: bool | None = None, max_bytes: int | None = None) -> ExtraModel:
     """Load a user's checkpoint for the comparison (see the module docstring); raises ``ExtraModelError``.
 
     In public mode ``source`` is one of ``SEG_EXTRA_MODELS``, or its ``source_name``."""
@@ -76,6 +77,16 @@ def load_extra_model(source: str, public: bool | None = None, max_bytes: int = M
     except CheckpointError as err:  # its message names the file by its path: show the name only
         why = str(err).replace(f"{path}: ", "").replace(str(path), "it")
         raise ExtraModelError(f"cannot use {name}: {why}") from None
+
+
+def source_key(source: str) -> str:
+    """What a loaded model is cached by: a local file by its path, size and modification time (a file
+    written again is loaded again), an ``hf://`` id or a listed name as it is."""
+    path = Path(source).expanduser()
+    if source.startswith(HUB_PREFIX) or not path.is_file():
+        return source
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def predict_extra(extras: list[ExtraModel], image, tta: str = "none", confidence: bool = False) -> Predictions:

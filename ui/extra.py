@@ -22,7 +22,8 @@ import numpy as np
 import streamlit as st
 
 from seg_core import extra_models, settings
-from seg_core.extra_models import ExtraModel, ExtraModelError, check_size, check_suffix, load_extra_model, predict_extra
+from seg_core.extra_models import (ExtraModel, ExtraModelError, check_size, check_suffix, load_extra_model, predict_extra,
+                                  source_key)
 from seg_core.files import atomic_path
 from seg_core.inference import Predictions
 
@@ -123,16 +124,6 @@ def _add(k: str, source: str) -> None:
     st.session_state[ADDED_KEY] = added() + [Added(k, source, model.label)]
 
 
-def _source_key(source: str) -> str:
-    """A typed source's cache key: a local file by its path, size and modification time (a file
-    written again is loaded again), anything else as it is."""
-    path = Path(source).expanduser()
-    if source.startswith("hf://") or not path.is_file():
-        return source
-    stat = path.stat()
-    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-
-
 def _store_upload(name: str, data: memoryview) -> str:
     """The upload written once under the cache folder, named as the user named it (the label shows
     that name); returns its path. Older uploads beyond ``KEEP_UPLOADS`` are removed."""
@@ -163,7 +154,7 @@ def _take_upload(upload) -> None:
     name = Path(upload.name).name
     try:
         check_suffix(name)
-        check_size(name, upload.size, extra_models.MAX_BYTES)
+        check_size(name, upload.size)
     except ExtraModelError as err:
         st.session_state[ERROR_KEY] = f"Cannot add this model: {err}."
         return
@@ -223,4 +214,4 @@ def _local_controls() -> None:
 def _on_add_source() -> None:
     """The Add button (a callback, so the page is drawn with the model already in or refused)."""
     if source := (st.session_state.get("extra_source") or "").strip():
-        _add(_source_key(source), source)
+        _add(source_key(source), source)

@@ -92,6 +92,7 @@ def test_an_uploaded_checkpoint_gets_its_own_column_and_can_be_removed(compare, 
 
 def test_a_path_and_a_hub_id_are_added_and_two_is_the_most(compare, weights_dir, hub):
     at = add_source(compare, str(weights_dir / "fcn_vgg16.safetensors"))
+    assert at.text_input(key="extra_source").value == ""  # emptied for the next one
     at = add_source(at, "hf://lab/unet-ft@abc123")
     assert not at.error
     assert own_columns(at) == ["fcn_vgg16 (fcn_vgg16.safetensors)", "unet (hf://lab/unet-ft@abc123)"]
@@ -146,6 +147,7 @@ def test_public_mode_offers_only_the_listed_models(env, weights_dir, hub, tmp_pa
     at.query_params["scene"] = SCENE
     at.run()
     no_exception(at)
+    assert [e for e in at.expander if e.label.startswith("Your own models")]
     assert not [u for u in at.get("file_uploader") if u.key.startswith("extra_")]
     assert not [t for t in at.text_input if t.key == "extra_source"]
     pick = at.selectbox(key="extra_pick")

@@ -171,8 +171,8 @@ def manager() -> None:
     if public and not offered and not mine:
         return
     error = st.session_state.get(ERROR_KEY)
-    title = "Your own models" + (f" ({len(mine)} added)" if mine else ": add a checkpoint beside the three")
-    with st.expander(title, expanded=bool(mine or error)):
+    title = "Your own models: " + (", ".join(a.label for a in mine) if mine else "add a checkpoint beside the three")
+    with st.expander(title, expanded=bool(error)):  # closed otherwise: the masks stay near the top
         for a in mine:
             name_col, button_col = st.columns([4, 1], vertical_alignment="center")
             name_col.markdown(f"**{a.label}**")
@@ -215,3 +215,5 @@ def _on_add_source() -> None:
     """The Add button (a callback, so the page is drawn with the model already in or refused)."""
     if source := (st.session_state.get("extra_source") or "").strip():
         _add(source_key(source), source)
+        if ERROR_KEY not in st.session_state:
+            st.session_state["extra_source"] = ""

@@ -15,7 +15,7 @@ import shutil
 import httpx2
 import huggingface_hub
 import pytest
-from huggingface_hub.errors import RepositoryNotFoundError
+from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
 from seg_core import extra_models
 from seg_core.checkpoint import CONFIG_KEY, HUB_WEIGHTS, read_tensors, save_tensors
@@ -39,8 +39,11 @@ def compare(env, tmp_path, monkeypatch):  # noqa: F811
 
 @pytest.fixture
 def hub(monkeypatch, tmp_path, weights_dir):
-    """``lab/unet-ft`` holds a model.safetensors; any other repo does not exist."""
+    """``lab/unet-ft`` holds a model.safetensors, ``lab/offline`` cannot be reached; no other repo exists."""
     def snapshot_download(repo_id, **kwargs):
+        if repo_id == "lab/offline":
+            raise LocalEntryNotFoundError("Cannot find the requested files in the disk cache and outgoing traffic "
+                                          "has been disabled.")
         if repo_id != "lab/unet-ft":
             request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
             raise RepositoryNotFoundError("404 Repository Not Found", response=httpx2.Response(404, request=request))
@@ -124,6 +127,7 @@ def refusals(weights_dir, tmp_path):
         ("path", str(tmp_path / "deeplab.safetensors"), re.escape("cannot use deeplab.safetensors: unknown arch 'deeplabv3'")),
         ("path", str(tmp_path / "gone.safetensors"), "no checkpoint gone.safetensors"),
         ("path", "hf://lab/other", "could not download hf://lab/other: RepositoryNotFoundError"),
+        ("path", "hf://lab/offline@v1", "could not download hf://lab/offline@v1: LocalEntryNotFoundError"),
     ]
 
 

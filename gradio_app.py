@@ -636,7 +636,7 @@ def own_section() -> tuple[list, list]:
                         f"`train_cli.py train --init`): an upload (at most {MAX_FILE_SIZE.removesuffix('mb')} MB, "
                         "the server's upload limit), or a local path or `hf://org/name@revision` of any size up to "
                         "256 MiB. It gets a picture of its own, outside the ensemble.")
-            inputs = [gr.File(label="Checkpoint (.safetensors)", elem_id="own-file"),
+            inputs = [gr.File(label="Checkpoint (.safetensors)", height=110, elem_id="own-file"),
                       gr.Textbox(label="…or a local path or hf://org/name@revision", elem_id="own-source")]
         add = gr.Button("Add to the comparison", elem_id="own-add")
         box = gr.CheckboxGroup([], value=[], label="Your models in the comparison (untick to remove)", visible=False,
@@ -727,23 +727,22 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
             try:
                 mine = add_own_model(mine, *chosen) if len(chosen) == 2 else add_own_model(mine, source=chosen[0])
             except gr.Error as err:
-                return [gr.skip(), gr.skip(), gr.skip(), *([gr.skip()] * (len(views) + 2)),
-                        gr.update(value=error_text(err), visible=True)]
-            return [mine, own_box(mine), None, *on_image(value, pick, alpha, flip, mine)]
+                return [*([gr.skip()] * (2 + len(own_inputs) + 2 + len(views))), gr.update(value=error_text(err), visible=True)]
+            return [mine, own_box(mine), *([None] * len(own_inputs)), *on_image(value, pick, alpha, flip, mine)]
 
         def on_untick(mine, kept, value, pick, alpha, flip):
             mine = [o for o in mine or [] if o["label"] in (kept or [])]
-            return [mine, own_box(mine), gr.skip(), *on_image(value, pick, alpha, flip, mine)]
+            return [mine, own_box(mine), *([gr.skip()] * len(own_inputs)), *on_image(value, pick, alpha, flip, mine)]
 
         page_out = [image, state, *views, error_box]
         for trigger in (image, mirror):  # a new photo, or the same one with(out) mirror-image averaging
             trigger.change(on_image, [image, picker, opacity, mirror, own], page_out, preprocess=False,
                            concurrency_limit=INFER_WORKERS, concurrency_id="inference", api_visibility="private")
         photo_in = [image, picker, opacity, mirror]
-        own_add.click(on_add, [own, *photo_in, *own_inputs], [own, own_list, own_inputs[0], *page_out],
+        own_add.click(on_add, [own, *photo_in, *own_inputs], [own, own_list, *own_inputs, *page_out],
                       preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference",
                       api_visibility="private")
-        own_list.input(on_untick, [own, own_list, *photo_in], [own, own_list, own_inputs[0], *page_out],
+        own_list.input(on_untick, [own, own_list, *photo_in], [own, own_list, *own_inputs, *page_out],
                        preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference",
                        api_visibility="private")
         # Redrawing is cheap; while one redraw runs, only the latest slider position is kept.

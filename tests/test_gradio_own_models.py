@@ -19,7 +19,14 @@ from tests.test_gradio_app import app, photo  # noqa: F401
 
 
 def page_fn(demo, name: str):
-    return next(f.fn for f in demo.fns.values() if f.fn.__name__ == name)
+    """The page's handler ``name``, checked to answer as many values as its event has outputs."""
+    block = next(f for f in demo.fns.values() if f.fn.__name__ == name)
+
+    def call(*args):
+        out = block.fn(*args)
+        assert len(out) == len(block.outputs), (name, len(out), len(block.outputs))
+        return out
+    return call
 
 
 def props_by_id(demo) -> dict:
@@ -53,11 +60,11 @@ def test_own_models_from_a_file_a_path_and_the_hub_beside_the_three(app, weights
 def test_adding_in_the_page_segments_the_photo_again_and_unticking_removes(app, weights_dir, photo):  # noqa: F811
     on_add, on_untick = page_fn(app.demo, "on_add"), page_fn(app.demo, "on_untick")
     out = on_add([], {"path": str(photo)}, "unet", 0.5, False, None, str(weights_dir / "fcn_vgg16.safetensors"))
-    mine, listed, cleared, _, state, *views, box = out
+    mine, listed, file, text, _, state, *views, box = out
     assert [o["label"] for o in mine] == ["fcn_vgg16 (fcn_vgg16.safetensors)"] and listed["visible"]
-    assert listed["choices"] == ["fcn_vgg16 (fcn_vgg16.safetensors)"] and cleared is None
+    assert listed["choices"] == ["fcn_vgg16 (fcn_vgg16.safetensors)"] and file is None and text is None  # emptied
     assert state["own"] == ["fcn_vgg16 (fcn_vgg16.safetensors)"] and views[-2]["visible"] and box["visible"] is False
-    mine, listed, _, _, state, *views, _ = on_untick(mine, [], {"path": str(photo)}, "unet", 0.5, False)
+    mine, listed, _, _, _, state, *views, _ = on_untick(mine, [], {"path": str(photo)}, "unet", 0.5, False)
     assert mine == [] and not listed["visible"] and state["own"] == [] and not views[-2]["visible"]
 
 

@@ -26,11 +26,11 @@ st.markdown("Three segmentation networks trained on Cityscapes street scenes lab
 pred = common.predictor()
 common.show_missing(pred)
 common.scene_picker()
-extra.manager()
 
 scene = common.current_scene()
 if scene is None:
     st.stop()
+extra.manager()  # once there is a photo to compare on: the landing page stays two boxes
 
 # The models segment the photo at screen size: a mask shown 1024 px wide gains nothing from being
 # computed at 4096 and shrunk (the models see 256x512 either way), and a large upload's masks come

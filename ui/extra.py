@@ -200,11 +200,17 @@ def _on_add_listed() -> None:
 
 
 def _local_controls() -> None:
-    limit = extra_models.MAX_BYTES / 2**20
+    limit = extra_models.MAX_BYTES // 2**20
+    # The server refuses any upload over server.maxUploadSize, whatever a widget says: a larger
+    # checkpoint is added by its path, or the limit raised when the app is started.
+    upload_mb = min(limit, st.get_option("server.maxUploadSize"))
+    raise_it = "" if upload_mb >= limit else (
+        f" (uploads: up to {upload_mb} MB, the server's limit; add a larger file by its path, or start the app with "
+        f"`streamlit run app.py --server.maxUploadSize {limit}`)")
     st.caption(f"A `.safetensors` checkpoint of U-Net, FCN-VGG16 or FCN-ResNet50 (e.g. fine-tuned with "
-               f"`train_cli.py train --init`), at most {limit:.0f} MiB. It gets its own column, outside the ensemble.")
+               f"`train_cli.py train --init`), at most {limit} MiB{raise_it}. It gets its own column, outside the ensemble.")
     widget = f"extra_upload_{st.session_state.get(UPLOADER_KEY, 0)}"
-    st.file_uploader("Upload a checkpoint", key=widget, max_upload_size=int(limit), on_change=_on_upload, args=(widget,))
+    st.file_uploader("Upload a checkpoint", key=widget, max_upload_size=upload_mb, on_change=_on_upload, args=(widget,))
     path_col, button_col = st.columns([4, 1], vertical_alignment="bottom")
     path_col.text_input("…or a local path or hf://org/name@revision", key="extra_source",
                         placeholder="runs/mine/best.safetensors  or  hf://org/name@rev")

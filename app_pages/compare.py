@@ -114,7 +114,8 @@ own = extra.models()
 for col, (name, p) in zip(cols, preds.items()):
     with col:
         st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help=f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
-        st.caption((f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")) + (", mirror-image averaging" if common.tta() == "flip" else ""))
+        backend = f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")
+        st.caption(backend + (", mirror-image averaging" if common.tta() == "flip" else ""))
         # Callables, run when a button is clicked (outside the script, so all they need is bound
         # here): the full-size mask is computed and encoded then, not on every run.
         def full(n=name, shown=p.mask, tta=common.tta()) -> np.ndarray:

@@ -119,7 +119,8 @@ def refusals(weights_dir, tmp_path):
     cfg["arch"] = "deeplabv3"
     save_tensors(tensors, tmp_path / "deeplab.safetensors", {**meta, CONFIG_KEY: json.dumps(cfg)})
     return [
-        ("upload", ("model.pt", b"\x80\x04 a pickle"), re.escape("model.pt is not a .safetensors checkpoint (no pickle files are read)")),
+        ("upload", ("model.pt", b"\x80\x04 a pickle"),
+         re.escape("model.pt is not a .safetensors checkpoint (no pickle files are read)")),
         ("upload", ("broken.safetensors", (weights_dir / "unet.safetensors").read_bytes()[:1000]),
          "cannot use broken.safetensors: it is not a valid safetensors checkpoint"),
         ("upload", ("big.safetensors", (weights_dir / "unet.safetensors").read_bytes()),

@@ -22,8 +22,15 @@ import numpy as np
 import streamlit as st
 
 from seg_core import extra_models, settings
-from seg_core.extra_models import (ExtraModel, ExtraModelError, check_size, check_suffix, load_extra_model, predict_extra,
-                                  source_key)
+from seg_core.extra_models import (
+    ExtraModel,
+    ExtraModelError,
+    check_size,
+    check_suffix,
+    load_extra_model,
+    predict_extra,
+    source_key,
+)
 from seg_core.files import atomic_path
 from seg_core.inference import Predictions
 
@@ -111,7 +118,8 @@ def _remove(k: str) -> None:
 
 
 def _add(k: str, source: str) -> None:
-    """(In a widget's callback.) Load ``source`` (cached by ``k``) and add it to the session, or keep the refusal for display."""
+    """(In a widget's callback.) Load ``source`` (cached by ``k``) and add it to the session, or
+    keep the refusal for display."""
     st.session_state.pop(ERROR_KEY, None)
     try:
         model = _load(k, source)

@@ -62,6 +62,7 @@ server lacks raises ``gradio_client.exceptions.AppError`` whose message says wha
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import tempfile
 import threading
@@ -78,8 +79,9 @@ from PIL import Image
 
 from seg_core import settings
 from seg_core.data import DataError, list_pairs
+from seg_core.extra_models import ExtraModel, ExtraModelError, load_extra_model, predict_extra, source_key, source_name
 from seg_core.files import atomic_path
-from seg_core.inference import ENSEMBLE, ImageError, class_shares, load_image
+from seg_core.inference import ENSEMBLE, ImageError, Predictions, class_shares, load_image
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
 from seg_core.served_weights import WeightsError, weights_source
@@ -500,13 +502,22 @@ def http_app(demo: gr.Blocks, predictor: Predictor):
 
 # --------------------------------------------------------------------------------------------- page
 
-def compare(predictor: Predictor, image, tta: str = "none") -> dict:
+def compare(predictor: Predictor, image, tta: str = "none", extras: list[ExtraModel] = ()) -> dict:
     """Run every loaded model once (with ``tta="flip"``: on the photo and its mirror image), with
-    their confidence and the ensemble; the session state the views are drawn from."""
-    if not predictor.models:
+    their confidence and the ensemble, then the user's ``extras`` (each under its label, outside
+    the ensemble); the session state the views are drawn from."""
+    if not predictor.models and not extras:
         raise _user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
     rgb = decode(image)
-    preds = _predict(predictor, rgb, tta=tta, confidence=True, ensemble=True)
+    preds = _predict(predictor, rgb, tta=tta, confidence=True, ensemble=True) if predictor.models else Predictions()
+    if extras:
+        try:
+            own = predict_extra(list(extras), rgb, tta, confidence=True)
+        except (RuntimeError, MemoryError) as err:
+            raise gr.Error(f"Your model failed on this image ({type(err).__name__}); try a smaller image.") from err
+        merged = Predictions({**preds, **own})
+        merged.decode_seconds, merged.prepare_seconds = preds.decode_seconds, preds.prepare_seconds + own.prepare_seconds
+        preds = merged
     photo = fit_within(rgb, DISPLAY_MAX_SIDE)
     return {
         "size": rgb.shape[:2],
@@ -518,7 +529,9 @@ def compare(predictor: Predictor, image, tta: str = "none") -> dict:
         "legend": legend_rows({n: p.mask for n, p in preds.items()}),  # shares from the full-size masks
         "seconds": {n: p.seconds for n, p in preds.items()},
         "shared_seconds": preds.decode_seconds + preds.prepare_seconds,
-        "backends": {n: b for n, b in predictor.backends().items() if n in preds},
+        "backends": {n: b for n, b in predictor.backends().items() if n in preds}
+        | {m.label: f"{m.runner.label}, your model" for m in extras},
+        "own": [m.label for m in extras],
         "tta": tta,
     }
 
@@ -548,11 +561,12 @@ def class_report(state: dict | None, evt: gr.SelectData) -> str:
     return f"**{label}**, share of the pixels: {shares}."
 
 
-def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str, ...]) -> list:
-    """Slider, legend, timings, the chosen model's annotated picture and confidence, and one overlay
-    per model in ``names`` (what the page shows)."""
+def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str, ...], own_slots: int = 0) -> list:
+    """Slider, legend, timings, the chosen model's annotated picture and confidence, one overlay
+    per model in ``names`` (what the page shows), and ``own_slots`` updates of the pictures of the
+    user's models (shown with their label, or hidden)."""
     if not state:
-        return [None, "", "", None, None, *([None] * len(names))]
+        return [None, "", "", None, None, *([None] * len(names)), *own_overlays(None, alpha, own_slots)]
     alpha = DEFAULT_OPACITY if alpha is None else float(alpha)
     photo, masks = state["photo"], state["masks"]
     overlays = {n: overlay(photo, masks[n], alpha) for n in names if n in masks}
@@ -568,7 +582,15 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
         timing += " Mirror-image averaging: each model also segmented the mirrored photo."
     annotated = annotations(photo, masks[pick]) if pick else None
     sure = confidence_picture(state, pick) if pick else None
-    return [slider, legend_part, timing, annotated, sure, *(overlays.get(n) for n in names)]
+    return [slider, legend_part, timing, annotated, sure, *(overlays.get(n) for n in names),
+            *own_overlays(state, alpha, own_slots)]
+
+
+def own_overlays(state: dict | None, alpha: float, slots: int) -> list:
+    """``slots`` updates of the pictures beside the three: the user's models' overlays, labelled, then hidden ones."""
+    own = (state or {}).get("own", [])
+    return [gr.update(value=overlay(state["photo"], state["masks"][own[i]], alpha), label=own[i], visible=True)
+            if i < len(own) else gr.update(value=None, visible=False) for i in range(slots)]
 
 
 def error_text(err: gr.Error) -> str:
@@ -593,20 +615,99 @@ def browser_preview(value, out_dir: Path) -> str | None:
     return str(out)
 
 
-def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[str, ...], preview_dir: Path) -> list:
+def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[str, ...], preview_dir: Path,
+             extras: list[ExtraModel] = (), own_slots: int = 0) -> list:
     """A new photo: ``[input image, state, *views, error box]``, with the reason in the error box
     when it cannot be segmented (a toast vanishes, and raising would leave every output with a bare
-    "Error" pill). A TIFF first gets a PNG copy as the input's preview, whose change runs the models."""
+    "Error" pill). A TIFF first gets a PNG copy as the input's preview, whose change runs the models.
+    ``extras``: the user's models, drawn in ``own_slots`` pictures after the three."""
     hidden = gr.update(value="", visible=False)
     if value is None:  # the input was cleared
-        return [gr.skip(), None, *render(None, pick, alpha, names), hidden]
+        return [gr.skip(), None, *render(None, pick, alpha, names, own_slots), hidden]
     if preview := browser_preview(value, preview_dir):
-        return [preview, *([gr.skip()] * (len(names) + 7))]
+        return [preview, *([gr.skip()] * (len(names) + own_slots + 7))]
     try:
-        new = compare(predictor, value, "flip" if flip else "none")
+        new = compare(predictor, value, "flip" if flip else "none", extras)
     except gr.Error as err:
-        return [gr.skip(), None, *render(None, pick, alpha, names), gr.update(value=error_text(err), visible=True)]
-    return [gr.skip(), new, *render(new, pick, alpha, names), hidden]
+        return [gr.skip(), None, *render(None, pick, alpha, names, own_slots),
+                gr.update(value=error_text(err), visible=True)]
+    return [gr.skip(), new, *render(new, pick, alpha, names, own_slots), hidden]
+
+
+# ------------------------------------------------------------------------------------ your own models
+
+MAX_OWN = 2  # a user's own models per session, beside the three
+
+
+@functools.lru_cache(maxsize=4)  # shared by the sessions and bounded; a refusal raises, so it is not kept
+def _own_model(key: str, source: str) -> ExtraModel:
+    return load_extra_model(source)
+
+
+def _upload_path(value) -> str | None:
+    if isinstance(value, dict):
+        return value.get("path")
+    return getattr(value, "path", value) or None
+
+
+def add_own_model(own: list[dict] | None, upload=None, source: str | None = None) -> list[dict]:
+    """The session's own models (``[{"key", "source", "label"}]``) with one more: an uploaded file,
+    else a typed path, ``hf://`` id or (public mode) a listed name. Each refusal is a ``gr.Error``
+    with ``seg_core.extra_models``' sentence."""
+    own = list(own or [])
+    if len(own) >= MAX_OWN:
+        raise _user_error(f"at most {MAX_OWN} of your own models at a time: untick one to add another.",
+                          title="Cannot add this model")
+    source = _upload_path(upload) or str(source or "").strip()
+    if not source:
+        raise _user_error("choose a checkpoint first.", title="Cannot add this model")
+    key = source_key(source)
+    try:
+        model = _own_model(key, source)
+    except ExtraModelError as err:
+        raise _user_error(f"{err}.", title="Cannot add this model") from None
+    if any(o["label"] == model.label for o in own):
+        raise _user_error(f"{model.label} is already in the comparison.", title="Cannot add this model")
+    return own + [{"key": key, "source": source, "label": model.label}]
+
+
+def own_models(own: list[dict] | None) -> list[ExtraModel]:
+    """The loaded models of the session's list (one that can no longer be loaded, e.g. an upload
+    gradio has since deleted, is left out)."""
+    out = []
+    for o in own or []:
+        try:
+            out.append(_own_model(o["key"], o["source"]))
+        except ExtraModelError:
+            pass
+    return out
+
+
+def own_box(own: list[dict]):
+    labels = [o["label"] for o in own]
+    return gr.update(choices=labels, value=labels, visible=bool(labels))
+
+
+def own_section() -> tuple[list, list]:
+    """The "Add your model" accordion: in local mode a file and a path / hf:// box, in public mode a
+    dropdown of ``SEG_EXTRA_MODELS`` (no accordion when none are listed). Returns its inputs for
+    the add button, the button, and the box of added models (untick to remove)."""
+    public = settings.public_mode()
+    offered = [source_name(s) for s in settings.extra_models()] if public else []
+    with gr.Accordion("Add your model", open=False, visible=not public or bool(offered), elem_id="own-models"):
+        if public:
+            inputs = [gr.Dropdown(offered, value=None, label="Models offered by this server", elem_id="own-pick")]
+        else:
+            gr.Markdown("A `.safetensors` checkpoint of U-Net, FCN-VGG16 or FCN-ResNet50 (e.g. fine-tuned with "
+                        f"`train_cli.py train --init`): an upload (at most {MAX_FILE_SIZE.removesuffix('mb')} MB, "
+                        "the server's upload limit), or a local path or `hf://org/name@revision` of any size up to "
+                        "256 MiB. It gets a picture of its own, outside the ensemble.")
+            inputs = [gr.File(label="Checkpoint (.safetensors)", height=110, elem_id="own-file"),
+                      gr.Textbox(label="…or a local path or hf://org/name@revision", elem_id="own-source")]
+        add = gr.Button("Add to the comparison", elem_id="own-add")
+        box = gr.CheckboxGroup([], value=[], label="Your models in the comparison (untick to remove)", visible=False,
+                               elem_id="own-list")
+    return inputs, add, box
 
 
 def missing_note(predictor: Predictor, weights_note: str | None = None) -> str:
@@ -647,6 +748,7 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
                 mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
                                      info="each model also segments the mirrored photo; the two are averaged")
+                own_inputs, own_add, own_list = own_section()
                 if photos:
                     gr.Examples(examples=[[str(p)] for p in photos], inputs=[image], examples_per_page=N_EXAMPLES,
                                 label="Cityscapes val scenes (click one)")
@@ -676,18 +778,39 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                     overlays.append(gr.Image(label=display_name(name), interactive=False))
                 else:
                     gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
+            own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
+        own = gr.State([])  # this session's own models: sources only; the models are in _own_model's cache
 
-        views = [slider, legend_box, timing, annotated, sure, *overlays]
+        views = [slider, legend_box, timing, annotated, sure, *overlays, *own_pictures]
 
-        def on_image(value, pick, alpha, flip):
-            return on_photo(predictor, value, pick, alpha, flip, shown, masks_dir)
+        def on_image(value, pick, alpha, flip, mine):
+            return on_photo(predictor, value, pick, alpha, flip, shown, masks_dir, own_models(mine), MAX_OWN)
 
         def on_view(current, pick, alpha):
-            return render(current, pick, alpha, shown)
+            return render(current, pick, alpha, shown, MAX_OWN)
 
+        def on_add(mine, value, pick, alpha, flip, *chosen):
+            try:
+                mine = add_own_model(mine, *chosen) if len(chosen) == 2 else add_own_model(mine, source=chosen[0])
+            except gr.Error as err:
+                return [*([gr.skip()] * (2 + len(own_inputs) + 2 + len(views))), gr.update(value=error_text(err), visible=True)]
+            return [mine, own_box(mine), *([None] * len(own_inputs)), *on_image(value, pick, alpha, flip, mine)]
+
+        def on_untick(mine, kept, value, pick, alpha, flip):
+            mine = [o for o in mine or [] if o["label"] in (kept or [])]
+            return [mine, own_box(mine), *([gr.skip()] * len(own_inputs)), *on_image(value, pick, alpha, flip, mine)]
+
+        page_out = [image, state, *views, error_box]
         for trigger in (image, mirror):  # a new photo, or the same one with(out) mirror-image averaging
-            trigger.change(on_image, [image, picker, opacity, mirror], [image, state, *views, error_box], preprocess=False,
+            trigger.change(on_image, [image, picker, opacity, mirror, own], page_out, preprocess=False,
                            concurrency_limit=INFER_WORKERS, concurrency_id="inference", api_visibility="private")
+        photo_in = [image, picker, opacity, mirror]
+        own_add.click(on_add, [own, *photo_in, *own_inputs], [own, own_list, *own_inputs, *page_out],
+                      preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference",
+                      api_visibility="private")
+        own_list.input(on_untick, [own, own_list, *photo_in], [own, own_list, *own_inputs, *page_out],
+                       preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference",
+                       api_visibility="private")
         # Redrawing is cheap; while one redraw runs, only the latest slider position is kept.
         for control in (picker, opacity):
             control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",

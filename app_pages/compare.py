@@ -13,7 +13,7 @@ import streamlit as st
 
 from seg_core.palette import colorize
 from seg_core.viz import disagreement, disagreement_image, legend_html, legend_rows, overlay, png_bytes
-from ui import common, val_analysis
+from ui import common, extra, val_analysis
 from ui.scenes import Scene, display_scale
 from ui.viewer import mask_viewer
 from ui.views import before_after_html, data_url, image_grid_html, mask_data_url
@@ -30,18 +30,19 @@ common.scene_picker()
 scene = common.current_scene()
 if scene is None:
     st.stop()
+extra.manager()  # once there is a photo to compare on: the landing page stays two boxes
 
 # The models segment the photo at screen size: a mask shown 1024 px wide gains nothing from being
 # computed at 4096 and shrunk (the models see 256x512 either way), and a large upload's masks come
 # up several times sooner. The downloads are computed at the photo's full size, when clicked.
 photo = display_scale(scene.photo)
-preds = common.predictions(scene, photo) if pred.models else {}
+preds = extra.beside(common.predictions(scene, photo) if pred.models else {}, extra.predictions(scene, photo))
 masks = {name: p.mask for name, p in preds.items()}
 truth = display_scale(scene.label, nearest=True) if scene.label is not None else None
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _mask_urls(scene_key: str, weights: str, tta: str, _masks: dict) -> dict[str, str]:
+def _mask_urls(scene_key: str, weights: str, tta: str, extras: str, _masks: dict) -> dict[str, str]:
     return {n: mask_data_url(m) for n, m in _masks.items()}
 
 
@@ -58,7 +59,7 @@ def views(scene: Scene, preds: dict, photo: np.ndarray, masks: dict, truth: np.n
                                 label_visibility="collapsed")
     shown = common.columns(preds)
     titles = {n: common.model_title(n, preds.get(n)) for n in shown}
-    urls = _mask_urls(scene.key, common.weights_key(), common.tta(), masks)
+    urls = _mask_urls(scene.key, common.weights_key(), common.tta(), extra.key(), masks)
     first = _scene_urls(scene.key, photo, truth)
     if view == "Masks" or not masks:
         st.html(image_grid_html(first + [(titles[n], urls.get(n)) for n in shown]))
@@ -76,9 +77,10 @@ def views(scene: Scene, preds: dict, photo: np.ndarray, masks: dict, truth: np.n
     elif view == "Inspect":
         # The viewer needs each model's confidence: computed (and cached) only when it is opened,
         # so the other views keep the quicker masks-only pass.
-        with_conf = val_analysis.predictions(scene, photo)
+        with_conf = extra.beside(val_analysis.predictions(scene, photo) if pred.models else {},
+                                 extra.predictions(scene, photo, confidence=True))
         mask_viewer(photo, with_conf, truth, key="compare_viewer",
-                    scene_id=f"{common.weights_key()}|{scene.key}|{photo.shape}|{common.tta()}")
+                    scene_id=f"{common.weights_key()}|{scene.key}|{photo.shape}|{common.tta()}|{extra.key()}")
     else:
         if len(masks) > 1:
             share = disagreement([p.mask for p in preds.values()]).mean()
@@ -108,16 +110,21 @@ st.caption(f"Shared by the models, counted once: decoding the file {scene.decode
 
 cols = st.columns(len(masks))
 stem = scene.name.rsplit(".", 1)[0]
+own = extra.models()
 for col, (name, p) in zip(cols, preds.items()):
     with col:
         st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help=f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
-        st.caption(pred.backends().get(name, "") + (", mirror-image averaging" if common.tta() == "flip" else ""))
+        backend = f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")
+        st.caption(backend + (", mirror-image averaging" if common.tta() == "flip" else ""))
         # Callables, run when a button is clicked (outside the script, so all they need is bound
         # here): the full-size mask is computed and encoded then, not on every run.
         def full(n=name, shown=p.mask, tta=common.tta()) -> np.ndarray:
+            if n in own:
+                return extra.full_size_mask(own[n], scene, shown, tta)
             return common.full_size_mask(pred, scene, n, shown, tta)
 
-        st.download_button("Class ids (PNG)", lambda full=full: png_bytes(full()), f"{stem}_{name}_ids.png",
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)  # a user's model: "unet (mine.safetensors)"
+        st.download_button("Class ids (PNG)", lambda full=full: png_bytes(full()), f"{stem}_{slug}_ids.png",
                            "image/png", key=f"dl_ids_{name}", on_click="ignore")
         st.download_button("Colour mask (PNG)", lambda full=full: png_bytes(colorize(full())),
-                           f"{stem}_{name}_color.png", "image/png", key=f"dl_color_{name}", on_click="ignore")
+                           f"{stem}_{slug}_color.png", "image/png", key=f"dl_color_{name}", on_click="ignore")

@@ -12,7 +12,7 @@ import streamlit as st
 from seg_core.metrics import IMAGE_SCORE_RULE, scored_label
 from seg_core.palette import colorize
 from seg_core.viz import ERROR_CAPTION, error_map
-from ui import common
+from ui import common, extra
 from ui.scenes import display_scale
 from ui.figures import SCALES
 
@@ -32,7 +32,8 @@ if scene is None or scene.label is None:
         st.stop()
 
 st.subheader(scene.name)
-preds = common.predictions(scene) if pred.models else {}
+extra.manager()
+preds = extra.beside(common.predictions(scene) if pred.models else {}, extra.predictions(scene))
 common.show_images([("Photo", display_scale(scene.photo)), ("Ground truth", colorize(display_scale(scene.label, nearest=True)))]
                    + [(common.model_title(n), colorize(display_scale(preds[n].mask, nearest=True)) if n in preds else None)
                       for n in common.columns(preds)])

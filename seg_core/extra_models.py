@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import settings
 from .checkpoint import HUB_PREFIX, HUB_WEIGHTS, CheckpointError
+from .inference import Predictions, predict_many
 from .runners import TorchRunner, load_runner
 
 MAX_BYTES = 256 * 2**20  # FCN-ResNet50 in fp32 is 128 MiB; twice that is no checkpoint of ours
@@ -40,7 +41,20 @@ def source_name(source: str) -> str:
     return source if source.startswith(HUB_PREFIX) else Path(source).name
 
 
-def load_extra_model(source: str, public: bool | None = None, max_bytes: int = MAX_BYTES) -> ExtraModel:
+def check_suffix(file_name: str, shown: str | None = None) -> None:
+    """Refuse a file that is not safetensors by its name (``shown``: what the sentence calls it),
+    so that an upload is refused before it is stored."""
+    if Path(file_name).suffix != ".safetensors":
+        raise ExtraModelError(f"{shown or file_name} is not a .safetensors checkpoint (no pickle files are read)")
+
+
+def check_size(name: str, size: int, max_bytes: int | None = None) -> None:
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
+    if size > max_bytes:
+        raise ExtraModelError(f"{name} is {size / 2**20:.0f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
+
+
+def load_extra_model(source: str, public: bool | None = None, max_bytes: int | None = None) -> ExtraModel:
     """Load a user's checkpoint for the comparison (see the module docstring); raises ``ExtraModelError``.
 
     In public mode ``source`` is one of ``SEG_EXTRA_MODELS``, or its ``source_name``."""
@@ -54,18 +68,31 @@ def load_extra_model(source: str, public: bool | None = None, max_bytes: int = M
             source = offered[source]
     name = source_name(source)
     path = _download(source) if source.startswith(HUB_PREFIX) else Path(source).expanduser()
-    if path.suffix != ".safetensors":
-        raise ExtraModelError(f"{name} is not a .safetensors checkpoint (no pickle files are read)")
+    check_suffix(path.name, name)
     if not path.is_file():
         raise ExtraModelError(f"no checkpoint {name} (a file, or model.safetensors of the repo)")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ExtraModelError(f"{name} is {size / 2**20:.0f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
+    check_size(name, path.stat().st_size, max_bytes)
     try:  # the arch comes from the file's config, and build_model refuses any but the three
         return ExtraModel(source, load_runner(path))
     except CheckpointError as err:  # its message names the file by its path: show the name only
         why = str(err).replace(f"{path}: ", "").replace(str(path), "it")
         raise ExtraModelError(f"cannot use {name}: {why}") from None
+
+
+def source_key(source: str) -> str:
+    """What a loaded model is cached by: a local file by its path, size and modification time (a file
+    written again is loaded again), an ``hf://`` id or a listed name as it is."""
+    path = Path(source).expanduser()
+    if source.startswith(HUB_PREFIX) or not path.is_file():
+        return source
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def predict_extra(extras: list[ExtraModel], image, tta: str = "none", confidence: bool = False) -> Predictions:
+    """The masks of a user's models for one image, each under its ``label``: apart from the shipped
+    three, so adding one never recomputes them, and never part of their ensemble."""
+    return predict_many({m.label: m.runner for m in extras}, image, tta, confidence)
 
 
 def _download(source: str) -> Path:

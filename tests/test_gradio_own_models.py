@@ -1,0 +1,104 @@
+"""Your own models in the Gradio app: the "Add your model" handlers called directly (file, path,
+hf://, two at most, refusals in the page's error box, public mode's list), on the tiny
+random-weight checkpoints of ``weights_dir``; the Hub is replaced at ``snapshot_download``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from seg_core import extra_models
+from seg_core.palette import colorize
+from tests.test_app_own_models import hub, refusals  # noqa: F401
+from tests.test_gradio_app import app, photo  # noqa: F401
+
+
+def page_fn(demo, name: str):
+    """The page's handler ``name``, checked to answer as many values as its event has outputs."""
+    block = next(f for f in demo.fns.values() if f.fn.__name__ == name)
+
+    def call(*args):
+        out = block.fn(*args)
+        assert len(out) == len(block.outputs), (name, len(out), len(block.outputs))
+        return out
+    return call
+
+
+def props_by_id(demo) -> dict:
+    return {c["props"].get("elem_id"): c for c in demo.config["components"] if c["props"].get("elem_id")}
+
+
+def test_own_models_from_a_file_a_path_and_the_hub_beside_the_three(app, weights_dir, hub, photo, tmp_path):  # noqa: F811
+    upload = tmp_path / "mine.safetensors"
+    shutil.copy(weights_dir / "unet.safetensors", upload)
+    own = app.add_own_model([], {"path": str(upload)})
+    assert [o["label"] for o in own] == ["unet (mine.safetensors)"]
+    own = app.add_own_model(own, None, "hf://lab/unet-ft@abc123")
+    with pytest.raises(gr.Error, match="at most 2 of your own models"):
+        app.add_own_model(own, None, str(weights_dir / "fcn_vgg16.safetensors"))
+
+    state = app.compare(app.predictor, {"path": str(photo)}, "none", app.own_models(own))
+    alone = app.compare(app.predictor, {"path": str(photo)})
+    labels = ["unet (mine.safetensors)", "unet (hf://lab/unet-ft@abc123)"]
+    assert list(state["masks"])[-2:] == labels and state["own"] == labels
+    assert np.array_equal(state["masks"]["ensemble"], alone["masks"]["ensemble"])  # not inside the ensemble
+    assert state["backends"][labels[0]] == "PyTorch fp32, your model"
+    names = tuple(app.predictor.models)
+    *_, first, second = app.render(state, "unet", 1.0, names, 2)
+    assert first["visible"] and first["label"] == labels[0]
+    assert np.array_equal(first["value"], colorize(state["masks"][labels[0]]))
+    assert second["label"] == labels[1]
+    assert not app.render(alone, "unet", 1.0, names, 2)[-1]["visible"]  # no own model: the slot stays hidden
+    assert "unet (mine.safetensors)" in app.render(state, "unet", 1.0, names, 2)[1]  # and in the legend
+
+
+def test_adding_in_the_page_segments_the_photo_again_and_unticking_removes(app, weights_dir, photo):  # noqa: F811
+    on_add, on_untick = page_fn(app.demo, "on_add"), page_fn(app.demo, "on_untick")
+    out = on_add([], {"path": str(photo)}, "unet", 0.5, False, None, str(weights_dir / "fcn_vgg16.safetensors"))
+    mine, listed, file, text, _, state, *views, box = out
+    assert [o["label"] for o in mine] == ["fcn_vgg16 (fcn_vgg16.safetensors)"] and listed["visible"]
+    assert listed["choices"] == ["fcn_vgg16 (fcn_vgg16.safetensors)"] and file is None and text is None  # emptied
+    assert state["own"] == ["fcn_vgg16 (fcn_vgg16.safetensors)"] and views[-2]["visible"] and box["visible"] is False
+    mine, listed, _, _, _, state, *views, _ = on_untick(mine, [], {"path": str(photo)}, "unet", 0.5, False)
+    assert mine == [] and not listed["visible"] and state["own"] == [] and not views[-2]["visible"]
+
+
+def test_every_refusal_is_the_pages_error(app, weights_dir, hub, tmp_path, monkeypatch):  # noqa: F811
+    on_add = page_fn(app.demo, "on_add")
+    for how, what, sentence in refusals(weights_dir, tmp_path):
+        with monkeypatch.context() as m:
+            if how == "upload":
+                name, data = what
+                (tmp_path / name).write_bytes(data)
+                upload, source = {"path": str(tmp_path / name)}, None
+                if name == "big.safetensors":
+                    m.setattr(extra_models, "MAX_BYTES", 2**20)
+            else:
+                upload, source = None, what
+            out = on_add([], None, "unet", 0.5, False, upload, source)
+        box = out[-1]
+        assert box["visible"] and box["value"].startswith("**Cannot add this model:** "), what
+        assert re.search(sentence, box["value"]) and str(tmp_path) not in box["value"], box["value"]
+        assert all(isinstance(o, dict) and o.get("__type__") == "update" for o in out[:-1])  # nothing else changed
+
+
+def test_public_mode_offers_only_the_listed_models(app, weights_dir, hub, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("SEG_PUBLIC", "1")
+    monkeypatch.setenv("SEG_EXTRA_MODELS", f"{weights_dir / 'fcn_resnet50.safetensors'},hf://lab/unet-ft")
+    demo = app.build_demo(app.predictor, data_dir=None)
+    props = props_by_id(demo)
+    assert props["own-models"]["props"]["visible"] and "own-file" not in props and "own-source" not in props
+    assert [c[0] for c in props["own-pick"]["props"]["choices"]] == ["fcn_resnet50.safetensors", "hf://lab/unet-ft"]
+    assert str(weights_dir) not in str(demo.config)
+    own = app.add_own_model([], None, "fcn_resnet50.safetensors")
+    assert [o["label"] for o in own] == ["fcn_resnet50 (fcn_resnet50.safetensors)"]
+    with pytest.raises(gr.Error, match="only adds the models its deployer listed"):
+        app.add_own_model([], None, str(weights_dir / "unet.safetensors"))  # a path sent by hand
+
+    monkeypatch.delenv("SEG_EXTRA_MODELS")
+    assert not props_by_id(app.build_demo(app.predictor, data_dir=None))["own-models"]["props"]["visible"]

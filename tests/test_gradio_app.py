@@ -208,7 +208,8 @@ def test_plain_http_api_refuses_at_once_when_full(app, photo):
 def test_entry_point_serves_the_page_and_the_plain_api(app, photo):
     from starlette.testclient import TestClient
 
-    with TestClient(app.http_app(app.demo, app.predictor)) as http:
+    demo = app.build_demo(app.predictor, None)  # its own: closing it must not stop the module's served demo
+    with TestClient(app.http_app(demo, app.predictor)) as http:
         page = http.get("/")
         assert page.status_code == 200 and "gradio" in page.text.lower()
         assert http.post(app.REST_PATH, content=photo.read_bytes()).status_code == 200

@@ -148,6 +148,9 @@ def test_views_html_grid_and_before_after_slider():
     assert url.startswith("data:image/jpeg;base64,") and views.data_url(colorize(label), "PNG").startswith("data:image/png")
     grid = views.image_grid_html([("Photo", url), ("U-Net <b>", None)])
     assert "grid-template-columns:repeat(auto-fit" in grid and "U-Net &lt;b&gt;: not available" in grid
+    # a picture still being computed (the ensemble, after the three masks) says so in its place
+    grid = views.image_grid_html([("Photo", url), ("All three (averaged)", None)], notes={"All three (averaged)": "averaging…"})
+    assert "All three (averaged): averaging…" in grid and "not available" not in grid
     page = views.before_after_html(url, {"U-Net": url, "FCN-VGG16": url})
     assert page.count("<button") == 2 and "pointermove" in page and "clipPath" in page
 
@@ -557,7 +560,7 @@ def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, wei
     original = Predictor.predict
 
     def recording(self, image, names=None, tta="none", **options):
-        asked.append(tta)
+        asked.append((tta, names))
         return original(self, image, names, tta, **options)
 
     monkeypatch.setattr(Predictor, "predict", recording)
@@ -565,14 +568,15 @@ def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, wei
     at.query_params["scene"] = "3.jpg"
     at.run()
     no_exception(at)
-    assert not at.sidebar.toggle(key="tta").value and asked == ["none"]
+    # the three masks, then the ensemble alone
+    assert not at.sidebar.toggle(key="tta").value and asked == [("none", None), ("none", ("ensemble",))]
     assert not any("mirror-image" in c.value for c in at.caption)
     at.sidebar.toggle(key="tta").set_value(True).run()
     no_exception(at)
-    assert asked == ["none", "flip"]
+    assert [t for t, _ in asked] == ["none", "none", "flip", "flip"]
     assert sum("mirror-image averaging" in c.value for c in at.caption) == 4  # three models and the ensemble
     at.sidebar.toggle(key="tta").set_value(False).run()  # back: the cached masks, no new prediction
-    assert asked == ["none", "flip"]
+    assert len(asked) == 4
 
 
 def test_public_mode_has_no_folder_box_and_shows_no_server_path(env, monkeypatch, weights_dir):

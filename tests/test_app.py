@@ -206,6 +206,8 @@ def test_legend_lists_present_classes_with_shares():
     assert "sky" in html and "#4682b4" in html and "50.0%" in html and ">Model B</th>" in html
     assert "width:28px" in html and "border:1px solid #222" in html  # big, bordered swatches
     assert "FCN&#8209;VGG16" in legend_html(rows, {"A": "FCN-VGG16"})  # a title never breaks at its hyphen
+    # on a phone the titles stand upright, so the four share columns fit (tests/test_app_browser.py measures it)
+    assert "@container (max-width:560px)" in html and "writing-mode:vertical-rl" in html and "class='seg-legend'" in html
     assert share_text(0.0004) == "<0.1%" and share_text(0) == "–"
 
 

@@ -96,7 +96,7 @@ def grid_html(at: AppTest) -> str:
 
 def grid_captions(at: AppTest) -> list[str]:
     return [html.unescape(c) for c in re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", grid_html(at))] + [
-        html.unescape(c) for c in re.findall(r"<div style='padding:2em 0;color:#888'>(.*?): not available</div>", grid_html(at))]
+        html.unescape(c) for c in re.findall(r"<div class='seg-note'[^>]*>(.*?): not available</div>", grid_html(at))]
 
 
 def texts(elements) -> str:
@@ -265,6 +265,40 @@ def test_compare_legend_comes_right_after_the_masks(env):
     grid = next(i for i, h in enumerate(htmls) if "seg-grid" in h)
     assert "<table" in htmls[grid + 1]
     assert kinds.index("Html") < kinds.index("Metric")  # pictures before the times and downloads
+
+
+def test_compare_draws_the_three_masks_before_the_ensemble_is_computed(env, monkeypatch, tmp_path, weights_dir):
+    """First paint: the grid with the three masks and "averaging…" in the ensemble's cell is drawn
+    before the ensemble is asked for; then the same grid is redrawn with it. Later reruns (another
+    view, back again) draw once, with the ensemble."""
+    from seg_core.predictor import Predictor
+
+    shutil.copytree(weights_dir, tmp_path / "weights")  # a folder of its own: nothing cached by other tests
+    use_weights(monkeypatch, tmp_path / "weights")
+    events = []
+    original_predict, original_grid = Predictor.predict, views.image_grid_html
+
+    def predict(self, image, names=None, *args, **options):
+        events.append(("predict", names))
+        return original_predict(self, image, names, *args, **options)
+
+    def grid(items, *args, notes=None, **options):
+        events.append(("grid", tuple(c.split(" (")[0] for c, url in items if url is not None), bool(notes)))
+        return original_grid(items, *args, notes=notes, **options)
+
+    monkeypatch.setattr(Predictor, "predict", predict)
+    monkeypatch.setattr(views, "image_grid_html", grid)
+    at = compare_deep_link("4.jpg")
+    no_exception(at)
+    models = ("U-Net", "FCN-VGG16", "FCN-ResNet50")
+    assert events == [("predict", None), ("grid", ("Photo", "Ground truth", *models), True),
+                      ("predict", ("ensemble",)), ("grid", ("Photo", "Ground truth", *models, "All three"), False)]
+    assert "averaging…" not in grid_html(at) and "All three (averaged) (" in grid_html(at)
+    events.clear()
+    at.segmented_control(key="view").set_value("Overlays").run()
+    at.segmented_control(key="view").set_value("Masks").run()
+    no_exception(at)
+    assert [e for e in events if e[0] == "predict"] == [] and all(not e[2] for e in events)
 
 
 def test_compare_views_opacity_and_before_after(env):

@@ -2,8 +2,10 @@
 
 Upload photos or pick an example scene; the masks come first, in one view at a time (masks,
 overlays, a before/after slider, disagreement, and the interactive viewer: hover, zoom, confidence)
-with the class legend right below, then the inference times and the downloads. The views are a fragment: switching them or moving the
-opacity reruns only that block, and the before/after seam moves in the browser alone.
+with the class legend right below, then the inference times and the downloads. The three models'
+masks are drawn as soon as they are computed; the ensemble's cell fills a step later. The views
+are a fragment: switching them or moving the opacity reruns only that block, and the before/after
+seam moves in the browser alone.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 import streamlit as st
 
 from seg_core.palette import colorize
+from seg_core.registry import ARCH_NAMES, ENSEMBLE
 from seg_core.viz import disagreement, disagreement_image, legend_html, legend_rows, overlay, png_bytes
 from ui import common, extra, val_analysis
 from ui.scenes import Scene, display_scale
@@ -36,14 +39,21 @@ extra.manager()  # once there is a photo to compare on: the landing page stays t
 # computed at 4096 and shrunk (the models see 256x512 either way), and a large upload's masks come
 # up several times sooner. The downloads are computed at the photo's full size, when clicked.
 photo = display_scale(scene.photo)
-preds = extra.beside(common.predictions(scene, photo) if pred.models else {}, extra.predictions(scene, photo))
-masks = {name: p.mask for name, p in preds.items()}
+
+
+def with_own(preds: dict) -> dict:
+    """The three (and their ensemble), then the user's own models (never inside the ensemble)."""
+    return extra.beside(preds, extra.predictions(scene, photo))
+
+
+models = with_own(common.model_predictions(scene, photo) if pred.models else {})
 truth = display_scale(scene.label, nearest=True) if scene.label is not None else None
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _mask_urls(scene_key: str, weights: str, tta: str, extras: str, _masks: dict) -> dict[str, str]:
-    return {n: mask_data_url(m) for n, m in _masks.items()}
+@st.cache_data(max_entries=64, show_spinner=False)
+def _mask_url(scene_key: str, weights: str, tta: str, name: str, extras: str, _mask: np.ndarray) -> str:
+    """One mask as a data URL, once per scene and model (the ensemble's comes a step later)."""
+    return mask_data_url(_mask)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -52,24 +62,44 @@ def _scene_urls(scene_key: str, _photo: np.ndarray, _truth: np.ndarray | None) -
     return [("Photo", data_url(_photo))] + ([("Ground truth", mask_data_url(_truth))] if _truth is not None else [])
 
 
+def grid(view: str, scene: Scene, preds: dict, photo: np.ndarray, truth: np.ndarray | None, opacity: float,
+         overlays: dict[str, str], pending: bool = False) -> str:
+    """The picture grid of the Masks or Overlays view; ``pending``: the ensemble is still being
+    averaged, and its cell says so. ``overlays`` keeps the overlays made, for the second call."""
+    shown = common.columns(preds)
+    if pending:  # where the ensemble will be: after the three, before the user's models
+        shown.insert(len(ARCH_NAMES), ENSEMBLE)
+    first = _scene_urls(scene.key, photo, truth)
+    notes = {common.model_title(ENSEMBLE) + (" overlay" if view == "Overlays" else ""): "averaging…"} if pending else None
+    if view == "Masks":
+        urls = {n: _mask_url(scene.key, common.weights_key(), common.tta(), n, extra.key(), p.mask) for n, p in preds.items()}
+        return image_grid_html(first + [(common.model_title(n, preds.get(n)), urls.get(n)) for n in shown], notes=notes)
+    for n, p in preds.items():
+        if n not in overlays:
+            overlays[n] = data_url(overlay(photo, p.mask, opacity))
+    return image_grid_html(first[:1] + [(f"{common.model_title(n)} overlay", overlays.get(n)) for n in shown], notes=notes)
+
+
 @st.fragment
-def views(scene: Scene, preds: dict, photo: np.ndarray, masks: dict, truth: np.ndarray | None) -> None:
-    """The pictures, one view at a time; a fragment, so its controls rerun only this block."""
+def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | None) -> None:
+    """The pictures, one view at a time; a fragment, so its controls rerun only this block. The
+    three masks (or overlays) are drawn first and the ensemble's cell is filled when it is averaged."""
     view = st.segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="view",
                                 label_visibility="collapsed")
-    shown = common.columns(preds)
-    titles = {n: common.model_title(n, preds.get(n)) for n in shown}
-    urls = _mask_urls(scene.key, common.weights_key(), common.tta(), extra.key(), masks)
-    first = _scene_urls(scene.key, photo, truth)
-    if view == "Masks" or not masks:
-        st.html(image_grid_html(first + [(titles[n], urls.get(n)) for n in shown]))
-    elif view == "Overlays":
+    opacity = 0.5
+    if view in ("Overlays", "Before / after"):
         opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
-        st.html(image_grid_html(first[:1] + [(f"{common.model_title(n)} overlay",
-                                             data_url(overlay(photo, masks[n], opacity)) if n in masks else None)
-                                            for n in shown]))
-    elif view == "Before / after":
-        opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
+    if view in ("Masks", "Overlays") or not models:
+        slot, overlays = st.empty(), {}
+        view = view if models else "Masks"
+        if models and common.ensemble_pending(scene, photo):
+            slot.html(grid(view, scene, models, photo, truth, opacity, overlays, pending=True))
+        preds = with_own(common.predictions(scene, photo) if pred.models else {}) if models else {}
+        slot.html(grid(view, scene, preds, photo, truth, opacity, overlays))
+        return
+    preds = with_own(common.predictions(scene, photo) if pred.models else {})
+    masks = {name: p.mask for name, p in preds.items()}
+    if view == "Before / after":
         overlays = {common.model_title(n): data_url(overlay(photo, m, opacity)) for n, m in masks.items()}
         # Our own HTML (data URLs of our pictures, escaped titles): the slider's script runs in
         # the iframe, so dragging never reaches the server.
@@ -81,20 +111,20 @@ def views(scene: Scene, preds: dict, photo: np.ndarray, masks: dict, truth: np.n
                                  extra.predictions(scene, photo, confidence=True))
         mask_viewer(photo, with_conf, truth, key="compare_viewer",
                     scene_id=f"{common.weights_key()}|{scene.key}|{photo.shape}|{common.tta()}|{extra.key()}")
+    elif len(masks) > 1:
+        share = disagreement(list(masks.values())).mean()
+        st.html(image_grid_html([("Photo", _scene_urls(scene.key, photo, truth)[0][1]),
+                                 (f"cyan: the models disagree ({share:.1%} of the pixels)",
+                                  data_url(disagreement_image(photo, list(masks.values()))))], min_width=280))
     else:
-        if len(masks) > 1:
-            share = disagreement([p.mask for p in preds.values()]).mean()
-            st.html(image_grid_html([("Photo", first[0][1]),
-                                     (f"cyan: the models disagree ({share:.1%} of the pixels)",
-                                      data_url(disagreement_image(photo, list(masks.values()))))], min_width=280))
-        else:
-            st.caption("Needs at least two models.")
+        st.caption("Needs at least two models.")
 
 
 st.subheader(scene.name + (" (with ground truth)" if scene.label is not None else ""))
-views(scene, preds, photo, masks, truth)
-if not masks:
+views(scene, models, photo, truth)
+if not models:
     st.stop()
+preds = with_own(common.predictions(scene, photo) if pred.models else {})  # computed in the views above, cached
 st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
                     {n: common.model_title(n) for n in preds}))
 
@@ -108,12 +138,14 @@ st.caption(f"Shared by the models, counted once: decoding the file {scene.decode
            f"upsampling to {w}x{h}, argmax.{shown_at}")
 
 
-cols = st.columns(len(masks))
+cols = st.columns(len(preds))
 stem = scene.name.rsplit(".", 1)[0]
 own = extra.models()
 for col, (name, p) in zip(cols, preds.items()):
     with col:
-        st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help=f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
+        alone = (f"after the masks: the members' probabilities (their forward passes again), their mean, upsampling "
+                 f"to {w}x{h}, argmax" if name == ENSEMBLE else f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
+        st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help=alone)
         backend = f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")
         st.caption(backend + (", mirror-image averaging" if common.tta() == "flip" else ""))
         # Callables, run when a button is clicked (outside the script, so all they need is bound

@@ -5,8 +5,9 @@ Starts ``streamlit run app.py`` (``--weights``, ``--data``), opens the page in a
 time on a new page with a new synthetic street photo (so that no cached mask is reused):
 
 * **upload**: a ``--size`` JPEG set on the file input; from the input's ``change`` event to the
-  three model masks decoded in the page (``masks``), and to the page idle: no stale element, no
-  running status, for 300 ms (``idle``; the 300 ms are not counted);
+  three model masks decoded in the page (``masks``: the first paint), to the ensemble's mask
+  decoded in its cell, drawn a step later (``ensemble``), and to the page idle: both shown, no
+  stale element, no running status, for 300 ms (``idle``; the 300 ms are not counted);
 * **opacity**: in the Overlays view, one keyboard step of the opacity slider; from the key press to
   the three new overlays decoded (``browser``), and ``server``: from the websocket frame that
   carries the new value to the last frame of the answer;
@@ -37,6 +38,7 @@ from seg_core import settings
 from tests.test_app_browser import CHROMIUM, ROOT, Browser, serve_app, wait_for
 
 MODEL_RE = r"^(U-Net|FCN-VGG16|FCN-ResNet50) \("
+ENSEMBLE_RE = r"^All three \(averaged\) \("
 
 
 def synthetic_street(width: int = 2048, height: int = 1024, seed: int = 0) -> np.ndarray:
@@ -117,12 +119,13 @@ class Page(Browser):
             time.sleep(0.02)
 
 
-#: Installed in the page: records when the three masks (or overlays) are decoded and when the page
-#: is idle, with ``performance.now()``, on every animation frame.
+#: Installed in the page: records when the three masks are decoded, when the ensemble's is, whether
+#: its cell said "averaging…" meanwhile, and when the page is idle, with ``performance.now()``, on
+#: every animation frame.
 WATCH_JS = """
 (() => {
-  const t = window.__t = {start: null, masks: null, idle: null, quietSince: null};
-  const re = new RegExp(%s);
+  const t = window.__t = {start: null, masks: null, ensemble: null, waited: false, idle: null, quietSince: null};
+  const re = new RegExp(%s), ens = new RegExp(%s);
   for (const kind of ['input', 'change'])
     document.addEventListener(kind, e => { if (e.target.type === 'file' && t.fired === undefined) { t.fired = kind; t.start = performance.now(); } }, true);
   const tick = () => {
@@ -130,15 +133,19 @@ WATCH_JS = """
     if (t.start !== null) {
       const imgs = [...document.querySelectorAll('.seg-grid img')].filter(i => re.test(i.alt) && i.complete && i.naturalWidth > 0);
       if (t.masks === null && imgs.length >= 3) t.masks = now;
+      if (t.masks !== null && t.ensemble === null) {
+        if ([...document.querySelectorAll('.seg-grid img')].some(i => ens.test(i.alt) && i.complete && i.naturalWidth > 0)) t.ensemble = now;
+        else if ([...document.querySelectorAll('.seg-grid .seg-note')].some(n => n.textContent.includes('averaging'))) t.waited = true;
+      }
       const busy = document.querySelector('[data-stale="true"]') || document.querySelector('[data-testid="stStatusWidget"]');
-      if (t.masks !== null && !busy) { if (t.quietSince === null) t.quietSince = now; if (now - t.quietSince > 300 && t.idle === null) t.idle = t.quietSince; }
+      if (t.masks !== null && t.ensemble !== null && !busy) { if (t.quietSince === null) t.quietSince = now; if (now - t.quietSince > 300 && t.idle === null) t.idle = t.quietSince; }
       else t.quietSince = null;
     }
     requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
 })();
-""" % json.dumps(MODEL_RE)
+""" % (json.dumps(MODEL_RE), json.dumps(ENSEMBLE_RE))
 
 OVERLAY_JS = """
 (() => {
@@ -167,8 +174,8 @@ def upload(page: Page, path: Path, timeout: float = 120) -> dict:
     page.call("DOM.setFileInputFiles", nodeId=node, files=[str(path)])
     t = wait_for(lambda: (v := page.evaluate("JSON.stringify(window.__t)")) and json.loads(v)["idle"] is not None
                  and json.loads(v), timeout, "the page to show the masks and go idle")
-    return {"masks": (t["masks"] - t["start"]) / 1000, "idle": (t["idle"] - t["start"]) / 1000,
-            "from": t.get("fired", "call")}
+    return {"masks": (t["masks"] - t["start"]) / 1000, "ensemble": (t["ensemble"] - t["start"]) / 1000,
+            "idle": (t["idle"] - t["start"]) / 1000, "averaging_shown": t["waited"], "from": t.get("fired", "call")}
 
 
 def click_text(page: Page, selector: str, text: str) -> None:
@@ -272,7 +279,8 @@ def main() -> None:
         rows = measure(url, args.repeats, size, Path(tmp)) if args.repeats else []
         if rows:
             print(f"\n| {size[0]}x{size[1]} upload, {len(rows)} runs | median | worst |\n|---|---|---|")
-            for key, label in (("masks", "three masks shown (s)"), ("idle", "page idle (s)"),
+            for key, label in (("masks", "three masks shown (s)"), ("ensemble", "ensemble's mask shown (s)"),
+                               ("idle", "page idle (s)"),
                                ("browser", "opacity step, browser (s)"), ("server", "opacity step, server (s)"),
                                ("seam_ms", "before/after step to paint (ms)"), ("frames_sent", "before/after: frames sent to the server")):
                 values = [r[key] for r in rows]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,13 +206,15 @@ class Predictions(dict):
 
 
 def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidence: bool = False,
-                 ensemble: dict[str, float] | None = None) -> Predictions:
+                 ensemble: dict[str, float] | None = None, names: Collection[str] | None = None) -> Predictions:
     """Masks of several models for one image; the image is decoded once and prepared once per
     distinct (input size, mean, std), and those times are kept apart from each model's.
 
     ``confidence``: each prediction also gets its confidence map. ``ensemble`` (``{model name:
     weight}``): an ``"ensemble"`` entry is added, the mask of the weighted mean of those models'
     probabilities (``seg_core.analysis.ensemble_probabilities``), from the same passes.
+    ``names``: the models whose masks are wanted (default: all); an ensemble member left out runs
+    only its probabilities, at the model's resolution, and that time counts in the ensemble's.
     """
     check_tta(tta)
     t0 = time.perf_counter()
@@ -221,6 +224,7 @@ def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidenc
     prepared: dict[tuple, tuple[np.ndarray, tuple[int, int] | None]] = {}
     members = {n: w for n, w in (ensemble or {}).items() if n in runners and w > 0}
     probs = {}
+    members_only = 0.0  # seconds of the passes run for the ensemble alone
     for name, runner in runners.items():
         cfg = runner.config
         key = (tuple(cfg.input_size) if cfg.input_size else None, cfg.mean, cfg.std)
@@ -229,6 +233,11 @@ def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidenc
             prepared[key] = prepare(rgb, cfg)
             out.prepare_seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
+        if names is not None and name not in names:
+            if name in members:  # needed for the ensemble alone: no upsampling, no argmax
+                probs[name] = _probabilities(runner, *prepared[key], tta)
+                members_only += time.perf_counter() - t0
+            continue
         mask, p = _mask(runner, *prepared[key], rgb.shape[:2], tta, probabilities=confidence or name in members)
         if name in members:
             probs[name] = p
@@ -236,11 +245,17 @@ def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidenc
         out[name] = Prediction(mask, time.perf_counter() - t0, conf)
     if members:
         t0 = time.perf_counter()
-        mixed = analysis.ensemble_probabilities(_same_size(list(probs.values())), list(members.values()))
+        mixed = analysis.ensemble_probabilities(_same_size([probs[n] for n in members]), list(members.values()))
         mask = _mask_of_probabilities(mixed, rgb.shape[:2])
         conf = analysis.confidence(mixed).astype(np.float16) if confidence else None
-        out[ENSEMBLE] = Prediction(mask, time.perf_counter() - t0, conf)
+        out[ENSEMBLE] = Prediction(mask, time.perf_counter() - t0 + members_only, conf)
     return out
+
+
+def _probabilities(runner: Runner, x: np.ndarray, valid_hw, tta: str) -> np.ndarray:
+    """The ``C x h x w`` class probabilities at the model's resolution, cropped to ``valid_hw``."""
+    probs = runner.probabilities(x, tta)[0]
+    return probs if valid_hw is None else probs[:, : valid_hw[0], : valid_hw[1]]
 
 
 def _same_size(probs: list[np.ndarray]) -> list[np.ndarray]:

@@ -123,11 +123,13 @@ class Predictor:
 
         ``tta="flip"`` averages each model's probabilities over the photo and its mirror image
         (twice the time); ``confidence`` adds each model's confidence map; ``ensemble`` (or
-        ``"ensemble"`` among ``names``) adds the ensemble's mask, from the same passes.
+        ``"ensemble"`` among ``names``) adds the ensemble's mask, from the same passes. With
+        ``names=("ensemble",)`` the members compute only their probabilities (no masks): the
+        ensemble alone, e.g. after the models' masks are already shown.
         """
         members = self.ensemble() if ensemble or (names is not None and ENSEMBLE in names) else {}
         chosen = {n: r for n, r in self.models.items() if names is None or n in names or n in members}
-        out = predict_many(chosen, image, tta, confidence, members or None)
+        out = predict_many(chosen, image, tta, confidence, members or None, names)
         if names is not None:
             for extra in [n for n in out if n not in names and not (ensemble and n == ENSEMBLE)]:
                 del out[extra]

@@ -114,6 +114,29 @@ def test_predict_with_confidence_and_ensemble(weights_dir):
     assert p.model_confidence.shape == (64, 64) and p.confidence.shape == big.shape[:2]
 
 
+def test_ensemble_alone_runs_no_member_masks(weights_dir):
+    """The Compare page shows the three masks first and asks for the ensemble after: that second
+    call runs each member's probabilities only (no upsampling, no argmax), and its time counts them."""
+    pred = Predictor.from_dir(weights_dir)
+    calls = []
+    for name, runner in pred.models.items():
+        for method in ("masks", "masks_and_probabilities", "probabilities"):
+            def spy(*args, _f=getattr(runner, method), _k=f"{name}.{method}", **kw):
+                calls.append(_k)
+                return _f(*args, **kw)
+            setattr(runner, method, spy)
+    photo = synthetic_pair(64, seed=5)[0]
+    both = pred.predict(photo, ensemble=True)
+    calls.clear()
+    only = pred.predict(photo, names=(ENSEMBLE,))
+    assert sorted(calls) == sorted(f"{n}.probabilities" for n in ARCHS)
+    assert np.array_equal(only[ENSEMBLE].mask, both[ENSEMBLE].mask)
+    calls.clear()
+    one = pred.predict(photo, names=("unet",), ensemble=True)  # one mask, and the others' probabilities
+    assert list(one) == ["unet", ENSEMBLE] and np.array_equal(one[ENSEMBLE].mask, both[ENSEMBLE].mask)
+    assert sorted(calls) == ["fcn_resnet50.probabilities", "fcn_vgg16.probabilities", "unet.masks_and_probabilities"]
+
+
 def test_ensemble_needs_two_models(weights_dir, tmp_path):
     shutil.copy(weights_dir / "unet.safetensors", tmp_path)
     pred = Predictor.from_dir(tmp_path)

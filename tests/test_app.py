@@ -96,7 +96,7 @@ def grid_html(at: AppTest) -> str:
 
 def grid_captions(at: AppTest) -> list[str]:
     return [html.unescape(c) for c in re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", grid_html(at))] + [
-        html.unescape(c) for c in re.findall(r"<div style='padding:2em 0;color:#888'>(.*?): not available</div>", grid_html(at))]
+        html.unescape(c) for c in re.findall(r"<div class='seg-note'[^>]*>(.*?): not available</div>", grid_html(at))]
 
 
 def texts(elements) -> str:
@@ -148,6 +148,9 @@ def test_views_html_grid_and_before_after_slider():
     assert url.startswith("data:image/jpeg;base64,") and views.data_url(colorize(label), "PNG").startswith("data:image/png")
     grid = views.image_grid_html([("Photo", url), ("U-Net <b>", None)])
     assert "grid-template-columns:repeat(auto-fit" in grid and "U-Net &lt;b&gt;: not available" in grid
+    # a picture still being computed (the ensemble, after the three masks) says so in its place
+    grid = views.image_grid_html([("Photo", url), ("All three (averaged)", None)], notes={"All three (averaged)": "averaging…"})
+    assert "All three (averaged): averaging…" in grid and "not available" not in grid
     page = views.before_after_html(url, {"U-Net": url, "FCN-VGG16": url})
     assert page.count("<button") == 2 and "pointermove" in page and "clipPath" in page
 
@@ -203,6 +206,8 @@ def test_legend_lists_present_classes_with_shares():
     assert "sky" in html and "#4682b4" in html and "50.0%" in html and ">Model B</th>" in html
     assert "width:28px" in html and "border:1px solid #222" in html  # big, bordered swatches
     assert "FCN&#8209;VGG16" in legend_html(rows, {"A": "FCN-VGG16"})  # a title never breaks at its hyphen
+    # on a phone the titles stand upright, so the four share columns fit (tests/test_app_browser.py measures it)
+    assert "@container (max-width:560px)" in html and "writing-mode:vertical-rl" in html and "class='seg-legend'" in html
     assert share_text(0.0004) == "<0.1%" and share_text(0) == "–"
 
 
@@ -260,6 +265,40 @@ def test_compare_legend_comes_right_after_the_masks(env):
     grid = next(i for i, h in enumerate(htmls) if "seg-grid" in h)
     assert "<table" in htmls[grid + 1]
     assert kinds.index("Html") < kinds.index("Metric")  # pictures before the times and downloads
+
+
+def test_compare_draws_the_three_masks_before_the_ensemble_is_computed(env, monkeypatch, tmp_path, weights_dir):
+    """First paint: the grid with the three masks and "averaging…" in the ensemble's cell is drawn
+    before the ensemble is asked for; then the same grid is redrawn with it. Later reruns (another
+    view, back again) draw once, with the ensemble."""
+    from seg_core.predictor import Predictor
+
+    shutil.copytree(weights_dir, tmp_path / "weights")  # a folder of its own: nothing cached by other tests
+    use_weights(monkeypatch, tmp_path / "weights")
+    events = []
+    original_predict, original_grid = Predictor.predict, views.image_grid_html
+
+    def predict(self, image, names=None, *args, **options):
+        events.append(("predict", names))
+        return original_predict(self, image, names, *args, **options)
+
+    def grid(items, *args, notes=None, **options):
+        events.append(("grid", tuple(c.split(" (")[0] for c, url in items if url is not None), bool(notes)))
+        return original_grid(items, *args, notes=notes, **options)
+
+    monkeypatch.setattr(Predictor, "predict", predict)
+    monkeypatch.setattr(views, "image_grid_html", grid)
+    at = compare_deep_link("4.jpg")
+    no_exception(at)
+    models = ("U-Net", "FCN-VGG16", "FCN-ResNet50")
+    assert events == [("predict", None), ("grid", ("Photo", "Ground truth", *models), True),
+                      ("predict", ("ensemble",)), ("grid", ("Photo", "Ground truth", *models, "All three"), False)]
+    assert "averaging…" not in grid_html(at) and "All three (averaged) (" in grid_html(at)
+    events.clear()
+    at.segmented_control(key="view").set_value("Overlays").run()
+    at.segmented_control(key="view").set_value("Masks").run()
+    no_exception(at)
+    assert [e for e in events if e[0] == "predict"] == [] and all(not e[2] for e in events)
 
 
 def test_compare_views_opacity_and_before_after(env):
@@ -557,7 +596,7 @@ def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, wei
     original = Predictor.predict
 
     def recording(self, image, names=None, tta="none", **options):
-        asked.append(tta)
+        asked.append((tta, names))
         return original(self, image, names, tta, **options)
 
     monkeypatch.setattr(Predictor, "predict", recording)
@@ -565,14 +604,15 @@ def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, wei
     at.query_params["scene"] = "3.jpg"
     at.run()
     no_exception(at)
-    assert not at.sidebar.toggle(key="tta").value and asked == ["none"]
+    # the three masks, then the ensemble alone
+    assert not at.sidebar.toggle(key="tta").value and asked == [("none", None), ("none", ("ensemble",))]
     assert not any("mirror-image" in c.value for c in at.caption)
     at.sidebar.toggle(key="tta").set_value(True).run()
     no_exception(at)
-    assert asked == ["none", "flip"]
+    assert [t for t, _ in asked] == ["none", "none", "flip", "flip"]
     assert sum("mirror-image averaging" in c.value for c in at.caption) == 4  # three models and the ensemble
     at.sidebar.toggle(key="tta").set_value(False).run()  # back: the cached masks, no new prediction
-    assert asked == ["none", "flip"]
+    assert len(asked) == 4
 
 
 def test_public_mode_has_no_folder_box_and_shows_no_server_path(env, monkeypatch, weights_dir):

@@ -169,7 +169,7 @@ def test_compare_page_renders_three_models_in_chromium(weights_dir, pairs_dir, t
 def test_picked_scene_masks_are_in_the_first_viewport(weights_dir, pairs_dir, tmp_path):
     """Landing page at 1440x1000: click a thumbnail; the gallery folds away, the URL names the scene,
     and the three masks are drawn within the first 1000 px, without scrolling. At 390 px wide the
-    legend follows the masks closely."""
+    legend follows the masks closely, and all its columns fit the screen."""
     with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
         browser = Browser(width=1440, height=1000)
         try:
@@ -199,6 +199,12 @@ def test_picked_scene_masks_are_in_the_first_viewport(weights_dir, pairs_dir, tm
                                       ".find(t => t.innerText.includes('class')); "
                                       "return t ? t.getBoundingClientRect().top + scrollY : null; })()")
             assert legend is not None and 0 < legend - last_mask < 150, (last_mask, legend)
+            # all four share columns (the ensemble's last) inside the screen, nothing to scroll to
+            edges = browser.evaluate("(() => { const t = [...document.querySelectorAll('table')].find(t => t.innerText.includes('class'));"
+                                     " return [...t.querySelectorAll('th')].map(h => h.getBoundingClientRect().right)"
+                                     ".concat([t.parentElement.scrollWidth - t.parentElement.clientWidth]); })()")
+            *rights, overflow = edges
+            assert len(rights) == 5 and max(rights) <= 390 and overflow <= 0, edges
             widths = [w for w in browser.evaluate("[...document.querySelectorAll('.seg-grid img')].map(i => i.width)")]
             assert max(widths) < 390 / 2 + 10  # two pictures a row on a phone, not one below the other
         finally:

@@ -158,8 +158,8 @@ def test_page_benchmark_runs(weights_dir, pairs_dir, tmp_path):
                           capture_output=True, text=True, timeout=400, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     row = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
-    assert 0 < row["masks"] <= row["idle"] and row["browser"] > 0 and row["frames_sent"] == 0
-    assert "| three masks shown (s) |" in proc.stdout
+    assert 0 < row["masks"] <= row["ensemble"] <= row["idle"] and row["browser"] > 0 and row["frames_sent"] == 0
+    assert "| three masks shown (s) |" in proc.stdout and "| ensemble's mask shown (s) |" in proc.stdout
 
 
 def test_analyse_val_script_runs(weights_dir, pairs_dir, tmp_path):

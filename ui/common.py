@@ -8,6 +8,7 @@ in ``st.session_state["scene"]`` so every page shows the same one. Every widget 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from seg_core.inference import MAX_PIXELS, ImageError, Prediction, Predictions, 
 from seg_core.metrics import image_scores
 from seg_core.palette import CLASS_NAMES
 from seg_core.predictor import Predictor, train_command
-from seg_core.registry import ARCH_NAMES, display_name
+from seg_core.registry import ARCH_NAMES, ENSEMBLE, display_name
 from seg_core.runners import EXPORT_SUFFIXES, forward_latency
 from seg_core.served_weights import WeightsError, WeightsSource
 
@@ -114,15 +115,55 @@ def _predict(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Pred
     from seg_core.video import PHOTOS_FIRST
 
     with PHOTOS_FIRST.photo():  # a running video job waits for this photo
-        return load_predictor(weights).predict(_photo, tta=tta, ensemble=True)
+        return load_predictor(weights).predict(_photo, tta=tta)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _ensemble(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Prediction | None:
+    """The ensemble's mask alone (its members' probabilities, no masks), or ``None`` with fewer
+    than two models. Its own resize of the photo counts in its time, not in the shared one."""
+    from seg_core.video import PHOTOS_FIRST
+
+    with PHOTOS_FIRST.photo():
+        out = load_predictor(weights).predict(_photo, names=(ENSEMBLE,), tta=tta)
+    p = out.get(ENSEMBLE)
+    return None if p is None else replace(p, seconds=p.seconds + out.decode_seconds + out.prepare_seconds)
+
+
+def _cache_args(scene: Scene, photo: np.ndarray | None) -> tuple[str, str, str, np.ndarray]:
+    if photo is None or photo.shape == scene.photo.shape:
+        return weights_key(), scene.key, tta(), scene.photo
+    return weights_key(), f"{scene.key}@{photo.shape[1]}x{photo.shape[0]}", tta(), photo
+
+
+def model_predictions(scene: Scene, photo: np.ndarray | None = None) -> Predictions:
+    """Masks of all loaded models for the scene (or for ``photo``, a smaller copy of it: masks at
+    that size), computed once per scene, size, set of weights and test-time augmentation."""
+    return _predict(*_cache_args(scene, photo))
+
+
+ENSEMBLES_SHOWN_KEY = "_ensembles_shown"
 
 
 def predictions(scene: Scene, photo: np.ndarray | None = None) -> Predictions:
-    """Masks of all loaded models for the scene (or for ``photo``, a smaller copy of it: masks at
-    that size), computed once per scene, size, set of weights and test-time augmentation."""
-    if photo is None or photo.shape == scene.photo.shape:
-        return _predict(weights_key(), scene.key, tta(), scene.photo)
-    return _predict(weights_key(), f"{scene.key}@{photo.shape[1]}x{photo.shape[0]}", tta(), photo)
+    """``model_predictions`` and, after them, the ensemble's mask (computed in a second step, so
+    that a page can draw the three masks before it)."""
+    args = _cache_args(scene, photo)
+    models = _predict(*args)
+    ensemble = _ensemble(*args) if len(models) > 1 else None
+    shown = st.session_state.setdefault(ENSEMBLES_SHOWN_KEY, [])
+    if args[:3] not in shown:
+        shown[:] = shown[-15:] + [args[:3]]
+    out = Predictions(models | ({ENSEMBLE: ensemble} if ensemble is not None else {}))
+    out.decode_seconds, out.prepare_seconds = models.decode_seconds, models.prepare_seconds
+    return out
+
+
+def ensemble_pending(scene: Scene, photo: np.ndarray | None = None) -> bool:
+    """Whether ``predictions`` would compute the ensemble now (this session has not had it for the
+    scene yet): the page then draws the three masks first, with a note in the ensemble's place."""
+    args = _cache_args(scene, photo)
+    return bool(predictor().ensemble()) and args[:3] not in st.session_state.get(ENSEMBLES_SHOWN_KEY, [])
 
 
 def full_size_mask(pred: Predictor, scene: Scene, name: str, shown: np.ndarray, tta: str) -> np.ndarray:

@@ -41,15 +41,17 @@ def mask_data_url(mask: np.ndarray) -> str:
     return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-def image_grid_html(items: list[tuple[str, str | None]], min_width: int = 160) -> str:
+def image_grid_html(items: list[tuple[str, str | None]], min_width: int = 160, notes: dict[str, str] | None = None) -> str:
     """Captioned images (``(caption, data URL or None)``) in a grid that wraps on narrow screens;
-    ``None`` leaves a note in its place."""
+    ``None`` leaves a note in its place: "not available", or ``notes[caption]`` (e.g. "averaging…"
+    while that picture is still being computed)."""
     cells = []
     for caption, url in items:
         title = html.escape(caption)
         if url is None:
-            cells.append(f"<figure class='seg-cell' style='margin:0'><div style='padding:2em 0;color:#888'>"
-                         f"{title}: not available</div></figure>")
+            note = html.escape((notes or {}).get(caption, "not available"))
+            cells.append(f"<figure class='seg-cell' style='margin:0'><div class='seg-note' style='padding:2em 0;color:#888'>"
+                         f"{title}: {note}</div></figure>")
         else:
             cells.append(f"<figure class='seg-cell' style='margin:0'><img src='{url}' alt='{title}' "
                          f"style='width:100%;height:auto;display:block;border-radius:4px'>"

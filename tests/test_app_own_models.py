@@ -167,3 +167,19 @@ def test_public_mode_offers_only_the_listed_models(env, weights_dir, hub, tmp_pa
     at = run_page("compare", scenes.scene_from_file(env / SCENE))
     assert not [e for e in at.expander if e.label.startswith("Your own models")]
     assert not at.get("selectbox") or not [s for s in at.selectbox if s.key == "extra_pick"]
+
+
+def test_the_ensembles_cell_keeps_its_place_while_it_is_averaged(compare, weights_dir, monkeypatch):
+    at = add_source(compare, str(weights_dir / "fcn_vgg16.safetensors"))
+    drawn, original = [], views.image_grid_html
+
+    def grid(items, *args, notes=None, **options):
+        drawn.append(([c.split(" (")[0] for c, _ in items], bool(notes)))
+        return original(items, *args, notes=notes, **options)
+
+    monkeypatch.setattr(views, "image_grid_html", grid)
+    at.query_params["scene"] = "2.jpg"  # a scene whose ensemble this session has not had yet
+    at.run()
+    no_exception(at)
+    order = ["Photo", "Ground truth", "U-Net", "FCN-VGG16", "FCN-ResNet50", "All three", "fcn_vgg16"]
+    assert drawn == [(order, True), (order, False)]  # "averaging…" first, then the ensemble, in the same cell

@@ -40,12 +40,12 @@ masks = {name: p.mask for name, p in preds.items()}
 truth = display_scale(scene.label, nearest=True) if scene.label is not None else None
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=16, show_spinner=False)  # PNG data URLs of masks at screen size: tens of kB
 def _mask_urls(scene_key: str, weights: str, tta: str, _masks: dict) -> dict[str, str]:
     return {n: mask_data_url(m) for n, m in _masks.items()}
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=16, show_spinner=False)  # a photo at screen size as a data URL: under 1 MB
 def _scene_urls(scene_key: str, _photo: np.ndarray, _truth: np.ndarray | None) -> list[tuple[str, str]]:
     """The photo (and ground truth) of the first grid cells, encoded once per scene."""
     return [("Photo", data_url(_photo))] + ([("Ground truth", mask_data_url(_truth))] if _truth is not None else [])

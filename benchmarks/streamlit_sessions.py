@@ -8,7 +8,8 @@ reused), waits for its masks, opens Ground truth and comes back to Compare. The 
 until the last session is done; then they close. Streamlit keeps a closed tab's session for
 ``server.disconnectedSessionTTL`` (``--session-ttl``) and drops expired ones only when its session
 store is next written, so after the wait one more tab opens About and closes, as any later visitor
-would. RSS is VmRSS of the server and its children, read after each step and every 0.2 s (the max).
+would. RSS is VmRSS of the server and its children, read after each step and every 0.2 s (the max);
+beside it, Streamlit's own count of what it holds, by kind (``/_stcore/metrics``).
 No GPU, no network; at most ``MAX_SESSIONS`` sessions and ``--timeout`` seconds in all::
 
     python -m benchmarks.streamlit_sessions --sessions 10
@@ -20,6 +21,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import re
 import sys
 import tempfile
 import threading
@@ -34,6 +36,7 @@ from seg_core.data import DataError, list_pairs
 from tests.test_app_browser import CHROMIUM, ROOT, SETTLED_JS, Browser, app_server, model_images, wait_for
 
 MAX_SESSIONS = 20
+METRICS_TTL = 5.2  # seconds: Streamlit answers /_stcore/metrics' memory figures from a 5 s cache
 STEP_TIMEOUT = 180.0  # seconds for one page to show its masks on a busy 2-core machine
 
 
@@ -57,6 +60,25 @@ def tree_rss_mib(pid: int) -> float:
         with contextlib.suppress(OSError):
             total += rss_mib(p)
     return total
+
+
+#: Streamlit's names for what it holds (``/_stcore/metrics``), shortened for the table.
+KINDS = {"UploadedFileManager": "uploads", "st_memory_media_file_storage": "media", "st_cache_data": "cache_data",
+         "st_cache_resource": "cache_resource", "st_session_state": "session_state"}
+
+
+def streamlit_mib(url: str) -> dict[str, float]:
+    """Streamlit's own count of the bytes it holds, by kind, from ``/_stcore/metrics``: exact for
+    uploads, media and ``st.cache_data``; its session-state and ``st.cache_resource`` figures do
+    not follow references (arrays in a ``Scene`` count as nothing), so RSS is the measure."""
+    text = urllib.request.urlopen(f"{url}/_stcore/metrics", timeout=60).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("cache_memory_bytes{"):
+            kind = re.search(r'cache_type="([^"]*)"', line)
+            key = KINDS.get(kind.group(1), kind.group(1)) if kind else "other"
+            out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1]) / 2**20
+    return {k: round(v, 3) for k, v in sorted(out.items())}
 
 
 class Sampler:
@@ -158,9 +180,14 @@ def measure(sessions: int, weights: Path, data: Path, size: tuple[int, int], ses
     options = ("--server.disconnectedSessionTTL", str(session_ttl))
     with app_server(weights, data, tmp / "streamlit.log", options=options) as (url, proc), Sampler(proc.pid) as rss:
         t0 = time.monotonic()
+        last = t0 - METRICS_TTL
 
         def record(step: str) -> None:
-            rows.append({"step": step, "rss_mib": round(rss.read(), 1), "t_s": round(time.monotonic() - t0, 1)})
+            nonlocal last
+            time.sleep(max(0.0, last + METRICS_TTL - time.monotonic()))
+            last = time.monotonic()
+            rows.append({"step": step, "rss_mib": round(rss.read(), 1), "t_s": round(time.monotonic() - t0, 1),
+                         "streamlit_mib": streamlit_mib(url)})
 
         record("server up, no session")
         browser = Browser(width=1400, height=1000)
@@ -199,9 +226,12 @@ def measure(sessions: int, weights: Path, data: Path, size: tuple[int, int], ses
 
 
 def table(result: dict) -> str:
-    lines = ["| step | server RSS (MiB) | t (s) |", "|---|---:|---:|"]
-    lines += [f"| {r['step']} | {r['rss_mib']:.0f} | {r['t_s']:.0f} |" for r in result["rows"]]
-    lines.append(f"| max (sampled every 0.2 s) | {result['max_rss_mib']:.0f} | |")
+    kinds = [k for k in KINDS.values() if any(k in r["streamlit_mib"] for r in result["rows"])]
+    lines = ["| step | server RSS (MiB) | t (s) | " + " | ".join(f"{k} (MiB)" for k in kinds) + " |",
+             "|---|---:|---:|" + "---:|" * len(kinds)]
+    lines += [f"| {r['step']} | {r['rss_mib']:.0f} | {r['t_s']:.0f} | "
+              + " | ".join(f"{r['streamlit_mib'].get(k, 0):.2f}" for k in kinds) + " |" for r in result["rows"]]
+    lines.append(f"| max (sampled every 0.2 s) | {result['max_rss_mib']:.0f} | |" + " |" * len(kinds))
     return "\n".join(lines)
 
 

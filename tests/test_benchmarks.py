@@ -187,6 +187,8 @@ def test_streamlit_sessions_benchmark_runs(weights_dir, pairs_dir):
     assert steps == ["server up, no session", "after session 1", "after session 2", "tabs closed",
                      "7 s later, after one more visit"]
     assert all(r["rss_mib"] > 0 for r in result["rows"])
+    held = [r["streamlit_mib"].get("uploads", 0) for r in result["rows"]]
+    assert 0 < held[1] < held[2] and held[-1] == 0  # each session's upload, let go once its session expired
     assert result["max_rss_mib"] >= max(r["rss_mib"] for r in result["rows"][:3])
     assert "| max (sampled every 0.2 s) |" in proc.stdout
 

@@ -50,13 +50,13 @@ models = with_own(common.model_predictions(scene, photo) if pred.models else {})
 truth = display_scale(scene.label, nearest=True) if scene.label is not None else None
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False)  # PNG data URLs of masks at screen size: tens of kB
 def _mask_url(scene_key: str, weights: str, tta: str, name: str, extras: str, _mask: np.ndarray) -> str:
     """One mask as a data URL, once per scene and model (the ensemble's comes a step later)."""
     return mask_data_url(_mask)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=16, show_spinner=False)  # a photo at screen size as a data URL: under 1 MB
 def _scene_urls(scene_key: str, _photo: np.ndarray, _truth: np.ndarray | None) -> list[tuple[str, str]]:
     """The photo (and ground truth) of the first grid cells, encoded once per scene."""
     return [("Photo", data_url(_photo))] + ([("Ground truth", mask_data_url(_truth))] if _truth is not None else [])

@@ -13,7 +13,7 @@ import streamlit as st
 from seg_core.data import DataError
 from ui import common, downloads, explore, val_analysis
 from ui.figures import iou_figure
-from ui.scenes import scene_from_file
+from ui.scenes import display_scale, scene_from_file
 from ui.viewer import mask_viewer
 
 PICK = "explorer_pick"
@@ -95,16 +95,23 @@ else:
                      + f" · disagreement {row.iloc[0]['disagreement']:.1%}")
     if go_compare.button("Open in Compare", key="explorer_to_compare", width="stretch"):
         st.switch_page("app_pages/compare.py")
-    preds = val_analysis.predictions(scene)
-    mask_viewer(scene.photo, preds, scene.label, key="explorer_viewer",
-                scene_id=f"{common.weights_key()}|{scene.key}|{common.tta()}")
+    # An upload brought from Compare may have 40 MP: its masks and confidence maps (800 MB at full
+    # size, cached) are made at screen size, as Compare's are; a val scene is small and unchanged.
+    photo = display_scale(scene.photo)
+    label = display_scale(scene.label, nearest=True) if scene.label is not None else None
+    preds = val_analysis.predictions(scene, photo)
+    if photo.shape != scene.photo.shape:
+        st.caption(f"Shown and downloaded here at screen size ({photo.shape[1]}x{photo.shape[0]}); Compare "
+                   f"downloads the masks at the photo's {scene.photo.shape[1]}x{scene.photo.shape[0]}.")
+    mask_viewer(photo, preds, label, key="explorer_viewer",
+                scene_id=f"{common.weights_key()}|{scene.key}|{photo.shape}|{common.tta()}")
     # Downloads are made when clicked (a callable): PNG-encoding them on every rerun costs half a second.
     stem = scene.name.rsplit(".", 1)[0]
     st.download_button("Download everything for this scene (ZIP: overlays, masks, confidence maps, scores)",
-                       lambda: downloads.scene_zip(scene.name, scene.photo, preds, scene.label), f"{stem}_analysis.zip",
+                       lambda: downloads.scene_zip(scene.name, photo, preds, label), f"{stem}_analysis.zip",
                        "application/zip", key="explorer_zip", on_click="ignore")
     for col, (name, p) in zip(st.columns(len(preds)), preds.items()):
-        col.download_button(f"{explore.title(name)}: overlay", lambda p=p: downloads.overlay_png(scene.photo, p.mask),
+        col.download_button(f"{explore.title(name)}: overlay", lambda p=p: downloads.overlay_png(photo, p.mask),
                             f"{stem}_{name}_overlay.png", "image/png", key=f"explorer_dl_overlay_{name}", on_click="ignore")
         if p.model_confidence is not None:
             col.download_button(f"{explore.title(name)}: confidence", lambda p=p: downloads.confidence_png(p.confidence),

@@ -32,7 +32,9 @@ if upload is not None:
     data = upload.getvalue()
     wanted = (ui_video.upload_key(data), int(every))
     if job is None or (job.key, job.every) != wanted:
-        st.session_state.pop(ui_video.JOB_KEY, None)  # the previous job's files go with it
+        if job is not None:  # one job per session: the previous one's files go before the next is made
+            st.session_state.pop(ui_video.JOB_KEY, None)
+            job.folder.cleanup()
         job = None
         try:
             job = ui_video.run_job(upload.name, data, pred, int(every), st.empty(), st.progress(0.0, text="Waiting…"))
@@ -73,7 +75,8 @@ if st.button("Open this frame in Compare", key="video_to_compare"):
 
 st.markdown("#### Downloads")
 left, right = st.columns(2)
-left.download_button("Comparison video (MP4)", job.video.read_bytes(), f"{job.stem}_compare.mp4", "video/mp4",
+# Callables, read when clicked: bytes given here would be held in the session's media files at every rerun.
+left.download_button("Comparison video (MP4)", job.video.read_bytes, f"{job.stem}_compare.mp4", "video/mp4",
                      key="video_dl_mp4", on_click="ignore")
-right.download_button("Per-frame statistics (CSV)", job.csv.read_bytes(), f"{job.stem}_frames.csv", "text/csv",
+right.download_button("Per-frame statistics (CSV)", job.csv.read_bytes, f"{job.stem}_frames.csv", "text/csv",
                       key="video_dl_csv", on_click="ignore")

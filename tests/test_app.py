@@ -366,6 +366,72 @@ def test_compare_uploads_survive_a_page_change(env):
     assert at.subheader[0].value == "street.png"
 
 
+def test_compare_a_new_upload_set_replaces_the_kept_one(env):
+    """The session keeps the widget's latest files only: a new set lets the previous one go."""
+    at = page("compare").run()
+    at.file_uploader(key="uploads").set_value([("a.png", png(synthetic_pair(48, seed=1)[0]), "image/png"),
+                                              ("b.png", png(synthetic_pair(48, seed=2)[0]), "image/png")]).run()
+    assert [name for name, _, _ in at.session_state["uploaded_files"]] == ["a.png", "b.png"]
+    at.file_uploader(key="uploads").set_value(("c.png", png(synthetic_pair(48, seed=3)[0]), "image/png")).run()
+    no_exception(at)
+    assert [name for name, _, _ in at.session_state["uploaded_files"]] == ["c.png"]
+    assert at.session_state["scene"].name == "c.png"
+
+
+def test_compare_uploads_over_the_byte_bound_are_refused_by_name(env, monkeypatch):
+    from ui import common
+
+    photos = [png(synthetic_pair(48, seed=i)[0]) for i in range(3)]
+    monkeypatch.setattr(common, "UPLOAD_MAX_BYTES", len(photos[0]) + len(photos[1]))
+    at = page("compare").run()
+    at.file_uploader(key="uploads").set_value([(f"{i}.png", data, "image/png") for i, data in enumerate(photos)]).run()
+    no_exception(at)
+    kept = at.session_state["uploaded_files"]
+    assert [name for name, _, _ in kept] == ["0.png", "1.png"]
+    assert sum(len(data) for _, _, data in kept) <= common.UPLOAD_MAX_BYTES
+    assert any(w.value.startswith("Not kept: 2.png. Uploads may total") for w in at.warning)
+    assert at.session_state["scene"].name == "0.png"  # the kept ones still work
+    at.file_uploader(key="uploads").set_value(("2.png", photos[2], "image/png")).run()
+    assert [name for name, _, _ in at.session_state["uploaded_files"]] == ["2.png"] and not at.warning
+
+
+def test_compare_uploads_over_the_file_bound_are_refused(env, monkeypatch):
+    from ui import common
+
+    monkeypatch.setattr(common, "UPLOAD_MAX_FILES", 2)
+    photo = png(synthetic_pair(48, seed=4)[0])
+    at = page("compare").run()
+    at.file_uploader(key="uploads").set_value([(f"{i}.png", photo, "image/png") for i in range(4)]).run()
+    no_exception(at)
+    assert len(at.session_state["uploaded_files"]) == 2
+    assert any("Not kept: 2.png, 3.png." in w.value and "2 files at a time" in w.value for w in at.warning)
+
+
+def test_upload_limit_text_states_the_session_bound(env):
+    from ui import common
+
+    at = page("compare").run()
+    assert (f"{common.UPLOAD_MAX_FILES} images and {common.UPLOAD_MAX_BYTES / 2**20:.0f} MB in all"
+            in texts(at.caption))
+
+
+def test_every_streamlit_cache_has_a_bound():
+    """The caches are shared by all sessions: each must say how many entries it keeps, so that
+    many visitors (many scenes, uploads, frames) cannot grow the server without limit."""
+    import ast
+
+    unbounded = []
+    for path in sorted([*(ROOT / "ui").glob("*.py"), *(ROOT / "app_pages").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            for deco in getattr(node, "decorator_list", []):
+                call = deco if isinstance(deco, ast.Call) else None
+                target = call.func if call else deco
+                if isinstance(target, ast.Attribute) and target.attr in ("cache_data", "cache_resource"):
+                    if call is None or "max_entries" not in {k.arg for k in call.keywords}:
+                        unbounded.append(f"{path.name}:{node.lineno} {node.name}")
+    assert not unbounded, unbounded
+
+
 def test_compare_upload_after_a_gallery_pick_replaces_it(env):
     at = compare_deep_link("2.jpg")
     photo, _ = synthetic_pair(48, seed=3)

@@ -261,6 +261,26 @@ def test_explorer_shortcut_and_a_picked_scene_open_the_viewer(env):
     assert "wrong it was unsure of" in texts(at.caption)
 
 
+def test_explorer_segments_a_large_upload_at_screen_size(env, monkeypatch):
+    """An upload brought from Compare: its masks and confidence maps are made (and cached) at
+    screen size, not at the photo's full size."""
+    from ui import scenes, val_analysis
+
+    sizes, predictions = [], val_analysis.predictions
+
+    def recorded(scene, photo=None):
+        sizes.append((scene.photo if photo is None else photo).shape)
+        return predictions(scene, photo)
+
+    monkeypatch.setattr(val_analysis, "predictions", recorded)
+    at = page("explorer")
+    at.session_state["scene"] = scenes.Scene("wide.png", street(600, 1500))
+    at.run()
+    no_exception(at)
+    assert sizes == [(410, 1024, 3)]
+    assert "Shown and downloaded here at screen size (1024x410)" in texts(at.caption)
+
+
 def test_explorer_in_public_mode_explains_and_stops(env, monkeypatch):
     monkeypatch.setenv("SEG_PUBLIC", "1")
     at = page("explorer").run()

@@ -51,11 +51,18 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.25):
 @contextlib.contextmanager
 def serve_app(weights: Path, data: Path, log: Path, timeout: float = 90):
     """``streamlit run app.py`` on 127.0.0.1 (headless, own port); yields its base URL."""
+    with app_server(weights, data, log, timeout) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def app_server(weights: Path, data: Path, log: Path, timeout: float = 90, options: tuple[str, ...] = ()):
+    """``serve_app`` with more ``streamlit run`` options; yields the base URL and the server process."""
     port = free_port()
     env = {**os.environ, "SEG_WEIGHTS_DIR": str(weights), "SEG_DATA_DIR": str(data)}
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+           "--server.fileWatcherType", "none", *options]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -66,7 +73,7 @@ def serve_app(weights: Path, data: Path, log: Path, timeout: float = 90):
             with contextlib.suppress(OSError):
                 return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok"
         wait_for(healthy, timeout, "the streamlit server")
-        yield url
+        yield url, proc
     finally:
         stop(proc)
 
@@ -82,7 +89,8 @@ class Browser:
                                       f"--window-size={width},{height}", "about:blank"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = Path(self.profile) / "DevToolsActivePort"
-        port = wait_for(lambda: port_file.is_file() and port_file.read_text().split("\n")[0], 30, "chromium")
+        self.port = port = wait_for(lambda: port_file.is_file() and port_file.read_text().split("\n")[0], 30,
+                                    "chromium")
         targets = wait_for(lambda: self._pages(port), 30, "a chromium page")
         self.stack = contextlib.ExitStack()
         self.ws = self.stack.enter_context(connect(targets[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30))

@@ -175,3 +175,31 @@ def test_analyse_val_script_runs(weights_dir, pairs_dir, tmp_path):
     assert set(ensemble) >= {"chosen", "plain_mean", "log_mean", "confidence_weighted", "best_single_on_a"}
     assert ensemble["chosen"]["interval_b"][0] <= ensemble["chosen"]["gain_b"] <= ensemble["chosen"]["interval_b"][1]
     assert set(result["pairs"]) == {"unet - fcn_vgg16", "unet - fcn_resnet50", "fcn_vgg16 - fcn_resnet50"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="chromium is not installed")
+def test_streamlit_sessions_benchmark_runs(weights_dir, pairs_dir):
+    proc = subprocess.run([sys.executable, "benchmarks/streamlit_sessions.py", "--sessions", "2", "--size", "128x256",
+                           "--session-ttl", "2", "--timeout", "400", "--weights", str(weights_dir), "--data",
+                           str(pairs_dir)],
+                          capture_output=True, text=True, timeout=500, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    steps = [r["step"] for r in result["rows"]]
+    assert steps == ["server up, no session", "after session 1", "after session 2", "tabs closed",
+                     "7 s later, after one more visit"]
+    assert all(r["rss_mib"] > 0 for r in result["rows"])
+    held = [r["streamlit_mib"].get("uploads", 0) for r in result["rows"]]
+    assert 0 < held[1] < held[2] and held[-1] == 0  # each session's upload, let go once its session expired
+    assert result["max_rss_mib"] >= max(r["rss_mib"] for r in result["rows"][:3])
+    assert "| max (sampled every 0.2 s) |" in proc.stdout
+
+
+def test_streamlit_sessions_benchmark_is_bounded():
+    proc = subprocess.run([sys.executable, "benchmarks/streamlit_sessions.py", "--sessions", "50"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and proc.stderr.strip() == "--sessions must be 1 to 20."
+    from benchmarks.streamlit_sessions import tree_rss_mib
+
+    assert tree_rss_mib(os.getpid()) > 10  # this test process, in MiB

@@ -58,6 +58,17 @@ def test_every_n_on_the_page(env, clip_bytes):
     assert "mask held from an earlier frame" in texts(at.caption)
 
 
+def test_a_new_job_removes_the_previous_jobs_files_at_once(env, clip_bytes):
+    """One job per session: the next one (here: another "every") deletes the first one's folder
+    before it runs, without waiting for the garbage collector."""
+    at = upload(page("video").run(), "drive.mp4", clip_bytes)
+    first = Path(at.session_state[ui_video.JOB_KEY].folder.name)
+    at.number_input(key="video_every").set_value(2).run()
+    no_exception(at)
+    assert not first.exists()
+    assert Path(at.session_state[ui_video.JOB_KEY].folder.name).is_dir()
+
+
 def test_open_a_frame_in_compare(env, clip_bytes):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     at.switch_page("app_pages/video.py").run()

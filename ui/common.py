@@ -87,7 +87,8 @@ def weights_key() -> str:
     return f"{folder}|{','.join(stamps)}"
 
 
-@st.cache_resource(show_spinner="Loading the models…", max_entries=4)
+# Bounds of the process-wide caches (shared by all sessions, so they do not grow with them):
+@st.cache_resource(show_spinner="Loading the models…", max_entries=4)  # a set of weights: 190 MB; a new one only when checkpoints change
 def load_predictor(key: str) -> Predictor:
     return Predictor.from_dir(key.split("|", 1)[0])
 
@@ -187,7 +188,7 @@ def set_scene(scene: Scene) -> None:
         st.session_state[SCENE_KEY] = scene
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=4, ttl=1800, show_spinner=False)  # up to 120 MB each (40 MP): few, and let go when unused
 def _decoded_upload(file_id: str, _data: bytes) -> tuple[np.ndarray, float]:
     """An upload decoded once per file (keyed by Streamlit's file id, so its bytes are never hashed),
     and the seconds decoding took; raises ``ImageError``."""
@@ -196,7 +197,7 @@ def _decoded_upload(file_id: str, _data: bytes) -> tuple[np.ndarray, float]:
     return image, time.perf_counter() - t0
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=4, ttl=1800, show_spinner=False)  # the decoded upload's pixels, split when a pair
 def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray, decode_seconds: float) -> Scene:
     scene = scenes.scene_from_image(name, _image, as_pair)
     scene.decode_seconds = decode_seconds
@@ -204,19 +205,59 @@ def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray, de
 
 
 UPLOADS_KEY = "uploaded_files"  # [(name, file id, bytes)]: survives a page change, unlike the widget
+# Per session, so that many visitors cannot grow the server without limit: the latest set only
+# (a new set replaces it), at most this many files and bytes; the rest is refused, by name.
+UPLOAD_MAX_FILES = 10  # a list to pick from, not an archive
+UPLOAD_MAX_BYTES = 40 * 2**20  # two photos at the 20 MB per-file limit of .streamlit/config.toml
+_UPLOAD_IDS = "_upload_ids"  # the widget's file ids last seen, kept or not
+_UPLOAD_REFUSED = "_upload_refused"  # the sentence saying which files were not kept
+
+
+def bounded_uploads(files: list) -> tuple[list, list]:
+    """``files`` split into those kept (in order, while under ``UPLOAD_MAX_FILES`` and
+    ``UPLOAD_MAX_BYTES`` together) and those refused."""
+    kept, refused, total = [], [], 0
+    for f in files:
+        if len(kept) < UPLOAD_MAX_FILES and total + f.size <= UPLOAD_MAX_BYTES:
+            kept.append(f)
+            total += f.size
+        else:
+            refused.append(f)
+    return kept, refused
+
+
+def _release(file_ids: set[str]) -> None:
+    """Drop files from Streamlit's own store of this session's uploads, which otherwise keeps every
+    file it received (also those of a widget left behind on another page) until the session ends."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    remove = getattr(ctx.uploaded_file_mgr, "remove_file", None) if ctx else None  # only the in-memory store has it
+    for file_id in file_ids if remove else ():
+        remove(ctx.session_id, file_id)
 
 
 def _keep_uploads() -> None:
     """The uploader changed (files added or removed): keep its files' bytes in the session, so the
-    uploads are still there after a visit to another page (which empties the widget)."""
+    uploads are still there after a visit to another page (which empties the widget); the previous
+    set is let go, and files over the bounds are refused."""
     files = st.session_state.get("uploads") or []
-    if [f.file_id for f in files] == [file_id for _, file_id, _ in st.session_state.get(UPLOADS_KEY) or []]:
+    if [f.file_id for f in files] == st.session_state.get(_UPLOAD_IDS):
         return  # the same files (AppTest reports the widget as changed at every run)
-    st.session_state[UPLOADS_KEY] = [(f.name, f.file_id, f.getvalue()) for f in files]
+    st.session_state[_UPLOAD_IDS] = [f.file_id for f in files]
+    kept, refused = bounded_uploads(files)
+    before = {file_id for _, file_id, _ in st.session_state.get(UPLOADS_KEY) or []}
+    st.session_state[UPLOADS_KEY] = [(f.name, f.file_id, f.getvalue()) for f in kept]
+    _release((before | {f.file_id for f in refused}) - {f.file_id for f in kept})
+    st.session_state.pop(_UPLOAD_REFUSED, None)
+    if refused:
+        st.session_state[_UPLOAD_REFUSED] = (
+            f"Not kept: {', '.join(f.name for f in refused)}. Uploads may total {UPLOAD_MAX_BYTES / 2**20:.0f} MB "
+            f"and {UPLOAD_MAX_FILES} files at a time; remove some files to add others.")
     current = current_scene()
-    if not files and current is not None and current.source == "upload":
+    if not kept and current is not None and current.source == "upload":
         del st.session_state[SCENE_KEY]
-    if files:
+    if kept:
         _prefer_upload()
         st.session_state[GALLERY_OPEN_KEY] = False
 
@@ -228,7 +269,8 @@ def _prefer_upload() -> None:
 
 
 def upload_limit_text() -> str:
-    return (f"Up to {st.get_option('server.maxUploadSize')} MB and {MAX_PIXELS / 1e6:.0f} megapixels per image; "
+    return (f"Up to {st.get_option('server.maxUploadSize')} MB and {MAX_PIXELS / 1e6:.0f} megapixels per image, "
+            f"{UPLOAD_MAX_FILES} images and {UPLOAD_MAX_BYTES / 2**20:.0f} MB in all; "
             "JPEG, PNG, WebP, BMP, GIF or TIFF.")
 
 
@@ -242,6 +284,8 @@ def upload_picker() -> None:
     st.file_uploader("Upload photos (several at once)", accept_multiple_files=True, key="uploads",
                      on_change=_keep_uploads, help=upload_limit_text())
     st.caption(upload_limit_text())
+    if refused := st.session_state.get(_UPLOAD_REFUSED):
+        st.warning(refused)
     files = st.session_state.get(UPLOADS_KEY) or []
     if not files:
         return
@@ -264,7 +308,7 @@ def upload_picker() -> None:
         st.error(f"Cannot use **{name}**: {err}.")
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
+@st.cache_data(max_entries=512, show_spinner=False)  # about 5 kB each: a whole val folder of 500 is 2.5 MB
 def _thumbnail(path: str, mtime: float) -> bytes:
     """A JPEG thumbnail: bytes, so that a rerun does not encode 24 arrays again."""
     import io

@@ -104,7 +104,7 @@ def scores_key(folder: Path) -> tuple:
     return common.weights_key(), str(folder), folder_stamp(folder), common.tta()
 
 
-@st.cache_data(show_spinner="Segmenting…", max_entries=8)
+@st.cache_data(show_spinner="Segmenting…", max_entries=8, ttl=1800)  # with float32 confidence maps: 20 MB at screen size
 def _predict_all(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Predictions:
     return common.load_predictor(weights).predict(_photo, tta=tta, confidence=True, ensemble=True)
 

@@ -26,7 +26,7 @@ FRAME_KEY = "video_frame"
 UPLOAD_TYPES = ("mp4", "mov", "m4v", "mkv", "webm", "avi")
 
 
-@st.cache_resource
+@st.cache_resource(max_entries=1)  # no arguments: the one queue of this process
 def job_queue() -> JobQueue:
     """The server's one video slot (a cached resource: shared by every session of this process)."""
     return JobQueue()
@@ -114,12 +114,12 @@ def frame_from_selection(event) -> int | None:
     return int(value) if value is not None else None
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=8, ttl=600, show_spinner=False)  # a 1080p frame's four panels: 25 MB
 def panels(video: str, key: str, index: int, _composer: Composer) -> dict[str, np.ndarray]:
     """The panels of frame ``index`` of the comparison video, as the user saw them in it."""
     return _composer.panels(read_frame(video, index))
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(max_entries=8, ttl=600, show_spinner=False)  # a 1080p frame: 6 MB
 def source_frame(source: str, key: str, index: int) -> np.ndarray:
     return read_frame(source, index)

@@ -262,7 +262,7 @@ class FrozenFigure(go.Figure):
         return dict(self._frozen)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)  # shared, never mutated: no copy per rerun
+@st.cache_resource(max_entries=16, ttl=1800, show_spinner=False)  # shared, never mutated: no copy per rerun; a few MB each
 def _cached_figure(scene_id: str, view: str, classes: tuple[int, ...], opacity: float, threshold: float,
                    _photo: np.ndarray, _predictions: dict, _label: np.ndarray | None) -> go.Figure:
     return FrozenFigure(viewer_figure(_photo, _predictions, _label, view, list(classes), opacity, threshold))

@@ -83,3 +83,12 @@ def refuse_hub_downloads(monkeypatch, error: type, message: str) -> None:
 
     served_weights._download.cache_clear()
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+
+
+@pytest.fixture
+def env(monkeypatch, weights_dir, tmp_path):
+    """The app pointed at the test checkpoints and a folder of synthetic val pairs."""
+    data = write_pairs(tmp_path / "val")
+    monkeypatch.setenv("SEG_WEIGHTS_DIR", str(weights_dir))
+    monkeypatch.setenv("SEG_DATA_DIR", str(data))
+    return data

@@ -37,15 +37,6 @@ def pair_image(h: int = 64, seed: int = 0) -> np.ndarray:
     return np.concatenate([photo, colorize(label)], axis=1)
 
 
-@pytest.fixture
-def env(monkeypatch, weights_dir, tmp_path):
-    """The app pointed at the test checkpoints and a folder of synthetic val pairs."""
-    data = write_pairs(tmp_path / "val")
-    monkeypatch.setenv("SEG_WEIGHTS_DIR", str(weights_dir))
-    monkeypatch.setenv("SEG_DATA_DIR", str(data))
-    return data
-
-
 def page(name: str) -> AppTest:
     return AppTest.from_file(str(ROOT / "app_pages" / f"{name}.py"), default_timeout=TIMEOUT)
 

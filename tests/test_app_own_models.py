@@ -20,14 +20,14 @@ from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundEr
 from seg_core import extra_models
 from seg_core.checkpoint import CONFIG_KEY, HUB_WEIGHTS, read_tensors, save_tensors
 from seg_core.extra_models import load_extra_model, predict_extra
-from tests.test_app import env, grid_captions, grid_html, no_exception, page, page_text, run_page, texts  # noqa: F401
+from tests.test_app import grid_captions, grid_html, no_exception, page, page_text, run_page, texts
 from ui import scenes, views
 
 SCENE = "5.jpg"
 
 
 @pytest.fixture
-def compare(env, tmp_path, monkeypatch):  # noqa: F811
+def compare(env, tmp_path, monkeypatch):
     """The Compare page on a val scene, uploads stored under a temp cache folder."""
     monkeypatch.setenv("SEG_CACHE_DIR", str(tmp_path / "cache"))
     at = page("compare")
@@ -73,7 +73,7 @@ def own_columns(at) -> list[str]:
     return [c.rsplit(" (", 1)[0] for c in grid_captions(at) if ".safetensors" in c or "hf://" in c]
 
 
-def test_an_uploaded_checkpoint_gets_its_own_column_and_can_be_removed(compare, weights_dir, env, tmp_path):  # noqa: F811
+def test_an_uploaded_checkpoint_gets_its_own_column_and_can_be_removed(compare, weights_dir, env, tmp_path):
     at = upload(compare, "mine.safetensors", (weights_dir / "unet.safetensors").read_bytes())
     assert not at.error
     labels = [c.rsplit(" (", 1)[0] for c in grid_captions(at)]
@@ -145,7 +145,7 @@ def test_every_refusal_shows_its_sentence_not_a_traceback(compare, weights_dir, 
     assert not list((tmp_path / "cache").rglob("model.pt")) and not list((tmp_path / "cache").rglob("big.*"))
 
 
-def test_public_mode_offers_only_the_listed_models(env, weights_dir, hub, tmp_path, monkeypatch):  # noqa: F811
+def test_public_mode_offers_only_the_listed_models(env, weights_dir, hub, tmp_path, monkeypatch):
     monkeypatch.setenv("SEG_PUBLIC", "1")
     monkeypatch.setenv("SEG_EXTRA_MODELS", f"{weights_dir / 'fcn_resnet50.safetensors'},hf://lab/unet-ft")
     at = page("compare")

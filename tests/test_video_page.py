@@ -12,7 +12,7 @@ from PIL import Image
 from seg_core.predictor import Predictor
 from seg_core.video import VideoError
 from tests.clips import panning_frames, write_clip
-from tests.test_app import TIMEOUT, AppTest, captions, env, no_exception, page, texts  # noqa: F401 (fixture)
+from tests.test_app import TIMEOUT, AppTest, captions, no_exception, page, texts
 from tests.conftest import ROOT
 from ui import video as ui_video
 

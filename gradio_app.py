@@ -412,9 +412,11 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
 
 LIVE_MAX_SIDE = 512  # webcam frames are segmented at most this large: the frame rate is what matters
 LIVE_WINDOW = 10  # the frame rate shown is over the last this many frames
-#: The browser checks this often whether the previous frame is back before it sends the next one,
-#: so a frame waits half of it on average; a check is cheap when one is still in flight.
-LIVE_STREAM_EVERY_S = 0.02
+#: The browser checks this often whether the previous frame is back before it sends the next one
+#: (README "Webcam": 20 ms checks cost the browser more than the wait they save).
+LIVE_STREAM_EVERY_S = 0.05
+#: What the browser asks of the camera (``getUserMedia`` constraints); frames are cut to LIVE_MAX_SIDE anyway.
+LIVE_CAMERA = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}
 
 
 def live_frame(predictor: Predictor, frame, model: str, state: dict | None, alpha: float = DEFAULT_OPACITY):
@@ -438,7 +440,8 @@ def webcam_section(predictor: Predictor) -> None:
     loaded = tuple(predictor.models)
     gr.Markdown("Allow the camera: each frame goes through the chosen model and comes back as an overlay.")
     with gr.Row():
-        camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", format="jpeg")
+        camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", format="jpeg",
+                          webcam_options=gr.WebcamOptions(constraints=LIVE_CAMERA))
         with gr.Column():
             live = gr.Image(label="Overlay", interactive=False, format="jpeg")
             rate = gr.Markdown()
@@ -898,7 +901,7 @@ def load_predictor() -> tuple[Predictor, str | None]:
         source = weights_source()
     except WeightsError as err:
         return Predictor(), str(err)
-    return Predictor.from_dir(source.folder, threads=INFER_THREADS), source.note
+    return Predictor.from_dir(source.folder, threads=INFER_THREADS, parallel=INFER_WORKERS), source.note
 
 
 predictor, WEIGHTS_NOTE = load_predictor()  # once, at import: every session shares these models

@@ -491,3 +491,12 @@ def test_legend_has_no_heavy_borders_and_shows_all_models(app):
     assert "#legend table" in app.LAUNCH_KWARGS["css"] and "border: none !important" in app.LAUNCH_KWARGS["css"]
     config = app.demo.get_config_file()
     assert any(c["props"].get("elem_id") == "legend" for c in config["components"])
+
+
+def test_webcam_asks_the_camera_for_small_frames(app):
+    # gradio's default asks for 1920x1440: each frame then costs the browser and the server far
+    # more than the model (README "Webcam")
+    camera = next(b for b in app.demo.blocks.values() if isinstance(b, gr.Image) and b.label == "Camera")
+    video = camera.webcam_options.constraints["video"]
+    assert video["width"]["ideal"] <= 640 and video["height"]["ideal"] <= 480
+    assert max(video["width"]["ideal"], video["height"]["ideal"]) >= app.LIVE_MAX_SIDE  # not below what is segmented

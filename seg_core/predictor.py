@@ -73,9 +73,9 @@ class Predictor:
     @classmethod
     def from_dir(cls, weights_dir: str | Path = "weights", names: tuple[str, ...] = ARCH_NAMES,
                  device: str | torch.device = "cpu", backend: str | None = None,
-                 threads: int | None = None) -> "Predictor":
-        """``threads``: CPU threads of each exported model (default: torch's); a server running
-        several inferences at once gives each fewer."""
+                 threads: int | None = None, parallel: int = 1) -> "Predictor":
+        """``threads``: CPU threads of each exported model's inference (default: torch's);
+        ``parallel``: inferences a server runs at once on each model (each on ``threads``)."""
         weights_dir = Path(weights_dir)
         backend = backend or settings.backend()
         if backend not in BACKENDS:
@@ -84,7 +84,7 @@ class Predictor:
         self.ensemble_weights = read_ensemble_weights(weights_dir)
         for name in names:
             path = weights_dir / f"{name}.safetensors"
-            if backend == "auto" and torch.device(device).type == "cpu" and self._load_exported(weights_dir, name, path, threads):
+            if backend == "auto" and torch.device(device).type == "cpu" and self._load_exported(weights_dir, name, path, threads, parallel):
                 continue
             if not path.is_file():
                 self.missing[name] = Missing(f"no weights at {path}", train_command(name))
@@ -95,14 +95,14 @@ class Predictor:
                 self.missing[name] = Missing(str(err), train_command(name))
         return self
 
-    def _load_exported(self, weights_dir: Path, name: str, source: Path, threads: int | None) -> bool:
+    def _load_exported(self, weights_dir: Path, name: str, source: Path, threads: int | None, parallel: int) -> bool:
         exported, why = find_exported(weights_dir, name, source if source.is_file() else None)
         if exported is None:
             if why:
                 self.notes[name] = why
             return False
         try:
-            self.models[name] = load_runner(exported, threads=threads, arch=name)
+            self.models[name] = load_runner(exported, threads=threads, arch=name, parallel=parallel)
         except RunnerError as err:
             self.notes[name] = f"{err}; using PyTorch"
             return False

@@ -190,9 +190,10 @@ class _Exported:
 
 
 class OnnxRunner(_Exported, _TorchOps):
-    """An exported ``.onnx`` file in ONNX Runtime; upsampling and argmax in torch."""
+    """An exported ``.onnx`` file in ONNX Runtime; upsampling and argmax in torch. One session
+    already runs calls from several threads at once, so ``parallel`` needs nothing here."""
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, parallel: int = 1):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -242,7 +243,7 @@ class OpenVinoRunner(_Exported, _TorchOps):
     Upsampling and argmax run in the graph: handing 19-channel logits to PyTorch for them costs
     more than the int8 network itself, because the two thread pools fight."""
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, parallel: int = 1):
         try:
             import openvino  # noqa: F401 - only to say clearly when it is missing
         except ImportError:
@@ -255,8 +256,12 @@ class OpenVinoRunner(_Exported, _TorchOps):
             meta = ov_meta(self._model)
             super().__init__(path, meta, "OpenVINO")
             meta["float_precision"] = _float_precision(self.precision)
-            self._compile_config = {"PERFORMANCE_HINT": "LATENCY",
-                                    "INFERENCE_NUM_THREADS": str(threads or torch.get_num_threads()),
+            threads = threads or torch.get_num_threads()
+            # One stream runs one inference at a time: calls from more threads would queue behind
+            # it. A server running ``parallel`` inferences at once gets as many streams, each with
+            # ``threads`` threads.
+            self._compile_config = {"PERFORMANCE_HINT": "LATENCY" if parallel == 1 else "THROUGHPUT",
+                                    "NUM_STREAMS": str(parallel), "INFERENCE_NUM_THREADS": str(threads * parallel),
                                     "INFERENCE_PRECISION_HINT": meta["float_precision"]}
             self._compiled = {"masks/none": self._compile("masks/none")}
         except RunnerError:
@@ -380,16 +385,17 @@ LOADERS = {".onnx": OnnxRunner, ".xml": OpenVinoRunner}
 
 
 def load_runner(source: str | Path, threads: int | None = None, device: str | torch.device = "cpu",
-                arch: str | None = None) -> Runner:
+                arch: str | None = None, parallel: int = 1) -> Runner:
     """The runner of a model file, chosen by its suffix; ``arch`` guards against another
-    architecture's file (``CheckpointError`` / ``RunnerError``)."""
+    architecture's file (``CheckpointError`` / ``RunnerError``). ``parallel``: inferences a server
+    runs at once on the model, each on ``threads`` threads (exported files)."""
     loader = LOADERS.get(Path(str(source)).suffix)
     if loader is None:
         return TorchRunner(load_model(source, arch=arch, device=device),
                            None if str(source).startswith("hf://") else Path(source))
     if not Path(source).is_file():
         raise RunnerError(f"{source} does not exist")
-    runner = loader(source, threads)
+    runner = loader(source, threads, parallel)
     if arch is not None and runner.config.arch != arch:
         raise RunnerError(f"{source} holds a {runner.config.arch} model, not {arch}")
     return runner

@@ -106,6 +106,28 @@ def test_openvino_in_graph_masks_match_upsampled_logits(exported):
         assert (masks == classes(logits).numpy()).mean() >= 0.999
 
 
+def test_openvino_runs_parallel_calls_in_streams_of_their_own(exported, weights_dir):
+    """A server running two inferences at once gets two streams of one thread each (one stream
+    runs one inference at a time: the second caller would queue), with the same masks."""
+    import threading
+
+    one = load_runner(exported["unet"][1], threads=1)
+    two = Predictor.from_dir(exported["unet"][1].parent, names=("unet",), threads=1, parallel=2).models["unet"]
+    assert isinstance(two, OpenVinoRunner)
+    x = torch.randn(1, 3, 64, 64).numpy()
+    expected = one.masks(x, (64, 64))
+    compiled = two._compiled["masks/none"]
+    assert int(compiled.get_property("NUM_STREAMS")) == 2 and int(compiled.get_property("INFERENCE_NUM_THREADS")) == 2
+    assert int(one._compiled["masks/none"].get_property("NUM_STREAMS")) == 1
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(two.masks(x, (64, 64)))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 4 and all(np.array_equal(r, expected) for r in results)
+
+
 def test_openvino_in_graph_flip_tta_matches_pytorch_scores(exported):
     """The mirror-image averaging built into the OpenVINO mask graph equals averaging the softmax
     of the file's own logits over photo and mirror image, then upsampling and argmax in PyTorch."""

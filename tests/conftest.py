@@ -92,3 +92,34 @@ def env(monkeypatch, weights_dir, tmp_path):
     monkeypatch.setenv("SEG_WEIGHTS_DIR", str(weights_dir))
     monkeypatch.setenv("SEG_DATA_DIR", str(data))
     return data
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path, weights_dir):
+    """``huggingface_hub.snapshot_download`` replaced: ``lab/unet-ft`` holds a model.safetensors (a
+    copy of the test U-Net), ``lab/offline`` cannot be reached, no other repo exists. Returns the calls."""
+    import shutil
+
+    import httpx2
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    from seg_core.checkpoint import HUB_WEIGHTS
+
+    calls = []
+
+    def snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        if repo_id == "lab/offline":
+            raise LocalEntryNotFoundError("Cannot find the requested files in the disk cache and outgoing traffic "
+                                          "has been disabled.")
+        if repo_id != "lab/unet-ft":
+            request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
+            raise RepositoryNotFoundError("404 Repository Not Found", response=httpx2.Response(404, request=request))
+        folder = tmp_path / "snapshot"
+        folder.mkdir(exist_ok=True)
+        shutil.copy(weights_dir / "unet.safetensors", folder / HUB_WEIGHTS)
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    return calls

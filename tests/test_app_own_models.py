@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
-import httpx2
-import huggingface_hub
 import pytest
-from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
 from seg_core import extra_models
-from seg_core.checkpoint import CONFIG_KEY, HUB_WEIGHTS, read_tensors, save_tensors
+from seg_core.checkpoint import CONFIG_KEY, read_tensors, save_tensors
 from seg_core.extra_models import load_extra_model, predict_extra
 from tests.test_app import grid_captions, grid_html, no_exception, page, page_text, run_page, texts
 from ui import scenes, views
@@ -35,24 +31,6 @@ def compare(env, tmp_path, monkeypatch):
     at.run()
     no_exception(at)
     return at
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path, weights_dir):
-    """``lab/unet-ft`` holds a model.safetensors, ``lab/offline`` cannot be reached; no other repo exists."""
-    def snapshot_download(repo_id, **kwargs):
-        if repo_id == "lab/offline":
-            raise LocalEntryNotFoundError("Cannot find the requested files in the disk cache and outgoing traffic "
-                                          "has been disabled.")
-        if repo_id != "lab/unet-ft":
-            request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
-            raise RepositoryNotFoundError("404 Repository Not Found", response=httpx2.Response(404, request=request))
-        folder = tmp_path / "snapshot"
-        folder.mkdir(exist_ok=True)
-        shutil.copy(weights_dir / "unet.safetensors", folder / HUB_WEIGHTS)
-        return str(folder)
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
 
 
 def upload(at, name: str, data: bytes):

@@ -26,7 +26,8 @@ def test_load_test_script_runs(weights_dir, api):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["requests"] > 0 and result["errors"] == 0
     assert result["p50_s"] <= result["p95_s"]
-    assert 0 < result["server_cpu_ms_per_request"] < result["machine_cpu_ms_per_request"]
+    # the server's CPU is part of the machine's (/proc counts both in 10 ms ticks: some slack)
+    assert 0 < result["server_cpu_ms_per_request"] <= 1.05 * result["machine_cpu_ms_per_request"] + 2
     assert result["client_cpu_ms_per_request"] > 0 and result["queue_full_retries"] == 0
     assert result["api"] == api and result["rss_mib_each_minute"][0] == result["rss_mib_start"]
 

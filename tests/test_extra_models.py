@@ -7,13 +7,9 @@ The Hub is replaced at ``huggingface_hub.snapshot_download``; checkpoints are th
 from __future__ import annotations
 
 import json
-import shutil
 
-import httpx2
-import huggingface_hub
 import pytest
 import torch
-from huggingface_hub.errors import RepositoryNotFoundError
 
 from seg_core.checkpoint import CONFIG_KEY, HUB_WEIGHTS, read_tensors, save_tensors
 from seg_core.extra_models import ExtraModelError, load_extra_model
@@ -50,25 +46,6 @@ def test_refusals_are_one_sentence_without_server_paths(weights_dir, tmp_path):
     save_tensors(tensors, tmp_path / "deeplab.safetensors", {**meta, CONFIG_KEY: json.dumps(cfg)})
     with pytest.raises(ExtraModelError, match="cannot use deeplab.safetensors: unknown arch 'deeplabv3'"):
         load_extra_model(str(tmp_path / "deeplab.safetensors"), public=False)
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path, weights_dir):
-    """``snapshot_download`` replaced: ``lab/unet-ft`` holds a model.safetensors, other repos do not exist."""
-    calls = []
-
-    def snapshot_download(repo_id, **kwargs):
-        calls.append((repo_id, kwargs))
-        if repo_id != "lab/unet-ft":
-            request = httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
-            raise RepositoryNotFoundError("404 Repository Not Found", response=httpx2.Response(404, request=request))
-        folder = tmp_path / "snapshot"
-        folder.mkdir(exist_ok=True)
-        shutil.copy(weights_dir / "unet.safetensors", folder / HUB_WEIGHTS)
-        return str(folder)
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
-    return calls
 
 
 def test_a_hub_checkpoint_is_downloaded_alone_at_its_revision(hub):

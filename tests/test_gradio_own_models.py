@@ -14,7 +14,7 @@ import pytest
 
 from seg_core import extra_models
 from seg_core.palette import colorize
-from tests.test_app_own_models import hub, refusals  # noqa: F401
+from tests.test_app_own_models import refusals
 from tests.test_gradio_app import app, photo  # noqa: F401
 
 
@@ -33,7 +33,7 @@ def props_by_id(demo) -> dict:
     return {c["props"].get("elem_id"): c for c in demo.config["components"] if c["props"].get("elem_id")}
 
 
-def test_own_models_from_a_file_a_path_and_the_hub_beside_the_three(app, weights_dir, hub, photo, tmp_path):  # noqa: F811
+def test_own_models_from_a_file_a_path_and_the_hub_beside_the_three(app, weights_dir, hub, photo, tmp_path):  # noqa: F811 (fixtures of test_gradio_app)
     upload = tmp_path / "mine.safetensors"
     shutil.copy(weights_dir / "unet.safetensors", upload)
     own = app.add_own_model([], {"path": str(upload)})
@@ -57,7 +57,7 @@ def test_own_models_from_a_file_a_path_and_the_hub_beside_the_three(app, weights
     assert "unet (mine.safetensors)" in app.render(state, "unet", 1.0, names, 2)[1]  # and in the legend
 
 
-def test_adding_in_the_page_segments_the_photo_again_and_unticking_removes(app, weights_dir, photo):  # noqa: F811
+def test_adding_in_the_page_segments_the_photo_again_and_unticking_removes(app, weights_dir, photo):  # noqa: F811 (fixtures of test_gradio_app)
     on_add, on_untick = page_fn(app.demo, "on_add"), page_fn(app.demo, "on_untick")
     out = on_add([], {"path": str(photo)}, "unet", 0.5, False, None, str(weights_dir / "fcn_vgg16.safetensors"))
     mine, listed, file, text, _, state, *views, box = out
@@ -68,7 +68,7 @@ def test_adding_in_the_page_segments_the_photo_again_and_unticking_removes(app, 
     assert mine == [] and not listed["visible"] and state["own"] == [] and not views[-2]["visible"]
 
 
-def test_every_refusal_is_the_pages_error(app, weights_dir, hub, tmp_path, monkeypatch):  # noqa: F811
+def test_every_refusal_is_the_pages_error(app, weights_dir, hub, tmp_path, monkeypatch):  # noqa: F811 (fixtures of test_gradio_app)
     on_add = page_fn(app.demo, "on_add")
     for how, what, sentence in refusals(weights_dir, tmp_path):
         with monkeypatch.context() as m:
@@ -87,7 +87,7 @@ def test_every_refusal_is_the_pages_error(app, weights_dir, hub, tmp_path, monke
         assert all(isinstance(o, dict) and o.get("__type__") == "update" for o in out[:-1])  # nothing else changed
 
 
-def test_public_mode_offers_only_the_listed_models(app, weights_dir, hub, monkeypatch):  # noqa: F811
+def test_public_mode_offers_only_the_listed_models(app, weights_dir, hub, monkeypatch):  # noqa: F811 (fixtures of test_gradio_app)
     monkeypatch.setenv("SEG_PUBLIC", "1")
     monkeypatch.setenv("SEG_EXTRA_MODELS", f"{weights_dir / 'fcn_resnet50.safetensors'},hf://lab/unet-ft")
     demo = app.build_demo(app.predictor, data_dir=None)

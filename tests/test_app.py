@@ -154,6 +154,10 @@ def test_paging_and_display_scale():
     assert fit_within(big, 1000, nearest=True).shape == (200, 1000)
     small = np.zeros((10, 20, 3), np.uint8)
     assert scenes.display_scale(small) is small
+    photo = np.random.default_rng(0).integers(0, 256, (100, 200, 3), dtype=np.uint8)
+    # a whole factor is a box reduction (each pixel the mean of a 4x4 block), not a sparse bilinear sample
+    assert np.array_equal(fit_within(photo, 50), np.asarray(Image.fromarray(photo).reduce(4)))
+    assert fit_within(photo, 64).shape == (32, 64, 3)
 
 
 def test_confusion_helpers_and_figures():

@@ -24,6 +24,7 @@ Medians (and the worst) go to stdout as a Markdown table. ``--shots docs`` also 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import statistics
@@ -89,13 +90,24 @@ def jpeg(image: np.ndarray) -> bytes:
 
 
 class Page(Browser):
-    """``Browser`` that keeps the websocket frames it sees (timestamps in seconds)."""
+    """``Browser`` that keeps the websocket frames it sees (timestamps in seconds) while ``watching``.
+
+    Only then: with the Network domain on, Chromium copies every frame (the pictures' data URLs
+    included) to us, which would load the cores the upload's timing is taken on."""
 
     def __init__(self, width: int, height: int):
         self.frames: list[tuple[str, float, int]] = []
         super().__init__(width=width, height=height)
-        self.call("Network.enable")
         self.call("Page.enable")
+
+    @contextlib.contextmanager
+    def watching(self):
+        self.frames.clear()
+        self.call("Network.enable")
+        try:
+            yield self.frames
+        finally:
+            self.call("Network.disable")
 
     def call(self, method: str, **params) -> dict:
         msg_id = next(self.ids)
@@ -195,28 +207,28 @@ def opacity_step(page: Page) -> dict:
     """One ArrowRight on the opacity slider: browser time to three new overlays, server time."""
     page.evaluate("document.querySelector('[data-testid=\"stSlider\"] input[type=range]').focus()")
     page.evaluate(OVERLAY_JS)
-    page.frames.clear()
-    for kind in ("keyDown", "keyUp"):
-        page.call("Input.dispatchKeyEvent", type=kind, key="ArrowRight", code="ArrowRight", windowsVirtualKeyCode=39)
-    o = wait_for(lambda: (v := page.evaluate("JSON.stringify(window.__o)")) and json.loads(v)["done"] is not None
-                 and json.loads(v), 30, "the new overlays")
-    page.pump(0.5)
-    sent = [ts for kind, ts, _ in page.frames if kind == "webSocketFrameSent"]
-    got = [ts for kind, ts, _ in page.frames if kind == "webSocketFrameReceived" and sent and ts >= sent[0]]
+    with page.watching() as frames:
+        for kind in ("keyDown", "keyUp"):
+            page.call("Input.dispatchKeyEvent", type=kind, key="ArrowRight", code="ArrowRight", windowsVirtualKeyCode=39)
+        o = wait_for(lambda: (v := page.evaluate("JSON.stringify(window.__o)")) and json.loads(v)["done"] is not None
+                     and json.loads(v), 30, "the new overlays")
+        page.pump(0.5)
+    sent = [ts for kind, ts, _ in frames if kind == "webSocketFrameSent"]
+    got = [ts for kind, ts, _ in frames if kind == "webSocketFrameReceived" and sent and ts >= sent[0]]
     return {"browser": (o["done"] - o["start"]) / 1000, "server": (got[-1] - sent[0]) if got else float("nan")}
 
 
 def seam_step(page: Page) -> dict:
     """One drag step of the before/after seam, inside its iframe: frames sent, time to paint."""
-    page.frames.clear()
-    ms = page.call("Runtime.evaluate", awaitPromise=True, returnByValue=True, expression="""new Promise(done => {
-      const doc = document.querySelector('iframe').contentDocument, box = doc.getElementById('box');
-      const r = box.getBoundingClientRect(), t0 = performance.now();
-      box.dispatchEvent(new PointerEvent('pointerdown', {clientX: r.left + r.width * 0.3, clientY: r.top + 5, pointerId: 1, bubbles: true}));
-      requestAnimationFrame(() => requestAnimationFrame(() => done([performance.now() - t0, doc.getElementById('top').style.clipPath])));
-    })""")["result"]["value"]
-    page.pump(0.5)
-    return {"seam_ms": ms[0], "clip": ms[1], "frames_sent": sum(k == "webSocketFrameSent" for k, _, _ in page.frames)}
+    with page.watching() as frames:
+        ms = page.call("Runtime.evaluate", awaitPromise=True, returnByValue=True, expression="""new Promise(done => {
+          const doc = document.querySelector('iframe').contentDocument, box = doc.getElementById('box');
+          const r = box.getBoundingClientRect(), t0 = performance.now();
+          box.dispatchEvent(new PointerEvent('pointerdown', {clientX: r.left + r.width * 0.3, clientY: r.top + 5, pointerId: 1, bubbles: true}));
+          requestAnimationFrame(() => requestAnimationFrame(() => done([performance.now() - t0, doc.getElementById('top').style.clipPath])));
+        })""")["result"]["value"]
+        page.pump(0.5)
+    return {"seam_ms": ms[0], "clip": ms[1], "frames_sent": sum(k == "webSocketFrameSent" for k, _, _ in frames)}
 
 
 def measure(url: str, repeats: int, size: tuple[int, int], tmp: Path) -> list[dict]:

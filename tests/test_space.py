@@ -116,7 +116,7 @@ def test_dry_run_prints_every_file_with_its_size_and_calls_nothing(checkout, hub
     assert f"total: {len(expected)} files" in out and f"({total} bytes)" in out
     assert total == sum(len(text.encode()) for text in plan.space.generated.values()) + sum(
         len(text.encode()) for rel, text in {**SENT, **WEIGHTS}.items())
-    assert "Space variables: SEG_PUBLIC=1" in out and "dry run: nothing was sent" in out
+    assert "Space variables: SEG_PUBLIC=1, MALLOC_ARENA_MAX=2" in out and "dry run: nothing was sent" in out
 
 
 def test_dry_run_with_weights_repo_lists_both_repos(checkout, hub, capsys):
@@ -132,8 +132,8 @@ def test_dry_run_with_weights_repo_lists_both_repos(checkout, hub, capsys):
 def test_deploy_with_a_weights_repo_pins_the_space_to_its_commit(checkout, hub, capsys):
     assert main(["deploy-space", SPACE, "--sdk", "gradio", "--weights-repo", MODEL, "--private"]) == 0
     order = [name for name, _, _ in hub.calls]
-    assert order == ["create_repo", "upload_folder", "create_repo", "get_space_variables", "add_space_variable",
-                     "add_space_variable", "add_space_variable", "upload_folder"]
+    assert order == ["create_repo", "upload_folder", "create_repo", "get_space_variables"] + [
+        "add_space_variable"] * 4 + ["upload_folder"]
 
     (model_args, model_kw), (space_args, space_kw) = called(hub, "create_repo")
     assert model_args == (MODEL,) and model_kw == {"repo_type": "model", "private": True, "exist_ok": True}
@@ -146,7 +146,8 @@ def test_deploy_with_a_weights_repo_pins_the_space_to_its_commit(checkout, hub, 
 
     commit = "a" * 40
     assert [args for args, _ in called(hub, "add_space_variable")] == [
-        (SPACE, "SEG_PUBLIC", "1"), (SPACE, "SEG_WEIGHTS_REPO", MODEL), (SPACE, "SEG_WEIGHTS_REVISION", commit)]
+        (SPACE, "SEG_PUBLIC", "1"), (SPACE, "MALLOC_ARENA_MAX", "2"), (SPACE, "SEG_WEIGHTS_REPO", MODEL),
+        (SPACE, "SEG_WEIGHTS_REVISION", commit)]
     assert called(hub, "delete_space_variable") == []  # both are set anew, OTHER is the owner's
 
     assert space_up["repo_id"] == SPACE and space_up["repo_type"] == "space"
@@ -176,7 +177,8 @@ def test_deploy_without_weights_repo_uploads_them_with_the_space(checkout, hub):
     # A Space redeployed without --weights-repo must not keep downloading the old pin.
     assert sorted(args[1] for args, _ in called(hub, "delete_space_variable")) == ["SEG_WEIGHTS_REPO",
                                                                                     "SEG_WEIGHTS_REVISION"]
-    assert [args for args, _ in called(hub, "add_space_variable")] == [(SPACE, "SEG_PUBLIC", "1")]
+    assert [args for args, _ in called(hub, "add_space_variable")] == [(SPACE, "SEG_PUBLIC", "1"),
+                                                                        (SPACE, "MALLOC_ARENA_MAX", "2")]
 
 
 def test_patterns_select_this_checkout_without_data_tests_or_caches():

@@ -62,6 +62,7 @@ server lacks raises ``gradio_client.exceptions.AppError`` whose message says wha
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import tempfile
@@ -92,7 +93,8 @@ EXAMPLES_CACHE = settings.examples_cache()
 INFER_WORKERS, INFER_THREADS = settings.infer_workers(), settings.infer_threads()
 
 N_EXAMPLES = 8
-MAX_FILE_SIZE = "10mb"
+MAX_FILE_MB = 10
+MAX_FILE_SIZE = f"{MAX_FILE_MB}mb"
 QUEUE_MAX_SIZE = 20
 DEFAULT_CONCURRENCY = 2
 DISPLAY_MAX_SIDE = 1280
@@ -189,15 +191,23 @@ def known_models(predictor: Predictor) -> list[str]:
 INFERENCE_SLOTS = threading.Semaphore(INFER_WORKERS)
 
 
-def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None, tta: str = "none",
-             **options):
+@contextlib.contextmanager
+def _inference(who: str = "The model"):
+    """Around every forward pass: an inference slot, ahead of a running video job (which waits for
+    this photo), and a failure (e.g. out of memory on a small Space) as a sentence."""
     from seg_core.video import PHOTOS_FIRST
 
     try:
-        with PHOTOS_FIRST.photo(), INFERENCE_SLOTS:  # a running video job waits for this photo
-            return predictor.predict(rgb, names, tta, **options)
-    except (RuntimeError, MemoryError) as err:  # e.g. out of memory on a small Space
-        raise gr.Error(f"The model failed on this image ({type(err).__name__}); try a smaller image.") from err
+        with PHOTOS_FIRST.photo(), INFERENCE_SLOTS:
+            yield
+    except (RuntimeError, MemoryError) as err:
+        raise gr.Error(f"{who} failed on this image ({type(err).__name__}); try a smaller image.") from err
+
+
+def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None, tta: str = "none",
+             **options):
+    with _inference():
+        return predictor.predict(rgb, names, tta, **options)
 
 
 # ---------------------------------------------------------------------------------------------- API
@@ -338,7 +348,7 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
     wait in gradio's queue (their position is shown), and photos keep their own slot meanwhile."""
     from seg_core.video import Composer, Limits, read_frame
 
-    limits = Limits(max_bytes=int(MAX_FILE_SIZE.removesuffix("mb")) * 2**20)  # gradio refuses larger uploads first
+    limits = Limits(max_bytes=MAX_FILE_MB * 2**20)  # gradio refuses larger uploads first
     gr.Markdown(f"Upload a clip ({limits.describe()}). Each frame goes "
                 "through every model; the result shows the photo and each model's overlay side by side, with "
                 "each model's flicker (pixels whose class changes from one segmented frame to the next).")
@@ -459,7 +469,7 @@ def webcam_section(predictor: Predictor) -> None:
 # ------------------------------------------------------------------------------- plain HTTP API
 
 REST_PATH = "/v1/segment"
-MAX_BODY_BYTES = 10 * 2**20  # as MAX_FILE_SIZE
+MAX_BODY_BYTES = MAX_FILE_MB * 2**20  # gradio's upload limit
 
 
 def rest_api(predictor: Predictor, waiting: int = QUEUE_MAX_SIZE):
@@ -514,10 +524,8 @@ def compare(predictor: Predictor, image, tta: str = "none", extras: list[ExtraMo
     rgb = decode(image)
     preds = _predict(predictor, rgb, tta=tta, confidence=True, ensemble=True) if predictor.models else Predictions()
     if extras:
-        try:
+        with _inference("Your model"):
             own = predict_extra(list(extras), rgb, tta, confidence=True)
-        except (RuntimeError, MemoryError) as err:
-            raise gr.Error(f"Your model failed on this image ({type(err).__name__}); try a smaller image.") from err
         merged = Predictions({**preds, **own})
         merged.decode_seconds, merged.prepare_seconds = preds.decode_seconds, preds.prepare_seconds + own.prepare_seconds
         preds = merged
@@ -702,7 +710,7 @@ def own_section() -> tuple[list, list]:
             inputs = [gr.Dropdown(offered, value=None, label="Models offered by this server", elem_id="own-pick")]
         else:
             gr.Markdown("A `.safetensors` checkpoint of U-Net, FCN-VGG16 or FCN-ResNet50 (e.g. fine-tuned with "
-                        f"`train_cli.py train --init`): an upload (at most {MAX_FILE_SIZE.removesuffix('mb')} MB, "
+                        f"`train_cli.py train --init`): an upload (at most {MAX_FILE_MB} MB, "
                         "the server's upload limit), or a local path or `hf://org/name@revision` of any size up to "
                         "256 MiB. It gets a picture of its own, outside the ensemble.")
             inputs = [gr.File(label="Checkpoint (.safetensors)", height=110, elem_id="own-file"),

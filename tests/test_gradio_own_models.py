@@ -102,3 +102,22 @@ def test_public_mode_offers_only_the_listed_models(app, weights_dir, hub, monkey
 
     monkeypatch.delenv("SEG_EXTRA_MODELS")
     assert not props_by_id(app.build_demo(app.predictor, data_dir=None))["own-models"]["props"]["visible"]
+
+
+def test_own_models_wait_for_an_inference_slot_like_the_three(app, weights_dir, photo):  # noqa: F811 (fixtures of test_gradio_app)
+    import threading
+
+    from seg_core.predictor import Predictor
+
+    mine = extra_models.load_extra_model(str(weights_dir / "unet.safetensors"), public=False)
+    done = []
+    app.INFERENCE_SLOTS.acquire()  # the cores are busy with another forward pass
+    try:
+        worker = threading.Thread(target=lambda: done.append(app.compare(Predictor(), str(photo), extras=[mine])))
+        worker.start()
+        worker.join(1.0)
+        assert not done  # it waits for the slot instead of running beside the other pass
+    finally:
+        app.INFERENCE_SLOTS.release()
+    worker.join(60)
+    assert done and mine.label in done[0]["masks"]

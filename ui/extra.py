@@ -93,7 +93,10 @@ def predictions(scene: Scene, photo: np.ndarray | None = None, confidence: bool 
 @st.cache_data(show_spinner="Segmenting with your model…", max_entries=8)
 def _predict(sources: tuple[tuple[str, str], ...], scene_key: str, tta: str, confidence: bool,
              _photo: np.ndarray) -> Predictions:
-    return predict_extra([_load(k, s) for k, s in sources], _photo, tta, confidence)
+    from seg_core.video import PHOTOS_FIRST
+
+    with PHOTOS_FIRST.photo():  # a running video job waits for this photo, as for the three
+        return predict_extra([_load(k, s) for k, s in sources], _photo, tta, confidence)
 
 
 def beside(preds: Predictions | dict, extra: Predictions) -> Predictions:

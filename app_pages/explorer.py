@@ -99,7 +99,7 @@ else:
     # size, cached) are made at screen size, as Compare's are; a val scene is small and unchanged.
     photo = display_scale(scene.photo)
     label = display_scale(scene.label, nearest=True) if scene.label is not None else None
-    preds = val_analysis.predictions(scene, photo)
+    preds = common.predictions(scene, photo, own=False)
     if photo.shape != scene.photo.shape:
         st.caption(f"Shown and downloaded here at screen size ({photo.shape[1]}x{photo.shape[0]}); Compare "
                    f"downloads the masks at the photo's {scene.photo.shape[1]}x{scene.photo.shape[0]}.")

@@ -33,7 +33,7 @@ if scene is None or scene.label is None:
 
 st.subheader(scene.name)
 extra.manager()
-preds = extra.beside(common.predictions(scene) if pred.models else {}, extra.predictions(scene))
+preds = common.predictions(scene)
 common.show_images([("Photo", display_scale(scene.photo)), ("Ground truth", colorize(display_scale(scene.label, nearest=True)))]
                    + [(common.model_title(n), colorize(display_scale(preds[n].mask, nearest=True)) if n in preds else None)
                       for n in common.columns(preds)])

@@ -19,7 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 from seg_core.inference import ImageError
 from seg_core.palette import colorize
-from seg_core.viz import fit_within, legend_html, legend_rows, share_text
+from seg_core.viz import fit_within, legend_rows, share_text
+from ui.views import legend_html
 from tests.conftest import ROOT, synthetic_pair, write_pairs
 from ui import figures, scenes, views
 
@@ -264,36 +265,42 @@ def test_compare_legend_comes_right_after_the_masks(env):
 
 def test_compare_draws_the_three_masks_before_the_ensemble_is_computed(env, monkeypatch, tmp_path, weights_dir):
     """First paint: the grid with the three masks and "averaging…" in the ensemble's cell is drawn
-    before the ensemble is asked for; then the same grid is redrawn with it. Later reruns (another
-    view, back again) draw once, with the ensemble."""
-    from seg_core.predictor import Predictor
+    before the ensemble is mixed; then the same grid is redrawn with it. The ensemble is mixed from
+    the probabilities of the models' one pass (no second pass), and later reruns (another view,
+    Inspect, back again) run no model and draw once, with the ensemble."""
+    from seg_core.serve import photos
 
     shutil.copytree(weights_dir, tmp_path / "weights")  # a folder of its own: nothing cached by other tests
     use_weights(monkeypatch, tmp_path / "weights")
     events = []
-    original_predict, original_grid = Predictor.predict, views.image_grid_html
+    original_passes, original_mix, original_grid = photos.predict_many, photos.ensemble_of, views.image_grid_html
 
-    def predict(self, image, names=None, *args, **options):
-        events.append(("predict", names))
-        return original_predict(self, image, names, *args, **options)
+    def passes(runners, *args, **options):
+        events.append(("pass", tuple(runners)))
+        return original_passes(runners, *args, **options)
+
+    def mix(*args, **options):
+        events.append(("mix",))
+        return original_mix(*args, **options)
 
     def grid(items, *args, notes=None, **options):
         events.append(("grid", tuple(c.split(" (")[0] for c, url in items if url is not None), bool(notes)))
         return original_grid(items, *args, notes=notes, **options)
 
-    monkeypatch.setattr(Predictor, "predict", predict)
+    monkeypatch.setattr(photos, "predict_many", passes)
+    monkeypatch.setattr(photos, "ensemble_of", mix)
     monkeypatch.setattr(views, "image_grid_html", grid)
     at = compare_deep_link("4.jpg")
     no_exception(at)
     models = ("U-Net", "FCN-VGG16", "FCN-ResNet50")
-    assert events == [("predict", None), ("grid", ("Photo", "Ground truth", *models), True),
-                      ("predict", ("ensemble",)), ("grid", ("Photo", "Ground truth", *models, "All three"), False)]
+    assert events == [("pass", ("unet", "fcn_vgg16", "fcn_resnet50")), ("grid", ("Photo", "Ground truth", *models), True),
+                      ("mix",), ("grid", ("Photo", "Ground truth", *models, "All three"), False)]
     assert "averaging…" not in grid_html(at) and "All three (averaged) (" in grid_html(at)
     events.clear()
-    at.segmented_control(key="view").set_value("Overlays").run()
-    at.segmented_control(key="view").set_value("Masks").run()
+    for view in ("Overlays", "Inspect", "Masks"):
+        at.segmented_control(key="view").set_value(view).run()
     no_exception(at)
-    assert [e for e in events if e[0] == "predict"] == [] and all(not e[2] for e in events)
+    assert [e for e in events if e[0] != "grid"] == [] and all(not e[2] for e in events)
 
 
 def test_compare_views_opacity_and_before_after(env):
@@ -774,11 +781,12 @@ def test_large_upload_is_segmented_at_screen_size_and_downloaded_at_full_size(en
     assert "computed at screen size (1024x205); the downloads at the photo's 1500x300" in texts(at.caption)
     predictor = Predictor.from_dir(weights_dir)
     scene = at.session_state["scene"]
+    served = common.PhotoService(predictor, "test")
     shown = predictor.predict(scenes.display_scale(wide))["unet"].mask
-    full = common.full_size_mask(predictor, scene, "unet", shown, "none")
+    full = served.full_size_mask(scene.photo, "unet", shown, "none")
     assert shown.shape == (205, 1024) and np.array_equal(full, predictor.predict(wide)["unet"].mask)
     small = predictor.predict(wide)["fcn_vgg16"].mask
-    assert common.full_size_mask(predictor, scene, "fcn_vgg16", small, "none") is small  # no second run
+    assert served.full_size_mask(scene.photo, "fcn_vgg16", small, "none") is small  # no second run
 
 
 def test_the_ensemble_gets_its_own_column(env, monkeypatch):

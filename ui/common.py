@@ -1,14 +1,13 @@
 """Streamlit pieces shared by the pages: settings, cached models and predictions, scene pickers.
 
-Heavy objects are built once: the ``Predictor`` per weights folder with ``st.cache_resource``,
-the masks of a scene per (weights folder, scene) with ``st.cache_data``. The selected image lives
+Heavy objects are built once: the ``PhotoService`` (its ``Predictor``) per weights folder with
+``st.cache_resource``; the masks of a scene are ``seg_core.serve``'s, cached there for all sessions. The selected image lives
 in ``st.session_state["scene"]`` so every page shows the same one. Every widget has an explicit key.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,11 @@ from seg_core.inference import MAX_PIXELS, ImageError, Prediction, Predictions, 
 from seg_core.metrics import image_scores
 from seg_core.palette import CLASS_NAMES
 from seg_core.predictor import Predictor, train_command
-from seg_core.registry import ARCH_NAMES, ENSEMBLE, display_name
-from seg_core.runners import EXPORT_SUFFIXES, forward_latency
+from seg_core.registry import ARCH_NAMES, display_name
+from seg_core.runners import forward_latency
+from seg_core.serve import cache as serve_cache
+from seg_core.serve.photos import Photo, PhotoService
+from seg_core.serve.slots import photo_slot
 from seg_core.served_weights import WeightsError, WeightsSource
 
 from . import scenes
@@ -79,22 +81,23 @@ def weights_source() -> WeightsSource:
 
 
 def weights_key() -> str:
-    """The weights folder and its checkpoints' modification times: a checkpoint copied in while
-    the app runs is loaded at the next rerun, and cached masks of the old one are not reused."""
-    folder = weights_source().folder
-    files = [folder / f"{n}{suffix}" for n in ARCH_NAMES for suffix in (".safetensors", *EXPORT_SUFFIXES)]
-    stamps = [f"{p.name}:{p.stat().st_mtime_ns}" for p in files if p.is_file()]
-    return f"{folder}|{','.join(stamps)}"
+    """The weights folder and its files' times (``seg_core.serve.cache.weights_key``)."""
+    return serve_cache.weights_key(weights_source().folder)
 
 
 # Bounds of the process-wide caches (shared by all sessions, so they do not grow with them):
 @st.cache_resource(show_spinner="Loading the models…", max_entries=4)  # a set of weights: 190 MB; a new one only when checkpoints change
-def load_predictor(key: str) -> Predictor:
-    return Predictor.from_dir(key.split("|", 1)[0])
+def load_service(key: str) -> PhotoService:
+    return PhotoService(Predictor.from_dir(key.split("|", 1)[0]), key)
+
+
+def service() -> PhotoService:
+    """The models of the configured weights and the one photo comparison of ``seg_core.serve``."""
+    return load_service(weights_key())
 
 
 def predictor() -> Predictor:
-    return load_predictor(weights_key())
+    return service().predictor
 
 
 def show_missing(pred: Predictor) -> None:
@@ -111,69 +114,30 @@ def show_missing(pred: Predictor) -> None:
         st.code(missing.command, language="bash")
 
 
-@st.cache_data(show_spinner="Segmenting…", max_entries=8)  # masks of a 40 MP photo: 40 MB each
-def _predict(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Predictions:
-    from seg_core.video import PHOTOS_FIRST
-
-    with PHOTOS_FIRST.photo():  # a running video job waits for this photo
-        return load_predictor(weights).predict(_photo, tta=tta)
+def photo_of(scene: Scene, photo: np.ndarray | None = None) -> Photo:
+    """The scene's photo (or ``photo``, a smaller copy of it) as the serving layer keys it."""
+    return Photo.of(scene.photo if photo is None else photo, scene.key)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _ensemble(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Prediction | None:
-    """The ensemble's mask alone (its members' probabilities, no masks), or ``None`` with fewer
-    than two models. Its own resize of the photo counts in its time, not in the shared one."""
-    from seg_core.video import PHOTOS_FIRST
+def predictions(scene: Scene, photo: np.ndarray | None = None, ensemble: bool = True, own: bool = True) -> Predictions:
+    """Every loaded model's mask and confidence for the scene (or for ``photo``, a smaller copy
+    of it: masks at that size), the ensemble's (unless ``ensemble=False``: the first paint, so that
+    a page can draw the three masks before it), then the session's own models. Each model runs
+    once per scene, size, set of weights and test-time augmentation; the rest reuses that pass.
+    ``own=False``: without the session's own models."""
+    from . import extra
 
-    with PHOTOS_FIRST.photo():
-        out = load_predictor(weights).predict(_photo, names=(ENSEMBLE,), tta=tta)
-    p = out.get(ENSEMBLE)
-    return None if p is None else replace(p, seconds=p.seconds + out.decode_seconds + out.prepare_seconds)
-
-
-def _cache_args(scene: Scene, photo: np.ndarray | None) -> tuple[str, str, str, np.ndarray]:
-    if photo is None or photo.shape == scene.photo.shape:
-        return weights_key(), scene.key, tta(), scene.photo
-    return weights_key(), f"{scene.key}@{photo.shape[1]}x{photo.shape[0]}", tta(), photo
-
-
-def model_predictions(scene: Scene, photo: np.ndarray | None = None) -> Predictions:
-    """Masks of all loaded models for the scene (or for ``photo``, a smaller copy of it: masks at
-    that size), computed once per scene, size, set of weights and test-time augmentation."""
-    return _predict(*_cache_args(scene, photo))
-
-
-ENSEMBLES_SHOWN_KEY = "_ensembles_shown"
-
-
-def predictions(scene: Scene, photo: np.ndarray | None = None) -> Predictions:
-    """``model_predictions`` and, after them, the ensemble's mask (computed in a second step, so
-    that a page can draw the three masks before it)."""
-    args = _cache_args(scene, photo)
-    models = _predict(*args)
-    ensemble = _ensemble(*args) if len(models) > 1 else None
-    shown = st.session_state.setdefault(ENSEMBLES_SHOWN_KEY, [])
-    if args[:3] not in shown:
-        shown[:] = shown[-15:] + [args[:3]]
-    out = Predictions(models | ({ENSEMBLE: ensemble} if ensemble is not None else {}))
-    out.decode_seconds, out.prepare_seconds = models.decode_seconds, models.prepare_seconds
-    return out
+    served, shot, own = service(), photo_of(scene, photo), extra.chosen() if own else {}
+    if served.ready(shot, tta(), own, ensemble):
+        return served.compare(shot, tta(), own, ensemble)
+    with st.spinner("Segmenting…"):
+        return served.compare(shot, tta(), own, ensemble)
 
 
 def ensemble_pending(scene: Scene, photo: np.ndarray | None = None) -> bool:
-    """Whether ``predictions`` would compute the ensemble now (this session has not had it for the
-    scene yet): the page then draws the three masks first, with a note in the ensemble's place."""
-    args = _cache_args(scene, photo)
-    return bool(predictor().ensemble()) and args[:3] not in st.session_state.get(ENSEMBLES_SHOWN_KEY, [])
-
-
-def full_size_mask(pred: Predictor, scene: Scene, name: str, shown: np.ndarray, tta: str) -> np.ndarray:
-    """``name``'s mask at the full size of the scene's photo: ``shown`` itself when it is already
-    that size, else predicted again from the full photo (for a download; no Streamlit call here,
-    it runs outside the script)."""
-    if shown.shape == scene.photo.shape[:2]:
-        return shown
-    return pred.predict(scene.photo, names=(name,), tta=tta)[name].mask
+    """Whether ``predictions`` would compute the ensemble now: the page then draws the three masks
+    first, with a note in the ensemble's place."""
+    return not service().ensemble_ready(photo_of(scene, photo), tta())
 
 
 # --- the selected scene ---------------------------------------------------------------------------
@@ -468,11 +432,13 @@ def model_facts(weights: str, name: str, repeats: int = LATENCY_REPEATS) -> dict
     """Backend, threads, parameters, file size and median latency of one forward pass at the
     model's input size, measured as ``benchmarks/bench_inference.py`` does (``weights`` is a
     ``weights_key()``)."""
-    runner = load_predictor(weights).models[name]
+    runner = load_service(weights).predictor.models[name]
     h, w = runner.config.input_size or (256, 256)
+    with photo_slot():  # a forward pass like a photo's: ahead of a video job, in an inference slot
+        latency = forward_latency(runner, repeats)
     return {"model": display_name(name), "backend": runner.label, "threads": torch.get_num_threads(),
             "parameters (M)": round(runner.num_parameters / 1e6, 1), "file (MB)": round(runner.file_bytes / 1e6, 1),
-            f"forward ms ({h}x{w}, median of {repeats})": round(1000 * forward_latency(runner, repeats))}
+            f"forward ms ({h}x{w}, median of {repeats})": round(1000 * latency)}
 
 
 def evaluate_with_progress(pred: Predictor, folder: Path, limit: int, batch: int = 8) -> dict[str, tuple[dict, np.ndarray]]:

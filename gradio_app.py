@@ -66,7 +66,6 @@ import contextlib
 import functools
 import hashlib
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -80,13 +79,15 @@ from PIL import Image
 
 from seg_core import settings
 from seg_core.data import DataError, list_pairs
-from seg_core.extra_models import ExtraModel, ExtraModelError, load_extra_model, predict_extra, source_key, source_name
+from seg_core.extra_models import ExtraModel, ExtraModelError, load_extra_model, source_key, source_name
 from seg_core.files import atomic_path
-from seg_core.inference import ENSEMBLE, ImageError, Predictions, class_shares, load_image
+from seg_core.inference import ENSEMBLE, ImageError, class_shares, load_image
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
+from seg_core.serve.photos import Photo, PhotoService
 from seg_core.served_weights import WeightsError, weights_source
-from seg_core.viz import disagreement, fit_within, legend, legend_html, legend_rows, overlay, png_bytes, share_text
+from seg_core.viz import disagreement, fit_within, legend, legend_rows, overlay, png_bytes, share_text
+from ui.views import legend_html
 
 DATA_DIR = settings.data_dir()
 EXAMPLES_CACHE = settings.examples_cache()
@@ -186,20 +187,12 @@ def known_models(predictor: Predictor) -> list[str]:
     return list(dict.fromkeys((*ARCH_NAMES, *predictor.models, *([ENSEMBLE] if predictor.ensemble() else []))))
 
 
-#: One slot per inference worker, taken by every forward pass: gradio's events (whose queue already
-#: limits them to the same number) and the plain HTTP API share the cores instead of oversubscribing them.
-INFERENCE_SLOTS = threading.Semaphore(INFER_WORKERS)
-
-
 @contextlib.contextmanager
 def _inference(who: str = "The model"):
-    """Around every forward pass: an inference slot, ahead of a running video job (which waits for
-    this photo), and a failure (e.g. out of memory on a small Space) as a sentence."""
-    from seg_core.video import PHOTOS_FIRST
-
+    """Around every call of the serving layer (whose forward passes take an inference slot, ahead
+    of a running video job): a failure (e.g. out of memory on a small Space) as a sentence."""
     try:
-        with PHOTOS_FIRST.photo(), INFERENCE_SLOTS:
-            yield
+        yield
     except (RuntimeError, MemoryError) as err:
         raise gr.Error(f"{who} failed on this image ({type(err).__name__}); try a smaller image.") from err
 
@@ -207,7 +200,7 @@ def _inference(who: str = "The model"):
 def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None, tta: str = "none",
              **options):
     with _inference():
-        return predictor.predict(rgb, names, tta, **options)
+        return PhotoService.of(predictor).segment(rgb, names, tta, **options)
 
 
 # ---------------------------------------------------------------------------------------------- API
@@ -313,7 +306,8 @@ def _job_dir(root: Path) -> Path:
 
 def _segment_video(predictor: Predictor, video, models: str | None, every, out_root: str | Path, progress=None):
     """Segment a clip into a fresh folder under ``out_root``: (mp4 path, CSV path, summary, ``VideoResult``)."""
-    from seg_core.video import PHOTOS_FIRST, VideoError, segment_video
+    from seg_core.serve.jobs import run_video
+    from seg_core.video import VideoError
 
     names = tuple(model_key(predictor, m) for m in str(models or "").replace(",", " ").split()) or None
     try:
@@ -327,8 +321,8 @@ def _segment_video(predictor: Predictor, video, models: str | None, every, out_r
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in source.stem)[:60] or "video"
     video_path, csv_path = out / f"{stem}_compare.mp4", out / f"{stem}_frames.csv"
     try:
-        result = segment_video(source, video_path, predictor, names=names, every=every, out_csv=csv_path,
-                               progress=progress, pause=PHOTOS_FIRST.wait)
+        result = run_video(source, video_path, predictor, names=names, every=every, out_csv=csv_path,
+                           progress=progress)
     except VideoError as err:
         raise _user_error(f"Cannot segment this video: {err}.", title="Bad video") from None
     summary = {"frames": result.frames, "segmented": result.segmented, "seconds": round(result.seconds, 3),
@@ -346,7 +340,8 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
 
     Video jobs have their own slot (``concurrency_id="video"``, limit 1): one at a time, the others
     wait in gradio's queue (their position is shown), and photos keep their own slot meanwhile."""
-    from seg_core.video import Composer, Limits, read_frame
+    from seg_core.video import Limits, read_frame
+    from seg_core.video_compare import Composer
 
     limits = Limits(max_bytes=MAX_FILE_MB * 2**20)  # gradio refuses larger uploads first
     gr.Markdown(f"Upload a clip ({limits.describe()}). Each frame goes "
@@ -367,7 +362,7 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
     job = gr.State(None)
 
     def on_run(value, n, progress=gr.Progress()):
-        from seg_core.video import flicker_figure
+        from ui.figures import flicker_figure
 
         def tick(done, total):
             progress(done / total, desc=f"frame {done} of {total}")
@@ -522,13 +517,8 @@ def compare(predictor: Predictor, image, tta: str = "none", extras: list[ExtraMo
     if not predictor.models and not extras:
         raise _user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
     rgb = decode(image)
-    preds = _predict(predictor, rgb, tta=tta, confidence=True, ensemble=True) if predictor.models else Predictions()
-    if extras:
-        with _inference("Your model"):
-            own = predict_extra(list(extras), rgb, tta, confidence=True)
-        merged = Predictions({**preds, **own})
-        merged.decode_seconds, merged.prepare_seconds = preds.decode_seconds, preds.prepare_seconds + own.prepare_seconds
-        preds = merged
+    with _inference():
+        preds = PhotoService.of(predictor).compare(Photo.of(rgb), tta, {source_key(m.source): m for m in extras})
     photo = fit_within(rgb, DISPLAY_MAX_SIDE)
     return {
         "size": rgb.shape[:2],

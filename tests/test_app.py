@@ -653,34 +653,34 @@ def test_pages_show_the_backend_of_each_model(env, monkeypatch, weights_dir, tmp
 
 
 def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, weights_dir, tmp_path):
-    """The sidebar toggle (rendered by app.py) makes each model predict with flip TTA; the
-    Compare page says so, and its masks are those of ``Predictor.predict(tta="flip")``."""
-    from seg_core.predictor import Predictor
+    """The sidebar toggle (rendered by app.py) makes each model predict with flip TTA, in one pass
+    per model; the Compare page says so."""
+    from seg_core.serve import photos
 
     shutil.copytree(weights_dir, tmp_path / "weights")  # a folder of its own: no masks cached by other tests
     use_weights(monkeypatch, tmp_path / "weights")
 
     asked = []
-    original = Predictor.predict
+    original = photos.predict_many
 
-    def recording(self, image, names=None, tta="none", **options):
-        asked.append((tta, names))
-        return original(self, image, names, tta, **options)
+    def recording(runners, image, tta="none", *args, **options):
+        asked.append((tta, tuple(runners)))
+        return original(runners, image, tta, *args, **options)
 
-    monkeypatch.setattr(Predictor, "predict", recording)
+    monkeypatch.setattr(photos, "predict_many", recording)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.query_params["scene"] = "3.jpg"
     at.run()
     no_exception(at)
-    # the three masks, then the ensemble alone
-    assert not at.sidebar.toggle(key="tta").value and asked == [("none", None), ("none", ("ensemble",))]
+    three = ("unet", "fcn_vgg16", "fcn_resnet50")
+    assert not at.sidebar.toggle(key="tta").value and asked == [("none", three)]  # the ensemble runs no model
     assert not any("mirror-image" in c.value for c in at.caption)
     at.sidebar.toggle(key="tta").set_value(True).run()
     no_exception(at)
-    assert [t for t, _ in asked] == ["none", "none", "flip", "flip"]
+    assert asked == [("none", three), ("flip", three)]
     assert sum("mirror-image averaging" in c.value for c in at.caption) == 4  # three models and the ensemble
     at.sidebar.toggle(key="tta").set_value(False).run()  # back: the cached masks, no new prediction
-    assert len(asked) == 4
+    assert len(asked) == 2
 
 
 def test_public_mode_has_no_folder_box_and_shows_no_server_path(env, monkeypatch, weights_dir):

@@ -28,6 +28,7 @@ from PIL import Image  # noqa: E402
 from seg_core.inference import class_shares, load_image, predict  # noqa: E402
 from seg_core.palette import CLASS_NAMES, colorize  # noqa: E402
 from seg_core.predictor import Predictor  # noqa: E402
+from seg_core.serve.slots import SLOTS  # noqa: E402
 from tests.conftest import write_pairs  # noqa: E402
 
 pytestmark = [  # pandas deprecations inside gradio's queue, not ours
@@ -188,7 +189,7 @@ def test_plain_http_api_refuses_at_once_when_full(app, photo):
     api = app.rest_api(app.predictor, waiting=0)  # room for the one running request only
     with TestClient(api) as http:
         results = []
-        app.INFERENCE_SLOTS.acquire()  # the cores are busy: the first request waits for its slot
+        SLOTS.acquire()  # the cores are busy: the first request waits for its slot
         try:
             first = threading.Thread(target=lambda: results.append(http.post(app.REST_PATH, content=body)))
             first.start()
@@ -199,7 +200,7 @@ def test_plain_http_api_refuses_at_once_when_full(app, photo):
             assert second.status_code == 503 and second.headers["Retry-After"] == "1"
             assert "Busy" in second.json()["error"]
         finally:
-            app.INFERENCE_SLOTS.release()
+            SLOTS.release()
         first.join(30)
         assert results and results[0].status_code == 200  # the waiting one was answered
         assert http.post(app.REST_PATH, content=body).status_code == 200  # and the room is free again

@@ -14,6 +14,7 @@ import pytest
 
 from seg_core import extra_models
 from seg_core.palette import colorize
+from seg_core.serve.slots import SLOTS
 from tests.test_app_own_models import refusals
 from tests.test_gradio_app import app, photo  # noqa: F401
 
@@ -111,13 +112,13 @@ def test_own_models_wait_for_an_inference_slot_like_the_three(app, weights_dir, 
 
     mine = extra_models.load_extra_model(str(weights_dir / "unet.safetensors"), public=False)
     done = []
-    app.INFERENCE_SLOTS.acquire()  # the cores are busy with another forward pass
+    SLOTS.acquire()  # the cores are busy with another forward pass
     try:
         worker = threading.Thread(target=lambda: done.append(app.compare(Predictor(), str(photo), extras=[mine])))
         worker.start()
         worker.join(1.0)
         assert not done  # it waits for the slot instead of running beside the other pass
     finally:
-        app.INFERENCE_SLOTS.release()
+        SLOTS.release()
     worker.join(60)
     assert done and mine.label in done[0]["masks"]

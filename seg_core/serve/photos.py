@@ -12,14 +12,15 @@
   download at the photo's full size), not cached.
 
 Every forward pass runs inside ``slots.photo_slot()``. Results are kept in ``CACHE``, shared by all
-sessions and bounded by bytes: the probabilities are float16 at the model's resolution (19 x 256 x
-512: 5 MB a model), so one photo costs about 16 MB there (docs/serving.md measures it).
+sessions and bounded by bytes: the probabilities are float16 at the model's resolution, so a photo
+at screen size costs about 10 MiB there (docs/serving.md measures it).
 ``Photo.at_screen_size`` is the screen-size rule: a mask shown 1024 px wide gains nothing from
 being computed at 4096 and shrunk (the models see 256x512 either way).
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ from .cache import BoundedCache, photo_key
 from .slots import photo_slot
 
 #: Bytes of results kept for all sessions: about ten photos' probabilities, masks and confidences.
-CACHE_BYTES = 160 * 2**20
+CACHE_BYTES = 96 * 2**20
 CACHE = BoundedCache(CACHE_BYTES)
 #: Pictures are segmented and shown at most this large on their long side (``Photo.at_screen_size``).
 SCREEN_MAX_SIDE = 1024
@@ -68,6 +69,15 @@ class PhotoService:
 
     def __init__(self, predictor, weights_key: str, cache: BoundedCache = CACHE):
         self.predictor, self.weights_key, self.cache = predictor, weights_key, cache
+
+    @classmethod
+    def of(cls, predictor) -> "PhotoService":
+        """The one service of a ``Predictor`` loaded once by a server (the Gradio app): its results
+        are stored under an id of their own, never confused with another predictor's."""
+        service = predictor.__dict__.get("_service")
+        if service is None:
+            service = predictor._service = cls(predictor, f"predictor-{uuid.uuid4().hex}")
+        return service
 
     def models(self, photo: Photo, tta: str = "none") -> Predictions:
         if not self.predictor.models:

@@ -16,7 +16,7 @@ import streamlit as st
 from seg_core.palette import colorize
 from seg_core.registry import ARCH_NAMES, ENSEMBLE
 from seg_core.viz import disagreement, disagreement_image, legend_rows, overlay, png_bytes
-from ui import common, extra
+from ui import common, extra, pickers
 from ui.scenes import Scene, display_scale
 from ui.viewer import mask_viewer
 from ui.views import before_after_html, data_url, image_grid_html, legend_html, mask_data_url
@@ -28,7 +28,7 @@ st.markdown("Three segmentation networks trained on Cityscapes street scenes lab
             "with one of 19 classes: see where they agree and where they differ.")
 pred = common.predictor()
 common.show_missing(pred)
-common.scene_picker()
+pickers.scene_picker()
 
 scene = common.current_scene()
 if scene is None:

@@ -381,16 +381,16 @@ def test_compare_a_new_upload_set_replaces_the_kept_one(env):
 
 
 def test_compare_uploads_over_the_byte_bound_are_refused_by_name(env, monkeypatch):
-    from ui import common
+    from ui import pickers
 
     photos = [png(synthetic_pair(48, seed=i)[0]) for i in range(3)]
-    monkeypatch.setattr(common, "UPLOAD_MAX_BYTES", len(photos[0]) + len(photos[1]))
+    monkeypatch.setattr(pickers, "UPLOAD_MAX_BYTES", len(photos[0]) + len(photos[1]))
     at = page("compare").run()
     at.file_uploader(key="uploads").set_value([(f"{i}.png", data, "image/png") for i, data in enumerate(photos)]).run()
     no_exception(at)
     kept = at.session_state["uploaded_files"]
     assert [name for name, _, _ in kept] == ["0.png", "1.png"]
-    assert sum(len(data) for _, _, data in kept) <= common.UPLOAD_MAX_BYTES
+    assert sum(len(data) for _, _, data in kept) <= pickers.UPLOAD_MAX_BYTES
     assert any(w.value.startswith("Not kept: 2.png. Uploads may total") for w in at.warning)
     assert at.session_state["scene"].name == "0.png"  # the kept ones still work
     at.file_uploader(key="uploads").set_value(("2.png", photos[2], "image/png")).run()
@@ -398,9 +398,9 @@ def test_compare_uploads_over_the_byte_bound_are_refused_by_name(env, monkeypatc
 
 
 def test_compare_uploads_over_the_file_bound_are_refused(env, monkeypatch):
-    from ui import common
+    from ui import pickers
 
-    monkeypatch.setattr(common, "UPLOAD_MAX_FILES", 2)
+    monkeypatch.setattr(pickers, "UPLOAD_MAX_FILES", 2)
     photo = png(synthetic_pair(48, seed=4)[0])
     at = page("compare").run()
     at.file_uploader(key="uploads").set_value([(f"{i}.png", photo, "image/png") for i in range(4)]).run()
@@ -410,10 +410,10 @@ def test_compare_uploads_over_the_file_bound_are_refused(env, monkeypatch):
 
 
 def test_upload_limit_text_states_the_session_bound(env):
-    from ui import common
+    from ui import pickers
 
     at = page("compare").run()
-    assert (f"{common.UPLOAD_MAX_FILES} images and {common.UPLOAD_MAX_BYTES / 2**20:.0f} MB in all"
+    assert (f"{pickers.UPLOAD_MAX_FILES} images and {pickers.UPLOAD_MAX_BYTES / 2**20:.0f} MB in all"
             in texts(at.caption))
 
 

@@ -164,3 +164,24 @@ def test_the_weights_key_changes_when_a_checkpoint_is_written_again(weights_dir,
 
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert serve_cache.weights_key(tmp_path) != before and before.startswith(str(tmp_path))
+
+
+def test_the_library_and_its_serving_layer_import_no_app_framework():
+    """seg_core answers both apps: it never imports Streamlit, Gradio or plotly (drawing is the UI
+    layer's), and the UI modules both apps share never import Streamlit."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    def imported(path):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                yield from (a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                yield node.module.split(".")[0]
+
+    found = {f"{p.relative_to(ROOT)}: {m}" for p in (ROOT / "seg_core").rglob("*.py") for m in imported(p)
+             if m in ("streamlit", "gradio", "plotly")}
+    found |= {f"{p.relative_to(ROOT)}: {m}" for p in (ROOT / "ui").glob("*.py")
+              if p.stem in ("views", "figures", "scenes", "explore") for m in imported(p) if m == "streamlit"}
+    assert not found, found

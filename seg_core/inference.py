@@ -184,8 +184,9 @@ class Prediction:
     #: the top-1 probability),
     #: when asked for; kept small so that caches of many scenes stay small.
     model_confidence: np.ndarray | None = None
-    #: ``C x h x w`` float16 class probabilities at the model's resolution, when asked for: what
-    #: an ensemble or a confidence map is computed from later, without running the model again.
+    #: ``C x h x w`` class probabilities at the model's resolution, when asked for (float32 from the
+    #: pass; ``seg_core.serve`` stores them as float16): what an ensemble is mixed from later,
+    #: without running the model again.
     model_probabilities: np.ndarray | None = None
 
     @property
@@ -219,8 +220,8 @@ def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidenc
     probabilities (``seg_core.analysis.ensemble_probabilities``), from the same passes.
     ``names``: the models whose masks are wanted (default: all); an ensemble member left out runs
     only its probabilities, at the model's resolution, and that time counts in the ensemble's.
-    ``probabilities``: each prediction keeps its probabilities (float16, model resolution), from
-    the same pass, for ``ensemble_of`` later.
+    ``probabilities``: each prediction keeps its probabilities (model resolution), from the same
+    pass, for ``ensemble_of`` later.
     """
     check_tta(tta)
     t0 = time.perf_counter()
@@ -249,7 +250,7 @@ def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidenc
         if name in members:
             probs[name] = p
         conf = analysis.confidence(p).astype(np.float16) if confidence else None
-        out[name] = Prediction(mask, time.perf_counter() - t0, conf, p.astype(np.float16) if probabilities else None)
+        out[name] = Prediction(mask, time.perf_counter() - t0, conf, p if probabilities else None)
     if members:
         out[ENSEMBLE] = _mix([probs[n] for n in members], list(members.values()), rgb.shape[:2], confidence)
         out[ENSEMBLE].seconds += members_only
@@ -260,7 +261,7 @@ def ensemble_of(preds: dict[str, Prediction], weights: dict[str, float], out_hw:
                 confidence: bool = True) -> Prediction:
     """The ensemble's prediction from the probabilities the members' passes kept
     (``predict_many(probabilities=True)``): no model runs again; its ``seconds`` are the mixing."""
-    return _mix([preds[n].model_probabilities.astype(np.float32) for n in weights], list(weights.values()),
+    return _mix([np.asarray(preds[n].model_probabilities, np.float32) for n in weights], list(weights.values()),
                 out_hw, confidence)
 
 

@@ -12,8 +12,9 @@
   download at the photo's full size), not cached.
 
 Every forward pass runs inside ``slots.photo_slot()``. Results are kept in ``CACHE``, shared by all
-sessions and bounded by bytes: the probabilities are float16 at the model's resolution, so a photo
-at screen size costs about 10 MiB there (docs/serving.md measures it).
+sessions and bounded by bytes: the probabilities are kept for the ensemble, float16 at the model's
+resolution once it is mixed, so a photo at screen size costs about 10 MiB there (docs/serving.md
+measures it). A user's own model keeps no probabilities: it is never in the ensemble.
 ``Photo.at_screen_size`` is the screen-size rule: a mask shown 1024 px wide gains nothing from
 being computed at 4096 and shrunk (the models see 256x512 either way).
 """
@@ -24,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..extra_models import ExtraModel, predict_extra
 from ..inference import Prediction, Predictions, ensemble_of, predict_many
@@ -58,10 +60,19 @@ class Photo:
         return cls.of(fit_within(pixels, max_side), source_key)
 
 
-def _passes(runners: dict, pixels: np.ndarray, tta: str) -> Predictions:
-    """One pass of each runner: masks, confidence and float16 probabilities at model resolution."""
+def _passes(runners: dict, pixels: np.ndarray, tta: str, probabilities: bool) -> Predictions:
+    """One pass of each runner: masks, confidence and (for an ensemble) probabilities at model resolution."""
     with photo_slot():
-        return predict_many(runners, pixels, tta, confidence=True, probabilities=True)
+        return predict_many(runners, pixels, tta, confidence=True, probabilities=probabilities)
+
+
+def _to_float16(preds: Predictions) -> None:
+    """The kept probabilities as float16, half the bytes. Converted once the ensemble has been mixed
+    from them (at float32), so that the conversion is not part of the first paint (torch's
+    conversion: a third of numpy's time)."""
+    for p in preds.values():
+        if p.model_probabilities is not None and p.model_probabilities.dtype != np.float16:
+            p.model_probabilities = torch.from_numpy(p.model_probabilities).half().numpy()
 
 
 class PhotoService:
@@ -83,7 +94,7 @@ class PhotoService:
         if not self.predictor.models:
             return Predictions()
         return self.cache.get(("models", self.weights_key, photo.key, tta),
-                              lambda: _passes(self.predictor.models, photo.pixels, tta))
+                              lambda: _passes(self.predictor.models, photo.pixels, tta, bool(self.predictor.ensemble())))
 
     def ensemble_ready(self, photo: Photo, tta: str = "none") -> bool:
         return not self.predictor.ensemble() or ("ensemble", self.weights_key, photo.key, tta) in self.cache
@@ -100,14 +111,22 @@ class PhotoService:
         members = self.predictor.ensemble()
         if not members:
             return None
-        return self.cache.get(("ensemble", self.weights_key, photo.key, tta),
-                              lambda: ensemble_of(self.models(photo, tta), members, photo.pixels.shape[:2]))
+
+        def mix() -> Prediction:
+            preds = self.models(photo, tta)
+            mixed = ensemble_of(preds, members, photo.pixels.shape[:2])
+            _to_float16(preds)
+            self.cache.put(("models", self.weights_key, photo.key, tta), preds)  # counted at its new size
+            return mixed
+
+        return self.cache.get(("ensemble", self.weights_key, photo.key, tta), mix)
 
     def own(self, photo: Photo, tta: str = "none", extras: dict[str, ExtraModel] | None = None) -> Predictions:
         """``extras`` (``{cache key: model}``) under their labels, each run once per photo."""
         out = Predictions()
         for key, model in (extras or {}).items():
-            preds = self.cache.get(("own", key, photo.key, tta), lambda m=model: _passes({m.label: m.runner}, photo.pixels, tta))
+            preds = self.cache.get(("own", key, photo.key, tta),
+                                   lambda m=model: _passes({m.label: m.runner}, photo.pixels, tta, False))
             out.update(preds)
             out.prepare_seconds += preds.prepare_seconds
         return out

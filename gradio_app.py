@@ -78,7 +78,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from PIL import Image
 
-from seg_core import settings
+from seg_core import examples, settings
 from seg_core.data import DataError, list_pairs
 from seg_core.extra_models import ExtraModel, ExtraModelError, load_extra_model, predict_extra, source_key, source_name
 from seg_core.files import atomic_path
@@ -761,8 +761,11 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                                      info="each model also segments the mirrored photo; the two are averaged")
                 own_inputs, own_add, own_list = own_section()
                 if photos:
+                    kitti = data_dir is not None and settings.is_examples(data_dir)
                     gr.Examples(examples=[[str(p)] for p in photos], inputs=[image], examples_per_page=N_EXAMPLES,
-                                label="Cityscapes val scenes (click one)")
+                                label="KITTI example scenes (click one)" if kitti else "Cityscapes val scenes (click one)")
+                    if kitti:
+                        gr.Markdown(examples.CREDIT, elem_id="examples-credit")
                 else:
                     where = "no folder of Cityscapes pairs on this server" if settings.public_mode() else \
                         f"no folder at `{data_dir}`"

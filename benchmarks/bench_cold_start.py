@@ -1,0 +1,150 @@
+"""A Space's cold start, measured as a visitor sees it: from ``streamlit run app.py`` to the first
+example scene's masks in headless Chromium, then the Val explorer's first results.
+
+Space-like: ``SPACE_ID=org/space``, the data folder the shipped KITTI ``examples/`` (what
+``settings.data_dir`` gives a Space), the shipped weights. Chromium is started before the clock
+(a visitor's browser is already running); then, from the ``Popen`` of the server:
+
+* **health**: Streamlit's health check answers;
+* **masks**: the landing page, opened as soon as the server answers, shows the three models' masks
+  of the first example (decoded images in the grid; the page opens on that scene by itself);
+* **ensemble**: the averaged mask is shown too;
+* **explorer**: then, on the same server, from navigating to ``/explorer`` to its first table of
+  per-image scores on the page (the scores of the 16 scenes are computed on that first visit).
+
+Each run is a fresh server and a fresh browser. The machine's load average is printed with every run.
+``--shots docs`` then writes ``compare_1440.png`` and ``compare_390.png`` of the landing page on a
+new server, after another example has been segmented first (so the times shown are warm ones)::
+
+    python -m benchmarks.bench_cold_start --runs 3
+    python -m benchmarks.bench_cold_start --runs 0 --shots docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import suppress
+from pathlib import Path
+
+from benchmarks.bench_page import ENSEMBLE_RE, MODEL_RE
+from benchmarks.load_test import free_port, stop
+from tests.test_app_browser import CHROMIUM, ROOT, Browser, wait_for
+
+GRID_JS = """(() => { const imgs = [...document.querySelectorAll('.seg-grid img')].filter(i => i.complete && i.naturalWidth > 0);
+  return {masks: imgs.filter(i => new RegExp(%s).test(i.alt)).length,
+          ensemble: imgs.some(i => new RegExp(%s).test(i.alt))}; })()""" % (json.dumps(MODEL_RE), json.dumps(ENSEMBLE_RE))
+TABLE_JS = "!!document.querySelector('[data-testid=\"stDataFrame\"] canvas, [data-testid=\"stDataFrame\"] table')"
+
+
+def load() -> str:
+    return Path("/proc/loadavg").read_text().split(" ")[0] if Path("/proc/loadavg").exists() else "?"
+
+
+def one_run(weights: Path, data: Path, log: Path, timeout: float) -> dict:
+    browser = Browser(1440, 1000)
+    row = {"load_before": load()}
+    t0 = time.perf_counter()
+    proc, url, healthy = space_server(weights, data, log)
+    try:
+        wait_for(healthy, timeout, "the streamlit server", interval=0.05)
+        row["health"] = time.perf_counter() - t0
+        browser.call("Page.navigate", url=url)
+        wait_for(lambda: browser.evaluate(GRID_JS)["masks"] >= 3, timeout, "the first example's masks", interval=0.05)
+        row["masks"] = time.perf_counter() - t0
+        wait_for(lambda: browser.evaluate(GRID_JS)["ensemble"], timeout, "the ensemble's mask", interval=0.05)
+        row["ensemble"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        browser.call("Page.navigate", url=f"{url}/explorer")
+        wait_for(lambda: browser.evaluate(TABLE_JS), timeout, "the explorer's table", interval=0.05)
+        row["explorer"] = time.perf_counter() - t1
+    finally:
+        stop(proc)
+        browser.close()
+    row["load_after"] = load()
+    return row
+
+
+def space_server(weights: Path, data: Path, log: Path):
+    """A Space-like ``streamlit run app.py``, started: its process, URL, and a check that it answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SPACE_ID": "org/space", "SEG_WEIGHTS_DIR": str(weights), "SEG_DATA_DIR": str(data)}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def healthy():
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        with suppress(OSError):
+            return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok"
+    return proc, url, healthy
+
+
+def shots(weights: Path, data: Path, out_dir: Path, log: Path, timeout: float) -> None:
+    proc, url, healthy = space_server(weights, data, log)
+    try:
+        wait_for(healthy, timeout, "the streamlit server")
+        warm = Browser(1440, 1000)  # another scene first: the graphs are compiled, the times shown warm
+        try:
+            warm.call("Page.navigate", url=f"{url}/?scene=kitti_000003_10.png")
+            wait_for(lambda: warm.evaluate(GRID_JS)["ensemble"], timeout, "the warm-up scene's masks")
+        finally:
+            warm.close()
+        for width, height in ((1440, 1000), (390, 844)):
+            page = Browser(width, height)
+            try:
+                page.call("Page.navigate", url=url)
+                wait_for(lambda: page.evaluate(GRID_JS)["ensemble"], timeout, "the landing scene's masks")
+                time.sleep(1.0)
+                full = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+                page.call("Emulation.setDeviceMetricsOverride", width=width,
+                          height=min(int(full) + 100, 2600 if width > 500 else 3200), deviceScaleFactor=1, mobile=width < 500)
+                time.sleep(1.0)
+                page.screenshot(out_dir / f"compare_{width}.png")
+                print(f"wrote {out_dir / f'compare_{width}.png'}")
+            finally:
+                page.close()
+    finally:
+        stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", default=str(ROOT / "weights"))
+    parser.add_argument("--data", default=str(ROOT / "examples"))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--shots", default=None, help="folder to write the 1440 and 390 px screenshots into")
+    args = parser.parse_args()
+    if CHROMIUM is None:
+        raise SystemExit("chromium is not installed (apt-get install -y chromium)")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.runs):
+            rows.append(one_run(Path(args.weights), Path(args.data), Path(tmp) / f"streamlit{i}.log", args.timeout))
+            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
+        if args.shots:
+            Path(args.shots).mkdir(parents=True, exist_ok=True)
+            shots(Path(args.weights), Path(args.data), Path(args.shots), Path(tmp) / "shots.log", args.timeout)
+    if not rows:
+        return
+    print(f"\n| cold start, {len(rows)} runs (s) | median | worst |\n|---|---|---|")
+    for key, label in (("health", "health check answers"), ("masks", "first example's three masks shown"),
+                       ("ensemble", "its ensemble shown"), ("explorer", "Val explorer: first table (from its link)")):
+        values = [r[key] for r in rows]
+        print(f"| {label} | {statistics.median(values):.2f} | {max(values):.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -103,3 +103,20 @@ def test_space_val_pages_score_the_examples_as_a_small_set(space, name):
     assert frames and any(len(f) for f in frames)
     if name == "analysis":
         assert "16 images" in texts(at.caption)
+
+
+@pytest.mark.slow
+def test_space_gradio_app_shows_the_examples_with_their_credit(space, monkeypatch, tmp_path):
+    """``python gradio_app.py`` on a Space: the module-level demo's gallery is the KITTI scenes."""
+    import importlib
+    import sys
+
+    monkeypatch.setenv("SEG_EXAMPLES_CACHE", str(tmp_path / "crops"))
+    app = importlib.reload(sys.modules["gradio_app"]) if "gradio_app" in sys.modules else importlib.import_module("gradio_app")
+    # (tests/test_gradio_app.py's fixture reloads the module with its own settings)
+    assert settings.is_examples(app.DATA_DIR)
+    props = [c["props"] for c in app.demo.config["components"]]
+    credit = [p for p in props if p.get("elem_id") == "examples-credit"]
+    assert credit and credit[0]["value"] == examples.CREDIT
+    assert any(p.get("label") == "KITTI example scenes (click one)" for p in props)
+    assert not [p for p in props if p.get("elem_id") == "no-examples"]

@@ -5,7 +5,7 @@ Space-like: ``SPACE_ID=org/space``, the data folder the shipped KITTI ``examples
 ``settings.data_dir`` gives a Space), the shipped weights. Chromium is started before the clock
 (a visitor's browser is already running); then, from the ``Popen`` of the server:
 
-* **health**: Streamlit's health check answers;
+* **health**: Streamlit's health check answers (polled every 0.25 s);
 * **masks**: the landing page, opened as soon as the server answers, shows the three models' masks
   of the first example (decoded images in the grid; the page opens on that scene by itself);
 * **ensemble**: the averaged mask is shown too;
@@ -26,17 +26,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from contextlib import suppress
 from pathlib import Path
 
 from benchmarks.bench_page import ENSEMBLE_RE, MODEL_RE
-from benchmarks.load_test import free_port, stop
-from tests.test_app_browser import CHROMIUM, ROOT, Browser, wait_for
+from tests.test_app_browser import CHROMIUM, ROOT, Browser, app_server, wait_for
 
 GRID_JS = """(() => { const imgs = [...document.querySelectorAll('.seg-grid img')].filter(i => i.complete && i.naturalWidth > 0);
   return {masks: imgs.filter(i => new RegExp(%s).test(i.alt)).length,
@@ -52,49 +47,26 @@ def one_run(weights: Path, data: Path, log: Path, timeout: float) -> dict:
     browser = Browser(1440, 1000)
     row = {"load_before": load()}
     t0 = time.perf_counter()
-    proc, url, healthy = space_server(weights, data, log)
     try:
-        wait_for(healthy, timeout, "the streamlit server", interval=0.05)
-        row["health"] = time.perf_counter() - t0
-        browser.call("Page.navigate", url=url)
-        wait_for(lambda: browser.evaluate(GRID_JS)["masks"] >= 3, timeout, "the first example's masks", interval=0.05)
-        row["masks"] = time.perf_counter() - t0
-        wait_for(lambda: browser.evaluate(GRID_JS)["ensemble"], timeout, "the ensemble's mask", interval=0.05)
-        row["ensemble"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        browser.call("Page.navigate", url=f"{url}/explorer")
-        wait_for(lambda: browser.evaluate(TABLE_JS), timeout, "the explorer's table", interval=0.05)
-        row["explorer"] = time.perf_counter() - t1
+        with app_server(weights, data, log, timeout) as (url, _):  # returns once the health check answers
+            row["health"] = time.perf_counter() - t0
+            browser.call("Page.navigate", url=url)
+            wait_for(lambda: browser.evaluate(GRID_JS)["masks"] >= 3, timeout, "the first example's masks", interval=0.05)
+            row["masks"] = time.perf_counter() - t0
+            wait_for(lambda: browser.evaluate(GRID_JS)["ensemble"], timeout, "the ensemble's mask", interval=0.05)
+            row["ensemble"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            browser.call("Page.navigate", url=f"{url}/explorer")
+            wait_for(lambda: browser.evaluate(TABLE_JS), timeout, "the explorer's table", interval=0.05)
+            row["explorer"] = time.perf_counter() - t1
     finally:
-        stop(proc)
         browser.close()
     row["load_after"] = load()
     return row
 
 
-def space_server(weights: Path, data: Path, log: Path):
-    """A Space-like ``streamlit run app.py``, started: its process, URL, and a check that it answers."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SPACE_ID": "org/space", "SEG_WEIGHTS_DIR": str(weights), "SEG_DATA_DIR": str(data)}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def healthy():
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        with suppress(OSError):
-            return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok"
-    return proc, url, healthy
-
-
 def shots(weights: Path, data: Path, out_dir: Path, log: Path, timeout: float) -> None:
-    proc, url, healthy = space_server(weights, data, log)
-    try:
-        wait_for(healthy, timeout, "the streamlit server")
+    with app_server(weights, data, log, timeout) as (url, _):
         warm = Browser(1440, 1000)  # another scene first: the graphs are compiled, the times shown warm
         try:
             warm.call("Page.navigate", url=f"{url}/?scene=kitti_000003_10.png")
@@ -115,8 +87,6 @@ def shots(weights: Path, data: Path, out_dir: Path, log: Path, timeout: float) -
                 print(f"wrote {out_dir / f'compare_{width}.png'}")
             finally:
                 page.close()
-    finally:
-        stop(proc)
 
 
 def main() -> None:
@@ -129,6 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     if CHROMIUM is None:
         raise SystemExit("chromium is not installed (apt-get install -y chromium)")
+    os.environ["SPACE_ID"] = "org/space"  # the servers started below are Space-like (public mode)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):

@@ -93,6 +93,12 @@ def test_space_ground_truth_page_offers_the_gallery_and_scores_an_example(space)
     assert at.dataframe and examples.CREDIT in texts(at.caption)
 
 
+def test_about_page_credits_the_examples(space):
+    at = page("about").run()
+    no_exception(at)
+    assert examples.CREDIT in texts(at.caption) and "16 labelled KITTI scenes" in texts(at.markdown)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["explorer", "analysis"])
 def test_space_val_pages_score_the_examples_as_a_small_set(space, name):

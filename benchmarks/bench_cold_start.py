@@ -10,7 +10,8 @@ Space-like: ``SPACE_ID=org/space``, the data folder the shipped KITTI ``examples
   of the first example (decoded images in the grid; the page opens on that scene by itself);
 * **ensemble**: the averaged mask is shown too;
 * **explorer**: then, on the same server, from navigating to ``/explorer`` to its first table of
-  per-image scores on the page (the scores of the 16 scenes are computed on that first visit).
+  per-image scores on the page (the scores of the 16 scenes are computed on that first visit: each
+  run has an empty ``SEG_CACHE_DIR``).
 
 Each run is a fresh server and a fresh browser. The machine's load average is printed with every run.
 ``--shots docs`` then writes ``compare_1440.png`` and ``compare_390.png`` of the landing page on a
@@ -103,6 +104,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
+            os.environ["SEG_CACHE_DIR"] = str(Path(tmp) / f"cache{i}")  # a first visit: no cached scores
             rows.append(one_run(Path(args.weights), Path(args.data), Path(tmp) / f"streamlit{i}.log", args.timeout))
             print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
         if args.shots:

@@ -15,10 +15,11 @@ Configuration (environment variables, read at import; defaults in ``seg_core.set
   (``SEG_BACKEND=pytorch`` forces PyTorch). The models are loaded once, at import. A missing or
   broken checkpoint is reported in the page, with the command that trains it, and the other
   models work.
-- ``SEG_DATA_DIR``: a folder of Cityscapes pairs (512x256 JPEGs, photo on the left half) for the
-  examples gallery (default ``../shared/data/cityscapes_pairs/val`` next to the repo). The photo
-  halves of the first ``N_EXAMPLES`` are cropped once into ``SEG_EXAMPLES_CACHE`` (default
-  ``<tmp>/seg_gradio_examples``, outside the repo: the pairs are not ours to redistribute).
+- ``SEG_DATA_DIR``: a folder of labelled pairs (photo on the left half) for the examples gallery
+  (default ``../shared/data/cityscapes_pairs/val`` next to the repo if present, else the 16 KITTI
+  scenes of ``examples/``, credited under the gallery: ``settings.data_dir``). The photo halves of
+  the first ``N_EXAMPLES`` are cropped once into ``SEG_EXAMPLES_CACHE`` (default
+  ``<tmp>/seg_gradio_examples``, outside the repo: Cityscapes pairs are not ours to redistribute).
   Without the folder the page has no examples and says how to set it.
 
 Limits, sized for a free Space (2 vCPU, 16 GB RAM):

@@ -126,3 +126,14 @@ def test_space_gradio_app_shows_the_examples_with_their_credit(space, monkeypatc
     assert credit and credit[0]["value"] == examples.CREDIT
     assert any(p.get("label") == "KITTI example scenes (click one)" for p in props)
     assert not [p for p in props if p.get("elem_id") == "no-examples"]
+
+
+@pytest.mark.slow
+def test_space_benchmark_recomputes_on_the_examples_and_says_so(space):
+    at = page("benchmark").run()
+    no_exception(at)
+    assert "16 KITTI example scenes" in texts(at.markdown)
+    at.button(key="bench_recompute").click().run()
+    no_exception(at)
+    assert examples.SMALL_SET in texts(at.info) and "on the KITTI example scenes" in texts(at.caption)
+    assert any(len(d.value) for d in at.dataframe)

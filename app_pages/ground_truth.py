@@ -37,6 +37,7 @@ preds = common.predictions(scene)
 common.show_images([("Photo", display_scale(scene.photo)), ("Ground truth", colorize(display_scale(scene.label, nearest=True)))]
                    + [(common.model_title(n), colorize(display_scale(preds[n].mask, nearest=True)) if n in preds else None)
                       for n in common.columns(preds)])
+pickers.scene_credit(scene)
 if not preds:
     st.stop()
 

@@ -17,6 +17,7 @@ call, never cached here, so tests and long-running apps see a changed environmen
   threads for each (default 1 at a time on all threads).
 - ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``: where ``python gradio_app.py`` listens (default
   127.0.0.1:7860; a Space sets 0.0.0.0). Gradio's own names, so a Space's settings apply unchanged.
+- ``SEG_BODY_DEADLINE_S``: seconds a client of ``/v1/segment`` has to send its body (default 20).
 - ``SEG_EXTRA_MODELS``: comma-separated checkpoints (paths or ``hf://org/name@rev``) that visitors
   of a public server may add to the comparison (``seg_core.extra_models``); none by default.
 - ``SEG_EXAMPLES_CACHE``: where the Gradio app crops its example photos (default: the temp folder).
@@ -126,3 +127,7 @@ def server_port() -> int:
 
 def extra_models() -> list[str]:
     return [s.strip() for s in (env("SEG_EXTRA_MODELS") or "").split(",") if s.strip()]
+
+
+def body_deadline_s() -> int:
+    return positive_int("SEG_BODY_DEADLINE_S", 20)

@@ -44,7 +44,7 @@ def test_refusals_are_one_sentence_without_server_paths(weights_dir, tmp_path):
     cfg = json.loads(meta[CONFIG_KEY])
     cfg["arch"] = "deeplabv3"
     save_tensors(tensors, tmp_path / "deeplab.safetensors", {**meta, CONFIG_KEY: json.dumps(cfg)})
-    with pytest.raises(ExtraModelError, match="cannot use deeplab.safetensors: unknown arch 'deeplabv3'"):
+    with pytest.raises(ExtraModelError, match="cannot use deeplab.safetensors: it has an invalid model config: unknown arch 'deeplabv3'"):
         load_extra_model(str(tmp_path / "deeplab.safetensors"), public=False)
 
 

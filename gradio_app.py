@@ -775,7 +775,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
     masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
 
-    with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600),
+                   analytics_enabled=False) as demo:  # no usage reports to gradio's servers
         gr.Markdown("# Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
                     "Drop a street photo (or pick a val scene below): every model segments it into the 19 "
                     "Cityscapes classes. Slide to compare the photo with the chosen model's mask.")

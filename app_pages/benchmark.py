@@ -22,14 +22,20 @@ if not pred.models:
 weights = common.weights_key()
 recorded = {n: dict(m.config.metrics or {}) for n, m in pred.models.items()}  # saved with each model's config
 
-st.markdown("#### Recompute on the validation folder")
-limit = st.number_input("Images (0 = all)", min_value=0, value=0, step=50, key="bench_limit",
-                        help="Three models on the whole val split take minutes on a CPU.")
-if st.button("Recompute metrics", key="bench_recompute"):
-    try:
-        st.session_state["bench_results"] = (weights, common.evaluate_with_progress(pred, common.data_dir(), int(limit)))
-    except DataError as err:
-        st.error("Cannot read the validation folder" + ("." if common.settings.public_mode() else f": {err}."))
+if common.settings.public_mode():
+    # A whole-val pass holds both cores for minutes: not something any visitor may start.
+    st.caption("Recomputing the metrics on the val folder is not offered here; the figures below were "
+               "recorded at the end of training.")
+else:
+    st.markdown("#### Recompute on the validation folder")
+    limit = st.number_input("Images (0 = all)", min_value=0, value=0, step=50, key="bench_limit",
+                            help="Three models on the whole val split take minutes on a CPU.")
+    if st.button("Recompute metrics", key="bench_recompute"):
+        try:
+            st.session_state["bench_results"] = (weights, common.evaluate_with_progress(pred, common.data_dir(),
+                                                                                        int(limit)))
+        except DataError as err:
+            st.error(f"Cannot read the validation folder: {err}.")
 fresh_for, fresh = st.session_state.get("bench_results", (None, {}))
 fresh = fresh if fresh_for == weights else {}
 

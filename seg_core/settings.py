@@ -5,7 +5,7 @@ deployment can blank a setting (``SEG_WEIGHTS_DIR=``) without deleting it. Value
 call, never cached here, so tests and long-running apps see a changed environment.
 
 - ``SEG_DATA_DIR``: a folder of Cityscapes pairs for the galleries (default: the val split beside
-  the repository; the pairs are never inside it, licence).
+  the repository, except in public mode: none; the pairs are never inside it, licence).
 - ``SEG_WEIGHTS_DIR``: the local weights folder (default ``weights/`` of the repository).
 - ``SEG_WEIGHTS_REPO`` / ``SEG_WEIGHTS_REVISION``: a Hub model repo (``org/name``) and a commit
   to take the weights from instead (``seg_core.served_weights.weights_dir``); the deploy command sets both.
@@ -60,8 +60,12 @@ def flag(name: str, default: bool = False) -> bool:
     raise SettingsError(f"{name}={value!r} is not a yes/no value; use 1 or 0")
 
 
-def data_dir() -> Path:
-    return Path(env("SEG_DATA_DIR") or DEFAULT_DATA_DIR)
+def data_dir() -> Path | None:
+    """``SEG_DATA_DIR``; else the pairs beside the repository, except in public mode (``None``): a
+    public app shows data only when its deployer names it (the pairs are licensed, not ours)."""
+    if env("SEG_DATA_DIR"):
+        return Path(env("SEG_DATA_DIR"))
+    return None if public_mode() else DEFAULT_DATA_DIR
 
 
 def local_weights_dir() -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from seg_core.inference import ImageError
@@ -741,6 +742,28 @@ def test_public_mode_has_no_folder_box_and_reads_only_the_configured_folder(publ
     no_exception(at)
     assert not [w for w in at.text_input if w.key == "data_dir"] and not at.sidebar.text_input
     assert "6 validation pairs" in at.expander[0].label  # the configured folder, not the other one
+
+
+def test_public_mode_uses_only_the_data_the_deployer_names(public, monkeypatch, tmp_path):
+    """No ``SEG_DATA_DIR``: no gallery, even where the pairs lie beside the repository; no whole-val
+    recompute on the Benchmark page; errors without details (no traceback, no server path)."""
+    from seg_core import settings
+
+    monkeypatch.delenv("SEG_DATA_DIR")
+    monkeypatch.setattr(settings, "DEFAULT_DATA_DIR", public)  # pairs at the local-mode default
+    assert settings.data_dir() is None
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    try:
+        at.run()
+        no_exception(at)
+        assert "No example scenes here" in texts(at.info)
+        assert st.get_option("client.showErrorDetails") == "none"
+        at.switch_page("app_pages/benchmark.py").run()
+        no_exception(at)
+        assert not [b for b in at.button if b.key == "bench_recompute"]
+        assert "not offered here" in texts(at.caption)
+    finally:
+        st.set_option("client.showErrorDetails", "full")  # a process-wide option: back for the other tests
 
 
 @pytest.mark.parametrize("wanted", ["../elsewhere/1.jpg", str(Path("/tmp") / "x.jpg"), "..%2F1.jpg"])

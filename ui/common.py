@@ -60,7 +60,8 @@ def tta() -> str:
     return "flip" if st.session_state.get(TTA_KEY) else "none"
 
 
-def data_dir() -> Path:
+def data_dir() -> Path | None:
+    """``None`` in public mode without ``SEG_DATA_DIR``."""
     if settings.public_mode():  # the deployer's folder only; visitors cannot name one
         return scenes.default_data_dir()
     return Path(st.session_state.get("data_dir") or scenes.default_data_dir())
@@ -322,8 +323,9 @@ def _thumbnail(path: str, mtime: float) -> bytes:
 
 def gallery_files() -> list[Path] | None:
     """The val pair files of the configured folder, or ``None`` when there are none."""
+    folder = data_dir()
     try:
-        return list_pairs(data_dir())
+        return list_pairs(folder) if folder is not None else None
     except DataError:
         return None
 

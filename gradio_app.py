@@ -86,7 +86,7 @@ from seg_core.inference import ENSEMBLE, ImageError, Predictions, class_shares, 
 from seg_core.predictor import Predictor
 from seg_core.config import TTA_MODES
 from seg_core.registry import ARCH_NAMES, display_name
-from seg_core.safety import BodyError, read_body, release_memory
+from seg_core.safety import BodyError, map_large_blocks, read_body, release_memory
 from seg_core.served_weights import WeightsError, weights_source
 from seg_core.viz import disagreement, fit_within, legend, legend_html, legend_rows, overlay, png_bytes, share_text
 
@@ -952,6 +952,8 @@ demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE)
 
 if __name__ == "__main__":
     import uvicorn
+
+    map_large_blocks()  # RSS back near its start after a burst of large images (seg_core.safety)
 
     print(f"Serving on http://{settings.server_name()}:{settings.server_port()}/ (the page), "
           f"POST {REST_PATH} (plain HTTP API)", flush=True)

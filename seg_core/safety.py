@@ -1,5 +1,6 @@
 """Defences for servers whose clients may be hostile: a request body read under a size cap and a
-deadline, and the process's freed memory handed back to the system.
+deadline, and the process's freed memory handed back to the system (``map_large_blocks``,
+``release_memory``).
 
 ``read_body`` counts bytes as they arrive (a chunked body has no Content-Length to check first)
 and stops at ``limit``, so a 200 MB body costs at most the cap; its deadline means a client that
@@ -51,6 +52,19 @@ def _libc():
 
 
 _LIBC = _libc()
+
+
+M_MMAP_THRESHOLD = -3  # mallopt parameter numbers of glibc's malloc.h
+MMAP_THRESHOLD = 4 * 2**20
+
+
+def map_large_blocks(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Have glibc give every allocation of ``threshold`` bytes or more its own mapping, returned to
+    the system when freed. By default the threshold grows to 32 MB as large blocks are freed, so a
+    large image's 16 MB decoding blocks land in per-thread heaps that keep them: after a burst of
+    40-megapixel images a server held gigabytes it no longer used. Returns False without glibc."""
+    mallopt = getattr(_LIBC, "mallopt", None)
+    return bool(mallopt is not None and mallopt(M_MMAP_THRESHOLD, threshold))
 
 
 def release_memory() -> None:

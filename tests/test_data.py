@@ -67,7 +67,7 @@ def test_a_decompression_bomb_is_a_data_error(tmp_path, width, height):
     folder.mkdir()
     (folder / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
                                    + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
-    with pytest.raises(DataError, match="a pair may have at most 80 megapixels"):
+    with pytest.raises(DataError, match="a pair may have at most 80 megapixels|could be decompression bomb"):
         load_split(folder)
 
 

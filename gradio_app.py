@@ -231,12 +231,13 @@ _last_prune = [0.0]
 
 
 def _prune(out_dir: Path, now: float) -> None:
-    """Delete mask files older than ``MASK_MAX_AGE_S``, at most once every ``MASK_PRUNE_EVERY_S``:
-    listing the folder on every request would cost each one a stat per file kept (thousands under load)."""
+    """Delete mask and TIFF preview files older than ``MASK_MAX_AGE_S`` (gradio has copied them into
+    its cache by then), at most once every ``MASK_PRUNE_EVERY_S``: listing the folder on every
+    request would cost each one a stat per file kept (thousands under load)."""
     if now - _last_prune[0] < MASK_PRUNE_EVERY_S:
         return
     _last_prune[0] = now
-    for old in out_dir.glob("mask-*.png"):
+    for old in [*out_dir.glob("mask-*.png"), *out_dir.glob("preview-*.png")]:
         try:
             if now - old.stat().st_mtime > MASK_MAX_AGE_S:
                 old.unlink()
@@ -655,6 +656,7 @@ def browser_preview(value, out_dir: Path) -> str | None:
     except (OSError, ValueError, TypeError):
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
+    _prune(out_dir, time.time())
     out = out_dir / f"preview-{uuid.uuid4().hex}.png"
     Image.fromarray(rgb).save(out, format="PNG", compress_level=1)
     return str(out)

@@ -245,6 +245,11 @@ def test_form_and_json_bodies_get_a_sentence(server, photo_bytes):
     normal_request(server, photo_bytes)
 
 
+def test_gradio_reports_no_analytics(server):
+    config = httpx.get(f"{server.url}/config", timeout=20).json()
+    assert config["analytics_enabled"] is False
+
+
 def test_an_invalid_tta_is_refused(server, tmp_path, photo_bytes):
     photo = tmp_path / "p.jpg"
     photo.write_bytes(photo_bytes)

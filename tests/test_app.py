@@ -744,19 +744,20 @@ def test_public_mode_has_no_folder_box_and_reads_only_the_configured_folder(publ
     assert "6 validation pairs" in at.expander[0].label  # the configured folder, not the other one
 
 
-def test_public_mode_uses_only_the_data_the_deployer_names(public, monkeypatch, tmp_path):
-    """No ``SEG_DATA_DIR``: no gallery, even where the pairs lie beside the repository; no whole-val
-    recompute on the Benchmark page; errors without details (no traceback, no server path)."""
+def test_public_mode_uses_only_data_it_may_publish(public, monkeypatch):
+    """Without ``SEG_DATA_DIR``: the shipped KITTI scenes, never the Cityscapes pairs beside the
+    repository; with a deployer's val folder, no whole-val recompute on the Benchmark page; errors
+    without details (no traceback, no server path)."""
     from seg_core import settings
 
+    monkeypatch.setattr(settings, "DEFAULT_DATA_DIR", public)  # pairs where local mode finds them
     monkeypatch.delenv("SEG_DATA_DIR")
-    monkeypatch.setattr(settings, "DEFAULT_DATA_DIR", public)  # pairs at the local-mode default
-    assert settings.data_dir() is None
+    assert settings.data_dir() == settings.EXAMPLES_DIR
+    monkeypatch.setenv("SEG_DATA_DIR", str(public))  # the deployer names a val folder
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     try:
         at.run()
         no_exception(at)
-        assert "No example scenes here" in texts(at.info)
         assert st.get_option("client.showErrorDetails") == "none"
         at.switch_page("app_pages/benchmark.py").run()
         no_exception(at)

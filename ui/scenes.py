@@ -31,7 +31,7 @@ PAIR_MIN_LABELLED = 0.6
 DISPLAY_MAX_SIDE = 1024
 
 
-def default_data_dir() -> Path | None:
+def default_data_dir() -> Path:
     return settings.data_dir()
 
 

@@ -85,7 +85,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
     """The whole app around one ``Predictor``; ``demo = build_demo(...)`` below is what gets served.
     ``weights_note`` says why the configured weights were not used (shown at the top)."""
     masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
-    with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600),
+                   analytics_enabled=False) as demo:  # no usage reports to gradio's servers
         photo.page(predictor, data_dir, examples_cache, weights_note, masks_dir)
         with gr.Tab("Video"):
             video.video_section(predictor, Path(tempfile.gettempdir()) / "seg_gradio_videos")
@@ -111,6 +112,10 @@ demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE)
 
 if __name__ == "__main__":
     import uvicorn
+
+    from seg_core.safety import map_large_blocks
+
+    map_large_blocks()  # RSS back near its start after a burst of large images (seg_core.safety)
 
     print(f"Serving on http://{settings.server_name()}:{settings.server_port()}/ (the page), "
           f"POST {api.REST_PATH} (plain HTTP API)", flush=True)

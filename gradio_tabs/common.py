@@ -14,10 +14,11 @@ import gradio as gr
 import numpy as np
 
 from seg_core import settings
+from seg_core.config import TTA_MODES
 from seg_core.inference import ENSEMBLE, ImageError, load_image
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
-from seg_core.serve.photos import PhotoService
+from seg_core.serve.slots import photo_slot
 
 INFER_WORKERS, INFER_THREADS = settings.infer_workers(), settings.infer_threads()
 
@@ -86,18 +87,23 @@ def known_models(predictor: Predictor) -> list[str]:
 
 @contextlib.contextmanager
 def inference_errors(who: str = "The model"):
-    """Around every call of the serving layer (whose forward passes take an inference slot, ahead
-    of a running video job): a failure (e.g. out of memory on a small Space) as a sentence."""
+    """Around every forward pass (and the decoding before it): an inference slot, ahead of a running
+    video job (``seg_core.serve.slots.photo_slot``: gradio's events and the plain HTTP API share the
+    cores instead of oversubscribing them), and a failure (e.g. out of memory on a small Space) as a
+    sentence."""
     try:
-        yield
+        with photo_slot():
+            yield
     except (RuntimeError, MemoryError) as err:
         raise gr.Error(f"{who} failed on this image ({type(err).__name__}); try a smaller image.") from err
 
 
-def predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None, tta: str = "none",
-             **options):
-    with inference_errors():
-        return PhotoService.of(predictor).segment(rgb, names, tta, **options)
+def checked_tta(tta) -> str:
+    """``"none"`` or ``"flip"``, or a ``gr.Error`` naming the choices."""
+    tta = "none" if tta in (None, "") else str(tta).strip().lower()
+    if tta not in TTA_MODES:
+        raise user_error(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}.", title="Bad value")
+    return tta
 
 
 def error_text(err: gr.Error) -> str:

@@ -9,6 +9,7 @@ page's pictures from that state, so moving the opacity or picking another model 
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from pathlib import Path
 
@@ -27,7 +28,9 @@ from seg_core.serve.photos import Photo, PhotoService
 from seg_core.viz import fit_within, legend, legend_rows, overlay, share_text
 from ui.views import legend_html
 
-from .common import DEFAULT_OPACITY, INFER_WORKERS, decode, error_text, inference_errors, missing_note, user_error
+from .api import _prune
+from .common import (DEFAULT_OPACITY, INFER_WORKERS, checked_tta, decode, error_text, inference_errors, missing_note,
+                     user_error)
 from .own_models import MAX_OWN, add_own_model, own_box, own_models, own_section
 
 N_EXAMPLES = 8
@@ -69,10 +72,11 @@ def compare(predictor: Predictor, image, tta: str = "none", extras: list[ExtraMo
     the ensemble); the session state the views are drawn from."""
     if not predictor.models and not extras:
         raise user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
-    rgb = decode(image)
-    with inference_errors():
+    tta = checked_tta(tta)
+    with inference_errors("The model" if not extras else "A model"):
+        rgb = decode(image)  # inside the slot, as the API's (see _segment_png)
         preds = PhotoService.of(predictor).compare(Photo.of(rgb), tta, {source_key(m.source): m for m in extras})
-    photo = fit_within(rgb, DISPLAY_MAX_SIDE)
+        photo = fit_within(rgb, DISPLAY_MAX_SIDE)
     return {
         "size": rgb.shape[:2],
         "photo": photo,
@@ -159,6 +163,7 @@ def browser_preview(value, out_dir: Path) -> str | None:
     except (OSError, ValueError, TypeError):
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
+    _prune(out_dir, time.time())
     out = out_dir / f"preview-{uuid.uuid4().hex}.png"
     Image.fromarray(rgb).save(out, format="PNG", compress_level=1)
     return str(out)

@@ -10,9 +10,10 @@ import numpy as np
 from seg_core.inference import load_image
 from seg_core.predictor import Predictor
 from seg_core.registry import display_name
+from seg_core.serve.photos import PhotoService
 from seg_core.viz import fit_within, overlay
 
-from .common import DEFAULT_OPACITY, model_key, predict
+from .common import DEFAULT_OPACITY, inference_errors, model_key
 
 LIVE_MAX_SIDE = 512  # webcam frames are segmented at most this large: the frame rate is what matters
 LIVE_WINDOW = 10  # the frame rate shown is over the last this many frames
@@ -32,7 +33,8 @@ def live_frame(predictor: Predictor, frame, model: str, state: dict | None, alph
     name = model_key(predictor, model)
     rgb = load_image(np.asarray(frame))
     rgb = fit_within(rgb, LIVE_MAX_SIDE)
-    mask = predict(predictor, rgb, (name,))[name].mask
+    with inference_errors():
+        mask = PhotoService.of(predictor).segment(rgb, (name,))[name].mask
     times = (state["times"] + [time.perf_counter()])[-LIVE_WINDOW:]
     state["times"] = times
     rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0

@@ -54,8 +54,21 @@ PHOTOS_FIRST = PhotosFirst()
 SLOTS = threading.Semaphore(settings.infer_workers())
 
 
+_held = threading.local()
+
+
 @contextmanager
 def photo_slot():
-    """Around every forward pass of a photo: ahead of a running video job, in one of ``SLOTS``."""
-    with PHOTOS_FIRST.photo(), SLOTS:
+    """Around every forward pass of a photo: ahead of a running video job, in one of ``SLOTS``.
+    Reentrant on one thread: a caller that decodes its image inside the slot (the Gradio APIs, so
+    that only the slots' images are in memory) and then asks ``seg_core.serve.photos``, which takes
+    it too, holds one slot."""
+    if getattr(_held, "slot", False):
         yield
+        return
+    with PHOTOS_FIRST.photo(), SLOTS:
+        _held.slot = True
+        try:
+            yield
+        finally:
+            _held.slot = False

@@ -185,3 +185,14 @@ def test_the_library_and_its_serving_layer_import_no_app_framework():
     found |= {f"{p.relative_to(ROOT)}: {m}" for p in (ROOT / "ui").glob("*.py")
               if p.stem in ("views", "figures", "scenes", "explore") for m in imported(p) if m == "streamlit"}
     assert not found, found
+
+
+def test_the_photo_slot_is_reentrant_on_one_thread():
+    """The Gradio APIs decode inside the slot and then ask the service, which takes it too: one slot
+    is held, not two (a second acquire of ``SLOTS`` would wait for ever)."""
+    free = slots.SLOTS._value
+    with slots.photo_slot():
+        with slots.photo_slot():
+            assert slots.SLOTS._value == free - 1 and slots.PHOTOS_FIRST.active == 1
+        assert slots.SLOTS._value == free - 1
+    assert slots.SLOTS._value == free and slots.PHOTOS_FIRST.active == 0

@@ -3,7 +3,7 @@
 For each image and model: the mask of class ids as a PNG (``<stem>_<model>.png``) and, on request,
 the colour mask (``_colour.png``) and the overlay (``_overlay.png``). For each video: the
 side-by-side comparison (``<stem>_compare.mp4``) and its per-frame statistics (``<stem>_frames.csv``),
-see ``seg_core.video``. Inputs given inside a folder are written under a subfolder of that name.
+see ``seg_core.video_compare``. Inputs given inside a folder are written under a subfolder of that name.
 
 A bad input (missing, not an image or video, corrupt, too long...) is reported as one line on
 ``err`` and the run goes on with the others; ``SegmentReport.failed`` lists them, so the caller
@@ -23,7 +23,8 @@ from tqdm import tqdm
 from .inference import ENSEMBLE, ImageError, load_image
 from .palette import colorize
 from .files import atomic_path
-from .video import Limits, VideoError, probe, segment_video
+from .video import Limits, VideoError, probe
+from .video_compare import segment_video
 from .viz import overlay as overlay_image
 from .viz import png_bytes
 

@@ -28,7 +28,7 @@ from .served_weights import CHECKPOINTS, first_line
 SDKS = {"streamlit": "app.py", "gradio": "gradio_app.py"}  # sdk -> app_file
 PYTHON_VERSION = "3.11"  # the version the project is developed and tested with
 #: What a Space receives from the repository (paths relative to its root; ``*`` spans folders).
-SPACE_ALLOW = ["app.py", "gradio_app.py", "app_pages/*.py", "ui/*.py", "seg_core/*.py", "requirements.txt",
+SPACE_ALLOW = ["app.py", "gradio_app.py", "gradio_tabs/*.py", "app_pages/*.py", "ui/*.py", "seg_core/*.py", "requirements.txt",
                ".streamlit/*.toml", "pyproject.toml", "README.md",
                # the KITTI scenes the gallery and the val pages show there (CC BY-NC-SA 3.0), with their credit
                "examples/*.png", "examples/ATTRIBUTION.md", "examples/manifest.json"]

@@ -111,8 +111,8 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
                         help="'ray': spread the files over a Ray cluster (pip install -e \".[ray]\"; docs/ray.md); "
                              "the same outputs, and a rerun skips what is done")
     parser.add_argument("--address", default=None,
-                        help="with --engine ray: the cluster, 'auto' or ray://host:port (default: a local Ray "
-                             "started for the run)")
+                        help="with --engine ray: the cluster, 'auto' or ray://host:port (default: $RAY_ADDRESS, "
+                             "else a local Ray started for the run)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -59,11 +60,13 @@ def _ray():
 @contextmanager
 def connected(address: str | None = None, num_cpus: int | None = None,
               object_store_memory: int | None = None) -> Iterator:
-    """Ray, connected to ``address`` (``auto``, ``ray://host:port``, ...) or, with ``None``, to a
-    local Ray started for this run (``num_cpus``, ``object_store_memory`` apply to that one only)
-    and shut down after it. Inside a running Ray (a job submitted to a cluster) that one is used."""
+    """Ray, connected to ``address`` (``auto``, ``ray://host:port``, ...; ``None``: ``RAY_ADDRESS``,
+    set by ``ray job submit``) or, without either, to a local Ray started for this run (``num_cpus``,
+    ``object_store_memory`` apply to that one only) and shut down after it. When this process
+    already runs Ray, that one is used as it is."""
     ray = _ray()
     started = not ray.is_initialized()
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if started:
         local = {"num_cpus": num_cpus, "object_store_memory": object_store_memory} if address is None else {}
         try:

@@ -7,9 +7,12 @@ per ``--threads`` value (threads per actor; actors = CPUs / threads), each into 
 The Ray figure counts the actors' start (loading the models) but not Ray's own start, which is
 printed apart; the outputs of each Ray run are compared byte for byte with the local engine's.
 Prints the load average beside the figures (the machine may be busy), then JSON on the last line.
+``--stages N`` instead splits one worker's time on N photos into decoding, the models and writing
+the PNGs (what limits a node).
 
     python -m benchmarks.bench_ray                      # 400 val photos, every model + ensemble
     python -m benchmarks.bench_ray --limit 40 --models unet --threads 1 2
+    python -m benchmarks.bench_ray --stages 40
 """
 
 from __future__ import annotations
@@ -53,6 +56,36 @@ def differing(a: Path, b: Path) -> int:
     return len(set(left) ^ set(right)) + sum(left[k].read_bytes() != right[k].read_bytes() for k in set(left) & set(right))
 
 
+def stages(inputs: Path, predictor, names: tuple[str, ...]) -> dict[str, float]:
+    """Milliseconds a photo of each step of ``seg_core.segment.segment_image`` (the masks, no colour
+    or overlay), one after the other, and the kB read and written a photo."""
+    from seg_core.files import atomic_path
+    from seg_core.inference import load_image
+    from seg_core.viz import png_bytes
+
+    ms = {"decode": 0.0, "models": 0.0, "write": 0.0}
+    files = sorted(inputs.iterdir())
+    written = 0
+    with tempfile.TemporaryDirectory() as out:
+        for path in files:
+            t0 = time.perf_counter()
+            rgb = load_image(path)
+            t1 = time.perf_counter()
+            preds = predictor.predict(rgb, names=names)
+            t2 = time.perf_counter()
+            for name, pred in preds.items():
+                with atomic_path(Path(out) / f"{path.stem}_{name}.png") as tmp:
+                    data = png_bytes(pred.mask)
+                    tmp.write_bytes(data)
+                written += len(data)
+            t3 = time.perf_counter()
+            for key, seconds in zip(ms, (t1 - t0, t2 - t1, t3 - t2)):
+                ms[key] += 1000 * seconds / len(files)
+    read = sum(p.stat().st_size for p in files)
+    return {**{k: round(v, 1) for k, v in ms.items()}, "kb_read": round(read / len(files) / 1000, 1),
+            "kb_written": round(written / len(files) / 1000, 1)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=ROOT / "weights")
@@ -62,6 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray and of the local engine")
     parser.add_argument("--threads", type=int, nargs="+", default=[None], help="threads per Ray actor, one run each "
                                                                                 "(default: seg_core.ray_engine's)")
+    parser.add_argument("--stages", type=int, default=None, metavar="N",
+                        help="only split one worker's time on N photos into decode, models, write")
     args = parser.parse_args(argv)
 
     import torch
@@ -74,11 +109,16 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"photos": 0, "models": args.models, "cpus": args.cpus, "load_before": loadavg(), "ray": []}
     with tempfile.TemporaryDirectory(prefix="bench_ray_") as tmp:
         tmp = Path(tmp)
-        inputs = photos(args.val, args.limit, tmp / "photos")
+        inputs = photos(args.val, args.stages or args.limit, tmp / "photos")
         result["photos"] = n = len(list(inputs.iterdir()))
         predictor = Predictor.from_dir(args.weights)  # threads: torch's, i.e. --cpus (as the CLI)
         names = segment.chosen_names(predictor, tuple(args.models) if args.models else None)
         result["models"] = list(names)
+        if args.stages:
+            result["stage_ms"] = stages(inputs, predictor, names)
+            print(f"one worker on {args.cpus} thread(s), ms a photo: {result['stage_ms']} (load {loadavg()})")
+            print(json.dumps(result))
+            return result
         t0 = time.perf_counter()
         report = segment.run([inputs], tmp / "local", predictor, names=names, progress=False)
         local_s = time.perf_counter() - t0

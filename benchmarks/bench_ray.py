@@ -58,7 +58,7 @@ def differing(a: Path, b: Path) -> int:
 
 def stages(inputs: Path, predictor, names: tuple[str, ...]) -> dict[str, float]:
     """Milliseconds a photo of each step of ``seg_core.segment.segment_image`` (the masks, no colour
-    or overlay), one after the other, and the kB read and written a photo."""
+    or overlay), one after the other, the kB read and written a photo, and the resident memory."""
     from seg_core.files import atomic_path
     from seg_core.inference import load_image
     from seg_core.viz import png_bytes
@@ -83,7 +83,16 @@ def stages(inputs: Path, predictor, names: tuple[str, ...]) -> dict[str, float]:
                 ms[key] += 1000 * seconds / len(files)
     read = sum(p.stat().st_size for p in files)
     return {**{k: round(v, 1) for k, v in ms.items()}, "kb_read": round(read / len(files) / 1000, 1),
-            "kb_written": round(written / len(files) / 1000, 1)}
+            "kb_written": round(written / len(files) / 1000, 1), "worker_rss_mb": resident_mb()}
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory (what one Ray actor holds: the imports and the predictor)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    return round(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024)
 
 
 def main(argv: list[str] | None = None) -> dict:

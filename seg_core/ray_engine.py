@@ -38,8 +38,9 @@ from .folder_scores import cache_path, read_cached, score_split, store
 from .segment import Job, SegmentReport, add_video, chosen_names, is_done, plan, try_image, video_job
 from .video import Limits, VideoError
 
-#: CPU threads of each actor's models when not given: two keeps the pool's memory (one predictor
-#: per actor) at half of one actor per core, for the same throughput (docs/ray.md).
+#: CPU threads of each actor's models when not given. Each actor holds its own predictor (about
+#: 0.9 GB resident with the three int8 models), so two threads an actor halves the pool's memory
+#: against one; one thread an actor was not clearly faster (docs/ray.md).
 DEFAULT_THREADS = 2
 SEGMENT_BATCH, SCORES_BATCH = 8, 16  # rows per map_batches call; scores: evaluate_many's batch
 

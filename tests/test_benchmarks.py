@@ -212,7 +212,8 @@ def test_ray_benchmark_splits_a_worker_into_stages(weights_dir, pairs_dir):
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["photos"] == 2 and set(result["stage_ms"]) == {"decode", "models", "write", "kb_read", "kb_written"}
+    assert result["photos"] == 2 and set(result["stage_ms"]) == {"decode", "models", "write", "kb_read",
+                                                                 "kb_written", "worker_rss_mb"}
     assert all(v > 0 for v in result["stage_ms"].values())
 
 

@@ -93,9 +93,13 @@ def layout(ray, threads: int | None = None) -> tuple[int, int]:
     return max(1, cpus // threads), threads
 
 
-def _predictor(weights: str, threads: int):
+def _predictor(weights: str, threads: int, cwd: str):
+    """A worker's predictor, in the driver's working folder (when this node has it), so that
+    relative input, output and weights paths mean what they mean on the driver."""
     from .predictor import Predictor
 
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
     torch.set_num_threads(threads)  # PyTorch runners and the resizes; exported runners get ``threads`` too
     return Predictor.from_dir(weights, backend="auto", threads=threads)
 
@@ -117,8 +121,9 @@ def _pool(ray, rows: list[dict], worker, kwargs: dict, actors: int, threads: int
 class _ImageWorker:
     """An actor of the pool: one predictor, ``seg_core.segment.try_image`` on each row."""
 
-    def __init__(self, weights: str, names: tuple[str, ...], colour: bool, with_overlay: bool, threads: int):
-        self.predictor = _predictor(weights, threads)
+    def __init__(self, weights: str, names: tuple[str, ...], colour: bool, with_overlay: bool, threads: int,
+                 cwd: str):
+        self.predictor = _predictor(weights, threads, cwd)
         self.args = (tuple(names), colour, with_overlay)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -128,10 +133,10 @@ class _ImageWorker:
 
 
 def _video_task(path: str, out_dir: str, weights: str, names: tuple[str, ...], every: int, flow: bool,
-                limits: Limits, threads: int):
+                limits: Limits, threads: int, cwd: str):
     """One video, in a Ray task: ``(None, VideoResult)`` or ``(why it failed, None)``."""
     try:
-        return None, video_job(Job("video", Path(path), Path(out_dir)), _predictor(weights, threads), names,
+        return None, video_job(Job("video", Path(path), Path(out_dir)), _predictor(weights, threads, cwd), names,
                                every, flow, limits)
     except VideoError as e:
         return str(e), None
@@ -159,7 +164,7 @@ def run_segment(inputs: list[Path], out: Path, predictor, weights: Path, names: 
         if images:
             rows = [{"path": str(j.path), "out_dir": str(j.out_dir)} for j in images]
             kwargs = {"weights": str(weights), "names": names, "colour": colour, "with_overlay": with_overlay,
-                      "threads": threads}
+                      "threads": threads, "cwd": os.getcwd()}
             reasons = {}
             with tqdm(total=len(images), desc="images", unit="image", disable=not progress, file=err) as bar:
                 for batch in _pool(ray, rows, _ImageWorker, kwargs, actors, threads, batch_size).iter_batches(
@@ -180,8 +185,8 @@ def run_segment(inputs: list[Path], out: Path, predictor, weights: Path, names: 
                 sweep_temp_files(folder)  # of actors killed while writing; every writer has finished
         if videos:
             task = ray.remote(num_cpus=threads, max_retries=3)(_video_task)
-            refs = [task.remote(str(j.path), str(j.out_dir), str(weights), names, every, flow, limits, threads)
-                    for j in videos]
+            refs = [task.remote(str(j.path), str(j.out_dir), str(weights), names, every, flow, limits, threads,
+                                os.getcwd()) for j in videos]
             for job, ref in zip(videos, tqdm(refs, desc="videos", unit="video", disable=not progress, file=err)):
                 why, result = ray.get(ref)
                 if why:
@@ -203,8 +208,9 @@ def _not_done(jobs: list[Job], names, colour: bool, with_overlay: bool, report: 
 class _ScoreWorker:
     """An actor of the pool: reads its batch of pairs and scores them with ``score_split``."""
 
-    def __init__(self, weights: str, tta: str, members: dict[str, float], names: list[str], threads: int):
-        self.predictor = _predictor(weights, threads)
+    def __init__(self, weights: str, tta: str, members: dict[str, float], names: list[str], threads: int,
+                 cwd: str):
+        self.predictor = _predictor(weights, threads, cwd)
         self.tta, self.members, self.names = tta, members, names
         self.classes = next(iter(self.predictor.models.values())).config.num_classes
 
@@ -252,7 +258,8 @@ def run_scores(predictor, weights: Path, folder: Path, tta: str = "none", ensemb
     parts = []
     with connected(address, **local_ray) as ray:
         actors, threads = layout(ray, threads)
-        kwargs = {"weights": str(weights), "tta": tta, "members": members, "names": names, "threads": threads}
+        kwargs = {"weights": str(weights), "tta": tta, "members": members, "names": names, "threads": threads,
+                  "cwd": os.getcwd()}
         rows = [{"index": i, "path": str(p)} for i, p in enumerate(files)]
         with tqdm(total=len(files), desc="scoring", unit="img", disable=not progress, file=err) as bar:
             for batch in _pool(ray, rows, _ScoreWorker, kwargs, actors, threads, batch_size).iter_batches(

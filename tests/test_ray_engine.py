@@ -79,21 +79,22 @@ def segment(*args, capsys) -> tuple[int, str, str]:
 
 
 @pytest.mark.slow  # Ray's start and actors that load three models
-def test_segment_on_ray_writes_what_the_local_engine_writes(ray_local, weights_dir, tmp_path, capsys):
-    photos = tmp_path / "photos"
+def test_segment_on_ray_writes_what_the_local_engine_writes(ray_local, weights_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as typed: the workers resolve them as the driver does
+    photos = Path("photos")
     photos.mkdir()
     for i in range(4):
         Image.fromarray(synthetic_pair(40 + 8 * i, seed=i)[0]).save(photos / f"p{i}.png")
     (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     hostile_png(photos / "bomb.png")
-    clip = write_clip(tmp_path / "drive.mp4", panning_frames(6))
-    (tmp_path / "fake.mp4").write_text("text, not a video")
-    inputs = [photos, clip, tmp_path / "fake.mp4"]
+    clip = write_clip(Path("drive.mp4"), panning_frames(6))
+    Path("fake.mp4").write_text("text, not a video")
+    inputs = [photos, clip, Path("fake.mp4")]
     common = ["--weights", weights_dir, "--colour", "--overlay", "--every", "2"]
 
-    code, local_out, _ = segment(*inputs, "--out", tmp_path / "local", *common, capsys=capsys)
+    code, local_out, _ = segment(*inputs, "--out", "local", *common, capsys=capsys)
     assert code == 2
-    code, ray_out, ray_err = segment(*inputs, "--out", tmp_path / "ray", *common, "--engine", "ray", "--threads", "1",
+    code, ray_out, ray_err = segment(*inputs, "--out", "ray", *common, "--engine", "ray", "--threads", "1",
                                      capsys=capsys)
     assert code == 2, ray_err
     local, on_ray = files(tmp_path / "local"), files(tmp_path / "ray")
@@ -106,7 +107,7 @@ def test_segment_on_ray_writes_what_the_local_engine_writes(ray_local, weights_d
     assert "segmented 4 image(s) and 1 video(s) (6 frames)" in ray_out and "Traceback" not in ray_err
 
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "ray").rglob("*.png")}
-    code, again, _ = segment(*inputs, "--out", tmp_path / "ray", *common, "--engine", "ray", capsys=capsys)
+    code, again, _ = segment(*inputs, "--out", "ray", *common, "--engine", "ray", capsys=capsys)
     assert code == 2 and "5 input(s) already done, skipped" in again  # 4 photos and the video
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ray").rglob("*.png")} == before
 

@@ -206,6 +206,7 @@ def test_streamlit_sessions_benchmark_is_bounded():
     assert tree_rss_mib(os.getpid()) > 10  # this test process, in MiB
 
 
+@pytest.mark.slow  # about a minute on the busy 2-core machine (imports and model loading)
 def test_ray_benchmark_splits_a_worker_into_stages(weights_dir, pairs_dir):
     proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_ray", "--weights", str(weights_dir), "--val",
                            str(pairs_dir), "--stages", "2", "--cpus", "1"],

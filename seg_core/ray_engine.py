@@ -35,7 +35,8 @@ from tqdm import tqdm
 from .data import DataError, list_pairs, read_pair
 from .files import sweep_temp_files
 from .folder_scores import cache_path, read_cached, score_split, store
-from .segment import Job, SegmentReport, add_video, chosen_names, is_done, plan, try_image, video_job
+from .segment import (Job, SegmentReport, add_video, chosen_names, is_done, plan, try_image, video_failure,
+                      video_job)
 from .video import Limits, VideoError
 
 #: CPU threads of each actor's models when not given. Each actor holds its own predictor (about
@@ -135,11 +136,11 @@ class _ImageWorker:
 def _video_task(path: str, out_dir: str, weights: str, names: tuple[str, ...], every: int, flow: bool,
                 limits: Limits, threads: int, cwd: str):
     """One video, in a Ray task: ``(None, VideoResult)`` or ``(why it failed, None)``."""
+    job = Job("video", Path(path), Path(out_dir))
     try:
-        return None, video_job(Job("video", Path(path), Path(out_dir)), _predictor(weights, threads, cwd), names,
-                               every, flow, limits)
-    except VideoError as e:
-        return str(e), None
+        return None, video_job(job, _predictor(weights, threads, cwd), names, every, flow, limits)
+    except (VideoError, OSError) as e:
+        return video_failure(job, e), None
 
 
 def run_segment(inputs: list[Path], out: Path, predictor, weights: Path, names: tuple[str, ...] | None = None,

@@ -153,6 +153,8 @@ def try_image(job: Job, predictor, names: tuple[str, ...], colour: bool, with_ov
         segment_image(job, predictor, names, colour, with_overlay)
     except ImageError as e:
         return f"{job.path}: {e}"
+    except OSError as e:
+        return _unwritable(job, e)
     return None
 
 
@@ -160,7 +162,8 @@ def video_job(job: Job, predictor, names: tuple[str, ...], every: int = 1, flow:
               limits: Limits = Limits(), bar=None):
     """Segment one video into its outputs (``video_outputs``); ``bar(total)``, called once the file
     is probed (a bad file is refused before its progress bar shows), returns a ``progress(done,
-    total)`` callback. Raises ``VideoError`` for a bad file."""
+    total)`` callback. Raises ``VideoError`` for a bad file, ``OSError`` when the output cannot be
+    written (``video_failure`` says either in a sentence)."""
     _sweep(job)
     total = probe(job.path, limits).frames
     job.out_dir.mkdir(parents=True, exist_ok=True)
@@ -208,8 +211,8 @@ def run(inputs: list[Path], out: Path, predictor, names: tuple[str, ...] | None 
         bar = _VideoBar(job, progress, err)
         try:
             result = video_job(job, predictor, names, every, flow, limits, bar.open)
-        except VideoError as e:
-            report.fail(job.path, str(e), err)
+        except (VideoError, OSError) as e:
+            report.fail(job.path, video_failure(job, e), err)
             continue
         finally:
             bar.close()
@@ -241,6 +244,16 @@ def add_video(report: SegmentReport, job: Job, result) -> None:
     report.videos += 1
     report.frames += result.frames
     report.lines.append(f"{job.path.name}: {result.summary()}")
+
+
+def _unwritable(job: Job, e: OSError) -> str:
+    """A failed write as a sentence: the output folder is a file, not writable, the disk full..."""
+    return f"{job.path}: cannot write its results in {job.out_dir}: {e.strerror or e}"
+
+
+def video_failure(job: Job, e: VideoError | OSError) -> str:
+    """Why a video job failed, as one sentence: the file (``VideoError``) or the output folder."""
+    return str(e) if isinstance(e, VideoError) else _unwritable(job, e)
 
 
 def _sweep(job: Job) -> None:

@@ -78,6 +78,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from PIL import Image
 
+from gradio_ui.stress import stress_tab
 from seg_core import settings
 from seg_core.data import DataError, list_pairs
 from seg_core.extra_models import ExtraModel, ExtraModelError, load_extra_model, predict_extra, source_key, source_name
@@ -734,9 +735,11 @@ def missing_note(predictor: Predictor, weights_note: str | None = None) -> str:
 
 
 def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
-               examples_cache: str | Path = EXAMPLES_CACHE, weights_note: str | None = None) -> gr.Blocks:
+               examples_cache: str | Path = EXAMPLES_CACHE, weights_note: str | None = None,
+               weights_dir: str | Path | None = None) -> gr.Blocks:
     """The whole app around one ``Predictor``; ``demo = build_demo(...)`` below is what gets served.
-    ``weights_note`` says why the configured weights were not used (shown at the top)."""
+    ``weights_note`` says why the configured weights were not used (shown at the top);
+    ``weights_dir``: where the Stress test tab finds the corruption benchmark's results."""
     loaded = tuple(predictor.models) + ((ENSEMBLE,) if predictor.ensemble() else ())
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
     masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
@@ -832,6 +835,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
             video_section(predictor, Path(tempfile.gettempdir()) / "seg_gradio_videos")
         with gr.Tab("Webcam"):
             webcam_section(predictor)
+        with gr.Tab("Stress test") as stress:
+            stress_tab(predictor, weights_dir, data_dir, INFER_WORKERS, tab=stress)
 
         # The programmatic API: hidden components, documented endpoints.
         with gr.Column(visible=False):
@@ -912,8 +917,16 @@ def load_predictor() -> tuple[Predictor, str | None]:
     return Predictor.from_dir(source.folder, threads=INFER_THREADS, parallel=INFER_WORKERS), source.note
 
 
+def served_folder() -> Path | None:
+    """The served weights folder (``None`` when the configured weights cannot be had)."""
+    try:
+        return weights_source().folder
+    except WeightsError:
+        return None
+
+
 predictor, WEIGHTS_NOTE = load_predictor()  # once, at import: every session shares these models
-demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE)
+demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE, weights_dir=served_folder())
 
 if __name__ == "__main__":
     import uvicorn

@@ -52,19 +52,34 @@ weights = common.weights_key()
 with st.spinner("Corrupting and segmenting…"):
     view = stress_service(weights).view(scene.key, scene.photo, scene.label, corruption, severity)
 
-items = [(f"Photo: {title(corruption, severity)}", data_url(view.photo))]
-if view.label is not None:
-    items.append(("Ground truth", mask_data_url(view.label)))
-items += [(caption(n, view), mask_data_url(view.predictions[n].mask)) for n in order(view)]
-st.html(image_grid_html(items))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)  # six pictures as data URLs: under 200 kB
+def grid_html(weights: str, scene_key: str, corruption: str, severity: int, _view) -> str:
+    """The picture grid, encoded once per view: a redraw from the cache then encodes nothing."""
+    items = [(f"Photo: {title(corruption, severity)}", data_url(_view.photo))]
+    if _view.label is not None:
+        items.append(("Ground truth", mask_data_url(_view.label)))
+    items += [(caption(n, _view), mask_data_url(_view.predictions[n].mask)) for n in order(_view)]
+    return image_grid_html(items)
+
+
+st.html(grid_html(weights, scene.key, corruption, severity, view))
+
+
+# Building a plotly figure (its validation) costs 50-100 ms on a busy machine: once per view. A
+# resource, not data: st.plotly_chart only reads it, and a Figure is not copied on each rerun.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def figure(weights: str, scene_key: str, corruption: str, severity: int, _summary: dict, _miou: dict):
+    return severity_figure(_summary, corruption, current=(severity, _miou))
+
 
 summary = benchmark_summary(weights)
 if summary is None:
     st.caption("No benchmark results beside these weights: `python -m benchmarks.corruption_bench --summary "
                "WEIGHTS/corruption_bench.json` writes them.")
 else:
-    fig = severity_figure(summary, corruption, current=(severity, view.miou))
-    st.plotly_chart(fig, key="stress_figure")
+    st.plotly_chart(figure(weights, scene.key, corruption, severity, summary, view.miou), key="stress_figure")
     st.caption("Lines: mIoU over the benchmark's images (whole-split confusion matrices). Diamonds: this photo's "
                "mIoU (per-image rule), when it has a ground truth.")
 if view.miou:

@@ -27,14 +27,15 @@ from .served_weights import CHECKPOINTS, first_line
 SDKS = {"streamlit": "app.py", "gradio": "gradio_app.py"}  # sdk -> app_file
 PYTHON_VERSION = "3.11"  # the version the project is developed and tested with
 #: What a Space receives from the repository (paths relative to its root; ``*`` spans folders).
-SPACE_ALLOW = ["app.py", "gradio_app.py", "app_pages/*.py", "ui/*.py", "seg_core/*.py", "requirements.txt",
+SPACE_ALLOW = ["app.py", "gradio_app.py", "app_pages/*.py", "ui/*.py", "gradio_ui/*.py", "seg_core/*.py", "requirements.txt",
                ".streamlit/*.toml", "pyproject.toml", "README.md"]
 WEIGHTS_IN_SPACE = ["weights/*"]
 #: Never sent, even where an allow pattern matches: data (licence), runs, packs, caches, tests, secrets.
 SPACE_IGNORE = ["data/*", "runs/*", "packs/*", "tests/*", "benchmarks/*", "docs/*", ".venv/*", "*__pycache__*",
                 "*.pyc", "*.tmp", "*.npz", "*/.export-*", ".streamlit/secrets.toml", ".*.tmp"]
 #: The model repo gets the weights folder: checkpoints, exported files, model card, logs.
-WEIGHTS_REPO_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "*.md", "*.csv", "*.html", "ensemble.json"]
+WEIGHTS_REPO_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "*.md", "*.csv", "*.html", "ensemble.json",
+                      "corruption_bench.json"]
 WEIGHTS_REPO_IGNORE = ["*.tmp", ".*"]
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")

@@ -1,0 +1,1 @@
+"""Tabs of the Gradio app (``gradio_app.py``), one module per tab."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from seg_core import examples, settings
 from seg_core.data import DataError, list_pairs, read_pair
 from seg_core.inference import ImageError, load_image
 from seg_core.palette import colorize
@@ -89,7 +90,11 @@ def stress_tab(predictor, weights_dir: str | Path | None, data_dir: str | Path |
                 "The corruption benchmark's definitions (ImageNet-C, as Cityscapes-C uses them).")
     with gr.Row():
         with gr.Column(scale=1):
-            scene = gr.Dropdown(scenes, value=scenes[0] if scenes else None, label="Val scene (with its ground truth)")
+            kitti = data_dir is not None and settings.is_examples(data_dir)
+            scene = gr.Dropdown(scenes, value=scenes[0] if scenes else None,
+                                label=f"{'KITTI example' if kitti else 'Val'} scene (with its ground truth)")
+            if kitti:
+                gr.Markdown(examples.CREDIT)
             upload = gr.Image(type="filepath", sources=["upload", "clipboard"], height=200,
                               label="…or your own photo (it replaces the scene while it is here)")
             corruption = gr.Dropdown(list(CORRUPTION_CHOICES), value=next(iter(CORRUPTION_CHOICES)), label="Corruption")

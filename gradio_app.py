@@ -73,6 +73,7 @@ import gradio as gr
 from gradio_tabs import api, photo, video, webcam
 from gradio_tabs.common import DEFAULT_CONCURRENCY, INFER_THREADS, INFER_WORKERS, QUEUE_MAX_SIZE
 from seg_core import settings
+from gradio_tabs.stress import stress_tab
 from seg_core.predictor import Predictor
 from seg_core.served_weights import WeightsError, weights_source
 
@@ -81,9 +82,11 @@ EXAMPLES_CACHE = settings.examples_cache()
 
 
 def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
-               examples_cache: str | Path = EXAMPLES_CACHE, weights_note: str | None = None) -> gr.Blocks:
+               examples_cache: str | Path = EXAMPLES_CACHE, weights_note: str | None = None,
+               weights_dir: str | Path | None = None) -> gr.Blocks:
     """The whole app around one ``Predictor``; ``demo = build_demo(...)`` below is what gets served.
-    ``weights_note`` says why the configured weights were not used (shown at the top)."""
+    ``weights_note`` says why the configured weights were not used (shown at the top);
+    ``weights_dir``: where the Stress test tab finds the corruption benchmark's results."""
     masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
     with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600),
                    analytics_enabled=False) as demo:  # no usage reports to gradio's servers
@@ -92,6 +95,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
             video.video_section(predictor, Path(tempfile.gettempdir()) / "seg_gradio_videos")
         with gr.Tab("Webcam"):
             webcam.webcam_section(predictor)
+        with gr.Tab("Stress test") as stress:
+            stress_tab(predictor, weights_dir, data_dir, INFER_WORKERS, tab=stress)
         api.endpoints(predictor, masks_dir)  # the programmatic API: hidden components, documented endpoints
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo
@@ -107,8 +112,16 @@ def load_predictor() -> tuple[Predictor, str | None]:
     return Predictor.from_dir(source.folder, threads=INFER_THREADS, parallel=INFER_WORKERS), source.note
 
 
+def served_folder() -> Path | None:
+    """The served weights folder (``None`` when the configured weights cannot be had)."""
+    try:
+        return weights_source().folder
+    except WeightsError:
+        return None
+
+
 predictor, WEIGHTS_NOTE = load_predictor()  # once, at import: every session shares these models
-demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE)
+demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE, weights_dir=served_folder())
 
 if __name__ == "__main__":
     import uvicorn

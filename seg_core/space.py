@@ -36,7 +36,7 @@ SPACE_ALLOW = ["app.py", "gradio_app.py", "gradio_tabs/*.py", "app_pages/*.py", 
 #: Anything else there (a ``.env``, notes, a photo) stays home.
 WEIGHTS_FILES = [f"{n}{kind}" for n in ARCH_NAMES for kind in
                  (".safetensors", ".int8.xml", ".int8.bin", ".xml", ".bin", ".int8.onnx", ".onnx", "_*.csv", "_*.html")
-                 ] + ["ensemble.json", "README.md"]
+                 ] + ["ensemble.json", "corruption_bench.json", "README.md"]
 WEIGHTS_IN_SPACE = [f"weights/{name}" for name in WEIGHTS_FILES]
 #: Never sent, even where an allow pattern matches: data (licence), runs, packs, caches, tests, secrets.
 SPACE_IGNORE = ["data/*", "runs/*", "packs/*", "tests/*", "benchmarks/*", "docs/*", ".venv/*", "*__pycache__*",

@@ -87,6 +87,22 @@ def test_ensemble_probabilities_and_bootstrap():
     assert len(boot["per_class"]) == 4 and all(c["lo"] > 0 for c in boot["per_class"])
 
 
+def test_bootstrap_over_conditions():
+    """N x K x C x C: the statistic is the mean over the K conditions of each one's mIoU."""
+    rng = np.random.default_rng(1)
+    mats = rng.integers(0, 50, (30, 2, 4, 4))
+    one = paired_bootstrap(mats[:, :1], mats[:, :1] // 2, seed=3)
+    flat = paired_bootstrap(mats[:, 0], mats[:, 0] // 2, seed=3)
+    assert (one["delta"], one["lo"], one["hi"]) == pytest.approx((flat["delta"], flat["lo"], flat["hi"]))
+    better = mats.copy()
+    better[:, 1, np.arange(4), np.arange(4)] += 100  # only the second condition improves
+    boot = paired_bootstrap(better, mats)
+    want = (miou_of(better[:, 1].sum(0)) - miou_of(mats[:, 1].sum(0))) / 2
+    assert boot["delta"] == pytest.approx(want) and 0 < boot["lo"] <= boot["delta"] <= boot["hi"]
+    with pytest.raises(ValueError, match="must match"):
+        paired_bootstrap(mats, mats[:, 0])
+
+
 def test_predict_with_confidence_and_ensemble(weights_dir):
     pred = Predictor.from_dir(weights_dir)
     photo = synthetic_pair(64, seed=4)[0]

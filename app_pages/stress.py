@@ -12,7 +12,7 @@ import time
 import streamlit as st
 
 from seg_core.stress import StressService
-from ui import common
+from ui import common, pickers
 from ui.robustness import read_summary, severity_figure
 from ui.stress import CORRUPTION_CHOICES, MAX_SEVERITY, caption, miou_rows, order, title
 from ui.views import data_url, image_grid_html, mask_data_url
@@ -26,7 +26,7 @@ pred = common.predictor()
 common.show_missing(pred)
 if not pred.models:
     st.stop()
-common.scene_picker()
+pickers.scene_picker()
 scene = common.current_scene()
 if scene is None:
     st.stop()
@@ -34,7 +34,7 @@ if scene is None:
 
 @st.cache_resource(max_entries=4, show_spinner=False)  # one service per set of weights: its cache is shared by all sessions
 def stress_service(weights: str) -> StressService:
-    return StressService(common.load_predictor(weights))
+    return StressService(common.load_service(weights).predictor)  # the pages' own models, loaded once
 
 
 @st.cache_data(max_entries=4, show_spinner=False)  # a small JSON file, read again when the weights change

@@ -275,6 +275,11 @@ def cmd_train(args) -> int:
     val = load_split(val_path, limit=cfg.val_limit) if val_path else None
     if val is None and not args.no_val:
         print("no val split found beside --data; training without validation (pass --val)", file=sys.stderr)
+    if val is not None and cfg.val_select:
+        from seg_core.splits import select_judge_split
+
+        keep = torch.from_numpy(select_judge_split(len(val[0]))[0])
+        val = (val[0][keep], val[1][keep])
     trainer = Trainer(cfg, train, val, args.out, resume=args.resume)
     result = trainer.run()
     if trainer.is_main:

@@ -54,10 +54,19 @@ def schedule_lr(p: float, cfg: TrainConfig) -> float:
     return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * q)))
 
 
+#: The TrainConfig fields that are Augment fields of the same name (the photometric and camera ops).
+AUGMENT_FIELDS = ("brightness", "contrast", "saturation", "hue", "gamma", "aspect", "blur_p", "blur_sigma",
+                  "motion_length", "noise_p", "noise_std", "jpeg_p", "jpeg_quality")
+
+
+def make_augment(cfg: TrainConfig, size: int, scale: tuple[float, float]) -> Augment:
+    return Augment(size=(size, size), scale=scale, **{k: getattr(cfg, k) for k in AUGMENT_FIELDS})
+
+
 def phase_augment(p: float, cfg: TrainConfig) -> Augment:
     if p < 1 - cfg.final_frac:
-        return Augment(size=(cfg.crop, cfg.crop), scale=cfg.crop_scale)
-    return Augment(size=(cfg.final_size, cfg.final_size), scale=cfg.final_scale)
+        return make_augment(cfg, cfg.crop, cfg.crop_scale)
+    return make_augment(cfg, cfg.final_size, cfg.final_scale)
 
 
 def class_weights(labels: torch.Tensor, power: float, num_classes: int = NUM_CLASSES) -> torch.Tensor:
@@ -360,7 +369,7 @@ class Trainer:
         g = torch.Generator().manual_seed(self.cfg.seed)
         n, batch = len(self.train_images), self.cfg.batch_size
         picks = torch.randint(n, (1 + warmup + steps, batch), generator=g).to(self.device)
-        aug = Augment(size=(size, size), scale=self.cfg.final_scale)
+        aug = make_augment(self.cfg, size, self.cfg.final_scale)
         lr = schedule_lr(0.5, self.cfg)
         self._sync()
         t0 = time.monotonic()

@@ -276,9 +276,9 @@ def cmd_train(args) -> int:
     if val is None and not args.no_val:
         print("no val split found beside --data; training without validation (pass --val)", file=sys.stderr)
     if val is not None and cfg.val_select:
-        from seg_core.splits import select_judge_split
+        from seg_core.data import val_halves
 
-        keep = torch.from_numpy(select_judge_split(len(val[0]))[0])
+        keep = torch.from_numpy(val_halves(len(val[0]))[0])
         val = (val[0][keep], val[1][keep])
     trainer = Trainer(cfg, train, val, args.out, resume=args.resume)
     result = trainer.run()

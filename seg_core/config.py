@@ -122,7 +122,7 @@ class TrainConfig:
     limit: int | None = option(None, "use only the first N train pairs", type="positive")
     val_limit: int | None = option(None, "use only the first N val pairs", type="positive")
     val_select: bool = option(False, "evaluate and pick the best checkpoint on the seeded select half of val "
-                                     "only (seg_core.splits), leaving the judge half unseen")
+                                     "only (seg_core.data.val_halves), leaving the judge half unseen")
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -257,7 +257,7 @@ def test_nearly_full_disk_is_refused_before_training(tiny_data, tmp_path, monkey
 
 def test_robustness_flags_and_the_select_half_reach_the_run(tiny_data, tmp_path, monkeypatch):
     import seg_core.train as train_mod
-    from seg_core.splits import select_judge_split
+    from seg_core.data import val_halves
 
     seen = {}
 
@@ -273,7 +273,7 @@ def test_robustness_flags_and_the_select_half_reach_the_run(tiny_data, tmp_path,
                          "--noise-p", "0.5", "--jpeg-p", "0.5", "--jpeg-quality", "20", "80", "--aspect", "0.2"])
     assert rc == 0
     full = load_split(tiny_data / "val")
-    select, judge = select_judge_split(len(full[0]))
+    select, judge = val_halves(len(full[0]))
     assert torch.equal(seen["val"][0], full[0][torch.from_numpy(select)])
     assert not any(torch.equal(seen["val"][0][0], full[0][j]) for j in judge)
     training = load_model(out / "best.safetensors").config.training

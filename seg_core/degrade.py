@@ -77,7 +77,7 @@ def _dct_matrix(device, dtype) -> torch.Tensor:
     i = torch.arange(8, dtype=torch.float64)
     m = torch.cos((2 * i.view(1, -1) + 1) * i.view(-1, 1) * math.pi / 16) * math.sqrt(2 / 8)
     m[0] /= math.sqrt(2)
-    return m.to(device, dtype)
+    return m.to(dtype).to(device, non_blocking=True)  # no host sync on a GPU (as every copy here)
 
 
 def _blocks_round(plane: torch.Tensor, table: torch.Tensor, d: torch.Tensor) -> torch.Tensor:

@@ -266,6 +266,10 @@ def cmd_train(args) -> int:
         raise UsageError("--final-size must be a multiple of 32")
     if cfg.crop % 32:
         raise UsageError("--crop must be a multiple of 32")
+    from seg_core.train_schedule import augment_problem
+
+    if problem := augment_problem(cfg):
+        raise UsageError(problem)
     _check_writable(args.out)
     keep_freed_memory()  # no page faults for each step's activation buffers (once the flags are checked)
     train = load_split(args.data, limit=cfg.limit)

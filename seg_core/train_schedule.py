@@ -28,6 +28,20 @@ def schedule_lr(p: float, cfg: TrainConfig) -> float:
     return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * q)))
 
 
+def augment_problem(cfg: TrainConfig) -> str | None:
+    """One sentence on what is wrong with the augmentation settings of ``cfg``, or None."""
+    lo, hi = cfg.jpeg_quality
+    checks = [
+        (min(cfg.brightness, cfg.contrast, cfg.saturation, cfg.gamma, cfg.aspect, cfg.noise_std) >= 0,
+         "--brightness, --contrast, --saturation, --gamma, --aspect and --noise-std must not be negative"),
+        (0 <= cfg.hue <= 0.5, "--hue is a fraction of a turn either way: 0 to 0.5"),
+        (1 <= lo <= hi <= 100, "--jpeg-quality LOW HIGH must satisfy 1 <= LOW <= HIGH <= 100"),
+        (cfg.blur_sigma >= 0.5, "--blur-sigma must be at least 0.5 (the smallest sigma drawn)"),
+        (cfg.motion_length >= 3, "--motion-length must be at least 3 (the shortest streak drawn)"),
+    ]
+    return next((msg for ok, msg in checks if not ok), None)
+
+
 def make_augment(cfg: TrainConfig, size: int, scale: tuple[float, float]) -> Augment:
     return Augment(size=(size, size), scale=scale, **{k: getattr(cfg, k) for k in AUGMENT_FIELDS})
 

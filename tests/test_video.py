@@ -1,4 +1,4 @@
-"""seg_core.video: refusals of bad files, the comparison video and CSV, flicker, temp files, the job queue.
+"""seg_core.video, video_compare and serve.jobs: refusals of bad files, the comparison video and CSV, flicker, temp files, the job queue.
 
 Clips are synthetic (``tests/clips.py``); models are the random 64x64 checkpoints of ``weights_dir``.
 """
@@ -16,8 +16,10 @@ import pytest
 from PIL import Image
 
 from seg_core.predictor import Predictor
-from seg_core.video import (Composer, FlickerMeter, JobQueue, Limits, VideoError, VideoWriter, disagreement_share,
-                            probe, read_frame, read_frames, segment_video)
+from seg_core.serve.jobs import JobQueue
+from seg_core.serve.slots import PhotosFirst
+from seg_core.video import Limits, VideoError, VideoWriter, probe, read_frame, read_frames
+from seg_core.video_compare import Composer, FlickerMeter, disagreement_share, segment_video
 from tests.clips import panning_frames, write_audio, write_clip
 
 
@@ -87,6 +89,26 @@ def test_bad_files_are_refused_with_one_sentence(tmp_path, kind):
     with pytest.raises(VideoError, match=message) as err:
         probe(path)
     assert "\n" not in str(err.value)
+
+
+def _lists(folder: Path, clip: Path) -> dict[str, tuple[Path, str]]:
+    """Files that make FFmpeg open other files, each naming ``clip`` (a video that decodes)."""
+    hls, concat = folder / "list.m3u8", folder / "list.mp4"
+    hls.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\n{clip}\n#EXT-X-ENDLIST\n")
+    concat.write_text(f"ffconcat version 1.0\nfile '{clip}'\n")
+    protocol = Path(f"concat:{clip.name}|{clip.name}")  # relative: run in ``folder``
+    (folder / protocol).write_bytes(b"not a video")  # a file of that name exists: it must be read as itself
+    return {"hls": (hls, "is a playlist"), "concat list": (concat, "is a concat list"),
+            "concat protocol": (protocol, "not a video file we can read")}
+
+
+@pytest.mark.parametrize("kind", ["hls", "concat list", "concat protocol"])
+def test_files_that_name_other_files_are_refused(tmp_path, clip, kind, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path, message = _lists(tmp_path, clip)[kind]
+    for read in (probe, lambda p: next(read_frames(p)), lambda p: read_frame(p, 0)):
+        with pytest.raises(VideoError, match=message):
+            read(path)
 
 
 def test_zero_frame_video_is_refused(tmp_path):
@@ -288,8 +310,6 @@ def test_a_waiter_that_gives_up_leaves_the_line():
 
 
 def test_a_video_waits_while_a_photo_is_segmented(tmp_path, clip, predictor):
-    from seg_core.video import PhotosFirst
-
     gate = PhotosFirst(timeout=10)
     done = []
     photo_in, photo_out = threading.Event(), threading.Event()
@@ -314,8 +334,6 @@ def test_a_video_waits_while_a_photo_is_segmented(tmp_path, clip, predictor):
 
 
 def test_photos_first_never_stops_a_video_for_good():
-    from seg_core.video import PhotosFirst
-
     gate = PhotosFirst(timeout=0.05)
     with gate.photo():
         t0 = time.perf_counter()

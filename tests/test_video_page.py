@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from seg_core.predictor import Predictor
+from seg_core.serve.jobs import VIDEO_JOBS
 from seg_core.video import VideoError
 from tests.clips import panning_frames, write_clip
 from tests.test_app import TIMEOUT, AppTest, captions, no_exception, page, texts
@@ -117,7 +118,7 @@ def test_a_second_job_waits_with_its_position_and_then_runs(weights_dir, clip_by
     release = threading.Event()
 
     def hold():
-        with ui_video.job_queue().slot():
+        with VIDEO_JOBS.slot():
             release.wait(10)
 
     holder = threading.Thread(target=hold)

@@ -20,6 +20,7 @@ from seg_core import settings
 from seg_core.data import DataError, read_pair, split_pair
 from seg_core.inference import load_image
 from seg_core.palette import IGNORE_INDEX, decode_label
+from seg_core.serve.photos import SCREEN_MAX_SIDE
 from seg_core.viz import fit_within
 
 #: Where the val pairs live unless ``SEG_DATA_DIR`` says otherwise (never inside the repo: licence).
@@ -27,8 +28,8 @@ DEFAULT_DATA_DIR = settings.DEFAULT_DATA_DIR
 #: An upload is taken for a pair when it is 2:1 and this share of its right half decodes to a
 #: class (JPEG labels of the val pairs: about 80 %; photos of streets: well under half).
 PAIR_MIN_LABELLED = 0.6
-#: Images are shown at most this wide; predictions and downloads keep the full size.
-DISPLAY_MAX_SIDE = 1024
+#: Images are shown (and segmented, ``seg_core.serve.photos``) at most this wide; downloads keep the full size.
+DISPLAY_MAX_SIDE = SCREEN_MAX_SIDE
 
 
 def default_data_dir() -> Path:

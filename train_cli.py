@@ -299,6 +299,10 @@ def cmd_train(args) -> int:
         raise UsageError("--final-size must be a multiple of 32")
     if cfg.crop % 32:
         raise UsageError("--crop must be a multiple of 32")
+    from seg_core.train_schedule import augment_problem
+
+    if problem := augment_problem(cfg):
+        raise UsageError(problem)
     _check_writable(args.out)
     keep_freed_memory()  # no page faults for each step's activation buffers (once the flags are checked)
     train = load_split(args.data, limit=cfg.limit)
@@ -308,6 +312,11 @@ def cmd_train(args) -> int:
     val = load_split(val_path, limit=cfg.val_limit) if val_path else None
     if val is None and not args.no_val:
         print("no val split found beside --data; training without validation (pass --val)", file=sys.stderr)
+    if val is not None and cfg.val_select:
+        from seg_core.data import val_halves
+
+        keep = torch.from_numpy(val_halves(len(val[0]))[0])
+        val = (val[0][keep], val[1][keep])
     trainer = Trainer(cfg, train, val, args.out, resume=args.resume)
     result = trainer.run()
     if trainer.is_main:

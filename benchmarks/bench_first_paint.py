@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.bench_page import synthetic_street
+from benchmarks.scenes import synthetic_street
 from seg_core import analysis
 from seg_core.inference import _mask_of_probabilities, _same_size, prepare
 from seg_core.predictor import Predictor

@@ -144,7 +144,7 @@ def test_per_image_rule_script_measures_every_rule(weights_dir, pairs_dir, tmp_p
 
 
 def test_page_benchmark_draws_a_street_scene():
-    from benchmarks.bench_page import synthetic_street
+    from benchmarks.scenes import synthetic_street
 
     a, b = synthetic_street(256, 128, seed=1), synthetic_street(256, 128, seed=2)
     assert a.shape == (128, 256, 3) and a.dtype == np.uint8 and not np.array_equal(a, b)

@@ -22,7 +22,7 @@ from seg_core.metrics import image_scores
 from seg_core.palette import CLASS_NAMES
 from seg_core.predictor import Predictor, train_command
 from seg_core.registry import ARCH_NAMES, ENSEMBLE, display_name
-from seg_core.runners import EXPORT_SUFFIXES, forward_latency
+from seg_core.runners import EXPORT_SUFFIXES, forward_latency, latency_size
 from seg_core.served_weights import WeightsError, WeightsSource
 
 from . import scenes
@@ -469,7 +469,7 @@ def model_facts(weights: str, name: str, repeats: int = LATENCY_REPEATS) -> dict
     model's input size, measured as ``benchmarks/bench_inference.py`` does (``weights`` is a
     ``weights_key()``)."""
     runner = load_predictor(weights).models[name]
-    h, w = runner.config.input_size or (256, 256)
+    h, w = latency_size(runner)
     return {"model": display_name(name), "backend": runner.label, "threads": torch.get_num_threads(),
             "parameters (M)": round(runner.num_parameters / 1e6, 1), "file (MB)": round(runner.file_bytes / 1e6, 1),
             f"forward ms ({h}x{w}, median of {repeats})": round(1000 * forward_latency(runner, repeats))}

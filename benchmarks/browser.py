@@ -164,7 +164,8 @@ class Browser:
 class Tab(Browser):
     """Another page of ``browser``'s Chromium: a Streamlit session of its own, without a process of its own."""
 
-    def __init__(self, browser: Browser, width: int = 1400, height: int = 1000):  # noqa: super() would start a Chromium
+    def __init__(self, browser: Browser, width: int = 1400, height: int = 1000):
+        # Not Browser.__init__: that starts a Chromium; a tab is a page of one already running.
         request = urllib.request.Request(f"http://127.0.0.1:{browser.port}/json/new?about:blank", method="PUT")
         target = json.loads(urllib.request.urlopen(request, timeout=10).read())
         self.port, self.target, self.timeout = browser.port, target["id"], browser.timeout

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from benchmarks.browser import CHROMIUM, MODEL_TITLES, NO_CHROMIUM, SETTLED_JS, Browser, capture_compare, model_images, serve_app, wait_for
+from benchmarks.browser import (CHROMIUM, MODEL_TITLES, NO_CHROMIUM, SETTLED_JS, Browser, capture_compare, model_images,
+                                serve_app, wait_for)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)]
 

@@ -36,6 +36,7 @@ def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
                           timeout=timeout, env=env, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_loss_falls_on_a_few_images(tiny_data, tmp_path):
     train = load_split(tiny_data / "train")
     cfg = TrainConfig(epochs=12, batch_size=4, crop=64, final_size=64, final_frac=0, lr=3e-3, crop_scale=(1, 1))

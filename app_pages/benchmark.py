@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from seg_core import examples
 from seg_core.data import DataError
 from ui import common
 from ui.figures import SCALES, iou_figure
@@ -22,7 +23,9 @@ if not pred.models:
 weights = common.weights_key()
 recorded = {n: dict(m.config.metrics or {}) for n, m in pred.models.items()}  # saved with each model's config
 
-st.markdown("#### Recompute on the validation folder")
+# On a Space the labelled folder is the 16 KITTI scenes: say so wherever their figures appear.
+kitti = common.settings.is_examples(common.data_dir())
+st.markdown("#### Recompute on the 16 KITTI example scenes" if kitti else "#### Recompute on the validation folder")
 limit = st.number_input("Images (0 = all)", min_value=0, value=0, step=50, key="bench_limit",
                         help="Three models on the whole val split take minutes on a CPU.")
 if st.button("Recompute metrics", key="bench_recompute"):
@@ -36,8 +39,12 @@ fresh = fresh if fresh_for == weights else {}
 # The ensemble has no checkpoint to record its metrics: it appears once they are recomputed.
 metrics = {n: fresh[n][0] if n in fresh else recorded[n] for n in pred.models} | {
     n: fresh[n][0] for n in fresh if n not in pred.models}
-st.markdown("#### Whole-val metrics")
-st.caption("recomputed just now" if fresh else "as recorded in the checkpoints at the end of training")
+st.markdown("#### Metrics")
+st.caption(("recomputed just now on the KITTI example scenes" if kitti else "recomputed just now on the val folder")
+           if fresh else "whole Cityscapes val, as recorded in the checkpoints at the end of training")
+if fresh and kitti:
+    st.info(examples.SMALL_SET)
+    st.caption(examples.CREDIT)
 rows = [common.metrics_row(n, m) for n, m in metrics.items() if m]
 if rows:
     st.dataframe(rows, hide_index=True, key="bench_metrics",

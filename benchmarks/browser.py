@@ -4,8 +4,8 @@ Chromium is driven over the DevTools protocol with the ``websockets`` client tha
 already depends on, so the only extra need is the Debian ``chromium`` package (``CHROMIUM`` is
 ``None`` without it, and the tests skip). Tests and benchmarks both import it from here, so no
 module outside ``tests/`` imports a test. Run as a script it screenshots the Compare page on a val
-scene, outside the repository (a Cityscapes photo may not be shipped; the docs' screenshots of a
-drawn scene come from ``benchmarks/bench_page.py --shots docs``)::
+scene, outside the repository (a Cityscapes photo may not be shipped; the docs' screenshots, of a
+shipped KITTI scene, come from ``benchmarks/bench_cold_start.py --shots docs``)::
 
     python -m benchmarks.browser --out /tmp/compare.png            # weights/, the real val folder
     python -m benchmarks.browser --weights runs/unet/best.safetensors --out /tmp/compare.png

@@ -212,6 +212,7 @@ def test_eval_with_flip_tta(tiny_data, tmp_path, weights_dir):
     assert metrics["tta"] == "flip" and 0 <= metrics["miou"] <= 1
 
 
+@pytest.mark.slow
 def test_pack_then_train_from_pack(tiny_data, tmp_path):
     proc = run_cli("pack", "--data", str(tiny_data / "train"), "--out", str(tmp_path / "train.npz"))
     assert proc.returncode == 0, proc.stderr

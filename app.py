@@ -11,6 +11,8 @@ import streamlit as st
 
 from ui import common
 
+if common.settings.public_mode():  # a visitor sees the sentence of an error, never a traceback with server paths
+    st.set_option("client.showErrorDetails", "none")
 st.set_page_config(page_title="Cityscapes segmentation workbench", page_icon="🚦", layout="wide")
 nav = st.navigation([
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", default=True),

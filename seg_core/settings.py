@@ -47,10 +47,13 @@ def flag(name: str, default: bool = False) -> bool:
 
 def data_dir() -> Path:
     """Where every page finds its labelled scenes: ``SEG_DATA_DIR``; else the Cityscapes val pairs
-    beside the repository; where those are absent (a Space), the KITTI scenes of ``examples/``."""
+    beside the repository; where those are absent, or in public mode (they may not be published),
+    the KITTI scenes of ``examples/``."""
     explicit = env("SEG_DATA_DIR")
     if explicit:
         return Path(explicit)
+    if public_mode():  # only what we may publish, unless the deployer names a folder
+        return EXAMPLES_DIR
     return DEFAULT_DATA_DIR if DEFAULT_DATA_DIR.is_dir() else EXAMPLES_DIR
 
 
@@ -122,3 +125,7 @@ def server_port() -> int:
 
 def extra_models() -> list[str]:
     return [s.strip() for s in (env("SEG_EXTRA_MODELS") or "").split(",") if s.strip()]
+
+
+def body_deadline_s() -> int:
+    return positive_int("SEG_BODY_DEADLINE_S", 20)

@@ -331,12 +331,18 @@ def test_image_confusions_match_one_confusion_matrix_per_image():
 HOVER_JS = "Array.from(document.querySelectorAll('.hoverlayer .hovertext')).map(e => e.textContent).join('|')"
 
 
-def _click(browser, x: float, y: float) -> None:
-    def hovering():  # Plotly clicks what it hovers: the point's label shows it is hovered
+def _hover(browser, x: float, y: float, what: str, timeout: float = 30) -> str:
+    """Move the pointer to (x, y) until Plotly shows a hover label (a plot still drawing misses a
+    single move); returns the label's text."""
+    def hovering():
         browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
         return browser.evaluate(HOVER_JS)
 
-    wait_for(hovering, 20, "the point's hover label")
+    return wait_for(hovering, timeout, what)
+
+
+def _click(browser, x: float, y: float) -> None:
+    _hover(browser, x, y, "the point's hover label")  # Plotly clicks what it hovers
     for kind in ("mousePressed", "mouseReleased"):
         browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
@@ -368,8 +374,8 @@ def test_scatter_click_opens_the_scene_and_hover_reads_every_model_in_chromium(w
                   if (d.length == 6) { p.scrollIntoView(); const r = d[4].getBoundingClientRect();
                                        return [r.x + r.width / 2, r.y + r.height / 2]; } }
                 return null; })()"""), 60, "the viewer's panels")
-            browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=where[0], y=where[1])
-            hover = wait_for(lambda: browser.evaluate(HOVER_JS), 20, "the hover label")
+            hover = wait_for(lambda: "truth:" in (t := _hover(browser, *where, "the hover label")) and t, 60,
+                             "the viewer's hover label")
         finally:
             browser.close()
     assert "truth:" in hover and "% sure" in hover

@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export checkpoints for the fast CPU path (ONNX Runtime / OpenVINO, int8)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     x.add_argument("--weights", type=Path, required=True,
-                   help="a .safetensors checkpoint, or a folder: each of its unet / fcn_vgg16 / fcn_resnet50")
+                   help=f"a .safetensors checkpoint, or a folder: each of its {' / '.join(ARCH_NAMES)}")
     x.add_argument("--format", choices=("onnx", "openvino"), default="openvino", help="file format and runtime")
     x.add_argument("--int8", action="store_true", help="quantise to int8 (static, calibrated on --calib)")
     x.add_argument("--calib", type=Path, default=DEFAULT_DATA / "train",

@@ -6,6 +6,7 @@ import streamlit as st
 
 from seg_core import examples
 from seg_core.palette import CLASS_NAMES
+from seg_core.registry import ARCH_NAMES
 
 # Drawn top to bottom at their natural size (``width="content"``): a left-to-right chain of a dozen
 # boxes was scaled down to the column, to about 8 px text.
@@ -47,9 +48,10 @@ digraph fcn8s {
 }
 """ % NODE
 
-TRAIN = """python train_cli.py train --arch unet --data ../shared/data/cityscapes_pairs/train --out runs/unet --time-budget 140m
-cp runs/unet/best.safetensors weights/unet.safetensors
-# likewise --arch fcn_vgg16 and --arch fcn_resnet50"""
+FIRST, *OTHERS = ARCH_NAMES
+TRAIN = f"""python train_cli.py train --arch {FIRST} --data ../shared/data/cityscapes_pairs/train --out runs/{FIRST} --time-budget 140m
+cp runs/{FIRST}/best.safetensors weights/{FIRST}.safetensors
+# likewise {" and ".join(f"--arch {name}" for name in OTHERS)}"""
 
 EXPORT = """python train_cli.py export --weights weights --format openvino --int8 \\
     --calib ../shared/data/cityscapes_pairs/train --check ../shared/data/cityscapes_pairs/val"""

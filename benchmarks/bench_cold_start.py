@@ -37,8 +37,8 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks.bench_page import ENSEMBLE_RE, MODEL_RE
+from benchmarks.browser import CHROMIUM, ROOT, Browser, app_server, wait_for
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
-from tests.test_app_browser import CHROMIUM, ROOT, Browser, app_server, wait_for
 
 GRID_JS = """(() => { const imgs = [...document.querySelectorAll('.seg-grid img')].filter(i => i.complete && i.naturalWidth > 0);
   return {masks: imgs.filter(i => new RegExp(%s).test(i.alt)).length,

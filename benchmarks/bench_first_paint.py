@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.bench_page import synthetic_street
+from benchmarks.scenes import synthetic_street
 from seg_core.predictor import Predictor
 from seg_core.serve.cache import BoundedCache
 from seg_core.serve.photos import CACHE_BYTES, Photo, PhotoService

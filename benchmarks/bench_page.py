@@ -1,7 +1,7 @@
 """How fast the Compare page feels, measured in headless Chromium; and its screenshots for the docs.
 
 Starts ``streamlit run app.py`` (``--weights``, ``--data``), opens the page in a fresh Chromium
-(DevTools protocol, the helpers of ``tests/test_app_browser.py``) and, ``--repeats`` times, each
+(DevTools protocol, ``benchmarks.browser``) and, ``--repeats`` times, each
 time on a new page with a new synthetic street photo (so that no cached mask is reused):
 
 * **upload**: a ``--size`` JPEG set on the file input; from the input's ``change`` event to the
@@ -26,68 +26,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
-
+from benchmarks.browser import CHROMIUM, NO_CHROMIUM, ROOT, SETTLED_JS, Browser, serve_app, wait_for
+from benchmarks.scenes import jpeg, synthetic_street
 from seg_core import settings
-from tests.test_app_browser import CHROMIUM, ROOT, Browser, serve_app, wait_for
 
 MODEL_RE = r"^(U-Net|FCN-VGG16|FCN-ResNet50) \("
 ENSEMBLE_RE = r"^All three \(averaged\) \("
-
-
-def synthetic_street(width: int = 2048, height: int = 1024, seed: int = 0) -> np.ndarray:
-    """A drawn street scene (sky, buildings, trees, road, sidewalk, cars, a pole): something the
-    models can segment, made here, so that no Cityscapes image is needed or shipped."""
-    rng = np.random.default_rng(seed)
-    im = Image.new("RGB", (width, height))
-    d = ImageDraw.Draw(im)
-    horizon = int(height * 0.45)
-    for y in range(horizon):  # sky, lighter towards the horizon
-        t = y / horizon
-        d.line([(0, y), (width, y)], fill=(int(110 + 90 * t), int(160 + 60 * t), int(220 + 20 * t)))
-    x = 0
-    while x < width:  # buildings with windows
-        w = int(rng.integers(width // 12, width // 5))
-        top = int(rng.integers(height // 10, horizon - height // 10))
-        shade = int(rng.integers(70, 150))
-        d.rectangle([x, top, x + w, horizon + height // 10], fill=(shade, shade - 5, shade - 10))
-        for wy in range(top + 15, horizon, max(12, height // 30)):
-            for wx in range(x + 10, x + w - 20, max(16, width // 60)):
-                d.rectangle([wx, wy, wx + width // 160, wy + height // 80], fill=(40, 45, 60))
-        x += w
-    for _ in range(4):  # trees
-        cx, cy, r = int(rng.integers(0, width)), horizon - int(rng.integers(0, height // 8)), int(rng.integers(height // 14, height // 7))
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(int(rng.integers(50, 90)), int(rng.integers(110, 150)), 50))
-    d.rectangle([0, horizon + height // 10, width, height], fill=(128, 64, 128))  # road
-    d.polygon([(0, horizon + height // 10), (width // 5, horizon + height // 10), (0, int(height * 0.8))], fill=(200, 190, 185))
-    d.polygon([(width, horizon + height // 10), (width * 4 // 5, horizon + height // 10), (width, int(height * 0.8))], fill=(200, 190, 185))
-    for k in range(3):  # cars
-        cw, ch = width // 7, height // 8
-        cx = int(width * (0.25 + 0.22 * k) + rng.integers(-width // 40, width // 40))
-        cy = int(height * (0.62 + 0.06 * (k % 2)))
-        colour = tuple(int(v) for v in rng.integers(20, 200, 3))
-        d.rounded_rectangle([cx, cy, cx + cw, cy + ch], radius=ch // 4, fill=colour)
-        d.rectangle([cx + cw // 5, cy - ch // 3, cx + cw * 4 // 5, cy + ch // 8], fill=tuple(max(0, c - 40) for c in colour))
-        for wx in (cx + cw // 6, cx + cw * 5 // 6):
-            d.ellipse([wx - ch // 5, cy + ch - ch // 5, wx + ch // 5, cy + ch + ch // 5], fill=(20, 20, 20))
-    d.rectangle([int(width * 0.12), int(height * 0.2), int(width * 0.12) + width // 200, int(height * 0.75)], fill=(150, 150, 150))
-    noise = rng.normal(0, 6, (height, width, 3))
-    arr = np.asarray(im.filter(ImageFilter.GaussianBlur(1.2)), np.float32) + noise
-    return arr.clip(0, 255).astype(np.uint8)
-
-
-def jpeg(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
 
 
 class Page(Browser):
@@ -98,7 +48,7 @@ class Page(Browser):
 
     def __init__(self, width: int, height: int):
         self.frames: list[tuple[str, float, int]] = []
-        super().__init__(width=width, height=height)
+        super().__init__(width=width, height=height, timeout=120)
         self.call("Page.enable")
 
     @contextlib.contextmanager
@@ -110,19 +60,11 @@ class Page(Browser):
         finally:
             self.call("Network.disable")
 
-    def call(self, method: str, **params) -> dict:
-        msg_id = next(self.ids)
-        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(self.ws.recv(timeout=120))
-            if reply.get("id") == msg_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            kind = reply.get("method", "")
-            if kind in ("Network.webSocketFrameSent", "Network.webSocketFrameReceived"):
-                p = reply["params"]
-                self.frames.append((kind.rsplit(".", 1)[1], p["timestamp"], len(p["response"].get("payloadData", ""))))
+    def on_event(self, message: dict) -> None:
+        kind = message.get("method", "")
+        if kind in ("Network.webSocketFrameSent", "Network.webSocketFrameReceived"):
+            p = message["params"]
+            self.frames.append((kind.rsplit(".", 1)[1], p["timestamp"], len(p["response"].get("payloadData", ""))))
 
     def pump(self, seconds: float) -> None:
         """Let events arrive for ``seconds`` (a cheap call collects them)."""
@@ -180,11 +122,8 @@ def open_compare(page: Page, url: str) -> None:
 
 
 def upload(page: Page, path: Path, timeout: float = 120) -> dict:
-    doc = page.call("DOM.getDocument", depth=1)
-    node = page.call("DOM.querySelector", nodeId=doc["root"]["nodeId"],
-                     selector='[data-testid="stFileUploaderDropzoneInput"]')["nodeId"]
     page.evaluate("window.__t.start = performance.now()")  # in case no event reaches the document
-    page.call("DOM.setFileInputFiles", nodeId=node, files=[str(path)])
+    page.set_files('[data-testid="stFileUploaderDropzoneInput"]', path)
     t = wait_for(lambda: (v := page.evaluate("JSON.stringify(window.__t)")) and json.loads(v)["idle"] is not None
                  and json.loads(v), timeout, "the page to show the masks and go idle")
     return {"masks": (t["masks"] - t["start"]) / 1000, "ensemble": (t["ensemble"] - t["start"]) / 1000,
@@ -199,8 +138,7 @@ def click_text(page: Page, selector: str, text: str) -> None:
 
 
 def idle(page: Page, timeout: float = 60) -> None:
-    wait_for(lambda: page.evaluate("!document.querySelector('[data-stale=\"true\"]') && "
-                                   "!document.querySelector('[data-testid=\"stStatusWidget\"]')"), timeout, "idle")
+    wait_for(lambda: page.evaluate(SETTLED_JS), timeout, "idle")
     time.sleep(0.3)
 
 
@@ -222,12 +160,12 @@ def opacity_step(page: Page) -> dict:
 def seam_step(page: Page) -> dict:
     """One drag step of the before/after seam, inside its iframe: frames sent, time to paint."""
     with page.watching() as frames:
-        ms = page.call("Runtime.evaluate", awaitPromise=True, returnByValue=True, expression="""new Promise(done => {
+        ms = page.wait_js("""new Promise(done => {
           const doc = document.querySelector('iframe').contentDocument, box = doc.getElementById('box');
           const r = box.getBoundingClientRect(), t0 = performance.now();
           box.dispatchEvent(new PointerEvent('pointerdown', {clientX: r.left + r.width * 0.3, clientY: r.top + 5, pointerId: 1, bubbles: true}));
           requestAnimationFrame(() => requestAnimationFrame(() => done([performance.now() - t0, doc.getElementById('top').style.clipPath])));
-        })""")["result"]["value"]
+        })""")
         page.pump(0.5)
     return {"seam_ms": ms[0], "clip": ms[1], "frames_sent": sum(k == "webSocketFrameSent" for k, _, _ in frames)}
 
@@ -295,7 +233,7 @@ def main() -> None:
     parser.add_argument("--shots", default=None, help="folder to write the 1440 and 390 px screenshots into")
     args = parser.parse_args()
     if CHROMIUM is None:
-        raise SystemExit("chromium is not installed (apt-get install -y chromium)")
+        raise SystemExit(NO_CHROMIUM)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as tmp, serve_app(Path(args.weights), Path(args.data), Path(tmp) / "streamlit.log") as url:
         rows = measure(url, args.repeats, size, Path(tmp)) if args.repeats else []

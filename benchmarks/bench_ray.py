@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"local engine: {n} photos, {len(names)} masks each, in {local_s:.1f} s = {n / local_s:.2f} images/s "
               f"(load {result['local']['load']})", flush=True)
         t0 = time.perf_counter()
-        with connected(num_cpus=args.cpus, object_store_memory=200 * 2**20) as ray:
+        with connected(num_cpus=args.cpus, object_store_memory=200 * 2**20):
             result["ray_start_s"] = round(time.perf_counter() - t0, 1)
             for threads in args.threads:
                 out = tmp / f"ray_{threads}"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import re
 import sys
@@ -29,11 +28,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.bench_page import jpeg, synthetic_street
+from benchmarks.browser import CHROMIUM, NO_CHROMIUM, ROOT, SETTLED_JS, Browser, Tab, app_server, model_images, wait_for
 from benchmarks.load_test import rss_mib
+from benchmarks.scenes import jpeg, synthetic_street
 from seg_core import settings
 from seg_core.data import DataError, list_pairs
-from tests.test_app_browser import CHROMIUM, ROOT, SETTLED_JS, Browser, app_server, model_images, wait_for
 
 MAX_SESSIONS = 20
 METRICS_TTL = 5.2  # seconds: Streamlit answers /_stcore/metrics' memory figures from a 5 s cache
@@ -108,27 +107,6 @@ class Sampler:
         self._thread.join()
 
 
-class Tab(Browser):
-    """Another page of ``browser``'s Chromium: a Streamlit session of its own, without a process of its own."""
-
-    def __init__(self, browser: Browser, width: int = 1400, height: int = 1000):
-        from websockets.sync.client import connect
-
-        request = urllib.request.Request(f"http://127.0.0.1:{browser.port}/json/new?about:blank", method="PUT")
-        target = json.loads(urllib.request.urlopen(request, timeout=10).read())
-        self.port, self.target = browser.port, target["id"]
-        self.stack = contextlib.ExitStack()
-        self.ws = self.stack.enter_context(connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30))
-        self.ids = itertools.count(1)
-        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stack.close()
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/close/{self.target}", timeout=10).read()
-
-
 def heading_js(name: str) -> str:
     return f"[...document.querySelectorAll('h3')].some(h => h.innerText.startsWith({json.dumps(name)}))"
 
@@ -150,13 +128,10 @@ def session(tab: Tab, url: str, scene: str, photo: Path, timeout: float) -> None
     """One visitor: a val scene from a link, an upload, Ground truth, and back to Compare."""
     tab.call("Page.navigate", url=f"{url}/?scene={scene}")
     shows_masks_of(tab, scene, timeout)
-    doc = tab.call("DOM.getDocument", depth=1)
-    node = tab.call("DOM.querySelector", nodeId=doc["root"]["nodeId"],
-                    selector='[data-testid="stFileUploaderDropzoneInput"]')["nodeId"]
-    tab.call("DOM.setFileInputFiles", nodeId=node, files=[str(photo)])
+    tab.set_files('[data-testid="stFileUploaderDropzoneInput"]', photo)
     shows_masks_of(tab, photo.name, timeout)
     click_nav(tab, "ground_truth")
-    wait_for(lambda: "Against the ground truth" in (tab.evaluate("document.body.innerText") or "")
+    wait_for(lambda: "Against the ground truth" in tab.text()
              and tab.evaluate(SETTLED_JS), timeout, "the Ground truth page")
     click_nav(tab, "")
     shows_masks_of(tab, photo.name, timeout)  # the upload survived the page change
@@ -258,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.sessions <= MAX_SESSIONS:
         parser.exit(2, f"--sessions must be 1 to {MAX_SESSIONS}.\n")
     if CHROMIUM is None:
-        parser.exit(2, "chromium is not installed (apt-get install -y chromium).\n")
+        parser.exit(2, NO_CHROMIUM + ".\n")
     try:
         list_pairs(Path(args.data))
     except DataError as err:

@@ -27,7 +27,6 @@ from .inference import ENSEMBLE, Predictions, predict_many
 from .registry import ARCH_NAMES
 from .runners import Runner, RunnerError, find_exported, load_runner
 
-BACKENDS = ("auto", "pytorch")
 
 
 @dataclass(frozen=True)
@@ -78,8 +77,8 @@ class Predictor:
         ``parallel``: inferences a server runs at once on each model (each on ``threads``)."""
         weights_dir = Path(weights_dir)
         backend = backend or settings.backend()
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        if backend not in settings.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {settings.BACKENDS}")
         self = cls()
         self.ensemble_weights = read_ensemble_weights(weights_dir)
         for name in names:

@@ -379,10 +379,16 @@ def _head_graph(model, what: str, tta: str = "none"):
     return model
 
 
+def latency_size(runner: Runner) -> tuple[int, int]:
+    """(H, W) of ``forward_latency``'s image: the model's input size; 256x256, the training
+    size, for a model that takes any size."""
+    return runner.config.input_size or (256, 256)
+
+
 def forward_latency(runner: Runner, repeats: int = 10) -> float:
-    """Median seconds of one forward pass (``logits``) on one random image at the model's input
-    size, after one warm-up pass: the per-model figure of ``benchmarks/bench_inference.py``."""
-    h, w = runner.config.input_size or (256, 256)
+    """Median seconds of one forward pass (``logits``) on one random image of ``latency_size``,
+    after one warm-up pass: the per-model figure of ``benchmarks/bench_inference.py``."""
+    h, w = latency_size(runner)
     x = np.random.default_rng(0).standard_normal((1, 3, h, w), dtype=np.float32)
     runner.logits(x)
     times = []

@@ -2,27 +2,9 @@
 
 One rule for all of them: a variable that is unset, empty or only spaces takes its default, so a
 deployment can blank a setting (``SEG_WEIGHTS_DIR=``) without deleting it. Values are read at each
-call, never cached here, so tests and long-running apps see a changed environment.
-
-- ``SEG_DATA_DIR``: a folder of labelled pairs for the galleries and the val pages (default: the
-  Cityscapes val split beside the repository when it is there, never inside it (licence), and never
-  in public mode; else the KITTI scenes shipped in ``examples/``, as on a Space: ``data_dir``).
-- ``SEG_WEIGHTS_DIR``: the local weights folder (default ``weights/`` of the repository).
-- ``SEG_WEIGHTS_REPO`` / ``SEG_WEIGHTS_REVISION``: a Hub model repo (``org/name``) and a commit
-  to take the weights from instead (``seg_core.served_weights.weights_dir``); the deploy command sets both.
-- ``SEG_PUBLIC``: public mode (no server paths shown, no folder box); on by default where
-  ``SPACE_ID`` is set, i.e. on a Hugging Face Space, so a deployed app is public even if the
-  variable is lost. ``SEG_PUBLIC=0`` turns it off there.
-- ``SEG_BACKEND``: ``auto`` (the fastest exported file of each model) or ``pytorch``.
-- ``SEG_INFER_WORKERS`` / ``SEG_INFER_THREADS``: inferences the Gradio app runs at once, and CPU
-  threads for each (default 1 at a time on all threads).
-- ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``: where ``python gradio_app.py`` listens (default
-  127.0.0.1:7860; a Space sets 0.0.0.0). Gradio's own names, so a Space's settings apply unchanged.
-- ``SEG_BODY_DEADLINE_S``: seconds a client of ``/v1/segment`` has to send its body (default 20).
-- ``SEG_EXTRA_MODELS``: comma-separated checkpoints (paths or ``hf://org/name@rev``) that visitors
-  of a public server may add to the comparison (``seg_core.extra_models``); none by default.
-- ``SEG_EXAMPLES_CACHE``: where the Gradio app crops its example photos (default: the temp folder).
-- ``SEG_CACHE_DIR``: where per-image scores of a folder are cached (default ``~/.cache/seg-workbench``).
+call, never cached here, so tests and long-running apps see a changed environment. What each
+variable sets, with its default, is the table in README.md, "Configuration" (the one list of
+them; ``tests/test_docs.py`` checks that it names every variable the code reads).
 """
 
 from __future__ import annotations

@@ -634,6 +634,7 @@ def test_about_page(env):
     assert "may not be redistributed" in texts(at.markdown)
 
 
+@pytest.mark.slow
 def test_pages_show_the_backend_of_each_model(env, monkeypatch, weights_dir, tmp_path):
     """With an exported OpenVINO U-Net beside the checkpoints, Compare and Benchmark say which
     model runs on which backend."""

@@ -17,6 +17,7 @@ import plotly.io as pio
 import pytest
 from PIL import Image
 
+from benchmarks.browser import CHROMIUM, NO_CHROMIUM, Browser, serve_app, wait_for
 from seg_core.analysis import ConfidenceStats
 from seg_core.folder_confidence import confidence_stats, folder_confidence
 from seg_core.folder_scores import folder_scores, rows
@@ -327,19 +328,29 @@ def test_image_confusions_match_one_confusion_matrix_per_image():
 
 # --- in a real browser ----------------------------------------------------------------------------
 
+HOVER_JS = "Array.from(document.querySelectorAll('.hoverlayer .hovertext')).map(e => e.textContent).join('|')"
+
+
+def _hover(browser, x: float, y: float, what: str, timeout: float = 30) -> str:
+    """Move the pointer to (x, y) until Plotly shows a hover label (a plot still drawing misses a
+    single move); returns the label's text."""
+    def hovering():
+        browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        return browser.evaluate(HOVER_JS)
+
+    return wait_for(hovering, timeout, what)
+
+
 def _click(browser, x: float, y: float) -> None:
-    browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)  # Plotly clicks what it hovers
-    time.sleep(0.5)
+    _hover(browser, x, y, "the point's hover label")  # Plotly clicks what it hovers
     for kind in ("mousePressed", "mouseReleased"):
         browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
 
-@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="chromium is not installed")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 @pytest.mark.slow
 def test_scatter_click_opens_the_scene_and_hover_reads_every_model_in_chromium(weights_dir, pairs_dir, tmp_path,
                                                                                monkeypatch):
-    from tests.test_app_browser import Browser, serve_app, wait_for
-
     monkeypatch.setenv("SEG_CACHE_DIR", str(tmp_path / "cache"))
     with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
         browser = Browser(width=1440, height=1400)
@@ -352,7 +363,7 @@ def test_scatter_click_opens_the_scene_and_hover_reads_every_model_in_chromium(w
                 if (pts.length != 6) return null;
                 pts[0].scrollIntoView({block: 'center'}); const r = pts[0].getBoundingClientRect();
                 return [r.x + r.width / 2, r.y + r.height / 2]; })()"""), 60, "the scatter's six points")
-            time.sleep(1)
+            browser.painted()  # scrolled into view before the pointer moves there
             _click(browser, *point)
             wait_for(lambda: "Drag to pan" in (browser.evaluate("document.body.innerText") or ""), 120,
                      "the scene opened by the click")
@@ -363,10 +374,8 @@ def test_scatter_click_opens_the_scene_and_hover_reads_every_model_in_chromium(w
                   if (d.length == 6) { p.scrollIntoView(); const r = d[4].getBoundingClientRect();
                                        return [r.x + r.width / 2, r.y + r.height / 2]; } }
                 return null; })()"""), 60, "the viewer's panels")
-            browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=where[0], y=where[1])
-            hover = wait_for(lambda: browser.evaluate(
-                "Array.from(document.querySelectorAll('.hoverlayer .hovertext')).map(e => e.textContent).join('|')"),
-                20, "the hover label")
+            hover = wait_for(lambda: "truth:" in (t := _hover(browser, *where, "the hover label")) and t, 60,
+                             "the viewer's hover label")
         finally:
             browser.close()
     assert "truth:" in hover and "% sure" in hover

@@ -121,6 +121,7 @@ def test_malloc_benchmark_runs():
     assert 0 <= result["keep"]["kernel_share"] <= 1 and result["speedup"] > 0
 
 
+@pytest.mark.slow
 def test_video_benchmark_runs(weights_dir):
     proc = subprocess.run([sys.executable, "benchmarks/bench_video.py", "--weights", str(weights_dir), "--size", "64x96",
                            "--frames", "6", "--cores", "1", "--stages"],
@@ -133,6 +134,7 @@ def test_video_benchmark_runs(weights_dir):
     assert set(result["stages_ms"]) == {"decode", "models", "grid", "flicker", "csv_row", "encode"}
 
 
+@pytest.mark.slow
 def test_per_image_rule_script_measures_every_rule(weights_dir, pairs_dir, tmp_path):
     proc = subprocess.run([sys.executable, "benchmarks/per_image_rule.py", "--data", str(pairs_dir),
                            "--weights", str(weights_dir), "--cache", str(tmp_path / "masks.npz"), "--example", "2.jpg"],
@@ -144,7 +146,7 @@ def test_per_image_rule_script_measures_every_rule(weights_dir, pairs_dir, tmp_p
 
 
 def test_page_benchmark_draws_a_street_scene():
-    from benchmarks.bench_page import synthetic_street
+    from benchmarks.scenes import synthetic_street
 
     a, b = synthetic_street(256, 128, seed=1), synthetic_street(256, 128, seed=2)
     assert a.shape == (128, 256, 3) and a.dtype == np.uint8 and not np.array_equal(a, b)
@@ -163,6 +165,7 @@ def test_page_benchmark_runs(weights_dir, pairs_dir, tmp_path):
     assert "| three masks shown (s) |" in proc.stdout and "| ensemble's mask shown (s) |" in proc.stdout
 
 
+@pytest.mark.slow
 def test_analyse_val_script_runs(weights_dir, pairs_dir, tmp_path):
     proc = subprocess.run([sys.executable, "benchmarks/analyse_val.py", "--weights", str(weights_dir), "--data",
                            str(pairs_dir), "--step", "0.5", "--batch-size", "3", "--json", str(tmp_path / "a.json")],

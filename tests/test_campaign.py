@@ -46,6 +46,7 @@ def bundle_dir(tmp_path) -> Path:
     return tmp_path / "bundle"
 
 
+@pytest.mark.slow
 def test_rehearsal_of_both_device_commands_on_cpu(bundle_dir, tmp_path):
     real = campaign.device_commands()
     assert [c.name for c in real] == ["A", "B"]

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from benchmarks import corruption_bench
-from seg_core.analysis import miou_of
 from seg_core.corruptions import corrupt
 from seg_core.data import load_split
 from seg_core.evaluate import evaluate

@@ -193,6 +193,7 @@ def test_quantisation_calibrates_in_chunks_and_refuses_bad_settings(exported, tm
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.slow
 def test_export_cli_writes_int8_openvino_files_the_predictor_prefers(weights_dir, pairs_dir, tmp_path, capsys):
     folder = tmp_path / "weights"
     shutil.copytree(weights_dir, folder)

@@ -113,6 +113,7 @@ def test_no_weights_is_one_line(inputs, tmp_path, capsys):
     assert code == 2 and stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_no_half_video(weights_dir, tmp_path, capsys):
     """SIGKILL in the middle of a video: no file under the output name; the hidden temp file is
     removed by the next run over the same output. (An exception or Ctrl-C removes it at once:

@@ -36,6 +36,7 @@ def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
                           timeout=timeout, env=env, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_loss_falls_on_a_few_images(tiny_data, tmp_path):
     train = load_split(tiny_data / "train")
     cfg = TrainConfig(epochs=12, batch_size=4, crop=64, final_size=64, final_frac=0, lr=3e-3, crop_scale=(1, 1))
@@ -235,6 +236,7 @@ def test_eval_with_flip_tta(tiny_data, tmp_path, weights_dir):
     assert metrics["tta"] == "flip" and 0 <= metrics["miou"] <= 1
 
 
+@pytest.mark.slow
 def test_pack_then_train_from_pack(tiny_data, tmp_path):
     proc = run_cli("pack", "--data", str(tiny_data / "train"), "--out", str(tmp_path / "train.npz"))
     assert proc.returncode == 0, proc.stderr

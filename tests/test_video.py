@@ -272,19 +272,27 @@ def test_job_queue_runs_one_job_at_a_time_and_tells_the_position():
     order, positions = [], {}
     release = threading.Event()
 
-    def job(name: str):
-        with queue.slot(on_wait=lambda pos: positions.setdefault(name, []).append(pos), poll=0.01):
+    queued = {name: threading.Event() for name in "abc"}  # a: in the slot; b, c: told their place
+
+    def job_then_signal(name: str):
+        def on_wait(pos):
+            positions.setdefault(name, []).append(pos)
+            queued[name].set()
+
+        with queue.slot(on_wait=on_wait, poll=0.01):
+            queued[name].set()
             order.append(name)
             if name == "a":
                 release.wait(5)
 
-    first = threading.Thread(target=job, args=("a",))
+    first = threading.Thread(target=job_then_signal, args=("a",))
     first.start()
-    time.sleep(0.05)
-    others = [threading.Thread(target=job, args=(n,)) for n in ("b", "c")]
-    for t in others:
-        t.start()
-        time.sleep(0.05)
+    assert queued["a"].wait(5)
+    others = []
+    for name in "bc":  # one after the other, so the line's order is known
+        others.append(threading.Thread(target=job_then_signal, args=(name,)))
+        others[-1].start()
+        assert queued[name].wait(5)
     assert order == ["a"] and queue.waiting() == 2
     release.set()
     for t in [first, *others]:
@@ -322,15 +330,25 @@ def test_a_video_waits_while_a_photo_is_segmented(tmp_path, clip, predictor):
     holder = threading.Thread(target=photo)
     holder.start()
     photo_in.wait(5)
+    at_gate, passed = threading.Event(), threading.Event()
+    passed_during_photo = []
+
+    def pause():  # the gate, watched: when the video reached it, and whether it passed while the photo ran
+        at_gate.set()
+        gate.wait()
+        passed_during_photo.append(not photo_out.is_set())
+        passed.set()
+
     worker = threading.Thread(target=lambda: segment_video(clip, tmp_path / "out.mp4", predictor, names=("unet",),
-                                                           progress=lambda d, t: done.append(d), pause=gate.wait))
+                                                           progress=lambda d, t: done.append(d), pause=pause))
     worker.start()
-    time.sleep(0.5)
+    assert at_gate.wait(30)  # the video is ready for its first frame
+    assert not passed.wait(0.5)  # and held there: an open gate lets it through at once
     assert done == []  # not even the first frame while the photo runs
     photo_out.set()
     worker.join(30)
     holder.join(5)
-    assert done[-1] == 12
+    assert done[-1] == 12 and passed_during_photo[0] is False
 
 
 def test_photos_first_never_stops_a_video_for_good():

@@ -7,18 +7,22 @@ settings of ``seg_core.video``.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from benchmarks.browser import CHROMIUM, NO_CHROMIUM, Browser, serve_app, wait_for
 from tests.clips import panning_frames, write_clip
-from tests.test_app_browser import CHROMIUM, Browser, serve_app, wait_for
 
-VIDEO_JS = "(() => { const v = document.querySelector('[data-testid=\"stMain\"] video'); " \
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)]
+VIDEO = "document.querySelector('[data-testid=\"stMain\"] video')"
+VIDEO_JS = f"(() => {{ const v = {VIDEO}; " \
            "return v ? {duration: v.duration, time: v.currentTime, ready: v.readyState, error: v.error && v.error.code} : null })()"
+#: Resolves once the video has played past 0.3 s (its own ``timeupdate`` events), or with its error.
+PLAYED_JS = f"""new Promise(done => {{ const v = {VIDEO}; v.muted = true;
+  v.addEventListener('timeupdate', () => {{ if (v.currentTime > 0.3) done({{time: v.currentTime, error: null}}); }});
+  v.addEventListener('error', () => done({{time: v.currentTime, error: v.error && v.error.code}}));
+  v.play().catch(e => done({{time: v.currentTime, error: String(e)}})); }})"""
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_video_page_comparison_plays_in_chromium(weights_dir, pairs_dir, tmp_path):
     clip = write_clip(tmp_path / "drive.mp4", panning_frames(30, h=64, w=96, step=2))
     with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
@@ -27,18 +31,13 @@ def test_video_page_comparison_plays_in_chromium(weights_dir, pairs_dir, tmp_pat
             browser.call("Page.navigate", url=f"{url}/video")
             wait_for(lambda: browser.evaluate("document.querySelector('input[type=file]') !== null"), 120,
                      "the video uploader")
-            root = browser.call("DOM.getDocument")["root"]["nodeId"]
-            node = browser.call("DOM.querySelector", nodeId=root, selector="input[type=file]")["nodeId"]
-            browser.call("DOM.setFileInputFiles", files=[str(clip)], nodeId=node)
+            browser.set_files("input[type=file]", clip)
             state = wait_for(lambda: (s := browser.evaluate(VIDEO_JS)) and s["ready"] >= 1 and s, 180,
                              "the comparison video to load")
             assert state["error"] is None and state["duration"] == pytest.approx(3.0, abs=0.2)
-            browser.evaluate("(() => { const v = document.querySelector('[data-testid=\"stMain\"] video'); "
-                             "v.muted = true; v.play(); })()")
-            time.sleep(1.5)
-            after = browser.evaluate(VIDEO_JS)
-            assert after["error"] is None and after["time"] > 0.3, after
-            text = browser.evaluate("document.body.innerText")
+            played = browser.wait_js(PLAYED_JS)
+            assert played["error"] is None and played["time"] > 0.3, played
+            text = browser.text()
             assert "30 frames (30 segmented)" in text and "Traceback" not in text
             browser.screenshot(tmp_path / "video.png")
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -101,9 +100,12 @@ class Recorder:
 
     def __init__(self):
         self.messages: list[str] = []
+        self.waiting = threading.Event()  # set by a "Waiting ..." message
 
     def info(self, text):
         self.messages.append(text)
+        if text.startswith("Waiting"):
+            self.waiting.set()
 
     def progress(self, value, text=""):
         self.messages.append(text)
@@ -115,19 +117,20 @@ class Recorder:
 def test_a_second_job_waits_with_its_position_and_then_runs(weights_dir, clip_bytes):
     pred = Predictor.from_dir(weights_dir)
     status, bar, done = Recorder(), Recorder(), {}
-    release = threading.Event()
+    held, release = threading.Event(), threading.Event()
 
     def hold():
         with VIDEO_JOBS.slot():
+            held.set()
             release.wait(10)
 
     holder = threading.Thread(target=hold)
     holder.start()
-    time.sleep(0.1)
+    assert held.wait(10)
     worker = threading.Thread(target=lambda: done.setdefault("job", ui_video.run_job("a.mp4", clip_bytes, pred, 1,
                                                                                      status, bar)))
     worker.start()
-    time.sleep(0.8)
+    assert status.waiting.wait(30)
     assert "job" not in done and status.messages[-1] == "Waiting for another video to finish: position 1 in the line."
     release.set()
     worker.join(60)

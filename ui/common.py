@@ -20,7 +20,7 @@ from seg_core.metrics import image_scores
 from seg_core.palette import CLASS_NAMES
 from seg_core.predictor import Predictor, train_command
 from seg_core.registry import ARCH_NAMES, display_name
-from seg_core.runners import forward_latency
+from seg_core.runners import forward_latency, latency_size
 from seg_core.serve import cache as serve_cache
 from seg_core.serve.photos import Photo, PhotoService
 from seg_core.serve.slots import photo_slot
@@ -196,7 +196,7 @@ def model_facts(weights: str, name: str, repeats: int = LATENCY_REPEATS) -> dict
     model's input size, measured as ``benchmarks/bench_inference.py`` does (``weights`` is a
     ``weights_key()``)."""
     runner = load_service(weights).predictor.models[name]
-    h, w = runner.config.input_size or (256, 256)
+    h, w = latency_size(runner)
     with photo_slot():  # a forward pass like a photo's: ahead of a video job, in an inference slot
         latency = forward_latency(runner, repeats)
     return {"model": display_name(name), "backend": runner.label, "threads": torch.get_num_threads(),

@@ -337,7 +337,8 @@ def test_compare_upload_several_and_pick_one(env):
     assert "U-Net" in " ".join(grid_captions(at))
     at.selectbox(key="upload_pick").set_value(1).run()
     no_exception(at)
-    assert at.checkbox(key="as_pair_pair.png").value is True  # auto-detected
+    assert at.checkbox(key="as_pair_pair.png").value is True  # auto-detected, and why in one line
+    assert any(c.value.startswith("A photo | label pair: ") for c in at.caption)
     assert at.session_state["scene"].label is not None
     assert "(with ground truth)" in at.subheader[0].value
     at.checkbox(key="as_pair_pair.png").uncheck().run()

@@ -16,7 +16,7 @@ import streamlit as st
 import torch
 
 from seg_core import served_weights, settings
-from seg_core.data import DataError, list_pairs
+from seg_core.data import DataError, PairVerdict, list_pairs, pair_verdict
 from seg_core.inference import MAX_PIXELS, ImageError, Prediction, Predictions, load_image
 from seg_core.metrics import image_scores
 from seg_core.palette import CLASS_NAMES
@@ -204,6 +204,11 @@ def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray, de
     return scene
 
 
+@st.cache_resource(max_entries=16, ttl=1800, show_spinner=False)  # a verdict is a line of text
+def _pair_verdict(file_id: str, _image: np.ndarray) -> PairVerdict:
+    return pair_verdict(_image)
+
+
 UPLOADS_KEY = "uploaded_files"  # [(name, file id, bytes)]: survives a page change, unlike the widget
 # Per session, so that many visitors cannot grow the server without limit: the latest set only
 # (a new set replaces it), at most this many files and bytes; the rest is refused, by name.
@@ -295,9 +300,12 @@ def upload_picker() -> None:
     name, file_id, data = files[min(index or 0, len(files) - 1)]
     try:
         image, decode_seconds = _decoded_upload(file_id, data)
-        as_pair = scenes.is_two_to_one(image) and st.checkbox(
-            "Photo | label pair (right half: colour label)",
-            value=scenes.looks_like_pair(image), key=f"as_pair_{name}", on_change=_prefer_upload)
+        as_pair = False
+        if scenes.is_two_to_one(image):
+            verdict = _pair_verdict(file_id, image)
+            as_pair = st.checkbox("Photo | label pair (right half: colour label)", value=verdict.is_pair,
+                                  key=f"as_pair_{name}", on_change=_prefer_upload)
+            st.caption(verdict.reason)
         current = current_scene()
         if current is None or current.source == "upload" or st.session_state.pop("_upload_wins", False):
             set_scene(_upload_scene(file_id, name, as_pair, image, decode_seconds))

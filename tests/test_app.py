@@ -403,6 +403,29 @@ def test_compare_uploads_over_the_file_bound_are_refused(env, monkeypatch):
     assert any("Not kept: 2.png, 3.png." in w.value and "2 files at a time" in w.value for w in at.warning)
 
 
+def _uploads_with_a_deleted_file():
+    """The uploader's value after the user removed one of twelve photos: the two refused ones were
+    let go from Streamlit's store, so the widget lists them as ``DeletedFile``."""
+    import streamlit as st
+    from streamlit.proto.Common_pb2 import FileURLs
+    from streamlit.runtime.uploaded_file_manager import DeletedFile, UploadedFile, UploadedFileRec
+
+    from ui import common
+
+    st.session_state[common._UPLOAD_REFUSED] = "Not kept: p8.png, p9.png."
+    st.session_state["uploads"] = [
+        UploadedFile(UploadedFileRec("id1", "p1.png", "image/png", b"one"), FileURLs()), DeletedFile("id8")]
+    common._keep_uploads()
+    st.write(repr([name for name, _, _ in st.session_state[common.UPLOADS_KEY]]))
+
+
+def test_removing_an_upload_after_some_were_refused_does_not_crash(env):
+    at = AppTest.from_function(_uploads_with_a_deleted_file, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert at.markdown[0].value == "['p1.png']"
+    assert at.session_state["_upload_refused"] == "Not kept: p8.png, p9.png."  # still true
+
+
 def test_upload_limit_text_states_the_session_bound(env):
     from ui import common
 

@@ -246,15 +246,22 @@ def _keep_uploads() -> None:
     """The uploader changed (files added or removed): keep its files' bytes in the session, so the
     uploads are still there after a visit to another page (which empties the widget); the previous
     set is let go, and files over the bounds are refused."""
-    files = st.session_state.get("uploads") or []
-    if [f.file_id for f in files] == st.session_state.get(_UPLOAD_IDS):
+    from streamlit.runtime.uploaded_file_manager import DeletedFile
+
+    everything = st.session_state.get("uploads") or []
+    if [f.file_id for f in everything] == st.session_state.get(_UPLOAD_IDS):
         return  # the same files (AppTest reports the widget as changed at every run)
-    st.session_state[_UPLOAD_IDS] = [f.file_id for f in files]
+    st.session_state[_UPLOAD_IDS] = [f.file_id for f in everything]
+    # Files refused earlier were let go from Streamlit's store, so the widget now lists them as
+    # ``DeletedFile`` (an id, no name or bytes): they stay refused, and its note stays.
+    files = [f for f in everything if not isinstance(f, DeletedFile)]
+    gone = len(files) < len(everything)
     kept, refused = bounded_uploads(files)
     before = {file_id for _, file_id, _ in st.session_state.get(UPLOADS_KEY) or []}
     st.session_state[UPLOADS_KEY] = [(f.name, f.file_id, f.getvalue()) for f in kept]
     _release((before | {f.file_id for f in refused}) - {f.file_id for f in kept})
-    st.session_state.pop(_UPLOAD_REFUSED, None)
+    if not gone:
+        st.session_state.pop(_UPLOAD_REFUSED, None)
     if refused:
         st.session_state[_UPLOAD_REFUSED] = (
             f"Not kept: {', '.join(f.name for f in refused)}. Uploads may total {UPLOAD_MAX_BYTES / 2**20:.0f} MB "

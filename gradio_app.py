@@ -83,6 +83,7 @@ from seg_core.data import DataError, list_pairs
 from seg_core.extra_models import ExtraModel, ExtraModelError, load_extra_model, predict_extra, source_key, source_name
 from seg_core.files import atomic_path
 from seg_core.inference import ENSEMBLE, ImageError, Predictions, class_shares, load_image
+from seg_core.palette import CLASS_HEX
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
 from seg_core.served_weights import WeightsError, weights_source
@@ -776,7 +777,7 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                 legend_box = gr.HTML(elem_id="legend")
         with gr.Row():
             annotated = gr.AnnotatedImage(label="Classes of the chosen model (hover or click a class to highlight it)",
-                                          height=360, elem_id="classes")
+                                          height=360, elem_id="classes", color_map=dict(CLASS_HEX))
             sure = gr.Image(label="Confidence of the chosen model (white: sure, dark: unsure)", type="numpy",
                             interactive=False, height=360, elem_id="confidence")
         picked_class = gr.Markdown(elem_id="picked-class")

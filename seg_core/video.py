@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .files import atomic_path
-from .registry import display_name
+from .registry import display_name, model_color
 from .palette import CLASS_NAMES, COLORS, NUM_CLASSES
 from .viz import overlay
 
@@ -411,7 +411,7 @@ def flicker_figure(rows: list[dict], names: tuple[str, ...]):
             ys = [r[column] if r[column] != "" else None for r in shown]
             if any(y is not None for y in ys):
                 fig.add_scatter(x=times, y=ys, customdata=frames, name=f"{display_name(n)} {label}",
-                                mode="lines+markers", line={"dash": dash})
+                                mode="lines+markers", line={"dash": dash, "color": model_color(n, names)})
     fig.update_layout(xaxis_title="time (s)", yaxis_title="share of pixels", yaxis_tickformat=".0%", height=380,
                       margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.25})
     return fig
@@ -444,7 +444,7 @@ class VideoResult:
         for n in self.names:
             f, fm = self.mean(f"flicker_{n}"), self.mean(f"flicker_flow_{n}")
             if f is not None:
-                parts.append(f"{n} flicker {f:.1%}" + (f" ({fm:.1%} motion-compensated)" if fm is not None else ""))
+                parts.append(f"{display_name(n)} flicker {f:.1%}" + (f" ({fm:.1%} motion-compensated)" if fm is not None else ""))
         return "; ".join(parts)
 
 

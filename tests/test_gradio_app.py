@@ -26,7 +26,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from seg_core.inference import class_shares, load_image, predict  # noqa: E402
-from seg_core.palette import CLASS_NAMES, colorize  # noqa: E402
+from seg_core.palette import CLASS_HEX, CLASS_NAMES, colorize  # noqa: E402
 from seg_core.predictor import Predictor  # noqa: E402
 from tests.conftest import write_pairs  # noqa: E402
 
@@ -500,3 +500,9 @@ def test_webcam_asks_the_camera_for_small_frames(app):
     video = camera.webcam_options.constraints["video"]
     assert video["width"]["ideal"] <= 640 and video["height"]["ideal"] <= 480
     assert max(video["width"]["ideal"], video["height"]["ideal"]) >= app.LIVE_MAX_SIDE  # not below what is segmented
+
+
+def test_the_class_picture_uses_the_cityscapes_palette(app):
+    # gradio's own colours (building red, road orange) under a legend in Cityscapes colours misled
+    classes = next(b for b in app.demo.blocks.values() if isinstance(b, gr.AnnotatedImage))
+    assert classes.color_map == CLASS_HEX

@@ -1,0 +1,39 @@
+"""One palette, one set of display names and one colour per model wherever a person reads: the
+charts of both apps, the Gradio class picture, the video summary. Files keep the stable ids."""
+
+from __future__ import annotations
+
+from seg_core.palette import CLASS_HEX, CLASS_NAMES, COLORS
+from seg_core.registry import ARCH_NAMES, ENSEMBLE, display_name, model_color
+from seg_core.video import VideoInfo, VideoResult, flicker_figure
+from ui import explore, figures
+
+MODELS = (*ARCH_NAMES, ENSEMBLE)
+
+
+def test_every_model_has_its_own_colour_and_own_models_others():
+    colours = [model_color(n) for n in MODELS] + [model_color(n, ("a", "b")) for n in ("a", "b")]
+    assert len(set(colours)) == len(colours)
+    assert CLASS_HEX["road"] == "#%02x%02x%02x" % tuple(COLORS[0]) == "#804080"
+
+
+def test_charts_give_each_model_the_same_colour_and_name():
+    iou = figures.iou_figure({n: {c: 0.5 for c in CLASS_NAMES} for n in MODELS})
+    bins = [{"confidence": 0.5, "accuracy": 0.4, "pixels": 10}]
+    reliability = explore.reliability_figure({"models": list(MODELS), "stats": {n: {"reliability": bins} for n in MODELS}})
+    rows = [{"frame": i, "time_s": i / 10, "segmented": 1, "disagreement": 0.1,
+             **{f"flicker_{n}": 0.05 for n in ARCH_NAMES}, **{f"flicker_flow_{n}": 0.02 for n in ARCH_NAMES}}
+            for i in range(3)]
+    flicker = flicker_figure(rows, ARCH_NAMES)
+    for n in MODELS:
+        assert next(t for t in iou.data if t.name == display_name(n)).marker.color == model_color(n)
+        assert next(t for t in reliability.data if t.name == display_name(n)).line.color == model_color(n)
+    for n in ARCH_NAMES:
+        lines = [t for t in flicker.data if t.name.startswith(display_name(n) + " flicker")]
+        assert len(lines) == 2 and {t.line.color for t in lines} == {model_color(n)}
+
+
+def test_the_video_summary_uses_display_names():
+    rows = [{"frame": 0, "segmented": 1, "disagreement": 0.1, "flicker_fcn_vgg16": 0.05, "flicker_flow_fcn_vgg16": ""}]
+    result = VideoResult(VideoInfo(64, 48, 10, 1, 0.1, "h264"), ("fcn_vgg16",), 1, 1, 1.0, rows)
+    assert "FCN-VGG16 flicker 5.0%" in result.summary() and "fcn_vgg16" not in result.summary()

@@ -256,8 +256,9 @@ def _even(n: float) -> int:
 
 
 class Composer:
-    """Lays out one frame as a grid: the photo, then one overlay per model, each labelled, above a
-    legend strip of the class colours. Static parts (labels, legend) are drawn once."""
+    """Lays out one frame as a grid: a legend strip of the class colours on top (a player's controls
+    cover the bottom of a video), then the photo and one overlay per model, each labelled. Static
+    parts (labels, legend) are drawn once."""
 
     def __init__(self, height: int, width: int, titles: list[str], panel_side: int = PANEL_SIDE, alpha: float = 0.5):
         scale = min(1.0, panel_side / max(height, width))
@@ -267,7 +268,8 @@ class Composer:
         self.rows = -(-len(self.titles) // self.cols)
         self.alpha = alpha
         self.legend = self._legend(self.cols * self.pw)
-        self.height, self.width = self.rows * self.ph + len(self.legend), self.cols * self.pw
+        self.top = len(self.legend)  # the panels start below the legend
+        self.height, self.width = self.top + self.rows * self.ph, self.cols * self.pw
         self.labels = [self._label(t) for t in self.titles]
 
     def _label(self, text: str) -> np.ndarray:
@@ -306,16 +308,16 @@ class Composer:
         panels = [small] + [overlay(small, cv2.resize(m, (self.pw, self.ph), interpolation=cv2.INTER_NEAREST), self.alpha)
                             for m in masks]
         canvas = np.zeros((self.height, self.width, 3), dtype=np.uint8)
+        canvas[: self.top] = self.legend
         for k, (panel, label) in enumerate(zip(panels, self.labels)):
-            y, x = (k // self.cols) * self.ph, (k % self.cols) * self.pw
+            y, x = self.top + (k // self.cols) * self.ph, (k % self.cols) * self.pw
             canvas[y : y + self.ph, x : x + self.pw] = panel
             canvas[y : y + label.shape[0], x : x + label.shape[1]] = label
-        canvas[self.rows * self.ph :] = self.legend
         return canvas
 
     def panels(self, frame: np.ndarray) -> dict[str, np.ndarray]:
         """The panels of a composed frame (e.g. one decoded from the output video), by title."""
-        return {t: frame[(k // self.cols) * self.ph : (k // self.cols + 1) * self.ph,
+        return {t: frame[self.top + (k // self.cols) * self.ph : self.top + (k // self.cols + 1) * self.ph,
                          (k % self.cols) * self.pw : (k % self.cols + 1) * self.pw]
                 for k, t in enumerate(self.titles)}
 

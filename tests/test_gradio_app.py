@@ -506,3 +506,21 @@ def test_the_class_picture_uses_the_cityscapes_palette(app):
     # gradio's own colours (building red, road orange) under a legend in Cityscapes colours misled
     classes = next(b for b in app.demo.blocks.values() if isinstance(b, gr.AnnotatedImage))
     assert classes.color_map == CLASS_HEX
+
+
+def test_an_mp4v_clip_is_described_not_played_and_its_comparison_is_h264(app, tmp_path):
+    """Browsers cannot play mp4v: gradio's player popped "Video not playable" for a clip that
+    segments fine. The clip goes into a file box with one line about it; the comparison is H.264."""
+    from seg_core.video import probe
+    from tests.clips import panning_frames, write_clip
+
+    players = [b for b in app.demo.blocks.values() if isinstance(b, gr.Video) and b.interactive is not False]
+    assert players == []
+    clip = write_clip(tmp_path / "old.mp4", panning_frames(4), codec="mpeg4")
+    assert probe(clip).codec == "mpeg4"
+    assert app.describe_clip({"path": str(clip), "orig_name": "old.mp4"}).startswith("**old.mp4**: 96x64, 10 frames/s")
+    fns = {f.fn.__name__: f.fn for f in app.demo.fns.values()}
+    video, *_ = fns["on_run"]({"path": str(clip)}, 1, progress=lambda *a, **k: None)
+    assert probe(video).codec == "h264"
+    (tmp_path / "notes.mp4").write_text("not a video")
+    assert app.describe_clip({"path": str(tmp_path / "notes.mp4")}).startswith("**Cannot use notes.mp4:**")

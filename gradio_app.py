@@ -87,7 +87,8 @@ from seg_core.palette import CLASS_HEX
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
 from seg_core.served_weights import WeightsError, weights_source
-from seg_core.viz import disagreement, fit_within, legend, legend_html, legend_rows, overlay, png_bytes, share_text
+from seg_core.viz import (disagreement, fit_within, legend, legend_html, legend_rows, ms_text, overlay, png_bytes,
+                          share_text)
 
 DATA_DIR = settings.data_dir()
 EXAMPLES_CACHE = settings.examples_cache()
@@ -610,9 +611,9 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     slider = (photo, overlays[pick]) if pick else None
     legend_part = legend_html(state["legend"], {n: display_name(n) for n in state["masks"]})
     h, w = state["size"]
-    timing = (f"Image {w}x{h} px. Decoding and resizing, shared: {state['shared_seconds'] * 1000:.0f} ms. "
-              "Each model: " + ", ".join(
-                  f"{display_name(n)} {s * 1000:.0f} ms ({state['backends'].get(n, 'averaged')})"
+    timing = (f"Image {w}x{h} px. Decoding and resizing, shared: {ms_text(state['shared_seconds'])}. "
+              "Each model alone: " + ", ".join(
+                  f"{display_name(n)} {ms_text(s)} ({state['backends'].get(n, 'its members and their mean')})"
                   for n, s in state["seconds"].items()) + ".")
     if state.get("tta") == "flip":
         timing += " Mirror-image averaging: each model also segmented the mirrored photo."

@@ -15,7 +15,7 @@ import streamlit as st
 
 from seg_core.palette import colorize
 from seg_core.registry import ARCH_NAMES, ENSEMBLE
-from seg_core.viz import disagreement, disagreement_image, legend_html, legend_rows, overlay, png_bytes
+from seg_core.viz import disagreement, disagreement_image, legend_html, legend_rows, ms_text, overlay, png_bytes
 from ui import common, extra, val_analysis
 from ui.scenes import Scene, display_scale
 from ui.viewer import mask_viewer
@@ -133,9 +133,10 @@ h, w = photo.shape[:2]
 shown_at = "" if photo.shape == scene.photo.shape else (
     f" The masks above are computed at screen size ({w}x{h}); the downloads at the photo's "
     f"{scene.photo.shape[1]}x{scene.photo.shape[0]}, when clicked.")
-st.caption(f"Shared by the models, counted once: decoding the file {scene.decode_seconds * 1000:.0f} ms, resizing and "
-           f"normalising {preds.prepare_seconds * 1000:.0f} ms. Each model's time is its own: forward pass, "
-           f"upsampling to {w}x{h}, argmax.{shown_at}")
+st.caption(f"Shared by the models, counted once: decoding the file {ms_text(scene.decode_seconds)}, resizing and "
+           f"normalising {ms_text(preds.prepare_seconds)}. Each model's time is its own: forward pass, "
+           f"upsampling to {w}x{h}, argmax; the ensemble's is what it costs alone: its members' forward passes "
+           f"and the mean of their probabilities.{shown_at}")
 
 
 cols = st.columns(len(preds))
@@ -143,9 +144,9 @@ stem = scene.name.rsplit(".", 1)[0]
 own = extra.models()
 for col, (name, p) in zip(cols, preds.items()):
     with col:
-        alone = (f"after the masks: the members' probabilities (their forward passes again), their mean, upsampling "
+        alone = (f"the ensemble alone: its members' forward passes, the mean of their probabilities, upsampling "
                  f"to {w}x{h}, argmax" if name == ENSEMBLE else f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
-        st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help=alone)
+        st.metric(common.model_title(name), ms_text(p.seconds), help=alone)
         backend = f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")
         st.caption(backend + (", mirror-image averaging" if common.tta() == "flip" else ""))
         # Callables, run when a button is clicked (outside the script, so all they need is bound

@@ -214,7 +214,9 @@ def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidenc
     weight}``): an ``"ensemble"`` entry is added, the mask of the weighted mean of those models'
     probabilities (``seg_core.analysis.ensemble_probabilities``), from the same passes.
     ``names``: the models whose masks are wanted (default: all); an ensemble member left out runs
-    only its probabilities, at the model's resolution, and that time counts in the ensemble's.
+    only its probabilities, at the model's resolution. Either way the ensemble's time is what it
+    costs alone: its members' passes and their averaging, so both apps show the same measure
+    whether the members ran in the same call or not.
     """
     check_tta(tta)
     t0 = time.perf_counter()
@@ -248,7 +250,8 @@ def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidenc
         mixed = analysis.ensemble_probabilities(_same_size([probs[n] for n in members]), list(members.values()))
         mask = _mask_of_probabilities(mixed, rgb.shape[:2])
         conf = analysis.confidence(mixed).astype(np.float16) if confidence else None
-        out[ENSEMBLE] = Prediction(mask, time.perf_counter() - t0 + members_only, conf)
+        members_shared = sum(out[n].seconds for n in members if n in out)  # passes that also gave a mask
+        out[ENSEMBLE] = Prediction(mask, time.perf_counter() - t0 + members_only + members_shared, conf)
     return out
 
 

@@ -52,6 +52,11 @@ def share_text(share: float) -> str:
     return "<0.1%" if share < 0.001 else f"{share:.1%}"
 
 
+def ms_text(seconds: float) -> str:
+    """A time for people in milliseconds: "12 ms", "<1 ms" for what rounds to nothing (never "0 ms")."""
+    return "<1 ms" if seconds < 0.0005 else f"{seconds * 1000:.0f} ms"
+
+
 #: Legend swatches: big enough to tell the dark blues apart (car, truck, bus, train, motorcycle),
 #: with a dark border and a white inner ring so that dark colours do not merge into it.
 SWATCH_STYLE = ("display:inline-block;width:28px;height:18px;border:1px solid #222;box-shadow:inset 0 0 0 1px #fff;"

@@ -223,3 +223,15 @@ def test_folder_scores_follow_the_per_image_rule(weights_dir, pairs_dir, tmp_pat
     masks = pred.predict(images[0].permute(1, 2, 0).numpy(), names=("unet",))
     want = image_scores(masks["unet"].mask, labels[0].numpy())
     assert table[0]["unet mIoU"] == pytest.approx(want["miou"], abs=0.02)  # same rule (masks via another resize path)
+
+
+def test_the_ensembles_time_is_what_it_costs_alone_in_one_call_or_two(weights_dir):
+    """Streamlit asks for the ensemble in a second call, Gradio in the same call as the masks: both
+    show its members' passes plus the averaging (Gradio showed the averaging alone, 35 ms against
+    Streamlit's 693 ms for the same thing)."""
+    pred = Predictor.from_dir(weights_dir)
+    photo = synthetic_pair(64, seed=6)[0]
+    both = pred.predict(photo, ensemble=True)
+    assert both[ENSEMBLE].seconds >= sum(both[n].seconds for n in ARCHS)
+    only = pred.predict(photo, names=(ENSEMBLE,))
+    assert only[ENSEMBLE].seconds > 0

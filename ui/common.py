@@ -8,7 +8,6 @@ in ``st.session_state["scene"]`` so every page shows the same one. Every widget 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,13 +121,12 @@ def _predict(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Pred
 @st.cache_data(show_spinner=False, max_entries=8)
 def _ensemble(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Prediction | None:
     """The ensemble's mask alone (its members' probabilities, no masks), or ``None`` with fewer
-    than two models. Its own resize of the photo counts in its time, not in the shared one."""
+    than two models. Its time is ``predict_many``'s, measured as the Gradio app's is."""
     from seg_core.video import PHOTOS_FIRST
 
     with PHOTOS_FIRST.photo():
         out = load_predictor(weights).predict(_photo, names=(ENSEMBLE,), tta=tta)
-    p = out.get(ENSEMBLE)
-    return None if p is None else replace(p, seconds=p.seconds + out.decode_seconds + out.prepare_seconds)
+    return out.get(ENSEMBLE)
 
 
 def _cache_args(scene: Scene, photo: np.ndarray | None) -> tuple[str, str, str, np.ndarray]:

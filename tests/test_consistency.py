@@ -1,5 +1,6 @@
-"""One palette, one set of display names and one colour per model wherever a person reads: the
-charts of both apps, the Gradio class picture, the video summary. Files keep the stable ids."""
+"""What a person reads says the same thing everywhere: one palette, one set of display names and one
+colour per model (charts of both apps, the Gradio class picture, the video summary), times that
+never read "0 ms". Files and API fields keep the stable ids."""
 
 from __future__ import annotations
 
@@ -37,3 +38,9 @@ def test_the_video_summary_uses_display_names():
     rows = [{"frame": 0, "segmented": 1, "disagreement": 0.1, "flicker_fcn_vgg16": 0.05, "flicker_flow_fcn_vgg16": ""}]
     result = VideoResult(VideoInfo(64, 48, 10, 1, 0.1, "h264"), ("fcn_vgg16",), 1, 1, 1.0, rows)
     assert "FCN-VGG16 flicker 5.0%" in result.summary() and "fcn_vgg16" not in result.summary()
+
+
+def test_times_never_read_zero_ms():
+    from seg_core.viz import ms_text
+
+    assert ms_text(0.0) == ms_text(0.0004) == "<1 ms" and ms_text(0.0123) == "12 ms"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from seg_core.data import DataError
+from seg_core.data import DataError, list_pairs
 from ui import common
 from ui.figures import SCALES, iou_figure
 
@@ -24,7 +24,8 @@ recorded = {n: dict(m.config.metrics or {}) for n, m in pred.models.items()}  # 
 
 st.markdown("#### Recompute on the validation folder")
 limit = st.number_input("Images (0 = all)", min_value=0, value=0, step=50, key="bench_limit",
-                        help="Three models on the whole val split take minutes on a CPU.")
+                        help="Every model and the ensemble, with the backends the app runs; the whole val split "
+                             "takes minutes on a CPU.")
 if st.button("Recompute metrics", key="bench_recompute"):
     try:
         st.session_state["bench_results"] = (weights, common.evaluate_with_progress(pred, common.data_dir(), int(limit)))
@@ -36,9 +37,30 @@ fresh = fresh if fresh_for == weights else {}
 # The ensemble has no checkpoint to record its metrics: it appears once they are recomputed.
 metrics = {n: fresh[n][0] if n in fresh else recorded[n] for n in pred.models} | {
     n: fresh[n][0] for n in fresh if n not in pred.models}
-st.markdown("#### Whole-val metrics")
-st.caption("recomputed just now" if fresh else "as recorded in the checkpoints at the end of training")
-rows = [common.metrics_row(n, m) for n, m in metrics.items() if m]
+backends = pred.backends()
+kinds = ", ".join(sorted(set(backends.values())))
+n_fresh = next(iter(fresh.values()))[0]["images"] if fresh else 0
+try:
+    whole = n_fresh == len(list_pairs(common.data_dir()))
+except DataError:
+    whole = False
+
+
+def computed(name: str) -> str:
+    """With which backend, on what data: the app's own run here, or the checkpoint's record."""
+    if name in fresh:
+        return f"{backends.get(name, 'mean of the members, ' + kinds)}, {n_fresh} val images"
+    return "PyTorch fp32 at training, the whole val split"
+
+
+if not fresh:
+    st.markdown("#### Whole-val metrics, recorded at training")
+    st.caption(f"As the checkpoints recorded them at the end of training (PyTorch fp32); the app runs {kinds}: "
+               "recompute to score what it runs.")
+else:
+    st.markdown(f"#### Whole-val metrics ({n_fresh} images)" if whole else f"#### Metrics on the first {n_fresh} val images")
+    st.caption(f"Recomputed just now with the app's models ({kinds}).")
+rows = [common.metrics_row(n, m, computed(n)) for n, m in metrics.items() if m]
 if rows:
     st.dataframe(rows, hide_index=True, key="bench_metrics",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("pixel acc", "class acc", "mIoU")})

@@ -609,11 +609,15 @@ def test_benchmark_page_facts_and_recompute(env):
     assert list(facts["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50"]
     assert (facts["parameters (M)"] > 1).all() and (facts["file (MB)"] > 0).all()
     assert "no metrics recorded" in texts(at.caption)
+    assert "#### Whole-val metrics, recorded at training" in [m.value for m in at.markdown]
     at.number_input(key="bench_limit").set_value(4).run()
     at.button(key="bench_recompute").click().run()
     no_exception(at)
     metrics = at.dataframe[0].value
     assert metrics["mIoU"].between(0, 1).all()
+    # what was computed, with which backend and on how many images (not "Whole-val" after 4)
+    assert "#### Metrics on the first 4 val images" in [m.value for m in at.markdown]
+    assert set(metrics["computed with, on"]) == {"PyTorch fp32, 4 val images", "mean of the members, PyTorch fp32, 4 val images"}
     assert list(metrics["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"]
     assert len(at.get("plotly_chart")) == 6  # IoU bars + four confusion matrices + their difference
     assert "median of 10 runs, in whole milliseconds" in texts(at.caption)

@@ -19,10 +19,12 @@ from ui.viewer import mask_viewer
 PICK = "explorer_pick"
 pred, folder = val_analysis.open_page("Val explorer", "The val explorer")
 common.scene_from_query()  # ?scene=12.jpg opens that scene below
-scores, seconds = val_analysis.scores(pred, folder)
+tta = val_analysis.folder_tta(pred, folder, ("scores",))
+scores, seconds = val_analysis.scores(pred, folder, tta)
 frame = explore.scores_frame(scores)
 models = scores["models"]
 st.caption(f"{len(frame)} images of `{folder}`, scored by {', '.join(map(explore.title, models))} "
+           f"({', '.join(sorted(set(pred.backends().values())))}) "
            + ("(read from the cache)" if scores["cached"] else f"in {seconds:.0f} s (cached for the next visit)")
            + ". mIoU per image counts only the classes present in the label or the mask.")
 

@@ -42,6 +42,14 @@ def cache_key(predictor, folder: Path, tta: str, ensemble: dict[str, float]) -> 
     return h.hexdigest()[:24]
 
 
+def cache_path(kind: str, predictor, folder: str | Path, tta: str = "none", ensemble: bool = True,
+               cache_dir: Path | None = None, suffix: str = ".npz") -> Path:
+    """Where the ``kind`` numbers ("scores", "confidence") of ``folder`` are cached: a page can tell
+    whether they would be computed (minutes over a whole val split) before asking for them."""
+    members = predictor.ensemble() if ensemble else {}
+    return Path(cache_dir or settings.cache_dir()) / f"{kind}-{cache_key(predictor, Path(folder), tta, members)}{suffix}"
+
+
 def folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bool = True,
                   on_batch: Callable[[int, int], None] | None = None, cache_dir: Path | None = None) -> dict:
     """``{"images": [names], "models": [names], "matrices": {model: N x C x C}, "disagreement": (N,),
@@ -49,8 +57,7 @@ def folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bo
     ``folder``, from the cache when it is current."""
     folder = Path(folder)
     members = predictor.ensemble() if ensemble else {}
-    cache_dir = Path(cache_dir or settings.cache_dir())
-    path = cache_dir / f"scores-{cache_key(predictor, folder, tta, members)}.npz"
+    path = cache_path("scores", predictor, folder, tta, ensemble, cache_dir)
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             names = [str(n) for n in z["models"]]

@@ -380,3 +380,24 @@ def test_frozen_figure_serialises_like_the_figure_it_freezes():
     frozen = viewer.FrozenFigure(fig)
     assert isinstance(frozen.to_dict()["data"][1]["customdata"], list)  # lists: orjson writes them fast
     assert json.loads(pio.to_json(frozen.to_dict(), validate=False)) == json.loads(pio.to_json(fig, validate=False))
+
+
+def test_mirror_averaging_never_rescores_the_folder_without_a_confirmation(env):
+    """The sidebar's switch is for one photo at a time; the explorer's own switch says its cost and
+    rescoring all images waits for a click (it greyed the page for 1.5-2 min with no warning)."""
+    first = page("explorer").run()
+    no_exception(first)
+    at = page("explorer")
+    at.session_state["tta"] = True  # the sidebar's switch, flipped on another page
+    at.run()
+    no_exception(at)
+    assert "read from the cache" in texts(at.caption) and not at.warning
+    toggle = at.toggle(key="folder_tta")
+    assert "scored again" in toggle.help and "twice as long" in toggle.help
+    toggle.set_value(True).run()
+    no_exception(at)
+    assert "read from the cache" in texts(at.caption)  # nothing recomputed yet
+    assert "scoring all 6 images again" in texts(at.warning)
+    at.button(key="folder_tta_start").click().run()
+    no_exception(at)
+    assert "cached for the next visit" in texts(at.caption) and not at.warning

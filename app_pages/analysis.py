@@ -37,7 +37,7 @@ st.caption(f"{n_images} images, segmented by the models the app runs (so an mIoU
            "pixel is more confident than a wrong one (0.5: the confidence knows nothing, 1: it separates them "
            "perfectly). ECE: how far, on average over pixels, the confidence is from the share of right pixels "
            "at that confidence (0: calibrated). The ensemble's weights (`weights/ensemble.json`) were chosen on "
-           "half of these images, so its row here is slightly optimistic; the README gives its held-out figure.")
+           "half of these images, so its row here is slightly optimistic; docs/analysis.md gives its held-out figure.")
 
 st.markdown("#### Reliability diagram")
 st.plotly_chart(explore.reliability_figure(conf), key="analysis_reliability")

@@ -76,7 +76,7 @@ facts = [common.model_facts(weights, n) for n in pred.models]
 st.dataframe(facts, hide_index=True, key="bench_facts")
 st.caption(f"Forward pass alone, at each model's input size, measured here as `benchmarks/bench_inference.py` does: "
            f"one warm-up run, then the median of {common.LATENCY_REPEATS} runs, in whole milliseconds, on the backend "
-           f"named and {facts[0]['threads']} CPU threads; measured again after an hour. The README has the "
+           f"named and {facts[0]['threads']} CPU threads; measured again after an hour. docs/benchmarks.md has the "
            "end-to-end times of a whole upload.")
 
 st.markdown("#### Confusion matrices (rows: truth, normalised)")

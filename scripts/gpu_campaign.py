@@ -1,7 +1,7 @@
 """The GPU campaign's device-side script: smoke step, one epoch count, train, write each model to $OUT.
 
 Run on the borrowed GPU machine by the two commands that ``python train_cli.py campaign bundle``
-prints (README "GPU campaign"), and on CPU by ``tests/test_campaign.py``'s rehearsal. In order:
+prints (docs/gpu_campaign.md), and on CPU by ``tests/test_campaign.py``'s rehearsal. In order:
 
 1. smoke step per model: real training steps (augmentation, bf16 autocast, channels_last, loss,
    optimiser, EMA) at the chosen batch, at both crop sizes, eager; a smaller batch if that fails.

@@ -3,7 +3,7 @@ and paired bootstrap intervals over images.
 
 * ``confidence(probs)``: the top-1 class probability, in [0, 1], 1 = sure (chosen over 1 - normalised
   entropy and the top-1/top-2 margin by its AUROC on val, and it is the quantity that ECE checks;
-  README).
+  docs/analysis.md).
 * ``ConfidenceStats``: accumulates, pixel by pixel, whether a confidence tells right from wrong
   (AUROC, from histograms) and whether the top-1 probability is calibrated (ECE, reliability bins).
 * ``ensemble_probabilities``: the weighted mean of several models' probabilities.

@@ -6,7 +6,7 @@ So the campaign is two prepared commands (``device_commands``), checked here for
 before they are spent (``bundle``), a device-side script (``scripts/gpu_campaign.py``) that writes
 each model as sha256-checked chunks (``write_chunks``) the moment it is trained, and a homecoming
 (``home``) that reassembles them and replaces a shipped model only when a paired bootstrap over val
-images puts its mIoU gain above zero. README "GPU campaign" is the step-by-step.
+images puts its mIoU gain above zero. docs/gpu_campaign.md is the step-by-step.
 """
 
 from __future__ import annotations

@@ -191,3 +191,17 @@ def load_pack(path: str | Path, limit: int | None = None) -> tuple[torch.Tensor,
     blobs = [data[offsets[i] : offsets[i + 1]] for i in range(n)]
     images = torch.stack(decode_jpeg(blobs))
     return images, torch.from_numpy(labels[:n].copy())
+
+
+#: Seed of ``val_halves``: fixed once (issue 33) so the benchmark and the training helper split alike.
+VAL_HALVES_SEED = 33
+
+
+def val_halves(n: int, seed: int = VAL_HALVES_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded halves of a split of ``n`` pairs in ``list_pairs`` order: ``(select, judge)``
+    sorted index arrays. Checkpoints are chosen on *select*; a model is judged on *judge* only,
+    so the judgement is not biased by the choice (with odd ``n`` judge gets the extra pair)."""
+    if n < 2:
+        raise DataError(f"a split needs at least 2 pairs to halve, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2 :])

@@ -74,7 +74,7 @@ def summarize(mat: np.ndarray, class_names: tuple[str, ...] | None = None) -> di
 
 
 #: Per-image scores ignore a class whose label pixels all lie within this many pixels of another
-#: label colour: the JPEG fringe of the val labels (``benchmarks/per_image_rule.py``, README).
+#: label colour: the JPEG fringe of the val labels (``benchmarks/per_image_rule.py``, docs/analysis.md).
 FRINGE_PX = 1
 #: The rule in one sentence, for captions beside per-image scores.
 IMAGE_SCORE_RULE = (f"Per-image scores skip a class whose label pixels all lie within {FRINGE_PX} px of another "

@@ -10,7 +10,7 @@ the table too, so that a void pixel is not pulled to the nearest *train* class: 
 
 ``MAX_DISTANCE`` keeps the colours blended across class borders (the labels were resized before
 they were compressed) from inventing thin rare-class borders; ``python -m seg_core.palette
---measure DIR`` prints the distance distribution behind it (README, Data).
+--measure DIR`` prints the distance distribution behind it (docs/analysis.md).
 """
 
 from __future__ import annotations

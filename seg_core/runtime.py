@@ -41,7 +41,7 @@ def keep_freed_memory() -> bool:
     so by default each is mmap'd and munmap'd every step, and every page is faulted in and zeroed
     again. Serving large requests from the heap and never trimming it (what PyTorch's CPU tuning
     guide gets from jemalloc or tcmalloc) keeps those pages; the price, a resident size that stays
-    at its peak, suits a training process. ``benchmarks/bench_malloc.py`` measures it (README).
+    at its peak, suits a training process. ``benchmarks/bench_malloc.py`` measures it (docs/benchmarks.md).
     Returns whether the setting took (glibc only).
     """
     import ctypes

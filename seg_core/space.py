@@ -174,7 +174,7 @@ def plan_space(space_id: str, sdk: str = "streamlit", weights_repo: str | None =
         upload = Upload(weights_repo, "model", weights, list(WEIGHTS_REPO_ALLOW), list(WEIGHTS_REPO_IGNORE))
         _fill(upload)
     # MALLOC_ARENA_MAX: glibc otherwise gives each new thread (a Streamlit session's script, a
-    # request's worker) a heap of its own that keeps what it freed (README "Streamlit sessions").
+    # request's worker) a heap of its own that keeps what it freed (docs/serving.md, "Streamlit sessions").
     variables = {"SEG_PUBLIC": "1", "MALLOC_ARENA_MAX": "2"}
     if weights_repo:
         variables.update(SEG_WEIGHTS_REPO=weights_repo, SEG_WEIGHTS_REVISION="")

@@ -127,3 +127,17 @@ def test_pack_missing_keys(tmp_path):
 def test_missing_pack(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_split(tmp_path / "nope.npz")
+
+
+def test_val_halves_fixed_disjoint_and_complete():
+    from seg_core.data import val_halves
+
+    select, judge = val_halves(400)
+    assert len(select) == 200 and len(judge) == 200
+    assert sorted(np.concatenate([select, judge]).tolist()) == list(range(400))
+    again = val_halves(400)
+    assert np.array_equal(select, again[0]) and np.array_equal(judge, again[1])
+    # The seed is the contract with the training helper: these first indices must not drift.
+    assert select[:8].tolist() == [0, 2, 5, 7, 9, 10, 13, 14]
+    assert not np.array_equal(val_halves(400, seed=34)[0], select)
+    assert len(val_halves(5)[1]) == 3

@@ -495,7 +495,7 @@ def test_legend_has_no_heavy_borders_and_shows_all_models(app):
 
 def test_webcam_asks_the_camera_for_small_frames(app):
     # gradio's default asks for 1920x1440: each frame then costs the browser and the server far
-    # more than the model (README "Webcam")
+    # more than the model (docs/benchmarks.md, "Webcam")
     camera = next(b for b in app.demo.blocks.values() if isinstance(b, gr.Image) and b.label == "Camera")
     video = camera.webcam_options.constraints["video"]
     assert video["width"]["ideal"] <= 640 and video["height"]["ideal"] <= 480

@@ -21,7 +21,10 @@ from ui.scenes import Scene, display_scale
 from ui.viewer import mask_viewer
 from ui.views import before_after_html, data_url, image_grid_html, mask_data_url
 
-VIEWS = ("Masks", "Overlays", "Before / after", "Disagreement", "Inspect")
+VIEWS = ("Masks", "Overlays", "Before / after", "Disagreement", "Inspect", "Confidence")
+#: The views drawn by the interactive viewer, and its own view for each: one row of buttons, the
+#: page's (the viewer's own selector, inside Inspect, repeated Masks and Overlays).
+VIEWER_VIEWS = {"Inspect": "Masks", "Confidence": "Confidence", "Errors vs low confidence": "Errors vs low confidence"}
 
 st.title("Compare the models")
 st.markdown("Three segmentation networks trained on Cityscapes street scenes label every pixel of a photo "
@@ -84,7 +87,8 @@ def grid(view: str, scene: Scene, preds: dict, photo: np.ndarray, truth: np.ndar
 def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | None) -> None:
     """The pictures, one view at a time; a fragment, so its controls rerun only this block. The
     three masks (or overlays) are drawn first and the ensemble's cell is filled when it is averaged."""
-    view = st.segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="view",
+    choices = VIEWS + (("Errors vs low confidence",) if truth is not None else ())
+    view = st.segmented_control("View", choices, default=VIEWS[0], required=True, key="view",
                                 label_visibility="collapsed")
     opacity = 0.5
     if view in ("Overlays", "Before / after"):
@@ -104,12 +108,12 @@ def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | Non
         # Our own HTML (data URLs of our pictures, escaped titles): the slider's script runs in
         # the iframe, so dragging never reaches the server.
         st.iframe(before_after_html(data_url(photo), overlays), height="content")
-    elif view == "Inspect":
+    elif view in VIEWER_VIEWS:
         # The viewer needs each model's confidence: computed (and cached) only when it is opened,
-        # so the other views keep the quicker masks-only pass.
+        # so the other views keep the quicker masks-only pass. The page's legend is below it.
         with_conf = extra.beside(val_analysis.predictions(scene, photo) if pred.models else {},
                                  extra.predictions(scene, photo, confidence=True))
-        mask_viewer(photo, with_conf, truth, key="compare_viewer",
+        mask_viewer(photo, with_conf, truth, key="compare_viewer", view=VIEWER_VIEWS[view], legend=False,
                     scene_id=f"{common.weights_key()}|{scene.key}|{photo.shape}|{common.tta()}|{extra.key()}")
     elif len(masks) > 1:
         share = disagreement(list(masks.values())).mean()

@@ -318,9 +318,14 @@ def test_compare_views_opacity_and_before_after(env):
     # the interactive viewer, with each model's confidence (computed only when opened)
     at.segmented_control(key="view").set_value("Inspect").run()
     no_exception(at)
-    assert at.segmented_control(key="compare_viewer_view").options[:2] == ["Masks", "Overlays"]
-    assert "Confidence" in at.segmented_control(key="compare_viewer_view").options
+    # one row of view buttons (the viewer's own repeated Masks and Overlays), one legend
+    assert not [s for s in at.get("segmented_control") if s.key == "compare_viewer_view"]
+    assert "Confidence" in at.segmented_control(key="view").options
     assert any(c.key and c.key.startswith("compare_viewer") for c in at.get("plotly_chart"))
+    assert sum("seg-legend" in h.value for h in at.get("html")) == 1
+    at.segmented_control(key="view").set_value("Confidence").run()
+    no_exception(at)
+    assert "the top-1 class probability" in texts(at.caption)
 
 
 def test_compare_upload_several_and_pick_one(env):

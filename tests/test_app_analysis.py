@@ -66,6 +66,18 @@ def cell_of(cells: np.ndarray, grid: tuple[int, int], shape: tuple[int, int], y:
 
 # --- the viewer -----------------------------------------------------------------------------------
 
+def test_isolating_classes_narrows_the_errors_view_to_their_pixels():
+    """The class filter did nothing in "Errors vs low confidence": now only the chosen classes'
+    pixels are judged, the others count as unlabelled."""
+    h, w = 64, 128
+    label = blocks(h, w, np.random.default_rng(3))
+    preds = fake_predictions(h, w, models=("unet",))
+    every = dict(viewer.panels(street(h, w), preds, label, "Errors vs low confidence"))["U-Net"]
+    cars = dict(viewer.panels(street(h, w), preds, label, "Errors vs low confidence", classes=[13]))["U-Net"]
+    unlabelled = np.all(cars == viewer.ERROR_KINDS["no label"], axis=-1)
+    assert np.array_equal(unlabelled, label != 13) and np.array_equal(cars[label == 13], every[label == 13])
+
+
 @pytest.mark.parametrize("view", viewer.VIEWS)
 def test_viewer_hover_data_stays_within_the_budget_on_a_large_scene(view):
     h, w = 1024, 2048

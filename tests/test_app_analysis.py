@@ -268,6 +268,7 @@ def test_explorer_shortcut_and_a_picked_scene_open_the_viewer(env):
     shown = at.dataframe[0].value
     assert list(shown.columns[:2]) == ["image", "disagreement"]
     assert list(shown["disagreement"]) == sorted(shown["disagreement"], reverse=True)
+    at.button(key="explorer_show").click().run()  # the dialog stays open until dismissed; the button opens it too
     at.segmented_control(key="explorer_viewer_view").set_value("Errors vs low confidence").run()
     no_exception(at)
     assert "wrong it was unsure of" in texts(at.caption)
@@ -288,6 +289,9 @@ def test_explorer_segments_a_large_upload_at_screen_size(env, monkeypatch):
     at = page("explorer")
     at.session_state["scene"] = scenes.Scene("wide.png", street(600, 1500))
     at.run()
+    no_exception(at)
+    assert sizes == []  # not opened by itself: one click away
+    at.button(key="explorer_show").click().run()
     no_exception(at)
     assert sizes == [(410, 1024, 3)]
     assert "Shown and downloaded here at screen size (1024x410)" in texts(at.caption)
@@ -368,6 +372,11 @@ def test_scatter_click_opens_the_scene_and_hover_reads_every_model_in_chromium(w
             _click(browser, *point)
             wait_for(lambda: "Drag to pan" in (browser.evaluate("document.body.innerText") or ""), 120,
                      "the scene opened by the click")
+            # where the click was: in a dialog over the page, not some 1,400 px further down
+            top = wait_for(lambda: browser.evaluate("""(() => { const d = document.querySelector('[role=dialog]');
+                return d && d.querySelector('.js-plotly-plot') ? [d.getBoundingClientRect().top, innerHeight] : null })()"""),
+                60, "the dialog with the viewer")
+            assert 0 <= top[0] < top[1] / 2, top
             # The viewer is the plot with six panels (photo, truth, three models, the ensemble).
             where = wait_for(lambda: browser.evaluate("""(() => {
                 for (const p of document.querySelectorAll('.js-plotly-plot')) {

@@ -15,10 +15,11 @@ Configuration (environment variables, read at import; defaults in ``seg_core.set
   (``SEG_BACKEND=pytorch`` forces PyTorch). The models are loaded once, at import. A missing or
   broken checkpoint is reported in the page, with the command that trains it, and the other
   models work.
-- ``SEG_DATA_DIR``: a folder of Cityscapes pairs (512x256 JPEGs, photo on the left half) for the
-  examples gallery (default ``../shared/data/cityscapes_pairs/val`` next to the repo). The photo
-  halves of the first ``N_EXAMPLES`` are cropped once into ``SEG_EXAMPLES_CACHE`` (default
-  ``<tmp>/seg_gradio_examples``, outside the repo: the pairs are not ours to redistribute).
+- ``SEG_DATA_DIR``: a folder of labelled pairs (photo on the left half) for the examples gallery
+  (default ``../shared/data/cityscapes_pairs/val`` next to the repo if present, else the 16 KITTI
+  scenes of ``examples/``, credited under the gallery: ``settings.data_dir``). The photo halves of
+  the first ``N_EXAMPLES`` are cropped once into ``SEG_EXAMPLES_CACHE`` (default
+  ``<tmp>/seg_gradio_examples``, outside the repo: Cityscapes pairs are not ours to redistribute).
   Without the folder the page has no examples and says how to set it.
 
 Limits, sized for a free Space (2 vCPU, 16 GB RAM):
@@ -78,7 +79,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from PIL import Image
 
-from seg_core import settings
+from seg_core import examples, settings
 from seg_core.data import DataError, list_pairs
 from seg_core.extra_models import ExtraModel, ExtraModelError, load_extra_model, predict_extra, source_key, source_name
 from seg_core.files import atomic_path
@@ -787,8 +788,11 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                                      info="each model also segments the mirrored photo; the two are averaged")
                 own_inputs, own_add, own_list = own_section()
                 if photos:
+                    kitti = data_dir is not None and settings.is_examples(data_dir)
                     gr.Examples(examples=[[str(p)] for p in photos], inputs=[image], examples_per_page=N_EXAMPLES,
-                                label="Cityscapes val scenes (click one)")
+                                label="KITTI example scenes (click one)" if kitti else "Cityscapes val scenes (click one)")
+                    if kitti:
+                        gr.Markdown(examples.CREDIT, elem_id="examples-credit")
                 else:
                     where = "no folder of Cityscapes pairs on this server" if settings.public_mode() else \
                         f"no folder at `{data_dir}`"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from seg_core import examples
 from seg_core.palette import CLASS_NAMES
 
 # Drawn top to bottom at their natural size (``width="content"``): a left-to-right chain of a dozen
@@ -89,6 +90,10 @@ st.markdown(
     "image of it ships with this app: point the app at your own copy with the `SEG_DATA_DIR` environment variable "
     "or the sidebar setting. Uploaded photos stay in the app's memory and are not stored."
 )
+st.markdown("Where no Cityscapes data is present (a public Space), the gallery, the Ground truth page, the "
+            "Val explorer and the analysis use **16 labelled KITTI scenes that ship with the app** instead: "
+            "another city and camera, so expect lower scores than on Cityscapes (the model card has them).")
+st.caption(examples.CREDIT)
 
 st.header("How to train")
 st.markdown("Each model trains on a CPU within a time budget; its best checkpoint (a safetensors file that "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from seg_core import examples
 from seg_core.data import DataError, list_pairs
 from ui import common
 from ui.figures import SCALES, iou_figure
@@ -22,7 +23,9 @@ if not pred.models:
 weights = common.weights_key()
 recorded = {n: dict(m.config.metrics or {}) for n, m in pred.models.items()}  # saved with each model's config
 
-st.markdown("#### Recompute on the validation folder")
+# On a Space the labelled folder is the 16 KITTI scenes: say so wherever their figures appear.
+kitti = common.settings.is_examples(common.data_dir())
+st.markdown("#### Recompute on the 16 KITTI example scenes" if kitti else "#### Recompute on the validation folder")
 limit = st.number_input("Images (0 = all)", min_value=0, value=0, step=50, key="bench_limit",
                         help="Every model and the ensemble, with the backends the app runs; the whole val split "
                              "takes minutes on a CPU.")
@@ -44,22 +47,28 @@ try:
     whole = n_fresh == len(list_pairs(common.data_dir()))
 except DataError:
     whole = False
+data = "KITTI example scenes" if kitti else "val images"
 
 
 def computed(name: str) -> str:
     """With which backend, on what data: the app's own run here, or the checkpoint's record."""
     if name in fresh:
-        return f"{backends.get(name, 'mean of the members, ' + kinds)}, {n_fresh} val images"
-    return "PyTorch fp32 at training, the whole val split"
+        return f"{backends.get(name, 'mean of the members, ' + kinds)}, {n_fresh} {data}"
+    return "PyTorch fp32 at training, the whole Cityscapes val split"
 
 
 if not fresh:
     st.markdown("#### Whole-val metrics, recorded at training")
-    st.caption(f"As the checkpoints recorded them at the end of training (PyTorch fp32); the app runs {kinds}: "
-               "recompute to score what it runs.")
+    st.caption(f"Whole Cityscapes val, as the checkpoints recorded them at the end of training (PyTorch fp32); "
+               f"the app runs {kinds}: recompute to score what it runs.")
 else:
-    st.markdown(f"#### Whole-val metrics ({n_fresh} images)" if whole else f"#### Metrics on the first {n_fresh} val images")
-    st.caption(f"Recomputed just now with the app's models ({kinds}).")
+    st.markdown(f"#### Metrics on the {n_fresh} KITTI example scenes" if kitti else
+                f"#### Whole-val metrics ({n_fresh} images)" if whole else f"#### Metrics on the first {n_fresh} val images")
+    st.caption(f"Recomputed just now {'on the KITTI example scenes' if kitti else 'on the val folder'} with the app's "
+               f"models ({kinds}).")
+    if kitti:
+        st.info(examples.SMALL_SET)
+        st.caption(examples.CREDIT)
 rows = [common.metrics_row(n, m, computed(n)) for n, m in metrics.items() if m]
 if rows:
     st.dataframe(rows, hide_index=True, key="bench_metrics",

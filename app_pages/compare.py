@@ -31,6 +31,7 @@ st.markdown("Three segmentation networks trained on Cityscapes street scenes lab
             "with one of 19 classes: see where they agree and where they differ.")
 pred = common.predictor()
 common.show_missing(pred)
+common.open_first_example()
 common.scene_picker()
 
 scene = common.current_scene()

@@ -37,6 +37,7 @@ preds = extra.beside(common.predictions(scene) if pred.models else {}, extra.pre
 common.show_images([("Photo", display_scale(scene.photo)), ("Ground truth", colorize(display_scale(scene.label, nearest=True)))]
                    + [(common.model_title(n), colorize(display_scale(preds[n].mask, nearest=True)) if n in preds else None)
                       for n in common.columns(preds)])
+common.scene_credit(scene)
 if not preds:
     st.stop()
 

@@ -14,11 +14,12 @@ time on a new page with a new synthetic street photo (so that no cached mask is 
 * **before/after**: one drag step of the seam: the frames the browser sends (none expected) and
   the time to the next painted frame.
 
-Medians (and the worst) go to stdout as a Markdown table. ``--shots docs`` also writes
-``compare_1440.png`` and ``compare_390.png`` of a synthetic scene (no Cityscapes image)::
+Medians (and the worst) go to stdout as a Markdown table. ``--shots DIR`` also writes
+``compare_1440.png`` and ``compare_390.png`` of an uploaded synthetic scene (the docs' pictures,
+of a shipped KITTI scene, are ``benchmarks/bench_cold_start.py --shots docs``)::
 
     python -m benchmarks.bench_page --repeats 5
-    python -m benchmarks.bench_page --repeats 0 --shots docs
+    python -m benchmarks.bench_page --repeats 0 --shots /tmp/shots
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ One rule for all of them: a variable that is unset, empty or only spaces takes i
 deployment can blank a setting (``SEG_WEIGHTS_DIR=``) without deleting it. Values are read at each
 call, never cached here, so tests and long-running apps see a changed environment.
 
-- ``SEG_DATA_DIR``: a folder of Cityscapes pairs for the galleries (default: the val split beside
-  the repository; the pairs are never inside it, licence).
+- ``SEG_DATA_DIR``: a folder of labelled pairs for the galleries and the val pages (default: the
+  Cityscapes val split beside the repository when it is there, never inside it (licence); else the
+  KITTI scenes shipped in ``examples/``, as on a Space: ``data_dir``).
 - ``SEG_WEIGHTS_DIR``: the local weights folder (default ``weights/`` of the repository).
 - ``SEG_WEIGHTS_REPO`` / ``SEG_WEIGHTS_REVISION``: a Hub model repo (``org/name``) and a commit
   to take the weights from instead (``seg_core.served_weights.weights_dir``); the deploy command sets both.
@@ -33,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The Cityscapes pairs beside the repository (never inside it: licence), with train/ and val/.
 DATA_ROOT = ROOT.parent / "shared" / "data" / "cityscapes_pairs"
 DEFAULT_DATA_DIR = DATA_ROOT / "val"
+#: 16 labelled KITTI scenes that may be shown publicly (CC BY-NC-SA 3.0, ``examples/ATTRIBUTION.md``).
+EXAMPLES_DIR = ROOT / "examples"
 DEFAULT_WEIGHTS_DIR = ROOT / "weights"
 BACKENDS = ("auto", "pytorch")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -60,7 +63,17 @@ def flag(name: str, default: bool = False) -> bool:
 
 
 def data_dir() -> Path:
-    return Path(env("SEG_DATA_DIR") or DEFAULT_DATA_DIR)
+    """Where every page finds its labelled scenes: ``SEG_DATA_DIR``; else the Cityscapes val pairs
+    beside the repository; where those are absent (a Space), the KITTI scenes of ``examples/``."""
+    explicit = env("SEG_DATA_DIR")
+    if explicit:
+        return Path(explicit)
+    return DEFAULT_DATA_DIR if DEFAULT_DATA_DIR.is_dir() else EXAMPLES_DIR
+
+
+def is_examples(folder: str | Path) -> bool:
+    """True when ``folder`` is the shipped KITTI set: the pages then credit it and call it small."""
+    return Path(folder).resolve() == EXAMPLES_DIR.resolve()
 
 
 def local_weights_dir() -> Path:

@@ -5,7 +5,7 @@
 Hub then stores large files with LFS/Xet itself, which a git push of this repository's history
 (raw weight blobs) cannot do. ``plan_space`` says what would be sent, file by file, and is all
 that ``--dry-run`` runs. What a Space receives is an allowlist (code, ``requirements.txt``,
-``.streamlit/``, the weights unless they live in a model repo) minus an ignore list (data, runs,
+``.streamlit/``, the KITTI ``examples/``, the weights unless they live in a model repo) minus an ignore list (data, runs,
 packs, caches, tests, secrets); the README and the requirements are generated for the Space.
 
 The deployed app finds its weights with ``seg_core.served_weights``. Nothing here imports
@@ -28,7 +28,9 @@ SDKS = {"streamlit": "app.py", "gradio": "gradio_app.py"}  # sdk -> app_file
 PYTHON_VERSION = "3.11"  # the version the project is developed and tested with
 #: What a Space receives from the repository (paths relative to its root; ``*`` spans folders).
 SPACE_ALLOW = ["app.py", "gradio_app.py", "app_pages/*.py", "ui/*.py", "seg_core/*.py", "requirements.txt",
-               ".streamlit/*.toml", "pyproject.toml", "README.md"]
+               ".streamlit/*.toml", "pyproject.toml", "README.md",
+               # the KITTI scenes the gallery and the val pages show there (CC BY-NC-SA 3.0), with their credit
+               "examples/*.png", "examples/ATTRIBUTION.md", "examples/manifest.json"]
 WEIGHTS_IN_SPACE = ["weights/*"]
 #: Never sent, even where an allow pattern matches: data (licence), runs, packs, caches, tests, secrets.
 SPACE_IGNORE = ["data/*", "runs/*", "packs/*", "tests/*", "benchmarks/*", "docs/*", ".venv/*", "*__pycache__*",
@@ -135,6 +137,8 @@ def space_readme(sdk: str, version: str, app_file: str, weights_repo: str | None
             f"- Weights: {weights}; the models run as int8 OpenVINO graphs on the Space's CPU.\n"
             "- Public mode (`SEG_PUBLIC=1`): visitors cannot point the app at folders of the server; no "
             "Cityscapes image ships with the Space.\n"
+            "- Example scenes: 16 frames of the KITTI semantic segmentation benchmark (Geiger, Alhaija et al.), "
+            "CC BY-NC-SA 3.0, cropped and resized (`examples/ATTRIBUTION.md`).\n"
             "- Intended use and terms: research and teaching demos only. The models were trained on Cityscapes, "
             "whose licence allows non-commercial research use only; the weights, derived from it, carry the same "
             "restriction (https://www.cityscapes-dataset.com/license/).\n\n"

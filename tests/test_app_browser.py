@@ -3,8 +3,8 @@
 Chromium is driven over the DevTools protocol with the ``websockets`` client that Streamlit
 already depends on, so the only extra need is the Debian ``chromium`` package; the test skips when
 it is missing. Run as a script it screenshots the Compare page on a val scene, outside the repository
-(a Cityscapes photo may not be shipped; the docs' screenshots of a drawn scene come from
-``benchmarks/bench_page.py --shots docs``)::
+(a Cityscapes photo may not be shipped; the docs' screenshots, of a shipped KITTI scene, come from
+``benchmarks/bench_cold_start.py --shots docs``)::
 
     python -m tests.test_app_browser --out /tmp/compare.png            # weights/, the real val folder
     python -m tests.test_app_browser --weights runs/unet/best.safetensors --out /tmp/compare.png

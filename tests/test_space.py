@@ -39,7 +39,8 @@ hypothesis>=6.100
 #: The checkout the fake repository holds: what a Space must get, and what it must never get.
 SENT = {"app.py": "import streamlit\n", "gradio_app.py": "import gradio\n", "seg_core/__init__.py": "",
         "seg_core/space.py": "x = 1\n", "ui/common.py": "y = 2\n", "app_pages/compare.py": "z = 3\n",
-        ".streamlit/config.toml": "[server]\nmaxUploadSize = 20\n", "pyproject.toml": "[project]\nname = 'x'\n"}
+        ".streamlit/config.toml": "[server]\nmaxUploadSize = 20\n", "pyproject.toml": "[project]\nname = 'x'\n",
+        "examples/kitti_000000_10.png": "png", "examples/ATTRIBUTION.md": "# KITTI\n", "examples/manifest.json": "{}"}
 WEIGHTS = {"weights/unet.safetensors": "u" * 3000, "weights/unet.int8.xml": "<xml/>", "weights/unet.int8.bin": "b" * 500,
            "weights/README.md": "# Shipped weights\n", "weights/unet_train_log.csv": "epoch,miou\n"}
 NEVER = {"data/val/1.jpg": "jpg", "runs/unet/best.safetensors": "w", "packs/train.npz": "npz", "tests/test_x.py": "t",
@@ -157,7 +158,7 @@ def test_deploy_with_a_weights_repo_pins_the_space_to_its_commit(checkout, hub, 
     meta = front_matter(sent["README.md"])
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == "6.31.0" and meta["app_file"] == "gradio_app.py"
     assert meta["python_version"] == "3.11" and meta["models"] == [MODEL] and meta["license"] == "other"
-    assert "non-commercial" in sent["README.md"]
+    assert "non-commercial" in sent["README.md"] and "KITTI" in sent["README.md"]
     reqs = sent["requirements.txt"].splitlines()
     assert reqs[0] == "--extra-index-url https://download.pytorch.org/whl/cpu"
     assert "torch==2.14.1+cpu" in reqs and "torchvision==0.29.1+cpu" in reqs and "gradio==6.31.0" in reqs
@@ -186,7 +187,8 @@ def test_patterns_select_this_checkout_without_data_tests_or_caches():
     plan = space.plan_space(SPACE)
     files = set(plan.space.files)
     assert {"app.py", "gradio_app.py", "seg_core/space.py", "ui/common.py", "app_pages/compare.py",
-            ".streamlit/config.toml", "README.md", "requirements.txt", "weights/unet.safetensors"} <= files
+            ".streamlit/config.toml", "README.md", "requirements.txt", "weights/unet.safetensors",
+            "examples/ATTRIBUTION.md", "examples/manifest.json", "examples/kitti_000000_10.png"} <= files
     assert not [f for f in files if f.startswith(("tests/", "benchmarks/", "docs/", "runs/", "packs/", ".venv/"))
                 or "__pycache__" in f or f.endswith((".pyc", ".npz", ".tmp"))]
     assert all(plan.space.files[f] == (settings.ROOT / f).stat().st_size for f in files - set(plan.space.generated))

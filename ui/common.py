@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from seg_core import served_weights, settings
+from seg_core import examples, served_weights, settings
 from seg_core.data import DataError, PairVerdict, list_pairs, pair_verdict
 from seg_core.inference import MAX_PIXELS, ImageError, Prediction, Predictions, load_image
 from seg_core.metrics import image_scores
@@ -422,8 +422,9 @@ def scene_picker() -> None:
         if current is None:
             no_gallery_note()
         return
+    kitti = settings.is_examples(data_dir())
     with gallery_col:
-        label = f"Example scenes ({len(files)} validation pairs)"
+        label = f"Example scenes ({len(files)} KITTI scenes)" if kitti else f"Example scenes ({len(files)} validation pairs)"
         if current is not None and current.source == "gallery":
             label += f": showing {current.name}"
         if GALLERY_OPEN_KEY not in st.session_state:
@@ -433,6 +434,25 @@ def scene_picker() -> None:
         with st.expander(label, key=GALLERY_OPEN_KEY, on_change="rerun"):
             if st.session_state[GALLERY_OPEN_KEY]:
                 gallery_picker(per_row=GALLERY_COLUMNS)
+        if kitti:
+            st.caption(examples.CREDIT)
+
+
+def scene_credit(scene: Scene) -> None:
+    """The licence's attribution under a shipped KITTI scene."""
+    if scene.source == "gallery" and settings.is_examples(data_dir()):
+        st.caption(examples.CREDIT)
+
+
+def open_first_example() -> None:
+    """The landing page opens on the first shipped KITTI scene (once a session), so a visitor of a
+    Space sees the models on a real street at once; with Cityscapes data, nothing is chosen for them."""
+    if current_scene() is not None or st.session_state.get("_first_example_done"):
+        return
+    st.session_state["_first_example_done"] = True
+    files = gallery_files()
+    if files and settings.is_examples(data_dir()) and not st.query_params.get("scene"):
+        _pick_file(files[0])
 
 
 # --- showing masks --------------------------------------------------------------------------------

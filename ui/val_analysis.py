@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from seg_core import settings
+from seg_core import examples, settings
 from seg_core.data import DataError, list_pairs
 from seg_core.folder_confidence import folder_confidence
 from seg_core.folder_scores import cache_path, folder_scores
@@ -41,18 +41,23 @@ def open_page(title: str, what: str) -> tuple[Predictor, Path]:
 
 
 def val_folder_or_stop(what: str) -> Path:
-    """The val folder, or a note on why there is none (always so on a public Space) and a stop."""
-    if settings.public_mode():
+    """The labelled folder (``settings.data_dir``: the shipped KITTI examples on a Space), or a note
+    on why there is none and a stop. The KITTI set is named as a small one, with its credit; a
+    public app shows no other folder (Cityscapes may not be redistributed)."""
+    folder = common.data_dir()
+    if settings.public_mode() and not settings.is_examples(folder):
         st.info(f"**{what} needs the Cityscapes validation pairs**, whose licence forbids sharing them, "
-                "so this public app has none. Run the workbench on your own machine with the pairs "
+                "so this public app does not show them. Run the workbench on your own machine with the pairs "
                 "(see the README) to explore them; the Compare page works here on your own photos.")
         st.stop()
-    folder = common.data_dir()
     try:
         list_pairs(folder)
     except DataError as err:
         st.info(f"**{what} needs a folder of validation pairs:** {err}.\n\n{NO_DATA}")
         st.stop()
+    if settings.is_examples(folder):
+        st.info(examples.SMALL_SET)
+        st.caption(examples.CREDIT)
     return folder
 
 

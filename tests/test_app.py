@@ -579,7 +579,8 @@ def test_ground_truth_page_scores_the_shared_scene(env):
     assert list(table["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"]
     assert table["pixel acc"].between(0, 1).all()
     assert {"Photo", "Ground truth"} <= set(captions(at))
-    assert "within 1 px of another label colour" in texts(at.caption)  # the per-image rule, stated
+    # the per-image rule, stated in the heading's tooltip (a rule, not a caption to read each time)
+    assert "within 1 px of another label colour" in next(m.help for m in at.markdown if m.value == "#### Scores on this image")
     assert "blue: right, orange: wrong" in texts(at.caption)
     charts = at.get("plotly_chart")  # one tab per model, and the A − B difference
     assert [c.key for c in charts] == ["gt_confusion_unet", "gt_confusion_fcn_vgg16", "gt_confusion_fcn_resnet50",

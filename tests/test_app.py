@@ -144,6 +144,7 @@ def test_views_html_grid_and_before_after_slider():
     assert "All three (averaged): averaging…" in grid and "not available" not in grid
     page = views.before_after_html(url, {"U-Net": url, "FCN-VGG16": url})
     assert page.count("<button") == 2 and "pointermove" in page and "clipPath" in page
+    assert ".box img{display:block;width:100%" in page  # the panel's width, not the picture's 256 px
 
 
 def test_paging_and_display_scale():

@@ -73,8 +73,8 @@ def before_after_html(photo_url: str, overlays: dict[str, str], reveal: float = 
 body{{margin:0;font-family:sans-serif}} .bar{{display:flex;gap:6px;flex-wrap:wrap;margin-bottom:6px}}
 button{{font:inherit;font-size:14px;padding:3px 10px;border:1px solid #bbb;border-radius:6px;background:#fff;cursor:pointer}}
 button.on{{background:#262730;color:#fff;border-color:#262730}}
-.box{{position:relative;display:inline-block;max-width:100%;touch-action:none;cursor:ew-resize;user-select:none}}
-.box img{{display:block;max-width:100%;max-height:{max_height}px;pointer-events:none}}
+.box{{position:relative;display:block;width:100%;touch-action:none;cursor:ew-resize;user-select:none}}
+.box img{{display:block;width:100%;height:auto;pointer-events:none}}
 #top{{position:absolute;left:0;top:0;width:100%;height:100%}}
 #seam{{position:absolute;top:0;bottom:0;width:2px;margin-left:-1px;background:#fff;box-shadow:0 0 3px #000}}
 #seam::after{{content:'⇔';position:absolute;top:50%;left:-11px;width:24px;height:24px;margin-top:-12px;border-radius:12px;
@@ -94,6 +94,11 @@ function at(e) {{ const r = box.getBoundingClientRect(); show(100 * (e.clientX -
 box.addEventListener('pointerdown', e => {{ at(e); try {{ box.setPointerCapture(e.pointerId); }} catch (err) {{}} }});
 box.addEventListener('pointermove', e => {{ if (e.buttons) at(e); }});
 box.addEventListener('keydown', e => {{ if (e.key === 'ArrowLeft') show(v - 5); if (e.key === 'ArrowRight') show(v + 5); }});
+// The picture fills the panel's width (a 256 px val photo was drawn 256 px wide in a 980 px
+// panel), up to {max_height} px high.
+const photo = box.querySelector('img');
+function fit() {{ if (photo.naturalHeight) box.style.maxWidth = ({max_height} * photo.naturalWidth / photo.naturalHeight) + 'px'; }}
+photo.complete ? fit() : photo.addEventListener('load', fit);
 document.querySelectorAll('button').forEach(b => b.addEventListener('click', () => {{
   document.querySelectorAll('button').forEach(o => o.classList.remove('on')); b.classList.add('on');
   top_.src = urls[+b.dataset.k]; document.getElementById('name').textContent = names[+b.dataset.k]; }}));

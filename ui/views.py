@@ -41,23 +41,31 @@ def mask_data_url(mask: np.ndarray) -> str:
     return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-def image_grid_html(items: list[tuple[str, str | None]], min_width: int = 160, notes: dict[str, str] | None = None) -> str:
-    """Captioned images (``(caption, data URL or None)``) in a grid that wraps on narrow screens;
-    ``None`` leaves a note in its place: "not available", or ``notes[caption]`` (e.g. "averaging…"
-    while that picture is still being computed)."""
+#: On a phone (one picture a row) the cells marked late move after the others: the first mask
+#: then comes right after the photo, in the first screen.
+_LATE_ON_PHONES = "<style>@media (max-width:600px){.seg-grid .seg-late{order:1}}</style>"
+
+
+def image_grid_html(items: list[tuple[str, str | None]], min_width: int = 160, notes: dict[str, str] | None = None,
+                    late: tuple[str, ...] = ()) -> str:
+    """Captioned images (``(caption, data URL or None)``) in a grid of cells at least ``min_width``
+    wide (one a row where the screen is narrower); ``None`` leaves a note in its place: "not
+    available", or ``notes[caption]`` (e.g. "averaging…" while that picture is still being
+    computed). Captions in ``late`` go after the others on a phone."""
     cells = []
     for caption, url in items:
         title = html.escape(caption)
+        cls = "seg-cell seg-late" if caption in late else "seg-cell"
         if url is None:
             note = html.escape((notes or {}).get(caption, "not available"))
-            cells.append(f"<figure class='seg-cell' style='margin:0'><div class='seg-note' style='padding:2em 0;color:#888'>"
+            cells.append(f"<figure class='{cls}' style='margin:0'><div class='seg-note' style='padding:2em 0;color:#888'>"
                          f"{title}: {note}</div></figure>")
         else:
-            cells.append(f"<figure class='seg-cell' style='margin:0'><img src='{url}' alt='{title}' "
+            cells.append(f"<figure class='{cls}' style='margin:0'><img src='{url}' alt='{title}' "
                          f"style='width:100%;height:auto;display:block;border-radius:4px'>"
                          f"<figcaption style='font-size:0.85em;color:#555;padding-top:2px'>{title}</figcaption></figure>")
-    return (f"<div class='seg-grid' style='display:grid;gap:8px;"
-            f"grid-template-columns:repeat(auto-fit,minmax({min_width}px,1fr))'>{''.join(cells)}</div>")
+    return ((_LATE_ON_PHONES if late else "") + f"<div class='seg-grid' style='display:grid;gap:8px;"
+            f"grid-template-columns:repeat(auto-fit,minmax(min({min_width}px,100%),1fr))'>{''.join(cells)}</div>")
 
 
 def before_after_html(photo_url: str, overlays: dict[str, str], reveal: float = 0.5, max_height: int = 560) -> str:

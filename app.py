@@ -11,6 +11,8 @@ import streamlit as st
 
 from ui import common
 
+if common.settings.public_mode():  # a visitor sees the sentence of an error, never a traceback with server paths
+    st.set_option("client.showErrorDetails", "none")
 # The pages as a bar at the top and the sidebar (settings) closed: the pictures get the whole
 # width, so three masks fit a row at 1440 px, each over 400 px wide.
 st.set_page_config(page_title="Cityscapes segmentation workbench", page_icon="🚦", layout="wide",

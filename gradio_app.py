@@ -86,7 +86,9 @@ from seg_core.files import atomic_path
 from seg_core.inference import ENSEMBLE, ImageError, Predictions, class_shares, load_image
 from seg_core.palette import CLASS_HEX
 from seg_core.predictor import Predictor
+from seg_core.config import TTA_MODES
 from seg_core.registry import ARCH_NAMES, display_name
+from seg_core.safety import BodyError, map_large_blocks, read_body, release_memory
 from seg_core.served_weights import WeightsError, weights_source
 from seg_core.viz import (disagreement, fit_within, legend, legend_html, legend_rows, ms_text, overlay, png_bytes,
                           share_text)
@@ -207,29 +209,38 @@ def _inference(who: str = "The model"):
         raise gr.Error(f"{who} failed on this image ({type(err).__name__}); try a smaller image.") from err
 
 
-def _predict(predictor: Predictor, rgb: np.ndarray, names: tuple[str, ...] | None = None, tta: str = "none",
-             **options):
-    with _inference():
-        return predictor.predict(rgb, names, tta, **options)
+def _tta(tta) -> str:
+    """``"none"`` or ``"flip"``, or a ``gr.Error`` naming the choices."""
+    tta = "none" if tta in (None, "") else str(tta).strip().lower()
+    if tta not in TTA_MODES:
+        raise _user_error(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}.", title="Bad value")
+    return tta
 
 
 # ---------------------------------------------------------------------------------------------- API
+# Each request decodes its image inside its inference slot: a 40-megapixel image needs about a
+# gigabyte while it is decoded and segmented, so only the N slots' images are ever in memory
+# (README "Limits and safety"), not every admitted request's.
 
-def _segment(predictor: Predictor, image, model: str) -> np.ndarray:
+def _segment_png(predictor: Predictor, image, model: str) -> tuple[bytes, dict[str, float]]:
+    """The mask PNG of one image and its class shares, decoded, segmented and encoded in one slot."""
     name = model_key(predictor, model)
-    return _predict(predictor, decode(image), (name,))[name].mask
+    with _inference():
+        mask = predictor.predict(decode(image), (name,))[name].mask
+        return png_bytes(mask), class_shares(mask)
 
 
 _last_prune = [0.0]
 
 
 def _prune(out_dir: Path, now: float) -> None:
-    """Delete mask files older than ``MASK_MAX_AGE_S``, at most once every ``MASK_PRUNE_EVERY_S``:
-    listing the folder on every request would cost each one a stat per file kept (thousands under load)."""
+    """Delete mask and TIFF preview files older than ``MASK_MAX_AGE_S`` (gradio has copied them into
+    its cache by then), at most once every ``MASK_PRUNE_EVERY_S``: listing the folder on every
+    request would cost each one a stat per file kept (thousands under load)."""
     if now - _last_prune[0] < MASK_PRUNE_EVERY_S:
         return
     _last_prune[0] = now
-    for old in out_dir.glob("mask-*.png"):
+    for old in [*out_dir.glob("mask-*.png"), *out_dir.glob("preview-*.png")]:
         try:
             if now - old.stat().st_mtime > MASK_MAX_AGE_S:
                 old.unlink()
@@ -239,20 +250,20 @@ def _prune(out_dir: Path, now: float) -> None:
 
 def segment_api(predictor: Predictor, image, model: str, out_dir: str | Path) -> tuple[str, dict[str, float]]:
     """``/segment``: a PNG of train ids at the image's size and the per-class pixel shares."""
-    mask = _segment(predictor, image, model)
+    png, shares = _segment_png(predictor, image, model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _prune(out_dir, time.time())
     path = out_dir / f"mask-{uuid.uuid4().hex}.png"
-    path.write_bytes(png_bytes(mask))
-    return str(path), class_shares(mask)
+    path.write_bytes(png)
+    return str(path), shares
 
 
 def segment_inline_api(predictor: Predictor, image, model: str) -> dict:
     """``/segment_inline``: the same answer in the event's JSON (the PNG base64-encoded): no file is
     written, cached or fetched, one HTTP request fewer per call than ``/segment``."""
-    mask = _segment(predictor, image, model)
-    return {"mask_png_base64": base64.b64encode(png_bytes(mask)).decode("ascii"), "shares": class_shares(mask)}
+    png, shares = _segment_png(predictor, image, model)
+    return {"mask_png_base64": base64.b64encode(png).decode("ascii"), "shares": shares}
 
 
 def _png_base64(array: np.ndarray) -> str:
@@ -265,19 +276,21 @@ def analyze_api(predictor: Predictor, image, tta: str = "none") -> dict:
     time; and the share of pixels where the models disagree."""
     if not predictor.models:
         raise _user_error("No model is loaded on this server.", title="No model")
-    rgb = decode(image)
-    preds = _predict(predictor, rgb, tta=tta if tta in ("none", "flip") else "none", confidence=True, ensemble=True)
-    singles = [p.mask for n, p in preds.items() if n != ENSEMBLE]
-    return {
-        "size": list(rgb.shape[:2]),
-        "disagreement": float(disagreement(singles).mean()) if len(singles) > 1 else 0.0,
-        "shared_ms": round(1000 * (preds.decode_seconds + preds.prepare_seconds), 1),
-        "models": {name: {"mask_png_base64": _png_base64(p.mask),
-                          "confidence_png_base64": _png_base64((p.confidence * 255).round().astype(np.uint8)),
-                          "mean_confidence": float(p.model_confidence.astype(np.float32).mean()),
-                          "shares": class_shares(p.mask), "ms": round(1000 * p.seconds, 1)}
-                   for name, p in preds.items()},
-    }
+    tta = _tta(tta)
+    with _inference():
+        rgb = decode(image)
+        preds = predictor.predict(rgb, tta=tta, confidence=True, ensemble=True)
+        singles = [p.mask for n, p in preds.items() if n != ENSEMBLE]
+        return {
+            "size": list(rgb.shape[:2]),
+            "disagreement": float(disagreement(singles).mean()) if len(singles) > 1 else 0.0,
+            "shared_ms": round(1000 * (preds.decode_seconds + preds.prepare_seconds), 1),
+            "models": {name: {"mask_png_base64": _png_base64(p.mask),
+                              "confidence_png_base64": _png_base64((p.confidence * 255).round().astype(np.uint8)),
+                              "mean_confidence": float(p.model_confidence.astype(np.float32).mean()),
+                              "shares": class_shares(p.mask), "ms": round(1000 * p.seconds, 1)}
+                       for name, p in preds.items()},
+        }
 
 
 # -------------------------------------------------------------------------------------------- video
@@ -465,7 +478,8 @@ def live_frame(predictor: Predictor, frame, model: str, state: dict | None, alph
     name = model_key(predictor, model)
     rgb = load_image(np.asarray(frame))
     rgb = fit_within(rgb, LIVE_MAX_SIDE)
-    mask = _predict(predictor, rgb, (name,))[name].mask
+    with _inference():
+        mask = predictor.predict(rgb, (name,))[name].mask
     times = (state["times"] + [time.perf_counter()])[-LIVE_WINDOW:]
     state["times"] = times
     rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
@@ -499,12 +513,14 @@ REST_PATH = "/v1/segment"
 MAX_BODY_BYTES = MAX_FILE_MB * 2**20  # gradio's upload limit
 
 
-def rest_api(predictor: Predictor, waiting: int = QUEUE_MAX_SIZE):
+def rest_api(predictor: Predictor, waiting: int = QUEUE_MAX_SIZE, body_deadline_s: float = 20.0):
     """``POST /v1/segment?model=unet`` with the image's bytes as the body: the answer of
     ``/segment_inline`` (``{"mask_png_base64", "shares"}``) in one HTTP request, with no upload
     file, queue event or event stream in between. At most ``waiting`` requests wait beside those
-    running; more are refused at once with 503 and ``Retry-After``. Errors are ``{"error": sentence}``
-    with 400 (bad image, unknown model), 413 (too large) or 500 (the model failed)."""
+    running; more are refused at once with 503 and ``Retry-After``. A request is admitted only once
+    its whole body has arrived (``seg_core.safety.read_body``: at most ``MAX_BODY_BYTES``, within
+    ``body_deadline_s``). Errors are ``{"error": sentence}`` with 400 (bad image, unknown model, a
+    form or JSON body), 408 (the body was too slow), 413 (too large) or 500 (the model failed)."""
     api = FastAPI(title="Street-scene segmentation", docs_url=None, redoc_url=None, openapi_url=None)
     api.state.admitted = 0  # running + waiting; only the event loop's thread touches it
     capacity = INFER_WORKERS + waiting
@@ -517,27 +533,44 @@ def rest_api(predictor: Predictor, waiting: int = QUEUE_MAX_SIZE):
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             return refuse(413, f"The image is over {MAX_BODY_BYTES // 2**20} MB.")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind.startswith("multipart/") or kind.endswith("json"):
+            return refuse(400, "Send the image's own bytes as the body (curl --data-binary @photo.jpg), "
+                               f"not a {kind} form or document.")
+        # The body first, under a deadline: a client that sends headers and then nothing (or
+        # trickles) holds its connection only, never a place among the admitted requests.
+        try:
+            body = await read_body(request.stream(), MAX_BODY_BYTES, body_deadline_s)
+        except BodyError as err:
+            return refuse(err.status, str(err))
         if api.state.admitted >= capacity:
             return refuse(503, f"Busy: {capacity} requests are already running or waiting; retry in a moment.",
                           **{"Retry-After": "1"})
         api.state.admitted += 1
         try:
-            body = await request.body()
-            if len(body) > MAX_BODY_BYTES:
-                return refuse(413, f"The image is over {MAX_BODY_BYTES // 2**20} MB.")
             return await run_in_threadpool(segment_inline_api, predictor, body, model)
         except gr.Error as err:  # our sentences: bad image, unknown model, model failure
             return refuse(500 if err.title == "Error" else 400, err.message)
         finally:
             api.state.admitted -= 1
+            if api.state.admitted == 0:  # the burst is over: hand its freed memory back
+                await run_in_threadpool(release_memory)
 
     return api
 
 
 def http_app(demo: gr.Blocks, predictor: Predictor):
-    """The page and gradio's API at ``/``, and the plain HTTP API (``rest_api``) beside them."""
-    return gr.mount_gradio_app(rest_api(predictor), demo, path="/", server_name=settings.server_name(),
-                               server_port=settings.server_port(), **LAUNCH_KWARGS)
+    """The page and gradio's API at ``/``, and the plain HTTP API (``rest_api``) beside them.
+
+    ``has_launched`` is set because gradio checks that a file path in an event payload was uploaded
+    by a client (is inside its upload folder) only for a launched ``Blocks``; mounted, it would copy
+    and hand us any server file named in a request (``/etc/hosts``, ``/dev/zero``).
+    ``tests/test_hostile.py`` fails if a gradio upgrade changes this."""
+    api = rest_api(predictor, body_deadline_s=settings.body_deadline_s())
+    app = gr.mount_gradio_app(api, demo, path="/", server_name=settings.server_name(),
+                              server_port=settings.server_port(), **LAUNCH_KWARGS)
+    demo.has_launched = True
+    return app
 
 
 # --------------------------------------------------------------------------------------------- page
@@ -548,15 +581,17 @@ def compare(predictor: Predictor, image, tta: str = "none", extras: list[ExtraMo
     the ensemble); the session state the views are drawn from."""
     if not predictor.models and not extras:
         raise _user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
-    rgb = decode(image)
-    preds = _predict(predictor, rgb, tta=tta, confidence=True, ensemble=True) if predictor.models else Predictions()
-    if extras:
-        with _inference("Your model"):
+    tta = _tta(tta)
+    with _inference("The model" if not extras else "A model"):
+        rgb = decode(image)  # inside the slot, as the API's (see _segment_png)
+        preds = predictor.predict(rgb, tta=tta, confidence=True, ensemble=True) if predictor.models else Predictions()
+        if extras:
             own = predict_extra(list(extras), rgb, tta, confidence=True)
-        merged = Predictions({**preds, **own})
-        merged.decode_seconds, merged.prepare_seconds = preds.decode_seconds, preds.prepare_seconds + own.prepare_seconds
-        preds = merged
-    photo = fit_within(rgb, DISPLAY_MAX_SIDE)
+            merged = Predictions({**preds, **own})
+            merged.decode_seconds = preds.decode_seconds
+            merged.prepare_seconds = preds.prepare_seconds + own.prepare_seconds
+            preds = merged
+        photo = fit_within(rgb, DISPLAY_MAX_SIDE)
     return {
         "size": rgb.shape[:2],
         "photo": photo,
@@ -648,6 +683,7 @@ def browser_preview(value, out_dir: Path) -> str | None:
     except (OSError, ValueError, TypeError):
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
+    _prune(out_dir, time.time())
     out = out_dir / f"preview-{uuid.uuid4().hex}.png"
     Image.fromarray(rgb).save(out, format="PNG", compress_level=1)
     return str(out)
@@ -768,7 +804,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
     masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
 
-    with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600),
+                   analytics_enabled=False) as demo:  # no usage reports to gradio's servers
         gr.Markdown("# Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
                     "Drop a street photo (or pick a val scene below): every model segments it into the 19 "
                     "Cityscapes classes. Slide to compare the photo with the chosen model's mask.")
@@ -947,6 +984,8 @@ demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE)
 
 if __name__ == "__main__":
     import uvicorn
+
+    map_large_blocks()  # RSS back near its start after a burst of large images (seg_core.safety)
 
     print(f"Serving on http://{settings.server_name()}:{settings.server_port()}/ (the page), "
           f"POST {REST_PATH} (plain HTTP API)", flush=True)

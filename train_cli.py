@@ -239,6 +239,19 @@ def _check_writable(out: Path) -> None:
         raise UsageError(f"--out {out} has only {free / 2**20:.0f} MiB free; checkpoints need at least 512 MiB")
 
 
+def _check_unchanged(args, saved: TrainConfig) -> None:
+    """A resumed run keeps its saved settings: a flag given with another value is refused, not ignored
+    (a flag is seen as given when its value is not the default)."""
+    for f in dataclasses.fields(TrainConfig):
+        if "help" not in f.metadata:
+            continue
+        given = getattr(args, f.name)
+        if given != f.default and given != getattr(saved, f.name):
+            flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+            raise UsageError(f"--resume continues the saved run, whose {flag} is {getattr(saved, f.name)!r}, "
+                             f"not {given!r}: drop the flag, or start a new run in another --out")
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -254,9 +267,14 @@ def cmd_train(args) -> int:
         # The schedule must not change under a resumed run: reuse the saved flags.
         from seg_core.checkpoint import read_tensors
 
-        _, meta = read_tensors(args.out / "state.safetensors")
-        saved = json.loads(meta["trainer"])["train_config"]
-        cfg = TrainConfig(**saved)
+        _, meta = read_tensors(args.out / "state.safetensors", tensors=False)
+        try:
+            saved = json.loads(meta["trainer"])["train_config"]
+            cfg = TrainConfig(**saved)
+        except (KeyError, TypeError, ValueError):
+            raise UsageError(f"--resume: {args.out}/state.safetensors has no readable run settings "
+                             "(not written by train_cli.py train?); start a new run in another --out") from None
+        _check_unchanged(args, cfg)
     else:
         if args.epochs is None and args.time_budget is None:
             raise UsageError("give --epochs N or --time-budget DURATION")

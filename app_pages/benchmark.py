@@ -25,15 +25,21 @@ recorded = {n: dict(m.config.metrics or {}) for n, m in pred.models.items()}  # 
 
 # On a Space the labelled folder is the 16 KITTI scenes: say so wherever their figures appear.
 kitti = common.settings.is_examples(common.data_dir())
-st.markdown("#### Recompute on the 16 KITTI example scenes" if kitti else "#### Recompute on the validation folder")
-limit = st.number_input("Images (0 = all)", min_value=0, value=0, step=50, key="bench_limit",
-                        help="Every model and the ensemble, with the backends the app runs; the whole val split "
-                             "takes minutes on a CPU.")
-if st.button("Recompute metrics", key="bench_recompute"):
-    try:
-        st.session_state["bench_results"] = (weights, common.evaluate_with_progress(pred, common.data_dir(), int(limit)))
-    except DataError as err:
-        st.error("Cannot read the validation folder" + ("." if common.settings.public_mode() else f": {err}."))
+if common.settings.public_mode() and not kitti:
+    # A pass over a whole val folder holds both cores for minutes: not something any visitor may start.
+    st.caption("Recomputing the metrics on the validation folder is not offered here; the figures below "
+               "were recorded at the end of training.")
+else:
+    st.markdown("#### Recompute on the 16 KITTI example scenes" if kitti else "#### Recompute on the validation folder")
+    limit = st.number_input("Images (0 = all)", min_value=0, value=0, step=50, key="bench_limit",
+                            help="Every model and the ensemble, with the backends the app runs; the whole val "
+                                 "split takes minutes on a CPU.")
+    if st.button("Recompute metrics", key="bench_recompute"):
+        try:
+            st.session_state["bench_results"] = (weights, common.evaluate_with_progress(pred, common.data_dir(),
+                                                                                        int(limit)))
+        except DataError as err:
+            st.error("Cannot read the validation folder" + ("." if common.settings.public_mode() else f": {err}."))
 fresh_for, fresh = st.session_state.get("bench_results", (None, {}))
 fresh = fresh if fresh_for == weights else {}
 

@@ -36,17 +36,18 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: d
     return Path(path)
 
 
-def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_tensors(path: str | Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors (none with ``tensors=False``: the metadata alone) and metadata of a file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            found = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is not a valid safetensors checkpoint (corrupt or truncated?): {err}") from None
-    return tensors, metadata
+    return found, metadata
 
 
 def save_model(model: SegmentationNetwork, path: str | Path, half: bool = False) -> Path:
@@ -59,7 +60,7 @@ def save_model(model: SegmentationNetwork, path: str | Path, half: bool = False)
 
 def read_config(path: str | Path) -> ModelConfig:
     """The config stored in a checkpoint, without loading its weights."""
-    _, metadata = read_tensors(_resolve(path))
+    _, metadata = read_tensors(_resolve(path), tensors=False)
     return _config_from(metadata, path)
 
 
@@ -68,7 +69,7 @@ def _config_from(metadata: dict[str, str], path) -> ModelConfig:
         raise CheckpointError(f"{path} has no model config in its metadata; it was not written by seg_core")
     try:
         return ModelConfig.from_json(metadata[CONFIG_KEY])
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, AttributeError) as err:
         raise CheckpointError(f"{path} has an invalid model config: {err}") from None
 
 
@@ -94,10 +95,10 @@ def load_model(source: str | Path, arch: str | None = None, device: str | torch.
     ``arch`` (optional) guards against loading another architecture's checkpoint.
     """
     path = _resolve(source)
-    tensors, metadata = read_tensors(path)
-    cfg = _config_from(metadata, path)
+    cfg = read_config(path)  # checked (ModelConfig's bounds) before a tensor is read or a layer built
     if arch is not None and cfg.arch != arch:
         raise CheckpointError(f"{path} holds a {cfg.arch} model, not {arch}")
+    tensors, _ = read_tensors(path)
     cfg.encoder_weights = None  # the weights come from the file, never from the network
     try:
         model = build_model(cfg)

@@ -14,13 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .palette import CLASS_NAMES
-from .registry import architecture
+from .registry import ENCODERS, architecture
 
 #: ImageNet statistics, hard-coded: smp's ``get_preprocessing_fn`` would reach for the hub.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Test-time augmentation: ``"none"`` (one pass) or ``"flip"`` (the photo and its mirror image).
 TTA_MODES = ("none", "flip")
+#: Bounds of what a config may ask for: a checkpoint is a stranger's file, and its config decides
+#: how much memory the model takes before a single weight is read.
+MAX_INPUT_SIDE = 2048
+MAX_HEAD_CHANNELS = 4096
+MAX_CLASSES = 256
 
 
 @dataclass
@@ -38,15 +43,32 @@ class ModelConfig:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Every field checked before anything is built from it; each refusal is one sentence."""
         if self.encoder is None:
             self.encoder = architecture(self.arch).encoder
+        architecture(self.arch)
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r} for {self.arch}; choose one of {', '.join(ENCODERS)}")
+        _whole(self.num_classes, "num_classes", 1, MAX_CLASSES)
+        _whole(self.head_channels, "head_channels", 1, MAX_HEAD_CHANNELS)
         self.class_names = tuple(self.class_names)
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
+        if not all(isinstance(n, str) and len(n) <= 64 for n in self.class_names):
+            raise ValueError("class names must be texts of at most 64 characters")
         if self.input_size is not None:
+            if not (isinstance(self.input_size, (list, tuple)) and len(self.input_size) == 2):
+                raise ValueError(f"input_size must be [height, width] or null, not {self.input_size!r}")
+            for side in self.input_size:
+                _whole(side, "input_size", 32, MAX_INPUT_SIDE)
             self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
-            if any(s % 32 or s <= 0 for s in self.input_size):
+            if any(s % 32 for s in self.input_size):
                 raise ValueError(f"input_size {self.input_size} must be positive multiples of 32")
+        for name, low in (("mean", -1.0), ("std", 0.0)):
+            value = getattr(self, name)
+            if not (isinstance(value, (list, tuple)) and len(value) == 3
+                    and all(isinstance(v, (int, float)) and low < v <= 1.0 for v in value)):
+                raise ValueError(f"{name} must be three numbers in ({low:g}, 1], one per colour channel, not {value!r}")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
 
     def to_json(self) -> str:
@@ -55,11 +77,18 @@ class ModelConfig:
     @classmethod
     def from_json(cls, text: str) -> "ModelConfig":
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("the config is not a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown config keys {sorted(unknown)}")
         return cls(**data)
+
+
+def _whole(value, name: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
 
 
 def option(default, help: str, **cli):
@@ -72,7 +101,7 @@ def option(default, help: str, **cli):
 @dataclass
 class TrainConfig:
     arch: str = option("unet", "architecture", choices="archs")
-    encoder: str | None = option(None, "smp encoder name; none: the architecture's own", type="str")
+    encoder: str | None = option(None, "smp encoder; none: the architecture's own", type="str", choices=ENCODERS)
     encoder_weights: str | None = option(None, "start the encoder from ImageNet weights (needs the network)",
                                          type="str", choices=("imagenet",))
     # Exactly one of epochs / time_budget (seconds).

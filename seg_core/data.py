@@ -28,6 +28,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 PACK_SUFFIX = ".npz"
 
 
+#: Largest pair file read (two 40-megapixel halves); Cityscapes pairs are 0.13 megapixels.
+MAX_PAIR_PIXELS = 80_000_000
+
+
 class DataError(ValueError):
     """The data on disk is missing or not in the expected form."""
 
@@ -104,8 +108,11 @@ def read_pair(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_PAIR_PIXELS:  # from the header: a bomb is refused before decoding
+                raise DataError(f"{path} is {im.width}x{im.height}; a pair may have at most "
+                                f"{MAX_PAIR_PIXELS / 1e6:.0f} megapixels")
             pair = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise DataError(f"{path} is not a readable image: {err}") from None
     return split_pair(pair, str(path))
 

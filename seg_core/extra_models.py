@@ -64,8 +64,8 @@ def load_extra_model(source: str, public: bool | None = None, max_bytes: int | N
         offered = {source_name(s): s for s in settings.extra_models()}
         if source not in offered.values():
             if source not in offered:
-                raise ExtraModelError("this public server only adds the models its deployer listed in "
-                                      f"SEG_EXTRA_MODELS (offered: {', '.join(offered) or 'none'})")
+                raise ExtraModelError(f"{source_name(source)} is not offered here; this server adds only the models "
+                                      f"it lists (offered: {', '.join(offered) or 'none'})")
             source = offered[source]
     name = source_name(source)
     path = _download(source) if source.startswith(HUB_PREFIX) else Path(source).expanduser()

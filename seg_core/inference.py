@@ -128,10 +128,12 @@ def single_input(image: np.ndarray, cfg) -> np.ndarray:
     mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1) * 255
     scale = 1 / (np.asarray(cfg.std, np.float32).reshape(3, 1, 1) * 255)
     h, w = cfg.input_size or image.shape[:2]
-    planes = [image[..., c].astype(np.float32) for c in range(3)]
-    if (h, w) != image.shape[:2]:
-        planes = [np.asarray(Image.fromarray(p, "F").resize((w, h), Image.BILINEAR)) for p in planes]
-    return (np.stack(planes) - mean) * scale
+
+    def plane(c: int) -> np.ndarray:  # one float plane at a time: 160 MB each for a 40 MP photo, not 480
+        p = image[..., c].astype(np.float32)
+        return p if (h, w) == image.shape[:2] else np.asarray(Image.fromarray(p, "F").resize((w, h), Image.BILINEAR))
+
+    return (np.stack([plane(c) for c in range(3)]) - mean) * scale
 
 
 def prepare(image: np.ndarray, cfg) -> tuple[np.ndarray, tuple[int, int] | None]:

@@ -39,6 +39,10 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("fcn_resnet50", "FCN-ResNet50", "#009E73", "resnet50", _fcn8s),
 )}
 ARCH_NAMES: tuple[str, ...] = tuple(ARCHITECTURES)
+#: The smp encoders a model may use (``train --encoder``; each architecture's default among them).
+#: A fixed list, because a checkpoint's config names its encoder and an arbitrary name can cost
+#: gigabytes before it is refused, or make timm download from the Hub (``tu-hf-hub:...``).
+ENCODERS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "vgg16_bn", "mobilenet_v2", "efficientnet-b0")
 #: The name of the ensemble of the loaded models (``Predictor.predict(ensemble=True)``) and its title.
 ENSEMBLE, ENSEMBLE_DISPLAY = "ensemble", "All three (averaged)"
 ENSEMBLE_COLOR = "#CC79A7"

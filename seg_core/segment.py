@@ -125,16 +125,21 @@ def run(inputs: list[Path], out: Path, predictor, names: tuple[str, ...] | None 
             report.images += 1
         except ImageError as e:
             _fail(report, job.path, f"{job.path}: {e}", err)
+        except OSError as e:
+            _fail(report, job.path, _unwritable(job, e), err)
     for job in (j for j in jobs if j.kind == "video"):
         if _duplicate(job, seen, report, err):
             continue
-        _sweep(job)
         try:
+            _sweep(job)
             total = probe(job.path, limits).frames  # a bad file is refused before its progress bar shows
+            job.out_dir.mkdir(parents=True, exist_ok=True)
         except VideoError as e:
             _fail(report, job.path, str(e), err)
             continue
-        job.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            _fail(report, job.path, _unwritable(job, e), err)
+            continue
         bar = tqdm(desc=job.path.name, total=total, unit="frame", disable=not progress, file=err)
 
         def tick(done: int, total: int, bar=bar) -> None:
@@ -145,9 +150,9 @@ def run(inputs: list[Path], out: Path, predictor, names: tuple[str, ...] | None 
             result = segment_video(job.path, job.out_dir / f"{job.path.stem}_compare.mp4", predictor, names=names,
                                    every=every, out_csv=job.out_dir / f"{job.path.stem}_frames.csv", flow=flow,
                                    limits=limits, progress=tick)
-        except VideoError as e:
+        except (VideoError, OSError) as e:
             bar.close()
-            _fail(report, job.path, str(e), err)
+            _fail(report, job.path, str(e) if isinstance(e, VideoError) else _unwritable(job, e), err)
             continue
         bar.close()
         report.videos += 1
@@ -155,6 +160,11 @@ def run(inputs: list[Path], out: Path, predictor, names: tuple[str, ...] | None 
         report.lines.append(f"{job.path.name}: {result.summary()}")
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _unwritable(job: Job, e: OSError) -> str:
+    """A failed write as a sentence: the output folder is a file, not writable, the disk full..."""
+    return f"{job.path}: cannot write its results in {job.out_dir}: {e.strerror or e}"
 
 
 def _sweep(job: Job) -> None:

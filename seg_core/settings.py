@@ -5,8 +5,8 @@ deployment can blank a setting (``SEG_WEIGHTS_DIR=``) without deleting it. Value
 call, never cached here, so tests and long-running apps see a changed environment.
 
 - ``SEG_DATA_DIR``: a folder of labelled pairs for the galleries and the val pages (default: the
-  Cityscapes val split beside the repository when it is there, never inside it (licence); else the
-  KITTI scenes shipped in ``examples/``, as on a Space: ``data_dir``).
+  Cityscapes val split beside the repository when it is there, never inside it (licence), and never
+  in public mode; else the KITTI scenes shipped in ``examples/``, as on a Space: ``data_dir``).
 - ``SEG_WEIGHTS_DIR``: the local weights folder (default ``weights/`` of the repository).
 - ``SEG_WEIGHTS_REPO`` / ``SEG_WEIGHTS_REVISION``: a Hub model repo (``org/name``) and a commit
   to take the weights from instead (``seg_core.served_weights.weights_dir``); the deploy command sets both.
@@ -18,6 +18,7 @@ call, never cached here, so tests and long-running apps see a changed environmen
   threads for each (default 1 at a time on all threads).
 - ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``: where ``python gradio_app.py`` listens (default
   127.0.0.1:7860; a Space sets 0.0.0.0). Gradio's own names, so a Space's settings apply unchanged.
+- ``SEG_BODY_DEADLINE_S``: seconds a client of ``/v1/segment`` has to send its body (default 20).
 - ``SEG_EXTRA_MODELS``: comma-separated checkpoints (paths or ``hf://org/name@rev``) that visitors
   of a public server may add to the comparison (``seg_core.extra_models``); none by default.
 - ``SEG_EXAMPLES_CACHE``: where the Gradio app crops its example photos (default: the temp folder).
@@ -64,10 +65,13 @@ def flag(name: str, default: bool = False) -> bool:
 
 def data_dir() -> Path:
     """Where every page finds its labelled scenes: ``SEG_DATA_DIR``; else the Cityscapes val pairs
-    beside the repository; where those are absent (a Space), the KITTI scenes of ``examples/``."""
+    beside the repository; where those are absent, or in public mode (they may not be published),
+    the KITTI scenes of ``examples/``."""
     explicit = env("SEG_DATA_DIR")
     if explicit:
         return Path(explicit)
+    if public_mode():  # only what we may publish, unless the deployer names a folder
+        return EXAMPLES_DIR
     return DEFAULT_DATA_DIR if DEFAULT_DATA_DIR.is_dir() else EXAMPLES_DIR
 
 
@@ -139,3 +143,7 @@ def server_port() -> int:
 
 def extra_models() -> list[str]:
     return [s.strip() for s in (env("SEG_EXTRA_MODELS") or "").split(",") if s.strip()]
+
+
+def body_deadline_s() -> int:
+    return positive_int("SEG_BODY_DEADLINE_S", 20)

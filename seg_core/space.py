@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import settings
+from .registry import ARCH_NAMES
 from .served_weights import CHECKPOINTS, first_line
 
 SDKS = {"streamlit": "app.py", "gradio": "gradio_app.py"}  # sdk -> app_file
@@ -31,12 +32,17 @@ SPACE_ALLOW = ["app.py", "gradio_app.py", "app_pages/*.py", "ui/*.py", "seg_core
                ".streamlit/*.toml", "pyproject.toml", "README.md",
                # the KITTI scenes the gallery and the val pages show there (CC BY-NC-SA 3.0), with their credit
                "examples/*.png", "examples/ATTRIBUTION.md", "examples/manifest.json"]
-WEIGHTS_IN_SPACE = ["weights/*"]
+#: The weights folder's files that are ours, by name: the models' files, exports, logs and card.
+#: Anything else there (a ``.env``, notes, a photo) stays home.
+WEIGHTS_FILES = [f"{n}{kind}" for n in ARCH_NAMES for kind in
+                 (".safetensors", ".int8.xml", ".int8.bin", ".xml", ".bin", ".int8.onnx", ".onnx", "_*.csv", "_*.html")
+                 ] + ["ensemble.json", "README.md"]
+WEIGHTS_IN_SPACE = [f"weights/{name}" for name in WEIGHTS_FILES]
 #: Never sent, even where an allow pattern matches: data (licence), runs, packs, caches, tests, secrets.
 SPACE_IGNORE = ["data/*", "runs/*", "packs/*", "tests/*", "benchmarks/*", "docs/*", ".venv/*", "*__pycache__*",
                 "*.pyc", "*.tmp", "*.npz", "*/.export-*", ".streamlit/secrets.toml", ".*.tmp"]
 #: The model repo gets the weights folder: checkpoints, exported files, model card, logs.
-WEIGHTS_REPO_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "*.md", "*.csv", "*.html", "ensemble.json"]
+WEIGHTS_REPO_ALLOW = WEIGHTS_FILES
 WEIGHTS_REPO_IGNORE = ["*.tmp", ".*"]
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")

@@ -78,12 +78,39 @@ class VideoInfo:
 
 # --- reading --------------------------------------------------------------------------------------
 
+#: The demuxers FFmpeg may pick for an input, found from its content. Containers that name other
+#: files (HLS playlists, concat lists, ...) are not among them: such a file would make FFmpeg open
+#: server files or URLs. Still-image pipes stay, so that an image named ``.mp4`` is named as one.
+CONTAINER_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "mpegts", "mpeg", "flv", "ogg", "asf",
+                     "h264", "hevc", "m4v", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif",
+                     "apng")
+#: ``file`` only: no ``concat:``, ``http:`` or other protocol, in the name or inside the file.
+OPEN_OPTIONS = {"format_whitelist": ",".join(CONTAINER_FORMATS), "protocol_whitelist": "file"}
+#: First bytes of text files that name other files, for the refusal's sentence.
+LIST_MAGIC = {b"#EXTM3U": "a playlist (HLS .m3u8)", b"ffconcat": "a concat list", b"[playlist]": "a playlist",
+              b"<?xml": "an XML document (DASH or other playlist)"}
+
+
+def _refusal(path: Path) -> VideoError:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        head = b""
+    for magic, what in LIST_MAGIC.items():
+        if head.startswith(magic):
+            return VideoError(f"{path.name} is {what}, which names other files; upload the video itself")
+    return VideoError(f"{path.name} is not a video file we can read (or it is truncated)")
+
+
 @contextmanager
 def _container(path: Path):
+    """``path`` opened by FFmpeg as a file (``file:`` + its absolute path, whatever its name holds),
+    and only if its content is one of ``CONTAINER_FORMATS``: the one check for the apps and the CLI."""
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(f"file:{Path(path).resolve()}", metadata_errors="ignore", options=OPEN_OPTIONS)
     except av.error.FFmpegError:
-        raise VideoError(f"{path.name} is not a video file we can read (or it is truncated)") from None
+        raise _refusal(Path(path)) from None
     try:
         yield container
     finally:

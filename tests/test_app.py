@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from seg_core.inference import ImageError
@@ -776,6 +777,29 @@ def test_public_mode_has_no_folder_box_and_reads_only_the_configured_folder(publ
     no_exception(at)
     assert not [w for w in at.text_input if w.key == "data_dir"] and not at.sidebar.text_input
     assert "6 validation pairs" in at.expander[0].label  # the configured folder, not the other one
+
+
+def test_public_mode_uses_only_data_it_may_publish(public, monkeypatch):
+    """Without ``SEG_DATA_DIR``: the shipped KITTI scenes, never the Cityscapes pairs beside the
+    repository; with a deployer's val folder, no whole-val recompute on the Benchmark page; errors
+    without details (no traceback, no server path)."""
+    from seg_core import settings
+
+    monkeypatch.setattr(settings, "DEFAULT_DATA_DIR", public)  # pairs where local mode finds them
+    monkeypatch.delenv("SEG_DATA_DIR")
+    assert settings.data_dir() == settings.EXAMPLES_DIR
+    monkeypatch.setenv("SEG_DATA_DIR", str(public))  # the deployer names a val folder
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    try:
+        at.run()
+        no_exception(at)
+        assert st.get_option("client.showErrorDetails") == "none"
+        at.switch_page("app_pages/benchmark.py").run()
+        no_exception(at)
+        assert not [b for b in at.button if b.key == "bench_recompute"]
+        assert "not offered here" in texts(at.caption)
+    finally:
+        st.set_option("client.showErrorDetails", "full")  # a process-wide option: back for the other tests
 
 
 @pytest.mark.parametrize("wanted", ["../elsewhere/1.jpg", str(Path("/tmp") / "x.jpg"), "..%2F1.jpg"])

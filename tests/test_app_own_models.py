@@ -103,7 +103,7 @@ def refusals(weights_dir, tmp_path):
          "cannot use broken.safetensors: it is not a valid safetensors checkpoint"),
         ("upload", ("big.safetensors", (weights_dir / "unet.safetensors").read_bytes()),
          r"big.safetensors is \d+ MiB; the limit is 1 MiB"),
-        ("path", str(tmp_path / "deeplab.safetensors"), re.escape("cannot use deeplab.safetensors: unknown arch 'deeplabv3'")),
+        ("path", str(tmp_path / "deeplab.safetensors"), re.escape("cannot use deeplab.safetensors: it has an invalid model config: unknown arch 'deeplabv3'")),
         ("path", str(tmp_path / "gone.safetensors"), "no checkpoint gone.safetensors"),
         ("path", "hf://lab/other", "could not download hf://lab/other: RepositoryNotFoundError"),
         ("path", "hf://lab/offline@v1", "could not download hf://lab/offline@v1: LocalEntryNotFoundError"),

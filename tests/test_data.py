@@ -54,6 +54,23 @@ def test_non_image_jpg(tmp_path):
         PairsDataset(tmp_path)[0]
 
 
+@pytest.mark.parametrize("width, height", [(16000, 8000), (20000, 10000)])  # over our cap; over Pillow's bomb cap
+def test_a_decompression_bomb_is_a_data_error(tmp_path, width, height):
+    """A PNG header announcing a huge pair (a few hundred bytes on disk): refused before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    folder = tmp_path / "val"
+    folder.mkdir()
+    (folder / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                                   + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+    with pytest.raises(DataError, match="a pair may have at most 80 megapixels|could be decompression bomb"):
+        load_split(folder)
+
+
 def test_natural_sort_order(tmp_path):
     for name in ("10.jpg", "2.jpg", "1.jpg", "b.png", "a.jpeg", "11.jpg", "readme.md"):
         (tmp_path / name).write_bytes(b"")

@@ -220,14 +220,15 @@ def test_old_masks_are_pruned_at_most_once_a_minute(app, tmp_path, monkeypatch):
     import os
 
     monkeypatch.setattr(app, "_last_prune", [0.0])
-    old, new = tmp_path / "mask-old.png", tmp_path / "mask-new.png"
-    for path in (old, new):
+    old, new, preview = tmp_path / "mask-old.png", tmp_path / "mask-new.png", tmp_path / "preview-old.png"
+    for path in (old, new, preview):
         path.write_bytes(b"x")
     os.utime(old, (1000.0, 1000.0))
+    os.utime(preview, (1000.0, 1000.0))  # a TIFF's PNG preview, long since copied by gradio
     now = 1000.0 + app.MASK_MAX_AGE_S + 1
     os.utime(new, (now, now))
     app._prune(tmp_path, now)
-    assert not old.exists() and new.exists()
+    assert not old.exists() and new.exists() and not preview.exists()
     old.write_bytes(b"x")
     os.utime(old, (1000.0, 1000.0))
     app._prune(tmp_path, now + app.MASK_PRUNE_EVERY_S - 1)  # too soon: the folder is not listed again

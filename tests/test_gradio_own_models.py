@@ -97,7 +97,7 @@ def test_public_mode_offers_only_the_listed_models(app, weights_dir, hub, monkey
     assert str(weights_dir) not in str(demo.config)
     own = app.add_own_model([], None, "fcn_resnet50.safetensors")
     assert [o["label"] for o in own] == ["FCN-ResNet50 (fcn_resnet50.safetensors)"]
-    with pytest.raises(gr.Error, match="only adds the models its deployer listed"):
+    with pytest.raises(gr.Error, match="is not offered here"):
         app.add_own_model([], None, str(weights_dir / "unet.safetensors"))  # a path sent by hand
 
     monkeypatch.delenv("SEG_EXTRA_MODELS")

@@ -84,6 +84,23 @@ def test_bad_inputs_are_reported_and_the_rest_is_done(inputs, weights_dir, tmp_p
     assert "6 input(s) failed" in stdout
 
 
+def test_an_output_folder_that_cannot_be_written_is_a_sentence_and_the_rest_is_done(inputs, weights_dir, tmp_path,
+                                                                                   capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "photos").write_text("a file where the folder's results would go")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    inputs["video"].rename(clips / "drive.mp4")
+    (out / "clips").write_text("a file too")
+    code, stdout, stderr = segment(inputs["folder"], clips, inputs["image"], "--out", out, "--weights", weights_dir,
+                                   "--models", "unet", capsys=capsys)
+    assert code == 2 and "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3 and all("cannot write its results in" in e for e in errors), stderr
+    assert (out / "street_unet.png").is_file()  # the input after them was done
+
+
 def test_too_long_video_is_refused(inputs, weights_dir, tmp_path, capsys):
     code, _, stderr = segment(inputs["video"], "--out", tmp_path / "out", "--weights", weights_dir,
                               "--max-frames", "3", capsys=capsys)

@@ -46,7 +46,10 @@ WEIGHTS = {"weights/unet.safetensors": "u" * 3000, "weights/unet.int8.xml": "<xm
 NEVER = {"data/val/1.jpg": "jpg", "runs/unet/best.safetensors": "w", "packs/train.npz": "npz", "tests/test_x.py": "t",
          ".venv/lib/site.py": "v", "benchmarks/load_test.py": "b", "seg_core/__pycache__/space.cpython-311.pyc": "c",
          ".streamlit/secrets.toml": "token = 'hf_secret'", "weights/unet.safetensors.tmp": "half",
-         "weights/.export-123/unet.onnx": "partial", "notes.txt": "n", ".git": "gitdir: elsewhere"}
+         "weights/.export-123/unet.onnx": "partial", "notes.txt": "n", ".git": "gitdir: elsewhere",
+         # stray files in weights/: only the known weight files are sent
+         "weights/.env": "HF_TOKEN=hf_secret", "weights/notes.md": "n", "weights/street.jpg": "jpg",
+         "weights/other.safetensors": "w"}
 
 
 @pytest.fixture

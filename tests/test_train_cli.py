@@ -79,6 +79,27 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_data, tmp_path):
     assert [r["val_miou"] for r in log_full] == [r["val_miou"] for r in log_resumed]
 
 
+@pytest.mark.parametrize("metadata, flags, message", [
+    ({}, [], "has no readable run settings"),
+    ({"trainer": "{not json"}, [], "has no readable run settings"),
+    ({"trainer": json.dumps({"train_config": {"arch": "unet", "nope": 1}})}, [], "has no readable run settings"),
+    (None, ["--arch", "fcn_vgg16"], "whose --arch is 'unet', not 'fcn_vgg16'"),
+    (None, ["--epochs", "9"], "whose --epochs is 3, not 9"),
+])
+def test_resume_refuses_a_state_without_settings_and_changed_flags(tmp_path, capsys, metadata, flags, message):
+    import dataclasses
+
+    from seg_core.checkpoint import save_tensors
+
+    if metadata is None:
+        metadata = {"trainer": json.dumps({"train_config": dataclasses.asdict(TrainConfig(epochs=3))})}
+    out = tmp_path / "run"
+    save_tensors({"x": torch.zeros(1)}, out / "state.safetensors", metadata)
+    code = train_cli.main(["train", "--data", str(tmp_path / "none"), "--out", str(out), "--resume", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
 def test_time_budget_is_honoured(tiny_data, tmp_path):
     budget = 15.0
     train, val = load_split(tiny_data / "train"), load_split(tiny_data / "val")

@@ -89,6 +89,26 @@ def test_bad_files_are_refused_with_one_sentence(tmp_path, kind):
     assert "\n" not in str(err.value)
 
 
+def _lists(folder: Path, clip: Path) -> dict[str, tuple[Path, str]]:
+    """Files that make FFmpeg open other files, each naming ``clip`` (a video that decodes)."""
+    hls, concat = folder / "list.m3u8", folder / "list.mp4"
+    hls.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\n{clip}\n#EXT-X-ENDLIST\n")
+    concat.write_text(f"ffconcat version 1.0\nfile '{clip}'\n")
+    protocol = Path(f"concat:{clip.name}|{clip.name}")  # relative: run in ``folder``
+    (folder / protocol).write_bytes(b"not a video")  # a file of that name exists: it must be read as itself
+    return {"hls": (hls, "is a playlist"), "concat list": (concat, "is a concat list"),
+            "concat protocol": (protocol, "not a video file we can read")}
+
+
+@pytest.mark.parametrize("kind", ["hls", "concat list", "concat protocol"])
+def test_files_that_name_other_files_are_refused(tmp_path, clip, kind, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path, message = _lists(tmp_path, clip)[kind]
+    for read in (probe, lambda p: next(read_frames(p)), lambda p: read_frame(p, 0)):
+        with pytest.raises(VideoError, match=message):
+            read(path)
+
+
 def test_zero_frame_video_is_refused(tmp_path):
     with pytest.raises(VideoError, match="has no frames"):
         probe(write_clip(tmp_path / "zero.avi", frames=[]))

@@ -21,18 +21,24 @@ from ui.scenes import Scene, display_scale
 from ui.viewer import mask_viewer
 from ui.views import before_after_html, data_url, image_grid_html, mask_data_url
 
+#: The pictures are at least this wide: three a row at 1440 px, one a row on a phone.
+GRID_MIN = 400
 VIEWS = ("Masks", "Overlays", "Before / after", "Disagreement", "Inspect", "Confidence")
 #: The views drawn by the interactive viewer, and its own view for each: one row of buttons, the
 #: page's (the viewer's own selector, inside Inspect, repeated Masks and Overlays).
 VIEWER_VIEWS = {"Inspect": "Masks", "Confidence": "Confidence", "Errors vs low confidence": "Errors vs low confidence"}
 
-st.title("Compare the models")
-st.markdown("Three segmentation networks trained on Cityscapes street scenes label every pixel of a photo "
-            "with one of 19 classes: see where they agree and where they differ.")
+st.caption("Three segmentation networks trained on Cityscapes street scenes label every pixel of a photo "
+           "with one of 19 classes: see where they agree and where they differ.")
 pred = common.predictor()
 common.show_missing(pred)
-common.open_first_example()
-common.scene_picker()
+# The result comes first; the pickers (which decide the scene, so they run first) are drawn below it.
+results = st.container()
+with st.container():
+    common.open_first_example()
+    if common.current_scene() is not None:
+        st.markdown("#### Another photo")
+    common.scene_picker()
 
 scene = common.current_scene()
 if scene is None:
@@ -50,7 +56,8 @@ def with_own(preds: dict) -> dict:
     return extra.beside(preds, extra.predictions(scene, photo))
 
 
-models = with_own(common.model_predictions(scene, photo) if pred.models else {})
+with results:  # its "Segmenting…" where the masks will be
+    models = with_own(common.model_predictions(scene, photo) if pred.models else {})
 truth = display_scale(scene.label, nearest=True) if scene.label is not None else None
 
 
@@ -77,11 +84,13 @@ def grid(view: str, scene: Scene, preds: dict, photo: np.ndarray, truth: np.ndar
     notes = {common.model_title(ENSEMBLE) + (" overlay" if view == "Overlays" else ""): "averaging…"} if pending else None
     if view == "Masks":
         urls = {n: _mask_url(scene.key, common.weights_key(), common.tta(), n, extra.key(), p.mask) for n, p in preds.items()}
-        return image_grid_html(first + [(common.model_title(n, preds.get(n)), urls.get(n)) for n in shown], notes=notes)
+        return image_grid_html(first + [(common.model_title(n, preds.get(n)), urls.get(n)) for n in shown], notes=notes,
+                               min_width=GRID_MIN, late=("Ground truth",))
     for n, p in preds.items():
         if n not in overlays:
             overlays[n] = data_url(overlay(photo, p.mask, opacity))
-    return image_grid_html(first[:1] + [(f"{common.model_title(n)} overlay", overlays.get(n)) for n in shown], notes=notes)
+    return image_grid_html(first[:1] + [(f"{common.model_title(n)} overlay", overlays.get(n)) for n in shown], notes=notes,
+                           min_width=GRID_MIN)
 
 
 @st.fragment
@@ -125,44 +134,45 @@ def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | Non
         st.caption("Needs at least two models.")
 
 
-st.subheader(scene.name + (" (with ground truth)" if scene.label is not None else ""))
-views(scene, models, photo, truth)
-if not models:
-    st.stop()
-preds = with_own(common.predictions(scene, photo) if pred.models else {})  # computed in the views above, cached
-st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
-                    {n: common.model_title(n) for n in preds}))
+with results:
+    st.markdown(f"**{scene.name}**" + (" (with ground truth)" if scene.label is not None else ""))
+    views(scene, models, photo, truth)
+    if not models:
+        st.stop()
+    preds = with_own(common.predictions(scene, photo) if pred.models else {})  # computed in the views above, cached
+    st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
+                        {n: common.model_title(n) for n in preds}))
 
-st.markdown("#### Inference time and downloads")
-h, w = photo.shape[:2]
-shown_at = "" if photo.shape == scene.photo.shape else (
-    f" The masks above are computed at screen size ({w}x{h}); the downloads at the photo's "
-    f"{scene.photo.shape[1]}x{scene.photo.shape[0]}, when clicked.")
-st.caption(f"Shared by the models, counted once: decoding the file {ms_text(scene.decode_seconds)}, resizing and "
-           f"normalising {ms_text(preds.prepare_seconds)}. Each model's time is its own: forward pass, "
-           f"upsampling to {w}x{h}, argmax; the ensemble's is what it costs alone: its members' forward passes "
-           f"and the mean of their probabilities.{shown_at}")
+    st.markdown("#### Inference time and downloads")
+    h, w = photo.shape[:2]
+    shown_at = "" if photo.shape == scene.photo.shape else (
+        f" The masks above are computed at screen size ({w}x{h}); the downloads at the photo's "
+        f"{scene.photo.shape[1]}x{scene.photo.shape[0]}, when clicked.")
+    st.caption(f"Shared by the models, counted once: decoding the file {ms_text(scene.decode_seconds)}, resizing and "
+               f"normalising {ms_text(preds.prepare_seconds)}. Each model's time is its own: forward pass, "
+               f"upsampling to {w}x{h}, argmax; the ensemble's is what it costs alone: its members' forward passes "
+               f"and the mean of their probabilities.{shown_at}")
 
 
-cols = st.columns(len(preds))
-stem = scene.name.rsplit(".", 1)[0]
-own = extra.models()
-for col, (name, p) in zip(cols, preds.items()):
-    with col:
-        alone = (f"the ensemble alone: its members' forward passes, the mean of their probabilities, upsampling "
-                 f"to {w}x{h}, argmax" if name == ENSEMBLE else f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
-        st.metric(common.model_title(name), ms_text(p.seconds), help=alone)
-        backend = f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")
-        st.caption(backend + (", mirror-image averaging" if common.tta() == "flip" else ""))
-        # Callables, run when a button is clicked (outside the script, so all they need is bound
-        # here): the full-size mask is computed and encoded then, not on every run.
-        def full(n=name, shown=p.mask, tta=common.tta()) -> np.ndarray:
-            if n in own:
-                return extra.full_size_mask(own[n], scene, shown, tta)
-            return common.full_size_mask(pred, scene, n, shown, tta)
+    cols = st.columns(len(preds))
+    stem = scene.name.rsplit(".", 1)[0]
+    own = extra.models()
+    for col, (name, p) in zip(cols, preds.items()):
+        with col:
+            alone = (f"the ensemble alone: its members' forward passes, the mean of their probabilities, upsampling "
+                     f"to {w}x{h}, argmax" if name == ENSEMBLE else f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
+            st.metric(common.model_title(name), ms_text(p.seconds), help=alone)
+            backend = f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")
+            st.caption(backend + (", mirror-image averaging" if common.tta() == "flip" else ""))
+            # Callables, run when a button is clicked (outside the script, so all they need is bound
+            # here): the full-size mask is computed and encoded then, not on every run.
+            def full(n=name, shown=p.mask, tta=common.tta()) -> np.ndarray:
+                if n in own:
+                    return extra.full_size_mask(own[n], scene, shown, tta)
+                return common.full_size_mask(pred, scene, n, shown, tta)
 
-        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)  # a user's model: "unet (mine.safetensors)"
-        st.download_button("Class ids (PNG)", lambda full=full: png_bytes(full()), f"{stem}_{slug}_ids.png",
-                           "image/png", key=f"dl_ids_{name}", on_click="ignore")
-        st.download_button("Colour mask (PNG)", lambda full=full: png_bytes(colorize(full())),
-                           f"{stem}_{slug}_color.png", "image/png", key=f"dl_color_{name}", on_click="ignore")
+            slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)  # a user's model: "unet (mine.safetensors)"
+            st.download_button("Class ids (PNG)", lambda full=full: png_bytes(full()), f"{stem}_{slug}_ids.png",
+                               "image/png", key=f"dl_ids_{name}", on_click="ignore")
+            st.download_button("Colour mask (PNG)", lambda full=full: png_bytes(colorize(full())),
+                               f"{stem}_{slug}_color.png", "image/png", key=f"dl_color_{name}", on_click="ignore")

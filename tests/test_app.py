@@ -222,7 +222,7 @@ def test_app_entry_point_runs_and_navigates(env):
 
 def test_compare_landing_shows_intro_and_example_scenes_at_once(env):
     at = run_page("compare")
-    assert "label every pixel" in texts(at.markdown)  # the one-line introduction
+    assert "label every pixel" in texts(at.caption)  # the one-line introduction, small: the result is the hero
     assert at.expander[0].proto.expanded and "6 validation pairs" in at.expander[0].label
     assert len(at.image) == 6  # the thumbnails of the six synthetic pairs, no click needed
     assert "Up to 20 MB and 40 megapixels" in texts(at.caption)  # the limits, beside the uploader
@@ -347,7 +347,7 @@ def test_compare_upload_several_and_pick_one(env):
     assert at.checkbox(key="as_pair_pair.png").value is True  # auto-detected, and why in one line
     assert any(c.value.startswith("A photo | label pair: ") for c in at.caption)
     assert at.session_state["scene"].label is not None
-    assert "(with ground truth)" in at.subheader[0].value
+    assert "**pair.png** (with ground truth)" in texts(at.markdown)
     at.checkbox(key="as_pair_pair.png").uncheck().run()
     assert at.session_state["scene"].label is None
     assert at.session_state["scene"].photo.shape == (64, 128, 3)
@@ -366,7 +366,7 @@ def test_compare_uploads_survive_a_page_change(env):
     no_exception(at)
     assert at.session_state["scene"].name == "street.png"
     assert [name for name, _, _ in at.session_state["uploaded_files"]] == ["street.png"]
-    assert at.subheader[0].value == "street.png"
+    assert "**street.png**" in texts(at.markdown)
 
 
 def test_compare_a_new_upload_set_replaces_the_kept_one(env):

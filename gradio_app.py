@@ -806,57 +806,69 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
 
     with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600),
                    analytics_enabled=False) as demo:  # no usage reports to gradio's servers
-        gr.Markdown("# Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
-                    "Drop a street photo (or pick a val scene below): every model segments it into the 19 "
-                    "Cityscapes classes. Slide to compare the photo with the chosen model's mask.")
+        gr.Markdown("## Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
+                    "Drop a street photo or click an example: every model labels each pixel with one of the 19 "
+                    "Cityscapes classes.")
         note = missing_note(predictor, weights_note)
         gr.Markdown(note, visible=bool(note), elem_id="missing-models")
         state = gr.State(None)
-        with gr.Row():
-            with gr.Column(scale=1):
-                image = gr.Image(type="filepath", sources=["upload", "clipboard"],
-                                 label="Photo (drag and drop; JPEG, PNG, WebP, BMP, GIF, TIFF; max 10 MB)", height=320)
-                error_box = gr.Markdown(visible=False, elem_id="page-error")
-                picker = gr.Radio(choices=[(display_name(n), n) for n in loaded],
-                                  value=loaded[0] if loaded else None,
-                                  label="Model for the slider, the class picture and the confidence")
-                opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
-                mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
-                                     info="each model also segments the mirrored photo; the two are averaged")
-                own_inputs, own_add, own_list = own_section()
-                if photos:
-                    kitti = data_dir is not None and settings.is_examples(data_dir)
-                    gr.Examples(examples=[[str(p)] for p in photos], inputs=[image], examples_per_page=N_EXAMPLES,
-                                label="KITTI example scenes (click one)" if kitti else "Cityscapes val scenes (click one)")
-                    if kitti:
-                        gr.Markdown(examples.CREDIT, elem_id="examples-credit")
-                else:
-                    where = "no folder of Cityscapes pairs on this server" if settings.public_mode() else \
-                        f"no folder at `{data_dir}`"
-                    gr.Markdown(f"No example scenes: {where}. Set `SEG_DATA_DIR` to a folder of "
-                                "Cityscapes pairs (512x256 JPEGs, photo on the left), e.g. "
-                                "`SEG_DATA_DIR=/path/to/cityscapes_pairs/val python gradio_app.py`.",
-                                elem_id="no-examples")
-            with gr.Column(scale=2):
-                slider = gr.ImageSlider(label="Photo / mask", type="numpy", interactive=False, max_height=480)
-                timing = gr.Markdown()
-                legend_box = gr.HTML(elem_id="legend")
-        with gr.Row():
-            annotated = gr.AnnotatedImage(label="Classes of the chosen model (hover or click a class to highlight it)",
-                                          height=360, elem_id="classes", color_map=dict(CLASS_HEX))
-            sure = gr.Image(label="Confidence of the chosen model (white: sure, dark: unsure)", type="numpy",
-                            interactive=False, height=360, elem_id="confidence")
-        picked_class = gr.Markdown(elem_id="picked-class")
-        overlays = []
         order = ARCH_NAMES + tuple(n for n in loaded if n not in ARCH_NAMES)
         shown = tuple(n for n in order if n in loaded)  # the order of ``overlays``
-        with gr.Row():
-            for name in order:
-                if name in loaded:
-                    overlays.append(gr.Image(label=display_name(name), interactive=False))
-                else:
-                    gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
-            own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
+        overlays = []
+        # Tabs at the top, the result first: the photo, the examples and every model's overlay fill
+        # the first screen; the slider, class picture and confidence are one tab further.
+        with gr.Tabs():
+            with gr.Tab("Compare", id="compare"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=280):
+                        image = gr.Image(type="filepath", sources=["upload", "clipboard"], height=240,
+                                         label="Photo (drag and drop; JPEG, PNG, WebP, BMP, GIF, TIFF; max 10 MB)")
+                        error_box = gr.Markdown(visible=False, elem_id="page-error")
+                        if photos:
+                            kitti = data_dir is not None and settings.is_examples(data_dir)
+                            gr.Examples(examples=[[str(p)] for p in photos], inputs=[image],
+                                        examples_per_page=N_EXAMPLES,
+                                        label="KITTI example scenes (click one)" if kitti else "Cityscapes val scenes (click one)")
+                            if kitti:
+                                gr.Markdown(examples.CREDIT, elem_id="examples-credit")
+                        else:
+                            where = "no folder of Cityscapes pairs on this server" if settings.public_mode() else \
+                                f"no folder at `{data_dir}`"
+                            gr.Markdown(f"No example scenes: {where}. Set `SEG_DATA_DIR` to a folder of "
+                                        "Cityscapes pairs (512x256 JPEGs, photo on the left), e.g. "
+                                        "`SEG_DATA_DIR=/path/to/cityscapes_pairs/val python gradio_app.py`.",
+                                        elem_id="no-examples")
+                        opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
+                        mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
+                                             info="each model also segments the mirrored photo; the two are averaged")
+                    with gr.Column(scale=3):
+                        for row in range(0, len(order), 2):  # two a row: each over 400 px wide at 1440 px
+                            with gr.Row():
+                                for name in order[row : row + 2]:
+                                    if name in loaded:
+                                        overlays.append(gr.Image(label=display_name(name), interactive=False))
+                                    else:
+                                        gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
+                        with gr.Row():
+                            own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
+                        timing = gr.Markdown()
+                        legend_box = gr.HTML(elem_id="legend")
+            with gr.Tab("Inspect", id="inspect"):
+                picker = gr.Radio(choices=[(display_name(n), n) for n in loaded], value=loaded[0] if loaded else None,
+                                  label="Model for the slider, the class picture and the confidence")
+                slider = gr.ImageSlider(label="Photo / mask", type="numpy", interactive=False, max_height=480)
+                with gr.Row():
+                    annotated = gr.AnnotatedImage(label="Classes of the chosen model (hover or click a class to highlight it)",
+                                                  height=360, elem_id="classes", color_map=dict(CLASS_HEX))
+                    sure = gr.Image(label="Confidence of the chosen model (white: sure, dark: unsure)", type="numpy",
+                                    interactive=False, height=360, elem_id="confidence")
+                picked_class = gr.Markdown(elem_id="picked-class")
+            with gr.Tab("Video", id="video"):
+                video_section(predictor, Path(tempfile.gettempdir()) / "seg_gradio_videos")
+            with gr.Tab("Webcam", id="webcam"):
+                webcam_section(predictor)
+            with gr.Tab("Your model", id="own"):
+                own_inputs, own_add, own_list = own_section()
         own = gr.State([])  # this session's own models: sources only; the models are in _own_model's cache
 
         views = [slider, legend_box, timing, annotated, sure, *overlays, *own_pictures]
@@ -894,11 +906,6 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
             control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",
                            show_progress="hidden", api_visibility="private")
         annotated.select(class_report, [state], [picked_class], show_progress="hidden", api_visibility="private")
-
-        with gr.Tab("Video"):
-            video_section(predictor, Path(tempfile.gettempdir()) / "seg_gradio_videos")
-        with gr.Tab("Webcam"):
-            webcam_section(predictor)
 
         # The programmatic API: hidden components, documented endpoints.
         with gr.Column(visible=False):

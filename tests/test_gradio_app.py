@@ -525,3 +525,23 @@ def test_an_mp4v_clip_is_described_not_played_and_its_comparison_is_h264(app, tm
     assert probe(video).codec == "h264"
     (tmp_path / "notes.mp4").write_text("not a video")
     assert app.describe_clip({"path": str(tmp_path / "notes.mp4")}).startswith("**Cannot use notes.mp4:**")
+
+
+def test_tabs_are_at_the_top_and_compare_holds_the_examples_and_every_overlay(app):
+    """The page opened as a wall of boxes with Video and Webcam below it all: now the tabs come
+    first, and Compare holds the photo, the examples and each model's overlay."""
+    tabs = [b for b in app.demo.blocks.values() if isinstance(b, gr.Tab)]
+    assert [t.label for t in tabs] == ["Compare", "Inspect", "Video", "Webcam", "Your model"]
+    compare = tabs[0]
+
+    def inside(block, parent) -> bool:
+        while block is not None:
+            if block is parent:
+                return True
+            block = getattr(block, "parent", None)
+        return False
+
+    overlays = [b for b in app.demo.blocks.values() if isinstance(b, gr.Image) and b.label in ("U-Net", "FCN-VGG16", "FCN-ResNet50")]
+    assert len(overlays) == 3 and all(inside(o, compare) for o in overlays)
+    gallery = [b for b in app.demo.blocks.values() if isinstance(b, gr.Dataset)]
+    assert gallery and inside(gallery[0], compare)

@@ -21,6 +21,7 @@ nav = st.navigation(position="top", pages=[
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", default=True),
     st.Page("app_pages/ground_truth.py", title="Ground truth", icon=":material/fact_check:"),
     st.Page("app_pages/video.py", title="Video", icon=":material/movie:"),
+    st.Page("app_pages/stress.py", title="Stress test", icon=":material/thunderstorm:"),
     st.Page("app_pages/benchmark.py", title="Benchmark", icon=":material/leaderboard:"),
     st.Page("app_pages/explorer.py", title="Val explorer", icon=":material/travel_explore:"),
     st.Page("app_pages/analysis.py", title="Is the difference real?", icon=":material/query_stats:"),

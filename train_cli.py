@@ -7,6 +7,7 @@
     python train_cli.py eval  --weights weights     # every model in the folder, on its fastest backend
     python train_cli.py eval  --weights weights/unet.safetensors --tta flip   # photo + mirror image
     python train_cli.py segment photos/ clip.mp4 street.jpg --out segmented --colour --overlay
+    python train_cli.py segment archive/ --out segmented --engine ray --address auto   # on a Ray cluster (docs/ray.md)
 
 Every error a user can cause (missing folder, unknown arch, wrong checkpoint, bad flag) ends with
 one line on stderr and exit code 2, never a traceback.
@@ -105,6 +106,15 @@ def add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
         target.add_argument(meta.get("flag", "--" + f.name.replace("_", "-")), **kw)
 
 
+def add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="'ray': spread the files over a Ray cluster (pip install -e \".[ray]\"; docs/ray.md); "
+                             "the same outputs, and a rerun skips what is done")
+    parser.add_argument("--address", default=None,
+                        help="with --engine ray: the cluster, 'auto' or ray://host:port (default: $RAY_ADDRESS, "
+                             "else a local Ray started for the run)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train and evaluate Cityscapes segmentation models.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -170,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
     s.add_argument("--no-ensemble", action="store_true", help="leave the ensemble out")
     s.add_argument("--backend", choices=("auto", "pytorch"), default="auto", help="as for eval")
+    s.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads (with --engine ray: per actor; actors = cluster CPUs / threads)")
+    add_engine_flags(s)
 
     p = sub.add_parser("pack", help="pack a pairs folder into one .npz file",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -191,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-flow", action="store_true", help="videos: skip the motion-compensated flicker (optical flow)")
     g.add_argument("--max-seconds", type=float, default=60.0, help="videos: refuse longer ones")
     g.add_argument("--max-frames", type=positive_int, default=1500, help="videos: refuse ones with more frames")
-    g.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+    g.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads (with --engine ray: per actor; actors = cluster CPUs / threads)")
+    add_engine_flags(g)
 
     d = sub.add_parser("deploy-space", help="deploy the app as a Hugging Face Space (HfApi uploads, not git)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -284,6 +299,10 @@ def cmd_train(args) -> int:
         raise UsageError("--final-size must be a multiple of 32")
     if cfg.crop % 32:
         raise UsageError("--crop must be a multiple of 32")
+    from seg_core.train_schedule import augment_problem
+
+    if problem := augment_problem(cfg):
+        raise UsageError(problem)
     _check_writable(args.out)
     keep_freed_memory()  # no page faults for each step's activation buffers (once the flags are checked)
     train = load_split(args.data, limit=cfg.limit)
@@ -293,6 +312,11 @@ def cmd_train(args) -> int:
     val = load_split(val_path, limit=cfg.val_limit) if val_path else None
     if val is None and not args.no_val:
         print("no val split found beside --data; training without validation (pass --val)", file=sys.stderr)
+    if val is not None and cfg.val_select:
+        from seg_core.data import val_halves
+
+        keep = torch.from_numpy(val_halves(len(val[0]))[0])
+        val = (val[0][keep], val[1][keep])
     trainer = Trainer(cfg, train, val, args.out, resume=args.resume)
     result = trainer.run()
     if trainer.is_main:
@@ -451,18 +475,42 @@ def write_confusion(mat, class_names, path: Path) -> None:
 
 
 def cmd_scores(args) -> int:
+    """Exit 0 when every pair was scored; 2 when any could not be (--engine ray goes on without it)."""
     from seg_core.folder_scores import folder_scores, rows, write_csv
+    from seg_core.segment import write_failures
 
+    _engine_flags(args)
     pred = _weights_folder(args.weights, args.backend)
     if pred is None:
         raise UsageError(f"--weights {args.weights} must be a weights folder")
-    scores = folder_scores(pred, args.data, args.tta, ensemble=not args.no_ensemble,
-                           on_batch=progress_bar("scoring"))
+    failed = []
+    if args.engine == "ray":
+        from seg_core.ray_engine import RayUnavailable, run_scores
+
+        try:
+            scores, failed = run_scores(pred, args.weights, args.data, args.tta, ensemble=not args.no_ensemble,
+                                        threads=args.threads, address=args.address)
+        except RayUnavailable as err:
+            raise UsageError(str(err)) from None
+    else:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        scores = folder_scores(pred, args.data, args.tta, ensemble=not args.no_ensemble,
+                               on_batch=progress_bar("scoring"))
     table = rows(scores, next(iter(pred.models.values())).config.class_names)
     write_csv(table, args.out)
+    write_failures(failed, args.out.with_name(f"{args.out.stem}_failed.csv"))
     note = " (from the cache)" if scores["cached"] else ""
-    print(f"{len(table)} images x {len(scores['models'])} models -> {args.out}{note}")
-    return 0
+    failures = f"; {len(failed)} file(s) could not be scored" if failed else ""
+    print(f"{len(table)} images x {len(scores['models'])} models -> {args.out}{note}{failures}")
+    return 2 if failed else 0
+
+
+def _engine_flags(args) -> None:
+    if args.address and args.engine != "ray":
+        raise UsageError("--address needs --engine ray")
 
 
 def cmd_pack(args) -> int:
@@ -503,23 +551,30 @@ def cmd_segment(args) -> int:
     import torch
 
     from seg_core import segment
+    from seg_core.ray_engine import RayUnavailable, run_segment
     from seg_core.video import Limits
 
-    if args.threads:
+    _engine_flags(args)
+    if args.threads and args.engine == "local":
         torch.set_num_threads(args.threads)
     pred = _weights_folder(args.weights, "auto") if args.weights.is_dir() else None
     if pred is None:
         raise UsageError(f"--weights {args.weights} is not a weights folder")
     _check_writable(args.out)
+    options = dict(names=args.models, every=args.every, colour=args.colour, with_overlay=args.overlay,
+                   flow=not args.no_flow, limits=Limits(max_seconds=args.max_seconds, max_frames=args.max_frames))
     try:
-        report = segment.run(args.inputs, args.out, pred, names=args.models, every=args.every,
-                             colour=args.colour, with_overlay=args.overlay, flow=not args.no_flow,
-                             limits=Limits(max_seconds=args.max_seconds, max_frames=args.max_frames))
-    except segment.SegmentError as err:
+        if args.engine == "ray":
+            report = run_segment(args.inputs, args.out, pred, args.weights, threads=args.threads,
+                                 address=args.address, **options)
+        else:
+            report = segment.run(args.inputs, args.out, pred, **options)
+    except (segment.SegmentError, RayUnavailable) as err:
         raise UsageError(str(err)) from None
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept, none is left half-written", file=sys.stderr)
         return 130
+    segment.write_failures(report.failed, args.out / "failed.csv")
     for line in report.lines:
         print(line)
     print(report.summary())

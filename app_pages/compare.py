@@ -15,11 +15,11 @@ import streamlit as st
 
 from seg_core.palette import colorize
 from seg_core.registry import ARCH_NAMES, ENSEMBLE
-from seg_core.viz import disagreement, disagreement_image, legend_html, legend_rows, ms_text, overlay, png_bytes
-from ui import common, extra, val_analysis
+from seg_core.viz import ENSEMBLE_TIME, disagreement, disagreement_image, legend_rows, ms_text, overlay, png_bytes
+from ui import common, extra, pickers
 from ui.scenes import Scene, display_scale
 from ui.viewer import mask_viewer
-from ui.views import before_after_html, data_url, image_grid_html, mask_data_url
+from ui.views import before_after_html, data_url, image_grid_html, legend_html, mask_data_url
 
 #: The pictures are at least this wide: three a row at 1440 px, one a row on a phone.
 GRID_MIN = 400
@@ -35,29 +35,22 @@ common.show_missing(pred)
 # The result comes first; the pickers (which decide the scene, so they run first) are drawn below it.
 results = st.container()
 with st.container():
-    common.open_first_example()
+    pickers.open_first_example()
     if common.current_scene() is not None:
         st.markdown("#### Another photo")
-    common.scene_picker()
+    pickers.scene_picker()
 
 scene = common.current_scene()
 if scene is None:
     st.stop()
 extra.manager()  # once there is a photo to compare on: the landing page stays two boxes
 
-# The models segment the photo at screen size: a mask shown 1024 px wide gains nothing from being
-# computed at 4096 and shrunk (the models see 256x512 either way), and a large upload's masks come
-# up several times sooner. The downloads are computed at the photo's full size, when clicked.
+# The models segment the photo at screen size (seg_core.serve.photos); the downloads are computed
+# at the photo's full size, when clicked.
 photo = display_scale(scene.photo)
 
-
-def with_own(preds: dict) -> dict:
-    """The three (and their ensemble), then the user's own models (never inside the ensemble)."""
-    return extra.beside(preds, extra.predictions(scene, photo))
-
-
 with results:  # its "Segmenting…" where the masks will be
-    models = with_own(common.model_predictions(scene, photo) if pred.models else {})
+    models = common.predictions(scene, photo, ensemble=False)  # the first paint: the three (and the user's own)
 truth = display_scale(scene.label, nearest=True) if scene.label is not None else None
 
 
@@ -108,10 +101,10 @@ def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | Non
         view = view if models else "Masks"
         if models and common.ensemble_pending(scene, photo):
             slot.html(grid(view, scene, models, photo, truth, opacity, overlays, pending=True))
-        preds = with_own(common.predictions(scene, photo) if pred.models else {}) if models else {}
+        preds = common.predictions(scene, photo) if models else {}
         slot.html(grid(view, scene, preds, photo, truth, opacity, overlays))
         return
-    preds = with_own(common.predictions(scene, photo) if pred.models else {})
+    preds = common.predictions(scene, photo)
     masks = {name: p.mask for name, p in preds.items()}
     if view == "Before / after":
         overlays = {common.model_title(n): data_url(overlay(photo, m, opacity)) for n, m in masks.items()}
@@ -119,11 +112,9 @@ def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | Non
         # the iframe, so dragging never reaches the server.
         st.iframe(before_after_html(data_url(photo), overlays), height="content")
     elif view in VIEWER_VIEWS:
-        # The viewer needs each model's confidence: computed (and cached) only when it is opened,
-        # so the other views keep the quicker masks-only pass. The page's legend is below it.
-        with_conf = extra.beside(val_analysis.predictions(scene, photo) if pred.models else {},
-                                 extra.predictions(scene, photo, confidence=True))
-        mask_viewer(photo, with_conf, truth, key="compare_viewer", view=VIEWER_VIEWS[view], legend=False,
+        # Each model's confidence comes from the probabilities of its one pass: no model runs again.
+        # The page's legend is below it.
+        mask_viewer(photo, preds, truth, key="compare_viewer", view=VIEWER_VIEWS[view], legend=False,
                     scene_id=f"{common.weights_key()}|{scene.key}|{photo.shape}|{common.tta()}|{extra.key()}")
     elif len(masks) > 1:
         share = disagreement(list(masks.values())).mean()
@@ -139,7 +130,7 @@ with results:
     views(scene, models, photo, truth)
     if not models:
         st.stop()
-    preds = with_own(common.predictions(scene, photo) if pred.models else {})  # computed in the views above, cached
+    preds = common.predictions(scene, photo)  # computed in the views above, cached
     st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
                         {n: common.model_title(n) for n in preds}))
 
@@ -150,26 +141,23 @@ with results:
         f"{scene.photo.shape[1]}x{scene.photo.shape[0]}, when clicked.")
     st.caption(f"Shared by the models, counted once: decoding the file {ms_text(scene.decode_seconds)}, resizing and "
                f"normalising {ms_text(preds.prepare_seconds)}. Each model's time is its own: forward pass, "
-               f"upsampling to {w}x{h}, argmax; the ensemble's is what it costs alone: its members' forward passes "
-               f"and the mean of their probabilities.{shown_at}")
+               f"upsampling to {w}x{h}, argmax; the ensemble's is {ENSEMBLE_TIME}.{shown_at}")
 
 
     cols = st.columns(len(preds))
     stem = scene.name.rsplit(".", 1)[0]
     own = extra.models()
+    served = common.service()
     for col, (name, p) in zip(cols, preds.items()):
         with col:
-            alone = (f"the ensemble alone: its members' forward passes, the mean of their probabilities, upsampling "
-                     f"to {w}x{h}, argmax" if name == ENSEMBLE else f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
+            alone = (f"the ensemble: {ENSEMBLE_TIME}, upsampling to {w}x{h}, argmax" if name == ENSEMBLE else f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
             st.metric(common.model_title(name), ms_text(p.seconds), help=alone)
             backend = f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")
             st.caption(backend + (", mirror-image averaging" if common.tta() == "flip" else ""))
             # Callables, run when a button is clicked (outside the script, so all they need is bound
             # here): the full-size mask is computed and encoded then, not on every run.
             def full(n=name, shown=p.mask, tta=common.tta()) -> np.ndarray:
-                if n in own:
-                    return extra.full_size_mask(own[n], scene, shown, tta)
-                return common.full_size_mask(pred, scene, n, shown, tta)
+                return served.full_size_mask(scene.photo, n, shown, tta, own.get(n))
 
             slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)  # a user's model: "unet (mine.safetensors)"
             st.download_button("Class ids (PNG)", lambda full=full: png_bytes(full()), f"{stem}_{slug}_ids.png",

@@ -11,14 +11,14 @@ from __future__ import annotations
 import streamlit as st
 
 from seg_core.data import DataError
-from ui import common, downloads, explore, val_analysis
+from ui import common, downloads, explore, pickers, val_analysis
 from ui.figures import iou_figure
 from ui.scenes import display_scale, scene_from_file
 from ui.viewer import mask_viewer
 
 PICK = "explorer_pick"
 pred, folder = val_analysis.open_page("Val explorer", "The val explorer")
-common.scene_from_query()  # ?scene=12.jpg opens that scene
+pickers.scene_from_query()  # ?scene=12.jpg opens that scene
 tta = val_analysis.folder_tta(pred, folder, ("scores",))
 scores, seconds = val_analysis.scores(pred, folder, tta)
 frame = explore.scores_frame(scores)
@@ -100,7 +100,7 @@ def scene_dialog() -> None:
     # size, cached) are made at screen size, as Compare's are; a val scene is small and unchanged.
     photo = display_scale(scene.photo)
     label = display_scale(scene.label, nearest=True) if scene.label is not None else None
-    preds = val_analysis.predictions(scene, photo)
+    preds = common.predictions(scene, photo, own=False)
     if photo.shape != scene.photo.shape:
         st.caption(f"Shown and downloaded here at screen size ({photo.shape[1]}x{photo.shape[0]}); Compare "
                    f"downloads the masks at the photo's {scene.photo.shape[1]}x{scene.photo.shape[0]}.")

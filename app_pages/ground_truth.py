@@ -12,7 +12,7 @@ import streamlit as st
 from seg_core.metrics import IMAGE_SCORE_RULE, scored_label
 from seg_core.palette import colorize
 from seg_core.viz import ERROR_CAPTION, error_map
-from ui import common, extra
+from ui import common, extra, pickers
 from ui.scenes import display_scale
 from ui.figures import SCALES
 
@@ -20,24 +20,24 @@ st.title("Against the ground truth")
 pred = common.predictor()
 common.show_missing(pred)
 
-common.scene_from_query()
+pickers.scene_from_query()
 scene = common.current_scene()
 if scene is None or scene.label is None:
     st.info("This page needs a scene with a label: pick a validation scene below, or upload a "
             "photo | label pair (twice as wide as high) on the Compare page."
             + (f" The current image, {scene.name}, has no label." if scene else ""))
-    common.gallery_picker()
+    pickers.gallery_picker()
     scene = common.current_scene()
     if scene is None or scene.label is None:
         st.stop()
 
 st.subheader(scene.name)
 extra.manager()
-preds = extra.beside(common.predictions(scene) if pred.models else {}, extra.predictions(scene))
+preds = common.predictions(scene)
 common.show_images([("Photo", display_scale(scene.photo)), ("Ground truth", colorize(display_scale(scene.label, nearest=True)))]
                    + [(common.model_title(n), colorize(display_scale(preds[n].mask, nearest=True)) if n in preds else None)
                       for n in common.columns(preds)])
-common.scene_credit(scene)
+pickers.scene_credit(scene)
 if not preds:
     st.stop()
 

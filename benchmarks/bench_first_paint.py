@@ -3,12 +3,12 @@
 Times, on one synthetic street photo at screen size (``--size``, shrunk as the page does), the
 choices for the first paint and for the ensemble that follows it:
 
-* the three masks alone (``Predictor.predict``: what the page runs first);
-* the three masks with each model's probabilities kept (the runners' ``masks_and_probabilities``),
-  and then the ensemble from those kept probabilities (weighted mean, upsampling, argmax);
-* the ensemble alone, afterwards (``Predictor.predict(names=("ensemble",))``: the members'
-  probabilities again, no masks; what the page runs second);
-* for reference, the old single step (``predict(ensemble=True)``).
+* what the page runs (``seg_core.serve``): the three masks with each model's probabilities kept
+  (``PhotoService.compare(ensemble=False)``, an empty cache each time), then the ensemble mixed
+  from those kept probabilities (``PhotoService.ensemble``);
+* for reference, what it ran before 2026-12-02: the three masks alone (``Predictor.predict``),
+  then the ensemble alone (``Predictor.predict(names=("ensemble",))``: the members' passes again),
+  and the older single step (``predict(ensemble=True)``).
 
 Interleaved, after a warm-up; medians and minima in ms::
 
@@ -23,13 +23,11 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_page import synthetic_street
-from seg_core import analysis
-from seg_core.inference import _mask_of_probabilities, _same_size, prepare
 from seg_core.predictor import Predictor
-from seg_core.viz import fit_within
+from seg_core.serve.cache import BoundedCache
+from seg_core.serve.photos import CACHE_BYTES, Photo, PhotoService
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREEN_SIDE = 1024  # ui.scenes.DISPLAY_MAX_SIDE, without importing Streamlit
 
 
 def main() -> None:
@@ -43,26 +41,20 @@ def main() -> None:
     members = pred.ensemble()
     if not members:
         raise SystemExit(f"{args.weights} has fewer than two models: no ensemble to time")
-    photo = fit_within(synthetic_street(width, height, seed=3), SCREEN_SIDE)
-    hw = photo.shape[:2]
-    runners = {n: pred.models[n] for n in members}
-    kept: dict = {}
+    shot = Photo.at_screen_size(synthetic_street(width, height, seed=3))
+    photo = shot.pixels
+    served: list[PhotoService] = []
 
-    def masks_keeping_probabilities() -> None:  # one input for all: the shipped models share it
-        x, valid = prepare(photo, next(iter(runners.values())).config)
-        for name, runner in runners.items():
-            kept[name] = runner.masks_and_probabilities(x, hw)[1][0]
-
-    def ensemble_from_kept() -> None:
-        mixed = analysis.ensemble_probabilities(_same_size([kept[n] for n in members]), list(members.values()))
-        _mask_of_probabilities(mixed, hw)
+    def masks_keeping_probabilities() -> None:  # a new cache: nothing of the previous run is reused
+        served[:] = [PhotoService(pred, "bench", BoundedCache(CACHE_BYTES))]
+        served[0].compare(shot, ensemble=False)
 
     runs = {
-        "first paint: three masks": lambda: pred.predict(photo),
-        "first paint: three masks, probabilities kept": masks_keeping_probabilities,
-        "then: ensemble from the kept probabilities": ensemble_from_kept,
-        "then: ensemble alone (predict names=ensemble)": lambda: pred.predict(photo, names=("ensemble",)),
-        "one step: masks and ensemble (ensemble=True)": lambda: pred.predict(photo, ensemble=True),
+        "page: three masks, probabilities kept (serve)": masks_keeping_probabilities,
+        "page: then the ensemble from them (serve)": lambda: served[0].ensemble(shot),
+        "before: three masks": lambda: pred.predict(photo),
+        "before: then ensemble alone (names=ensemble)": lambda: pred.predict(photo, names=("ensemble",)),
+        "older: masks and ensemble (ensemble=True)": lambda: pred.predict(photo, ensemble=True),
     }
     for run in runs.values():  # warm-up: compiles each OpenVINO graph once
         run()

@@ -1,7 +1,7 @@
 """Video throughput end to end: decode, the three models, the comparison grid, flicker, H.264 encode.
 
 Makes a clip by panning a window of ``--size`` across a scene (the first photo of ``--val`` scaled
-up, or a synthetic scene without it), then times ``seg_core.video.segment_video`` on it with the
+up, or a synthetic scene without it), then times ``seg_core.video_compare.segment_video`` on it with the
 models of ``--weights`` (their fastest backend, as the CLI and the apps use them), pinned to
 ``--cores`` CPU cores. Prints one summary line, then the result as JSON on the last line.
 
@@ -52,7 +52,8 @@ def scene(val: Path | None, h: int, w: int, frames: int, step: int) -> np.ndarra
 def stage_times(clip: Path, pred, tmp: Path, flow: bool, n: int = 20) -> dict[str, float]:
     """Milliseconds a frame of each stage run alone, on the first ``n`` frames."""
     from seg_core.registry import display_name
-    from seg_core.video import Composer, FlickerMeter, VideoWriter, frame_row, read_frames
+    from seg_core.video import VideoWriter, read_frames
+    from seg_core.video_compare import Composer, FlickerMeter, frame_row
 
     def ms(fn) -> float:
         t0 = time.perf_counter()
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(threads)  # before loading: the OpenVINO models take their thread count from it
 
     from seg_core.predictor import Predictor
-    from seg_core.video import VideoWriter, segment_video
+    from seg_core.video import VideoWriter
+    from seg_core.video_compare import segment_video
 
     h, w = (int(v) for v in args.size.lower().split("x"))
     pred = Predictor.from_dir(args.weights)

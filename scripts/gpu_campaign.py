@@ -17,7 +17,9 @@ prints (docs/gpu_campaign.md), and on CPU by ``tests/test_campaign.py``'s rehear
 Recipe (the same for all three, as the CPU runs but for the batch): AdamW, weight decay 1e-2,
 one-cycle LR with linear warm-up over 3 % of the steps, peak LR 2e-3 * sqrt(batch / 16), EMA decay
 0.999 ** (batch / 16) (the same horizon in images as at batch 16), 128x128 crops for the first
-75 % of the steps then 256x256, cross-entropy with class weights (power 0.5) + 0.5 Dice; from
+75 % of the steps then 256x256, cross-entropy with class weights (power 0.5) + 0.5 Dice, the
+robustness augmentation ``seg_core.campaign.AUGMENT`` (photometric, blur, noise, JPEG; the zoom
+range stays the CPU runs'; ``--plain-augment`` turns it off); from
 scratch (no ImageNet weights: nothing can be downloaded there, and the shipped weights cannot
 travel with the packs inside 64 MiB).
 """
@@ -41,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the GPU machine runs the checkout as it travels, without installing it
 
-from seg_core.campaign import LOG_NAME, MANIFEST, check_return, write_chunks  # noqa: E402  (no torch import)
+from seg_core.campaign import AUGMENT, LOG_NAME, MANIFEST, check_return, write_chunks  # noqa: E402  (no torch import)
 from seg_core.files import atomic_path  # noqa: E402
 
 T0 = time.monotonic()
@@ -75,12 +77,17 @@ def gpu_lock(work: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def augment(args) -> dict:
+    return {} if args.plain_augment else dict(AUGMENT)
+
+
 def train_config(args, arch: str, batch: int, **kw):
     from seg_core.train import TrainConfig
 
     return TrainConfig(arch=arch, batch_size=batch, lr=args.lr16 * math.sqrt(batch / 16),
                        ema_decay=0.999 ** (batch / 16), crop=args.crop, final_size=args.final_size,
-                       final_frac=args.final_frac, eval_interval_s=args.eval_interval, save_state=False, **kw)
+                       final_frac=args.final_frac, eval_interval_s=args.eval_interval, save_state=False,
+                       **augment(args), **kw)
 
 
 def epoch_seconds(speed: dict, args, n_train: int) -> float:
@@ -95,6 +102,7 @@ def smoke(arch: str, args, train, work: Path, log) -> dict | None:
     """Time eager training steps at both crop sizes; halve the batch on failure (saying so)."""
     import torch
 
+    from campaign_steps import benchmark
     from seg_core.train import Trainer
 
     batch = args.batch
@@ -103,9 +111,9 @@ def smoke(arch: str, args, train, work: Path, log) -> dict | None:
             trainer = Trainer(train_config(args, arch, batch, epochs=1), train, None, work / f"smoke_{arch}",
                               log=lambda *_: None)
             with gpu_lock(work):
-                crop = trainer.benchmark(args.crop, steps=args.smoke_steps, warmup=args.smoke_warmup)
-                final = crop if args.final_size == args.crop else trainer.benchmark(
-                    args.final_size, steps=args.smoke_steps, warmup=args.smoke_warmup)
+                crop = benchmark(trainer, args.crop, steps=args.smoke_steps, warmup=args.smoke_warmup)
+                final = crop if args.final_size == args.crop else benchmark(
+                    trainer, args.final_size, steps=args.smoke_steps, warmup=args.smoke_warmup)
             mem = f", max GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if torch.cuda.is_available() else ""
             log(f"smoke {arch} eager, batch {batch}: {crop['img_s']:.0f} img/s at {args.crop}, "
                 f"{final['img_s']:.0f} img/s at {args.final_size} (first steps {crop['first_s']:.1f}+"
@@ -125,6 +133,7 @@ def compile_trial(args) -> int:
     """Child process: time compiled training steps on synthetic data, one JSON line per arch."""
     import torch
 
+    from campaign_steps import benchmark  # beside this script (its folder is sys.path[0])
     from seg_core.train import Trainer
     from seg_core.palette import NUM_CLASSES
 
@@ -138,9 +147,9 @@ def compile_trial(args) -> int:
                           work / f"trial_{arch}", log=lambda *_: None)
         row = {"arch": arch}
         for size, key in ((args.crop, "crop"), (args.final_size, "final")):
-            first = trainer.benchmark(size, steps=0, warmup=0)["first_s"]  # compiles, off the lock
+            first = benchmark(trainer, size, steps=0, warmup=0)["first_s"]  # compiles, off the lock
             with gpu_lock(work):
-                timed = trainer.benchmark(size, steps=args.smoke_steps, warmup=args.smoke_warmup)
+                timed = benchmark(trainer, size, steps=args.smoke_steps, warmup=args.smoke_warmup)
                 row[key] = {**timed, "compile_s": first}
         with open(work / "compile_trial.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -244,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-epochs", type=int, default=500)
     p.add_argument("--limit", type=int, default=None, help="rehearsal: train on the first N pairs (all are loaded)")
     p.add_argument("--val-limit", type=int, default=None, help="rehearsal: evaluate on the first N val pairs")
+    p.add_argument("--plain-augment", action="store_true",
+                   help="train without the robustness augmentation (seg_core.campaign.AUGMENT)")
     p.add_argument("--compile-trial", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.compile_trial:
@@ -264,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)"
     log(f"command {args.name}: {device}, torch {torch.__version__}, python {sys.version.split()[0]}, "
         f"budget {args.budget:.0f} s, models {archs}, timed only {plan_archs}")
-    manifest = Manifest(out, name=args.name, device=device, torch=torch.__version__)
+    manifest = Manifest(out, name=args.name, device=device, torch=torch.__version__, augment=augment(args))
     # Heaviest first: the model with the most training time is the one compile could pay for.
     heavy_first = sorted(archs, key=("fcn_vgg16", "fcn_resnet50", "unet").index)
     child = start_trial(heavy_first, args, work, args.compile_trial_s) if args.compile_trial_s > 0 else None

@@ -116,25 +116,35 @@ def paired_bootstrap(new: np.ndarray, old: np.ndarray, n_boot: int = 2000, level
                      seed: int = 0) -> dict:
     """Interval of mIoU(new) - mIoU(old), and of each class's IoU difference, over images: both
     models' per-image confusion matrices (``N x C x C``) are resampled with the same image draws,
-    so image difficulty cancels out. ``share_not_above_0``: the resamples where new is no better."""
+    so image difficulty cancels out. ``share_not_above_0``: the resamples where new is no better.
+
+    With ``N x K x C x C`` (K conditions per image, e.g. corruptions and severities) the statistic
+    is the mean over the K conditions of each condition's mIoU (and of each class's IoU)."""
     new, old = np.asarray(new), np.asarray(old)
-    if new.shape != old.shape or new.ndim != 3:
-        raise ValueError(f"per-image confusion matrices must match (N x C x C): {new.shape} vs {old.shape}")
-    n, c = len(new), new.shape[-1]
+    if new.shape != old.shape or new.ndim not in (3, 4):
+        raise ValueError(f"per-image confusion matrices must match (N x C x C or N x K x C x C): {new.shape} vs {old.shape}")
+    n, shape = len(new), new.shape[1:]
     draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     counts = np.zeros((n_boot, n))
     np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1)
     # Counts times matrices in float64 (BLAS): exact while totals stay below 2**53.
-    boot_new = (counts @ new.reshape(n, -1).astype(np.float64)).reshape(n_boot, c, c)
-    boot_old = (counts @ old.reshape(n, -1).astype(np.float64)).reshape(n_boot, c, c)
-    deltas = miou_of(boot_new) - miou_of(boot_old)
+    boot_new = (counts @ new.reshape(n, -1).astype(np.float64)).reshape(n_boot, *shape)
+    boot_old = (counts @ old.reshape(n, -1).astype(np.float64)).reshape(n_boot, *shape)
+
+    def stat(f, mats):  # f of each condition's matrix, averaged over the conditions
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a class absent under every condition
+            v = f(mats)
+            return v if new.ndim == 3 else np.nanmean(v, axis=mats.ndim - 3)
+
+    deltas = stat(miou_of, boot_new) - stat(miou_of, boot_old)
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(deltas, [tail, 100 - tail])
-    per_class = class_iou(boot_new) - class_iou(boot_old)
+    per_class = stat(class_iou, boot_new) - stat(class_iou, boot_old)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a class absent from every resample
         lo_c, hi_c = np.nanpercentile(per_class, [tail, 100 - tail], axis=0)
-    obs_c = class_iou(new.sum(0)) - class_iou(old.sum(0))
-    return {"delta": float(miou_of(new.sum(0)) - miou_of(old.sum(0))), "lo": float(lo), "hi": float(hi),
+    obs_c = stat(class_iou, new.sum(0)) - stat(class_iou, old.sum(0))
+    return {"delta": float(stat(miou_of, new.sum(0)) - stat(miou_of, old.sum(0))), "lo": float(lo), "hi": float(hi),
             "level": level, "n_boot": n_boot, "images": n, "share_not_above_0": float(np.mean(deltas <= 0)),
             "per_class": [{"delta": float(d), "lo": float(a), "hi": float(b)} for d, a, b in zip(obs_c, lo_c, hi_c)]}

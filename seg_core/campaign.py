@@ -173,6 +173,13 @@ class DeviceCommand:
     timeout_s: int
 
 
+#: The robustness augmentation of the campaign's recipe (issue 33): the photometric and camera ops
+#: (TrainConfig fields) of the CPU continuation ``runs/unet_robust``, and not a wider scale range (a
+#: probe with zoom 0.5-2.0 lost val mIoU). ``scripts/gpu_campaign.py --plain-augment`` turns it off.
+AUGMENT = {"brightness": 0.4, "contrast": 0.5, "saturation": 0.4, "hue": 0.05, "gamma": 0.4,
+           "blur_p": 0.25, "blur_sigma": 2.5, "motion_length": 11.0, "noise_p": 0.2, "noise_std": 0.15,
+           "jpeg_p": 0.2, "jpeg_quality": (10.0, 75.0)}
+
 #: (name, archs trained and returned, archs only timed for the shared epoch count, script budget s,
 #: compile trial cap s, run timeout s). ResNet-50 alone fills one command's 64 MiB; U-Net + VGG16
 #: fill the other. B's trial cap is longer: VGG16 has the most training time for compile to pay back.
@@ -299,7 +306,7 @@ def home(incoming: list[str | Path], out: str | Path, weights: str | Path, val: 
     for arch, path in new.items():
         cm_new, class_names = per_image_confusions(path, arch)
         entry = {"new": summarize(cm_new.sum(0), class_names), "checkpoint": str(path),
-                 "campaign": {k: manifests[arch].get(k) for k in ("name", "device", "torch", "plan")},
+                 "campaign": {k: manifests[arch].get(k) for k in ("name", "device", "torch", "plan", "augment")},
                  "training": manifests[arch]["models"][arch].get("result")}
         shipped = weights / f"{arch}.safetensors"
         if shipped.is_file():
@@ -327,6 +334,11 @@ def _fmt(v, spec: str = ".4f") -> str:
     return "–" if v is None else format(v, spec) if isinstance(v, float) else str(v)
 
 
+def _augment_words(augment: dict) -> str:
+    return ", ".join(f"{k} {'-'.join(f'{x:g}' for x in v) if isinstance(v, (list, tuple)) else f'{v:g}'}"
+                     for k, v in augment.items())
+
+
 def model_card(report: dict) -> str:
     """The campaign's rows for ``weights/README.md``: recipe, device, speeds, epochs, the decision
     and per-class IoU, from the manifests and the homecoming's own evaluation."""
@@ -337,7 +349,8 @@ def model_card(report: dict) -> str:
     lines = [f"GPU campaign on {first.get('device')}, torch {first.get('torch')}; val: {report['val']} "
              f"({report['pairs']} pairs). Recipe (all three, scripts/gpu_campaign.py): from scratch, AdamW, one-cycle LR with "
              "3 % linear warm-up, peak LR 2e-3 * sqrt(batch / 16), EMA 0.999 ** (batch / 16), 128x128 crops "
-             "for 75 % of the steps then 256x256, CE (class weights, power 0.5) + 0.5 Dice.", "",
+             "for 75 % of the steps then 256x256, CE (class weights, power 0.5) + 0.5 Dice"
+             + (f"; augmentation {_augment_words(first['augment'])}." if first.get("augment") else "."), "",
              "| model | epochs | steps | batch | peak LR | compile | img/s 128 | img/s 256 | GPU GiB | train s | "
              "val mIoU | shipped | difference (95 % interval) | decision |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -118,6 +118,21 @@ class TrainConfig:
     final_size: int = option(256, "image side of the last phase and the model's input size", type="positive")
     final_frac: float = option(0.25, "fraction of the schedule at --final-size", type="fraction")
     final_scale: tuple[float, float] = option((0.75, 1.25), "random zoom range of the last phase")
+    # Robustness augmentation (seg_core.transforms.Augment): photometric on the photo, camera
+    # degradations on the crop. The defaults augment as the runs before these flags did.
+    brightness: float = option(0.25, "brightness jitter: factor in [1 - b, 1 + b]")
+    contrast: float = option(0.25, "contrast jitter: factor in [1 - c, 1 + c]")
+    saturation: float = option(0.25, "saturation jitter: factor in [1 - s, 1 + s]")
+    hue: float = option(0.0, "hue rotation of up to this fraction of a turn either way")
+    gamma: float = option(0.0, "gamma drawn log-uniformly from [1 / (1 + g), 1 + g]")
+    aspect: float = option(0.0, "x/y zoom ratio drawn log-uniformly from [1 / (1 + a), 1 + a] (both phases)")
+    blur_p: float = option(0.0, "chance of a blur per image, half Gaussian, half motion", type="fraction")
+    blur_sigma: float = option(2.0, "largest Gaussian blur sigma in output pixels")
+    motion_length: float = option(9.0, "longest motion-blur streak in output pixels")
+    noise_p: float = option(0.0, "chance of Gaussian noise per image", type="fraction")
+    noise_std: float = option(0.08, "largest noise std on the 0..1 scale")
+    jpeg_p: float = option(0.0, "chance of JPEG re-compression per image", type="fraction")
+    jpeg_quality: tuple[float, float] = option((10.0, 90.0), "JPEG quality range of the re-compression")
     dice_weight: float = option(0.5, "weight of the Dice term added to cross-entropy")
     class_weight_power: float = option(0.5, "class weights (median freq / freq) ** power; 0 turns them off")
     ema_decay: float = option(0.999, "EMA decay of the evaluated weights")
@@ -135,7 +150,10 @@ class TrainConfig:
                                             "epoch would end after this long", type="duration")
     limit: int | None = option(None, "use only the first N train pairs", type="positive")
     val_limit: int | None = option(None, "use only the first N val pairs", type="positive")
+    val_select: bool = option(False, "evaluate and pick the best checkpoint on the seeded select half of val "
+                                     "only (seg_core.data.val_halves), leaving the judge half unseen")
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.crop_scale, self.final_scale = tuple(self.crop_scale), tuple(self.final_scale)  # from JSON lists
+        self.jpeg_quality = tuple(self.jpeg_quality)

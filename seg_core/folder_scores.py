@@ -4,7 +4,8 @@
 keeps, per image and model, the confusion matrix (summed: the whole-folder metrics), the models'
 disagreement and the label's fringe classes; ``rows`` turns them into per-image pixel accuracy and
 mIoU under ``seg_core.metrics.IMAGE_SCORE_RULE``, the table the val explorer sorts and the CLI
-writes as CSV.
+writes as CSV. ``seg_core.ray_engine`` scores a folder's batches on a Ray cluster with ``score_split``
+and keeps the result in the same cache.
 The cache (``SEG_CACHE_DIR``, default ``~/.cache/seg-workbench``) is keyed by the hashes of the
 model files, the test-time augmentation and the folder's listing, so new weights or new images
 are scored afresh and nothing stale is shown.
@@ -50,6 +51,37 @@ def cache_path(kind: str, predictor, folder: str | Path, tta: str = "none", ense
     return Path(cache_dir or settings.cache_dir()) / f"{kind}-{cache_key(predictor, Path(folder), tta, members)}{suffix}"
 
 
+def read_cached(path: Path) -> dict | None:
+    """The scores stored at ``path`` (``"cached": True``), or ``None`` when there are none."""
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        names = [str(n) for n in z["models"]]
+        return {"images": [str(n) for n in z["images"]], "models": names, "fringe": z["fringe"],
+                "matrices": {n: z[f"m_{n}"] for n in names}, "disagreement": z["disagreement"], "cached": True}
+
+
+def store(path: Path, scores: dict) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, images=np.array(scores["images"]), models=np.array(scores["models"]),
+                            fringe=scores["fringe"], disagreement=scores["disagreement"],
+                            **{f"m_{n}": m for n, m in scores["matrices"].items()})
+
+
+def score_split(runners: dict, images, labels, tta: str = "none", members: dict[str, float] | None = None,
+                on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """``{"models", "matrices", "disagreement", "fringe"}`` (as ``folder_scores``) of uint8
+    ``images`` / ``labels`` held in memory: the whole folder here, one batch in ``seg_core.ray_engine``."""
+    evaluated = evaluate_many(runners, images, labels, tta=tta, ensemble=members or None, on_batch=on_batch)
+    n_cls = next(iter(evaluated.values()))["matrix"].shape[0]
+    fringe = np.zeros((len(labels), n_cls), bool)
+    for i, label in enumerate(labels.numpy()):
+        fringe[i, [c for c in fringe_classes(label) if c < n_cls]] = True
+    return {"models": list(evaluated), "fringe": fringe,
+            "matrices": {n: r["image_matrices"] for n, r in evaluated.items()},
+            "disagreement": next(iter(evaluated.values()))["disagreement"]}
+
+
 def folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bool = True,
                   on_batch: Callable[[int, int], None] | None = None, cache_dir: Path | None = None) -> dict:
     """``{"images": [names], "models": [names], "matrices": {model: N x C x C}, "disagreement": (N,),
@@ -58,24 +90,12 @@ def folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bo
     folder = Path(folder)
     members = predictor.ensemble() if ensemble else {}
     path = cache_path("scores", predictor, folder, tta, ensemble, cache_dir)
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            names = [str(n) for n in z["models"]]
-            return {"images": [str(n) for n in z["images"]], "models": names, "fringe": z["fringe"],
-                    "matrices": {n: z[f"m_{n}"] for n in names}, "disagreement": z["disagreement"], "cached": True}
+    if (cached := read_cached(path)) is not None:
+        return cached
     images, labels = load_split(folder)
-    evaluated = evaluate_many(predictor.models, images, labels, tta=tta, ensemble=members or None, on_batch=on_batch)
-    names = list(evaluated)
-    n_cls = next(iter(evaluated.values()))["matrix"].shape[0]
-    fringe = np.zeros((len(labels), n_cls), bool)
-    for i, label in enumerate(labels.numpy()):
-        fringe[i, [c for c in fringe_classes(label) if c < n_cls]] = True
-    out = {"images": [p.name for p in list_pairs(folder)], "models": names, "fringe": fringe,
-           "matrices": {n: r["image_matrices"] for n, r in evaluated.items()},
-           "disagreement": next(iter(evaluated.values()))["disagreement"], "cached": False}
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, images=np.array(out["images"]), models=np.array(names), fringe=fringe,
-                            disagreement=out["disagreement"], **{f"m_{n}": m for n, m in out["matrices"].items()})
+    out = {"images": [p.name for p in list_pairs(folder)],
+           **score_split(predictor.models, images, labels, tta, members, on_batch), "cached": False}
+    store(path, out)
     return out
 
 

@@ -186,6 +186,10 @@ class Prediction:
     #: the top-1 probability),
     #: when asked for; kept small so that caches of many scenes stay small.
     model_confidence: np.ndarray | None = None
+    #: ``C x h x w`` class probabilities at the model's resolution, when asked for (float32 from the
+    #: pass; ``seg_core.serve`` stores them as float16): what an ensemble is mixed from later,
+    #: without running the model again.
+    model_probabilities: np.ndarray | None = None
 
     @property
     def confidence(self) -> np.ndarray | None:
@@ -208,7 +212,8 @@ class Predictions(dict):
 
 
 def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidence: bool = False,
-                 ensemble: dict[str, float] | None = None, names: Collection[str] | None = None) -> Predictions:
+                 ensemble: dict[str, float] | None = None, names: Collection[str] | None = None,
+                 probabilities: bool = False) -> Predictions:
     """Masks of several models for one image; the image is decoded once and prepared once per
     distinct (input size, mean, std), and those times are kept apart from each model's.
 
@@ -216,9 +221,9 @@ def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidenc
     weight}``): an ``"ensemble"`` entry is added, the mask of the weighted mean of those models'
     probabilities (``seg_core.analysis.ensemble_probabilities``), from the same passes.
     ``names``: the models whose masks are wanted (default: all); an ensemble member left out runs
-    only its probabilities, at the model's resolution. Either way the ensemble's time is what it
-    costs alone: its members' passes and their averaging, so both apps show the same measure
-    whether the members ran in the same call or not.
+    only its probabilities, at the model's resolution, and that time counts in the ensemble's.
+    ``probabilities``: each prediction keeps its probabilities (model resolution), from the same
+    pass, for ``ensemble_of`` later.
     """
     check_tta(tta)
     t0 = time.perf_counter()
@@ -242,19 +247,33 @@ def predict_many(runners: dict[str, Runner], image, tta: str = "none", confidenc
                 probs[name] = _probabilities(runner, *prepared[key], tta)
                 members_only += time.perf_counter() - t0
             continue
-        mask, p = _mask(runner, *prepared[key], rgb.shape[:2], tta, probabilities=confidence or name in members)
+        mask, p = _mask(runner, *prepared[key], rgb.shape[:2], tta,
+                        probabilities=confidence or probabilities or name in members)
         if name in members:
             probs[name] = p
         conf = analysis.confidence(p).astype(np.float16) if confidence else None
-        out[name] = Prediction(mask, time.perf_counter() - t0, conf)
+        out[name] = Prediction(mask, time.perf_counter() - t0, conf, p if probabilities else None)
     if members:
-        t0 = time.perf_counter()
-        mixed = analysis.ensemble_probabilities(_same_size([probs[n] for n in members]), list(members.values()))
-        mask = _mask_of_probabilities(mixed, rgb.shape[:2])
-        conf = analysis.confidence(mixed).astype(np.float16) if confidence else None
-        members_shared = sum(out[n].seconds for n in members if n in out)  # passes that also gave a mask
-        out[ENSEMBLE] = Prediction(mask, time.perf_counter() - t0 + members_only + members_shared, conf)
+        out[ENSEMBLE] = _mix([probs[n] for n in members], list(members.values()), rgb.shape[:2], confidence)
+        out[ENSEMBLE].seconds += members_only
     return out
+
+
+def ensemble_of(preds: dict[str, Prediction], weights: dict[str, float], out_hw: tuple[int, int],
+                confidence: bool = True) -> Prediction:
+    """The ensemble's prediction from the probabilities the members' passes kept
+    (``predict_many(probabilities=True)``): no model runs again; its ``seconds`` are the mixing."""
+    return _mix([np.asarray(preds[n].model_probabilities, np.float32) for n in weights], list(weights.values()),
+                out_hw, confidence)
+
+
+def _mix(probs: list[np.ndarray], weights: list[float], out_hw: tuple[int, int], confidence: bool) -> Prediction:
+    """The mask (and confidence) of the weighted mean of ``probs``, timed."""
+    t0 = time.perf_counter()
+    mixed = analysis.ensemble_probabilities(_same_size(probs), weights)
+    mask = _mask_of_probabilities(mixed, out_hw)
+    conf = analysis.confidence(mixed).astype(np.float16) if confidence else None
+    return Prediction(mask, time.perf_counter() - t0, conf)
 
 
 def _probabilities(runner: Runner, x: np.ndarray, valid_hw, tta: str) -> np.ndarray:

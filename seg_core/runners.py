@@ -18,6 +18,8 @@ the checkpoint it came from and its precision (``seg_core.export`` writes them).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -270,6 +272,17 @@ class OpenVinoRunner(_Exported, _TorchOps):
             raise RunnerError(f"{path} is not a valid OpenVINO model: {str(err).splitlines()[0][:200]}") from None
         self._lock = threading.Lock()
         self._local = threading.local()  # one infer request per thread: Streamlit and Gradio call from several
+
+    def resized(self, input_hw: tuple[int, int]) -> "OpenVinoRunner":
+        """This model with its input reshaped to ``input_hw`` (the scale probe feeds 384x384 to a
+        256x256 export). Without the reshape OpenVINO takes a bigger input but computes garbage:
+        an export's shapes are fixed."""
+        other = copy.copy(self)
+        other._model = self._model.clone()
+        other._model.reshape({other._model.inputs[0]: [-1, 3, *input_hw]})
+        other.config = dataclasses.replace(self.config, input_size=tuple(input_hw))
+        other._compiled, other._lock, other._local = {}, threading.Lock(), threading.local()
+        return other
 
     def _compile(self, kind: str):
         what, _, tta = kind.partition("/")

@@ -1,4 +1,5 @@
-"""Process set-up for training: distributed launch (torchrun) and the malloc setting of the trainer."""
+"""Process set-up for training: distributed launch (torchrun), the DDP helpers of the trainer (agreeing
+on a stop, wrapping the model), the CUDA host-sync counter, and the malloc setting of the trainer."""
 
 from __future__ import annotations
 
@@ -28,6 +29,49 @@ def init_distributed() -> tuple[int, int, torch.device]:
         torch.cuda.set_device(local)
         return rank, world, torch.device("cuda", local)
     return rank, world, torch.device("cpu")
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is true in any process (itself outside DDP): every process then takes
+    the same branch, e.g. stops after the same step or epoch."""
+    if dist_info()[1] == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def wrap_ddp(model: torch.nn.Module, find_unused: bool) -> torch.nn.Module:
+    """``model`` under DDP when there is more than one process, else itself. ``find_unused``: some
+    parameters get no gradient for a while (a frozen encoder), which DDP must be told."""
+    if dist_info()[1] == 1:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=find_unused)
+
+
+class SyncCounter:
+    """Counts CUDA host syncs inside a ``with`` block (``torch.cuda.set_sync_debug_mode``); a no-op
+    when not ``enabled``."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.count = enabled, 0
+
+    def __enter__(self):
+        if self.enabled:
+            import warnings
+
+            self._catch = warnings.catch_warnings(record=True)
+            self._caught = self._catch.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            torch.cuda.set_sync_debug_mode("default")
+            self.count = sum("synchroniz" in str(w.message) for w in self._caught)
+            self._catch.__exit__(*exc)
+        return False
 
 
 # glibc mallopt(3) parameters.

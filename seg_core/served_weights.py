@@ -17,8 +17,9 @@ from . import settings
 from .registry import ARCH_NAMES
 
 CHECKPOINTS = tuple(f"{name}.safetensors" for name in ARCH_NAMES)
-#: What an app downloads at start-up: the checkpoints, the files exported from them, the ensemble.
-STARTUP_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "ensemble.json", "README.md"]
+#: What an app downloads at start-up: the checkpoints, the files exported from them, the ensemble,
+#: the corruption benchmark's results (the Stress test draws them).
+STARTUP_ALLOW = ["*.safetensors", "*.xml", "*.bin", "*.onnx", "ensemble.json", "corruption_bench.json", "README.md"]
 
 
 class WeightsError(Exception):

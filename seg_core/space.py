@@ -28,7 +28,7 @@ from .served_weights import CHECKPOINTS, first_line
 SDKS = {"streamlit": "app.py", "gradio": "gradio_app.py"}  # sdk -> app_file
 PYTHON_VERSION = "3.11"  # the version the project is developed and tested with
 #: What a Space receives from the repository (paths relative to its root; ``*`` spans folders).
-SPACE_ALLOW = ["app.py", "gradio_app.py", "app_pages/*.py", "ui/*.py", "seg_core/*.py", "requirements.txt",
+SPACE_ALLOW = ["app.py", "gradio_app.py", "gradio_tabs/*.py", "app_pages/*.py", "ui/*.py", "seg_core/*.py", "requirements.txt",
                ".streamlit/*.toml", "pyproject.toml", "README.md",
                # the KITTI scenes the gallery and the val pages show there (CC BY-NC-SA 3.0), with their credit
                "examples/*.png", "examples/ATTRIBUTION.md", "examples/manifest.json"]
@@ -36,7 +36,7 @@ SPACE_ALLOW = ["app.py", "gradio_app.py", "app_pages/*.py", "ui/*.py", "seg_core
 #: Anything else there (a ``.env``, notes, a photo) stays home.
 WEIGHTS_FILES = [f"{n}{kind}" for n in ARCH_NAMES for kind in
                  (".safetensors", ".int8.xml", ".int8.bin", ".xml", ".bin", ".int8.onnx", ".onnx", "_*.csv", "_*.html")
-                 ] + ["ensemble.json", "README.md"]
+                 ] + ["ensemble.json", "corruption_bench.json", "README.md"]
 WEIGHTS_IN_SPACE = [f"weights/{name}" for name in WEIGHTS_FILES]
 #: Never sent, even where an allow pattern matches: data (licence), runs, packs, caches, tests, secrets.
 SPACE_IGNORE = ["data/*", "runs/*", "packs/*", "tests/*", "benchmarks/*", "docs/*", ".venv/*", "*__pycache__*",

@@ -1,11 +1,11 @@
-"""Pictures of masks for the apps: overlays, legends, disagreement and error maps, PNG bytes.
+"""Pictures of masks for the apps: overlays, legend rows, disagreement and error maps, PNG bytes.
 
-Pure numpy + Pillow (and a little HTML for the legend), shared by the Streamlit and Gradio apps.
+Pure numpy + Pillow, shared by the Streamlit and Gradio apps; the HTML they are drawn in lives in
+the UI layer (``ui.views``).
 """
 
 from __future__ import annotations
 
-import html
 import io
 
 import numpy as np
@@ -52,50 +52,15 @@ def share_text(share: float) -> str:
     return "<0.1%" if share < 0.001 else f"{share:.1%}"
 
 
+#: What the ensemble's time measures, worded once for both apps: its members' masks come from one
+#: pass each (timed as theirs), and the ensemble mixes the probabilities those passes kept
+#: (``seg_core.serve.photos.PhotoService.ensemble``), whether it is asked for with them or after.
+ENSEMBLE_TIME = "the mean of its members' probabilities, kept from their passes (no model runs again)"
+
+
 def ms_text(seconds: float) -> str:
     """A time for people in milliseconds: "12 ms", "<1 ms" for what rounds to nothing (never "0 ms")."""
     return "<1 ms" if seconds < 0.0005 else f"{seconds * 1000:.0f} ms"
-
-
-#: Legend swatches: big enough to tell the dark blues apart (car, truck, bus, train, motorcycle),
-#: with a dark border and a white inner ring so that dark colours do not merge into it.
-SWATCH_STYLE = ("display:inline-block;width:28px;height:18px;border:1px solid #222;box-shadow:inset 0 0 0 1px #fff;"
-                "border-radius:3px;vertical-align:middle;margin-right:8px;flex:none")
-
-
-def legend_html(rows: list[dict], headers: dict[str, str]) -> str:
-    """The legend as an HTML table: a colour swatch and the class name, then one share column per
-    entry of ``headers`` (``{mask name in rows: column title}``; ``rows`` from ``legend_rows``).
-    Nothing wraps (titles keep their hyphens on one line); in a narrow container the titles stand
-    upright (``LEGEND_NARROW_CSS``), and what still does not fit scrolls."""
-    if not rows or not headers:
-        return ""
-    columns = list(headers)
-    cell = "padding:3px 8px;border:none;white-space:nowrap"
-    head = "".join(f"<th style='{cell};text-align:right'>{html.escape(t).replace('-', '&#8209;')}</th>"
-                   for t in headers.values())
-    body = []
-    for row in rows:
-        swatch = f"<span style='{SWATCH_STYLE};background:{row['color']}'></span>"
-        cells = "".join(f"<td style='{cell};text-align:right'>{share_text(row['share'].get(c, 0.0))}</td>"
-                        for c in columns)
-        body.append(f"<tr><td style='{cell}'>{swatch}{html.escape(row['name'])}</td>{cells}</tr>")
-    return (f"<style>{LEGEND_NARROW_CSS}</style><div class='seg-legend' style='overflow-x:auto'>"
-            f"<table style='border-collapse:collapse;border:none;font-size:0.9em'>"
-            f"<tr><th style='{cell};text-align:left'>class</th>{head}</tr>{''.join(body)}</table></div>")
-
-
-#: In a narrow container (a phone) the share columns' titles turn upright, read bottom to top
-#: (whole, never broken at a hyphen), so that the columns are as narrow as their numbers and four
-#: models and the truth fit in 390 px; swatches and padding get smaller. Wider, nothing changes.
-LEGEND_NARROW_CSS = (
-    ".seg-legend{container-type:inline-size}"
-    "@container (max-width:560px){"
-    ".seg-legend th+th{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left!important;"
-    "vertical-align:bottom;padding:4px 2px!important}"
-    ".seg-legend th:first-child{vertical-align:bottom}"
-    ".seg-legend td{padding:2px 6px!important}"
-    ".seg-legend td>span{width:18px!important;height:14px!important;margin-right:5px!important}}")
 
 
 def fit_within(image: np.ndarray, max_side: int, nearest: bool = False) -> np.ndarray:

@@ -87,6 +87,22 @@ def test_ensemble_probabilities_and_bootstrap():
     assert len(boot["per_class"]) == 4 and all(c["lo"] > 0 for c in boot["per_class"])
 
 
+def test_bootstrap_over_conditions():
+    """N x K x C x C: the statistic is the mean over the K conditions of each one's mIoU."""
+    rng = np.random.default_rng(1)
+    mats = rng.integers(0, 50, (30, 2, 4, 4))
+    one = paired_bootstrap(mats[:, :1], mats[:, :1] // 2, seed=3)
+    flat = paired_bootstrap(mats[:, 0], mats[:, 0] // 2, seed=3)
+    assert (one["delta"], one["lo"], one["hi"]) == pytest.approx((flat["delta"], flat["lo"], flat["hi"]))
+    better = mats.copy()
+    better[:, 1, np.arange(4), np.arange(4)] += 100  # only the second condition improves
+    boot = paired_bootstrap(better, mats)
+    want = (miou_of(better[:, 1].sum(0)) - miou_of(mats[:, 1].sum(0))) / 2
+    assert boot["delta"] == pytest.approx(want) and 0 < boot["lo"] <= boot["delta"] <= boot["hi"]
+    with pytest.raises(ValueError, match="must match"):
+        paired_bootstrap(mats, mats[:, 0])
+
+
 def test_predict_with_confidence_and_ensemble(weights_dir):
     pred = Predictor.from_dir(weights_dir)
     photo = synthetic_pair(64, seed=4)[0]
@@ -224,14 +240,3 @@ def test_folder_scores_follow_the_per_image_rule(weights_dir, pairs_dir, tmp_pat
     want = image_scores(masks["unet"].mask, labels[0].numpy())
     assert table[0]["unet mIoU"] == pytest.approx(want["miou"], abs=0.02)  # same rule (masks via another resize path)
 
-
-def test_the_ensembles_time_is_what_it_costs_alone_in_one_call_or_two(weights_dir):
-    """Streamlit asks for the ensemble in a second call, Gradio in the same call as the masks: both
-    show its members' passes plus the averaging (Gradio showed the averaging alone, 35 ms against
-    Streamlit's 693 ms for the same thing)."""
-    pred = Predictor.from_dir(weights_dir)
-    photo = synthetic_pair(64, seed=6)[0]
-    both = pred.predict(photo, ensemble=True)
-    assert both[ENSEMBLE].seconds >= sum(both[n].seconds for n in ARCHS)
-    only = pred.predict(photo, names=(ENSEMBLE,))
-    assert only[ENSEMBLE].seconds > 0

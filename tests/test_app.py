@@ -20,7 +20,8 @@ from streamlit.testing.v1 import AppTest
 
 from seg_core.inference import ImageError
 from seg_core.palette import colorize
-from seg_core.viz import fit_within, legend_html, legend_rows, share_text
+from seg_core.viz import fit_within, legend_rows, share_text
+from ui.views import legend_html
 from tests.conftest import ROOT, synthetic_pair, write_pairs
 from ui import figures, scenes, views
 
@@ -213,7 +214,7 @@ def test_legend_lists_present_classes_with_shares():
 def test_app_entry_point_runs_and_navigates(env):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     no_exception(at)
-    assert at.title[0].value == "Compare the models"
+    assert "label every pixel" in texts(at.caption)  # Compare: no title, its introduction a caption
     assert at.sidebar.text_input(key="data_dir").value == str(env)
     at.switch_page("app_pages/about.py").run()
     no_exception(at)
@@ -266,36 +267,42 @@ def test_compare_legend_comes_right_after_the_masks(env):
 
 def test_compare_draws_the_three_masks_before_the_ensemble_is_computed(env, monkeypatch, tmp_path, weights_dir):
     """First paint: the grid with the three masks and "averaging…" in the ensemble's cell is drawn
-    before the ensemble is asked for; then the same grid is redrawn with it. Later reruns (another
-    view, back again) draw once, with the ensemble."""
-    from seg_core.predictor import Predictor
+    before the ensemble is mixed; then the same grid is redrawn with it. The ensemble is mixed from
+    the probabilities of the models' one pass (no second pass), and later reruns (another view,
+    Inspect, back again) run no model and draw once, with the ensemble."""
+    from seg_core.serve import photos
 
     shutil.copytree(weights_dir, tmp_path / "weights")  # a folder of its own: nothing cached by other tests
     use_weights(monkeypatch, tmp_path / "weights")
     events = []
-    original_predict, original_grid = Predictor.predict, views.image_grid_html
+    original_passes, original_mix, original_grid = photos.predict_many, photos.ensemble_of, views.image_grid_html
 
-    def predict(self, image, names=None, *args, **options):
-        events.append(("predict", names))
-        return original_predict(self, image, names, *args, **options)
+    def passes(runners, *args, **options):
+        events.append(("pass", tuple(runners)))
+        return original_passes(runners, *args, **options)
+
+    def mix(*args, **options):
+        events.append(("mix",))
+        return original_mix(*args, **options)
 
     def grid(items, *args, notes=None, **options):
         events.append(("grid", tuple(c.split(" (")[0] for c, url in items if url is not None), bool(notes)))
         return original_grid(items, *args, notes=notes, **options)
 
-    monkeypatch.setattr(Predictor, "predict", predict)
+    monkeypatch.setattr(photos, "predict_many", passes)
+    monkeypatch.setattr(photos, "ensemble_of", mix)
     monkeypatch.setattr(views, "image_grid_html", grid)
     at = compare_deep_link("4.jpg")
     no_exception(at)
     models = ("U-Net", "FCN-VGG16", "FCN-ResNet50")
-    assert events == [("predict", None), ("grid", ("Photo", "Ground truth", *models), True),
-                      ("predict", ("ensemble",)), ("grid", ("Photo", "Ground truth", *models, "All three"), False)]
+    assert events == [("pass", ("unet", "fcn_vgg16", "fcn_resnet50")), ("grid", ("Photo", "Ground truth", *models), True),
+                      ("mix",), ("grid", ("Photo", "Ground truth", *models, "All three"), False)]
     assert "averaging…" not in grid_html(at) and "All three (averaged) (" in grid_html(at)
     events.clear()
-    at.segmented_control(key="view").set_value("Overlays").run()
-    at.segmented_control(key="view").set_value("Masks").run()
+    for view in ("Overlays", "Inspect", "Masks"):
+        at.segmented_control(key="view").set_value(view).run()
     no_exception(at)
-    assert [e for e in events if e[0] == "predict"] == [] and all(not e[2] for e in events)
+    assert [e for e in events if e[0] != "grid"] == [] and all(not e[2] for e in events)
 
 
 def test_compare_views_opacity_and_before_after(env):
@@ -382,16 +389,16 @@ def test_compare_a_new_upload_set_replaces_the_kept_one(env):
 
 
 def test_compare_uploads_over_the_byte_bound_are_refused_by_name(env, monkeypatch):
-    from ui import common
+    from ui import pickers
 
     photos = [png(synthetic_pair(48, seed=i)[0]) for i in range(3)]
-    monkeypatch.setattr(common, "UPLOAD_MAX_BYTES", len(photos[0]) + len(photos[1]))
+    monkeypatch.setattr(pickers, "UPLOAD_MAX_BYTES", len(photos[0]) + len(photos[1]))
     at = page("compare").run()
     at.file_uploader(key="uploads").set_value([(f"{i}.png", data, "image/png") for i, data in enumerate(photos)]).run()
     no_exception(at)
     kept = at.session_state["uploaded_files"]
     assert [name for name, _, _ in kept] == ["0.png", "1.png"]
-    assert sum(len(data) for _, _, data in kept) <= common.UPLOAD_MAX_BYTES
+    assert sum(len(data) for _, _, data in kept) <= pickers.UPLOAD_MAX_BYTES
     assert any(w.value.startswith("Not kept: 2.png. Uploads may total") for w in at.warning)
     assert at.session_state["scene"].name == "0.png"  # the kept ones still work
     at.file_uploader(key="uploads").set_value(("2.png", photos[2], "image/png")).run()
@@ -399,9 +406,9 @@ def test_compare_uploads_over_the_byte_bound_are_refused_by_name(env, monkeypatc
 
 
 def test_compare_uploads_over_the_file_bound_are_refused(env, monkeypatch):
-    from ui import common
+    from ui import pickers
 
-    monkeypatch.setattr(common, "UPLOAD_MAX_FILES", 2)
+    monkeypatch.setattr(pickers, "UPLOAD_MAX_FILES", 2)
     photo = png(synthetic_pair(48, seed=4)[0])
     at = page("compare").run()
     at.file_uploader(key="uploads").set_value([(f"{i}.png", photo, "image/png") for i in range(4)]).run()
@@ -417,13 +424,13 @@ def _uploads_with_a_deleted_file():
     from streamlit.proto.Common_pb2 import FileURLs
     from streamlit.runtime.uploaded_file_manager import DeletedFile, UploadedFile, UploadedFileRec
 
-    from ui import common
+    from ui import pickers
 
-    st.session_state[common._UPLOAD_REFUSED] = "Not kept: p8.png, p9.png."
+    st.session_state[pickers._UPLOAD_REFUSED] = "Not kept: p8.png, p9.png."
     st.session_state["uploads"] = [
         UploadedFile(UploadedFileRec("id1", "p1.png", "image/png", b"one"), FileURLs()), DeletedFile("id8")]
-    common._keep_uploads()
-    st.write(repr([name for name, _, _ in st.session_state[common.UPLOADS_KEY]]))
+    pickers._keep_uploads()
+    st.write(repr([name for name, _, _ in st.session_state[pickers.UPLOADS_KEY]]))
 
 
 def test_removing_an_upload_after_some_were_refused_does_not_crash(env):
@@ -434,10 +441,10 @@ def test_removing_an_upload_after_some_were_refused_does_not_crash(env):
 
 
 def test_upload_limit_text_states_the_session_bound(env):
-    from ui import common
+    from ui import pickers
 
     at = page("compare").run()
-    assert (f"{common.UPLOAD_MAX_FILES} images and {common.UPLOAD_MAX_BYTES / 2**20:.0f} MB in all"
+    assert (f"{pickers.UPLOAD_MAX_FILES} images and {pickers.UPLOAD_MAX_BYTES / 2**20:.0f} MB in all"
             in texts(at.caption))
 
 
@@ -682,34 +689,34 @@ def test_pages_show_the_backend_of_each_model(env, monkeypatch, weights_dir, tmp
 
 
 def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, weights_dir, tmp_path):
-    """The sidebar toggle (rendered by app.py) makes each model predict with flip TTA; the
-    Compare page says so, and its masks are those of ``Predictor.predict(tta="flip")``."""
-    from seg_core.predictor import Predictor
+    """The sidebar toggle (rendered by app.py) makes each model predict with flip TTA, in one pass
+    per model; the Compare page says so."""
+    from seg_core.serve import photos
 
     shutil.copytree(weights_dir, tmp_path / "weights")  # a folder of its own: no masks cached by other tests
     use_weights(monkeypatch, tmp_path / "weights")
 
     asked = []
-    original = Predictor.predict
+    original = photos.predict_many
 
-    def recording(self, image, names=None, tta="none", **options):
-        asked.append((tta, names))
-        return original(self, image, names, tta, **options)
+    def recording(runners, image, tta="none", *args, **options):
+        asked.append((tta, tuple(runners)))
+        return original(runners, image, tta, *args, **options)
 
-    monkeypatch.setattr(Predictor, "predict", recording)
+    monkeypatch.setattr(photos, "predict_many", recording)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.query_params["scene"] = "3.jpg"
     at.run()
     no_exception(at)
-    # the three masks, then the ensemble alone
-    assert not at.sidebar.toggle(key="tta").value and asked == [("none", None), ("none", ("ensemble",))]
+    three = ("unet", "fcn_vgg16", "fcn_resnet50")
+    assert not at.sidebar.toggle(key="tta").value and asked == [("none", three)]  # the ensemble runs no model
     assert not any("mirror-image" in c.value for c in at.caption)
     at.sidebar.toggle(key="tta").set_value(True).run()
     no_exception(at)
-    assert [t for t, _ in asked] == ["none", "none", "flip", "flip"]
+    assert asked == [("none", three), ("flip", three)]
     assert sum("mirror-image averaging" in c.value for c in at.caption) == 4  # three models and the ensemble
     at.sidebar.toggle(key="tta").set_value(False).run()  # back: the cached masks, no new prediction
-    assert len(asked) == 4
+    assert len(asked) == 2
 
 
 def test_public_mode_has_no_folder_box_and_shows_no_server_path(env, monkeypatch, weights_dir):
@@ -833,11 +840,12 @@ def test_large_upload_is_segmented_at_screen_size_and_downloaded_at_full_size(en
     assert "computed at screen size (1024x205); the downloads at the photo's 1500x300" in texts(at.caption)
     predictor = Predictor.from_dir(weights_dir)
     scene = at.session_state["scene"]
+    served = common.PhotoService(predictor, "test")
     shown = predictor.predict(scenes.display_scale(wide))["unet"].mask
-    full = common.full_size_mask(predictor, scene, "unet", shown, "none")
+    full = served.full_size_mask(scene.photo, "unet", shown, "none")
     assert shown.shape == (205, 1024) and np.array_equal(full, predictor.predict(wide)["unet"].mask)
     small = predictor.predict(wide)["fcn_vgg16"].mask
-    assert common.full_size_mask(predictor, scene, "fcn_vgg16", small, "none") is small  # no second run
+    assert served.full_size_mask(scene.photo, "fcn_vgg16", small, "none") is small  # no second run
 
 
 def test_the_ensemble_gets_its_own_column(env, monkeypatch):

@@ -277,15 +277,15 @@ def test_explorer_shortcut_and_a_picked_scene_open_the_viewer(env):
 def test_explorer_segments_a_large_upload_at_screen_size(env, monkeypatch):
     """An upload brought from Compare: its masks and confidence maps are made (and cached) at
     screen size, not at the photo's full size."""
-    from ui import scenes, val_analysis
+    from ui import common, scenes
 
-    sizes, predictions = [], val_analysis.predictions
+    sizes, predictions = [], common.predictions
 
-    def recorded(scene, photo=None):
+    def recorded(scene, photo=None, **options):
         sizes.append((scene.photo if photo is None else photo).shape)
-        return predictions(scene, photo)
+        return predictions(scene, photo, **options)
 
-    monkeypatch.setattr(val_analysis, "predictions", recorded)
+    monkeypatch.setattr(common, "predictions", recorded)
     at = page("explorer")
     at.session_state["scene"] = scenes.Scene("wide.png", street(600, 1500))
     at.run()

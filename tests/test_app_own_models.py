@@ -17,6 +17,7 @@ from seg_core import extra_models
 from seg_core.checkpoint import CONFIG_KEY, read_tensors, save_tensors
 from seg_core.extra_models import load_extra_model, predict_extra
 from tests.test_app import grid_captions, grid_html, no_exception, page, page_text, run_page, texts
+from seg_core.serve import photos
 from ui import scenes, views
 
 SCENE = "5.jpg"
@@ -156,7 +157,8 @@ def test_the_ensembles_cell_keeps_its_place_while_it_is_averaged(compare, weight
         return original(items, *args, notes=notes, **options)
 
     monkeypatch.setattr(views, "image_grid_html", grid)
-    at.query_params["scene"] = "2.jpg"  # a scene whose ensemble this session has not had yet
+    photos.CACHE.clear()  # the server's results are shared by all sessions: none from other tests
+    at.query_params["scene"] = "2.jpg"  # a scene whose ensemble the server has not mixed yet
     at.run()
     no_exception(at)
     order = ["Photo", "Ground truth", "U-Net", "FCN-VGG16", "FCN-ResNet50", "All three", "FCN-VGG16"]

@@ -204,3 +204,27 @@ def test_streamlit_sessions_benchmark_is_bounded():
     from benchmarks.streamlit_sessions import tree_rss_mib
 
     assert tree_rss_mib(os.getpid()) > 10  # this test process, in MiB
+
+
+@pytest.mark.slow  # about a minute on the busy 2-core machine (imports and model loading)
+def test_ray_benchmark_splits_a_worker_into_stages(weights_dir, pairs_dir):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_ray", "--weights", str(weights_dir), "--val",
+                           str(pairs_dir), "--stages", "2", "--cpus", "1"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["photos"] == 2 and set(result["stage_ms"]) == {"decode", "models", "write", "kb_read",
+                                                                 "kb_written", "worker_rss_mb"}
+    assert all(v > 0 for v in result["stage_ms"].values())
+
+
+@pytest.mark.slow  # starts a local Ray in the benchmark's process (shut down when it ends)
+def test_ray_benchmark_runs_both_engines_and_compares_their_outputs(weights_dir, pairs_dir):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_ray", "--weights", str(weights_dir), "--val",
+                           str(pairs_dir), "--limit", "3", "--models", "unet", "--cpus", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["photos"] == 3 and result["local"]["images_per_s"] > 0
+    [run] = result["ray"]
+    assert run["actors"] == 1 and run["threads_per_actor"] == 1 and run["files_differing"] == 0

@@ -68,6 +68,7 @@ def test_rehearsal_of_both_device_commands_on_cpu(bundle_dir, tmp_path):
         assert campaign.check_return(out) == []
         manifest = campaign.read_manifest(out)
         assert sorted(manifest["models"]) == sorted(c.archs)
+        assert manifest["augment"]["jpeg_p"] == campaign.AUGMENT["jpeg_p"] > 0  # the recipe's augmentation
         for arch, entry in manifest["models"].items():
             assert all(p["bytes"] <= campaign.CHUNK_BYTES for p in entry["parts"])
             assert entry["result"]["epochs"] == manifest["plan"]["epochs"]
@@ -213,7 +214,9 @@ def test_trainer_gpu_mode_evaluates_on_the_timer_without_resume_state(tmp_path):
     assert ["val_miou" in row for row in trainer.history] == [False, False, True]  # only at the end
     assert not (tmp_path / "run" / "state.safetensors").exists()
     assert (tmp_path / "run" / "best.safetensors").is_file() and (tmp_path / "run" / "last.safetensors").is_file()
-    bench = trainer.benchmark(32, steps=1, warmup=0)
+    from scripts.campaign_steps import benchmark
+
+    bench = benchmark(trainer, 32, steps=1, warmup=0)
     assert bench["step_s"] > 0 and bench["img_s"] > 0
 
 
@@ -227,3 +230,26 @@ def test_trainer_deadline_ends_an_epochs_run_early_with_files(tmp_path):
     assert "val_miou" in trainer.history[-1]
     save_model(build_model(arch="unet", input_size=(32, 32)), tmp_path / "x.safetensors")  # the checkpoint API stands
     assert torch.isfinite(torch.tensor(trainer.history[-1]["loss"]))
+
+
+def test_the_campaign_recipe_trains_with_the_robustness_augmentation(tmp_path):
+    import argparse
+
+    from scripts import gpu_campaign
+    from seg_core.train_schedule import AUGMENT_FIELDS, make_augment
+
+    args = argparse.Namespace(lr16=2e-3, crop=128, final_size=256, final_frac=0.25, eval_interval=20,
+                              plain_augment=False)
+    cfg = gpu_campaign.train_config(args, "unet", 64, epochs=1)
+    aug = make_augment(cfg, 256, cfg.final_scale)
+    assert set(campaign.AUGMENT) <= set(AUGMENT_FIELDS)
+    assert {k: getattr(aug, k) for k in campaign.AUGMENT} == campaign.AUGMENT
+    assert cfg.final_scale == TrainConfig().final_scale  # the zoom range is not the campaign's to widen
+    plain = gpu_campaign.train_config(argparse.Namespace(**{**vars(args), "plain_augment": True}), "unet", 64,
+                                      epochs=1)
+    assert plain.jpeg_p == 0 and plain.blur_p == 0 and plain.hue == 0
+    report = {"val": "v", "pairs": 2, "models": {"unet": {
+        "campaign": {"device": "gpu", "torch": "2", "augment": campaign.AUGMENT}, "training": {},
+        "new": {"miou": 0.5, "iou": {"road": 0.9}}, "replace": True}}}
+    assert "augmentation brightness 0.4" in campaign.model_card(report)
+    assert "jpeg_quality 10-75" in campaign.model_card(report)

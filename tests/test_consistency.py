@@ -4,10 +4,15 @@ never read "0 ms". Files and API fields keep the stable ids."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from seg_core.palette import CLASS_HEX, CLASS_NAMES, COLORS
 from seg_core.registry import ARCH_NAMES, ENSEMBLE, display_name, model_color
-from seg_core.video import VideoInfo, VideoResult, flicker_figure
+from seg_core.viz import ms_text
+from seg_core.video import VideoInfo
+from seg_core.video_compare import VideoResult
 from ui import explore, figures
+from ui.figures import flicker_figure
 
 MODELS = (*ARCH_NAMES, ENSEMBLE)
 
@@ -44,3 +49,31 @@ def test_times_never_read_zero_ms():
     from seg_core.viz import ms_text
 
     assert ms_text(0.0) == ms_text(0.0004) == "<1 ms" and ms_text(0.0123) == "12 ms"
+
+
+def test_both_apps_report_the_ensembles_time_as_the_same_thing(weights_dir):
+    """Gradio asks for the ensemble with the masks, Streamlit's Compare a step after them (its first
+    paint): both get ``PhotoService``'s ensemble, whose time is the mixing of the probabilities the
+    members' passes kept, and both word it with ``viz.ENSEMBLE_TIME`` (Gradio once showed 35 ms and
+    Streamlit 693 ms for the same ensemble, each meaning something else)."""
+    import gradio_tabs.photo as photo_tab
+    from seg_core.predictor import Predictor
+    from seg_core.serve.photos import Photo, PhotoService
+    from seg_core.viz import ENSEMBLE_TIME
+    from tests.conftest import synthetic_pair
+
+    image = synthetic_pair(64, seed=6)[0]
+    gradio_pred = Predictor.from_dir(weights_dir)
+    state = photo_tab.compare(gradio_pred, image)  # one call: masks and ensemble
+    streamlit = PhotoService(Predictor.from_dir(weights_dir), "streamlit-test")
+    first = streamlit.compare(Photo.of(image), ensemble=False)  # the three first, the ensemble after
+    assert ENSEMBLE not in first
+    second = streamlit.compare(Photo.of(image))
+    for seconds in (state["seconds"], {n: p.seconds for n, p in second.items()}):
+        members = sum(seconds[n] for n in ARCH_NAMES)
+        assert 0 < seconds[ENSEMBLE] < members  # the mixing, not the passes again
+    assert all(second[n] is first[n] for n in ARCH_NAMES)  # no model ran for the ensemble
+    timing = photo_tab.render(state, "unet", 0.5, tuple(gradio_pred.models), 0)[2]
+    assert f"Ensemble {ms_text(state['seconds'][ENSEMBLE])} ({ENSEMBLE_TIME})" in timing.replace(display_name(ENSEMBLE), "Ensemble")
+    page = (Path(__file__).parents[1] / "app_pages" / "compare.py").read_text()
+    assert page.count("ENSEMBLE_TIME") >= 3  # imported, in the caption and in the ensemble's metric help

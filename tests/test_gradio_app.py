@@ -28,6 +28,9 @@ from PIL import Image  # noqa: E402
 from seg_core.inference import class_shares, load_image, predict  # noqa: E402
 from seg_core.palette import CLASS_HEX, CLASS_NAMES, colorize  # noqa: E402
 from seg_core.predictor import Predictor  # noqa: E402
+from seg_core.viz import legend  # noqa: E402
+from seg_core.serve.slots import SLOTS  # noqa: E402
+from gradio_tabs import api as api_tab, common as common_tab, own_models as own_tab, photo as photo_tab, video as video_tab, webcam as webcam_tab  # noqa: E402,F401
 from tests.conftest import write_pairs  # noqa: E402
 
 pytestmark = [  # pandas deprecations inside gradio's queue, not ours
@@ -57,7 +60,7 @@ def client(app):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    **app.LAUNCH_KWARGS)
+                    **common_tab.LAUNCH_KWARGS)
     try:
         yield Client(f"http://127.0.0.1:{port}/", verbose=False)
     finally:
@@ -154,28 +157,28 @@ def _inline_mask(answer: dict) -> np.ndarray:
 def test_plain_http_api_answers_in_one_post(app, photo):
     from starlette.testclient import TestClient
 
-    with TestClient(app.rest_api(app.predictor)) as http:
-        answer = http.post(f"{app.REST_PATH}?model=fcn_vgg16", content=photo.read_bytes())
+    with TestClient(api_tab.rest_api(app.predictor)) as http:
+        answer = http.post(f"{api_tab.REST_PATH}?model=fcn_vgg16", content=photo.read_bytes())
         assert answer.status_code == 200
         local = app.predictor.predict(load_image(photo), ("fcn_vgg16",))["fcn_vgg16"].mask
         assert np.array_equal(_inline_mask(answer.json()), local)
         assert answer.json()["shares"] == pytest.approx(class_shares(local))
-        assert http.post(app.REST_PATH, content=photo.read_bytes()).status_code == 200  # unet by default
+        assert http.post(api_tab.REST_PATH, content=photo.read_bytes()).status_code == 200  # unet by default
 
 
 def test_plain_http_api_refusals_are_sentences(app, photo, monkeypatch):
     from starlette.testclient import TestClient
 
-    with TestClient(app.rest_api(app.predictor)) as http:
+    with TestClient(api_tab.rest_api(app.predictor)) as http:
         for body, query, status, words in [
             (b"not an image", "", 400, "not an image in a format we can read"),
             (b"", "", 400, "the file is empty"),
             (photo.read_bytes(), "?model=deeplab", 400, "Unknown model 'deeplab'; choose one of: unet"),
         ]:
-            answer = http.post(app.REST_PATH + query, content=body)
+            answer = http.post(api_tab.REST_PATH + query, content=body)
             assert answer.status_code == status and words in answer.json()["error"], answer.text
-        monkeypatch.setattr(app, "MAX_BODY_BYTES", 100)
-        answer = http.post(app.REST_PATH, content=photo.read_bytes())
+        monkeypatch.setattr(api_tab, "MAX_BODY_BYTES", 100)
+        answer = http.post(api_tab.REST_PATH, content=photo.read_bytes())
         assert answer.status_code == 413 and "over" in answer.json()["error"]
 
 
@@ -185,55 +188,55 @@ def test_plain_http_api_refuses_at_once_when_full(app, photo):
     from starlette.testclient import TestClient
 
     body = photo.read_bytes()
-    api = app.rest_api(app.predictor, waiting=0)  # room for the one running request only
+    api = api_tab.rest_api(app.predictor, waiting=0)  # room for the one running request only
     with TestClient(api) as http:
         results = []
-        app.INFERENCE_SLOTS.acquire()  # the cores are busy: the first request waits for its slot
+        SLOTS.acquire()  # the cores are busy: the first request waits for its slot
         try:
-            first = threading.Thread(target=lambda: results.append(http.post(app.REST_PATH, content=body)))
+            first = threading.Thread(target=lambda: results.append(http.post(api_tab.REST_PATH, content=body)))
             first.start()
             deadline = time.monotonic() + 10
             while api.state.admitted == 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            second = http.post(app.REST_PATH, content=body)
+            second = http.post(api_tab.REST_PATH, content=body)
             assert second.status_code == 503 and second.headers["Retry-After"] == "1"
             assert "Busy" in second.json()["error"]
         finally:
-            app.INFERENCE_SLOTS.release()
+            SLOTS.release()
         first.join(30)
         assert results and results[0].status_code == 200  # the waiting one was answered
-        assert http.post(app.REST_PATH, content=body).status_code == 200  # and the room is free again
+        assert http.post(api_tab.REST_PATH, content=body).status_code == 200  # and the room is free again
 
 
 def test_entry_point_serves_the_page_and_the_plain_api(app, photo):
     from starlette.testclient import TestClient
 
     demo = app.build_demo(app.predictor, None)  # its own: closing it must not stop the module's served demo
-    with TestClient(app.http_app(demo, app.predictor)) as http:
+    with TestClient(api_tab.http_app(demo, app.predictor)) as http:
         page = http.get("/")
         assert page.status_code == 200 and "gradio" in page.text.lower()
-        assert http.post(app.REST_PATH, content=photo.read_bytes()).status_code == 200
+        assert http.post(api_tab.REST_PATH, content=photo.read_bytes()).status_code == 200
         assert http.get("/gradio_api/info").json()["named_endpoints"]["/segment"]
 
 
 def test_old_masks_are_pruned_at_most_once_a_minute(app, tmp_path, monkeypatch):
     import os
 
-    monkeypatch.setattr(app, "_last_prune", [0.0])
+    monkeypatch.setattr(api_tab, "_last_prune", [0.0])
     old, new, preview = tmp_path / "mask-old.png", tmp_path / "mask-new.png", tmp_path / "preview-old.png"
     for path in (old, new, preview):
         path.write_bytes(b"x")
     os.utime(old, (1000.0, 1000.0))
     os.utime(preview, (1000.0, 1000.0))  # a TIFF's PNG preview, long since copied by gradio
-    now = 1000.0 + app.MASK_MAX_AGE_S + 1
+    now = 1000.0 + api_tab.MASK_MAX_AGE_S + 1
     os.utime(new, (now, now))
-    app._prune(tmp_path, now)
+    api_tab._prune(tmp_path, now)
     assert not old.exists() and new.exists() and not preview.exists()
     old.write_bytes(b"x")
     os.utime(old, (1000.0, 1000.0))
-    app._prune(tmp_path, now + app.MASK_PRUNE_EVERY_S - 1)  # too soon: the folder is not listed again
+    api_tab._prune(tmp_path, now + api_tab.MASK_PRUNE_EVERY_S - 1)  # too soon: the folder is not listed again
     assert old.exists()
-    app._prune(tmp_path, now + app.MASK_PRUNE_EVERY_S)
+    api_tab._prune(tmp_path, now + api_tab.MASK_PRUNE_EVERY_S)
     assert not old.exists()
 
 
@@ -271,16 +274,16 @@ def test_segment_api_unknown_model_is_a_clear_error(client, photo):
 def test_model_names_and_missing_models(app, weights_dir, tmp_path, photo):
     shutil.copy(weights_dir / "unet.safetensors", tmp_path / "unet.safetensors")
     partial = Predictor.from_dir(tmp_path)
-    assert app.model_key(partial, " U-Net ") == "unet"
+    assert common_tab.model_key(partial, " U-Net ") == "unet"
     with pytest.raises(gr.Error) as err:
-        app.segment_api(partial, str(photo), "fcn_resnet50", tmp_path / "masks")
+        api_tab.segment_api(partial, str(photo), "fcn_resnet50", tmp_path / "masks")
     assert "not available on this server" in err.value.message
     assert "python train_cli.py train --arch fcn_resnet50" in err.value.message
     # The loaded model still answers.
-    png, shares = app.segment_api(partial, str(photo), "unet", tmp_path / "masks")
+    png, shares = api_tab.segment_api(partial, str(photo), "unet", tmp_path / "masks")
     assert np.asarray(Image.open(png)).shape == (H, W) and sum(shares.values()) == pytest.approx(1.0)
 
-    note = app.missing_note(partial)
+    note = common_tab.missing_note(partial)
     assert "FCN-VGG16" in note and "`python train_cli.py train --arch fcn_resnet50" in note
     demo = app.build_demo(partial, data_dir=tmp_path / "nowhere")
     props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
@@ -289,13 +292,13 @@ def test_model_names_and_missing_models(app, weights_dir, tmp_path, photo):
 
 
 def test_compare_and_render(app, photo, monkeypatch):
-    monkeypatch.setattr(app, "DISPLAY_MAX_SIDE", 40)  # display copies are downscaled, masks too
-    state = app.compare(app.predictor, {"path": str(photo)})
+    monkeypatch.setattr(photo_tab, "DISPLAY_MAX_SIDE", 40)  # display copies are downscaled, masks too
+    state = photo_tab.compare(app.predictor, {"path": str(photo)})
     names = (*app.predictor.models, "ensemble")
     assert state["size"] == (H, W) and state["photo"].shape == (24, 40, 3)
     assert list(state["masks"]) == list(names) and all(m.shape == (24, 40) for m in state["masks"].values())
 
-    slider, legend_html, timing, annotated, sure, *overlays = app.render(state, "fcn_vgg16", 0.0, names)
+    slider, legend_html, timing, annotated, sure, *overlays = photo_tab.render(state, "fcn_vgg16", 0.0, names)
     assert len(overlays) == 4 and np.array_equal(slider[0], state["photo"])
     assert np.array_equal(overlays[0], state["photo"])  # opacity 0: the photo itself
     top = state["legend"][0]  # one table for all the models, shares from the full-size masks
@@ -305,31 +308,31 @@ def test_compare_and_render(app, photo, monkeypatch):
     # the chosen model's classes, one mask each for the annotated picture, and its confidence
     picture, parts = annotated
     assert np.array_equal(picture, state["photo"]) and [name for _, name in parts][0] == \
-        app.legend(state["masks"]["fcn_vgg16"])[0]["name"]
+        legend(state["masks"]["fcn_vgg16"])[0]["name"]
     assert sum(m.sum() for m, _ in parts) == state["masks"]["fcn_vgg16"].size  # every pixel in one class
     assert sure.shape == (24, 40) and sure.dtype == np.uint8
-    _, _, _, _, _, *opaque = app.render(state, "unet", 1.0, names)
+    _, _, _, _, _, *opaque = photo_tab.render(state, "unet", 1.0, names)
     assert np.array_equal(opaque[0], colorize(state["masks"]["unet"]))
-    assert app.render(None, "unet", 0.5, names) == [None, "", "", None, None, None, None, None, None]
+    assert photo_tab.render(None, "unet", 0.5, names) == [None, "", "", None, None, None, None, None, None]
 
 
 def test_clicking_a_class_reports_its_share_in_every_model(app, photo):
-    state = app.compare(app.predictor, {"path": str(photo)})
+    state = photo_tab.compare(app.predictor, {"path": str(photo)})
     top = state["legend"][0]
-    evt = app.gr.SelectData(None, {"index": 0, "value": {"label": top["name"]}})
-    report = app.class_report(state, evt)
+    evt = gr.SelectData(None, {"index": 0, "value": {"label": top["name"]}})
+    report = photo_tab.class_report(state, evt)
     assert report.startswith(f"**{top['name']}**") and "U-Net" in report and "All three (averaged)" in report
-    assert app.class_report(state, app.gr.SelectData(None, {"index": 0, "value": {"label": "nothing"}})) == ""
+    assert photo_tab.class_report(state, gr.SelectData(None, {"index": 0, "value": {"label": "nothing"}})) == ""
 
 
 def test_mirror_image_averaging_in_the_page(app, photo):
-    state = app.compare(app.predictor, {"path": str(photo)}, "flip")
+    state = photo_tab.compare(app.predictor, {"path": str(photo)}, "flip")
     rgb = load_image(photo)
     expected = app.predictor.predict(rgb, tta="flip")
     assert state["tta"] == "flip" and all(np.array_equal(state["masks"][n], p.mask) for n, p in expected.items())
     names = tuple(app.predictor.models)
-    assert "Mirror-image averaging" in app.render(state, "unet", 0.5, names)[2]
-    assert "Mirror-image" not in app.render(app.compare(app.predictor, {"path": str(photo)}), "unet", 0.5, names)[2]
+    assert "Mirror-image averaging" in photo_tab.render(state, "unet", 0.5, names)[2]
+    assert "Mirror-image" not in photo_tab.render(photo_tab.compare(app.predictor, {"path": str(photo)}), "unet", 0.5, names)[2]
     # ticking the box re-runs the comparison on the current photo
     config = app.demo.get_config_file()
     box = next(c["id"] for c in config["components"] if c["props"].get("label", "").startswith("Mirror-image"))
@@ -338,22 +341,22 @@ def test_mirror_image_averaging_in_the_page(app, photo):
 
 def test_bad_inputs_in_the_page(app, tmp_path):
     with pytest.raises(gr.Error, match="No image"):
-        app.compare(app.predictor, None)
+        photo_tab.compare(app.predictor, None)
     (tmp_path / "notes.png").write_text("hello")
     with pytest.raises(gr.Error) as err:
-        app.compare(app.predictor, {"path": str(tmp_path / "notes.png")})
+        photo_tab.compare(app.predictor, {"path": str(tmp_path / "notes.png")})
     assert err.value.message.startswith("Cannot segment this file: this file is not an image")
 
 
 def test_examples_are_photo_halves_cached_outside_the_repo(app, tmp_path):
     pairs = write_pairs(tmp_path / "pairs", n=3)
-    photos = app.example_photos(pairs, tmp_path / "cache", n=2)
+    photos = photo_tab.example_photos(pairs, tmp_path / "cache", n=2)
     assert [p.stem for p in photos] == ["1", "2"]
     assert np.array_equal(load_image(photos[0]), load_image(pairs / "1.jpg")[:, :64])
     stamp = photos[0].stat().st_mtime_ns
-    assert app.example_photos(pairs, tmp_path / "cache", n=2) == photos  # cached, not cropped again
+    assert photo_tab.example_photos(pairs, tmp_path / "cache", n=2) == photos  # cached, not cropped again
     assert photos[0].stat().st_mtime_ns == stamp
-    assert app.example_photos(tmp_path / "missing", tmp_path / "cache") == []
+    assert photo_tab.example_photos(tmp_path / "missing", tmp_path / "cache") == []
     # the module-level demo got its examples from SEG_DATA_DIR
     datasets = [c for c in app.demo.config["components"] if c["type"] == "dataset"]
     assert len(datasets) == 1 and len(datasets[0]["props"]["samples"]) == 3
@@ -428,8 +431,8 @@ def test_segment_video_api_unknown_model_and_bad_every(client, clip):
 
 
 def test_video_tab_handler_writes_into_fresh_folders(app, clip, tmp_path):
-    first = app._segment_video(app.predictor, {"path": str(clip)}, None, 1, tmp_path / "videos")
-    second = app._segment_video(app.predictor, {"video": {"path": str(clip)}}, "unet", 3, tmp_path / "videos")
+    first = video_tab._segment_video(app.predictor, {"path": str(clip)}, None, 1, tmp_path / "videos")
+    second = video_tab._segment_video(app.predictor, {"video": {"path": str(clip)}}, "unet", 3, tmp_path / "videos")
     assert Path(first[0]).parent != Path(second[0]).parent
     assert first[3].names == ("unet", "fcn_vgg16", "fcn_resnet50") and second[3].segmented == 2
 
@@ -447,15 +450,15 @@ def test_video_tab_runs_and_cuts_frames_into_panels(app, clip):
 
 def test_webcam_frames_come_back_as_overlays_with_the_frame_rate(app):
     frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
-    picture, rate, state = app.live_frame(app.predictor, frame, "unet", None)
+    picture, rate, state = webcam_tab.live_frame(app.predictor, frame, "unet", None)
     assert picture.shape == (288, 512, 3) and rate == "U-Net: 0.0 frames/s"
     for _ in range(3):
-        picture, rate, state = app.live_frame(app.predictor, frame, "unet", state)
+        picture, rate, state = webcam_tab.live_frame(app.predictor, frame, "unet", state)
     assert len(state["times"]) == 4 and float(rate.split(": ")[1].split()[0]) > 0
-    assert app.live_frame(app.predictor, None, "unet", state)[0] is None
+    assert webcam_tab.live_frame(app.predictor, None, "unet", state)[0] is None
     with pytest.raises(gr.Error, match="Unknown model"):
-        app.live_frame(app.predictor, frame, "deeplab", state)
-    assert "webcam_section" in dir(app) and any(f.fn.__name__ == "on_camera" and f.concurrency_id == "webcam"
+        webcam_tab.live_frame(app.predictor, frame, "deeplab", state)
+    assert "webcam_section" in dir(webcam_tab) and any(f.fn.__name__ == "on_camera" and f.concurrency_id == "webcam"
                                                for f in app.demo.fns.values())
 
 
@@ -464,13 +467,13 @@ def test_page_errors_stay_readable_in_the_page(app, tmp_path):
     "Error" pills); the next good photo hides it again."""
     names = tuple(app.predictor.models)
     (tmp_path / "notes.png").write_text("hello")
-    out = app.on_photo(app.predictor, {"path": str(tmp_path / "notes.png")}, "unet", 0.5, False, names, tmp_path)
+    out = photo_tab.on_photo(app.predictor, {"path": str(tmp_path / "notes.png")}, "unet", 0.5, False, names, tmp_path)
     box = out[-1]
     assert box["visible"] and box["value"].startswith("**Bad image:** Cannot segment this file: this file is not an image")
     assert out[1] is None and out[2] is None  # no state, no slider
     good = tmp_path / "street.png"
     Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(good)
-    out = app.on_photo(app.predictor, {"path": str(good)}, "unet", 0.5, False, names, tmp_path)
+    out = photo_tab.on_photo(app.predictor, {"path": str(good)}, "unet", 0.5, False, names, tmp_path)
     assert out[-1]["visible"] is False and out[1]["size"] == (H, W)
     config = app.demo.get_config_file()
     assert any(c["props"].get("elem_id") == "page-error" for c in config["components"])
@@ -481,15 +484,15 @@ def test_tiff_upload_gets_a_png_preview(app, tmp_path):
     tiff = tmp_path / "street.tif"
     pixels = np.random.default_rng(2).integers(0, 256, (H, W, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tiff, format="TIFF")
-    preview, *rest = app.on_photo(app.predictor, {"path": str(tiff)}, "unet", 0.5, False, names, tmp_path)
+    preview, *rest = photo_tab.on_photo(app.predictor, {"path": str(tiff)}, "unet", 0.5, False, names, tmp_path)
     assert preview.endswith(".png") and np.array_equal(load_image(preview), pixels)
     assert all(isinstance(r, dict) and r.get("__type__") == "update" for r in rest)  # skipped: the PNG's change runs
-    again = app.on_photo(app.predictor, {"path": preview}, "unet", 0.5, False, names, tmp_path)
+    again = photo_tab.on_photo(app.predictor, {"path": preview}, "unet", 0.5, False, names, tmp_path)
     assert again[1]["size"] == (H, W)  # the PNG is segmented, not converted again
 
 
 def test_legend_has_no_heavy_borders_and_shows_all_models(app):
-    assert "#legend table" in app.LAUNCH_KWARGS["css"] and "border: none !important" in app.LAUNCH_KWARGS["css"]
+    assert "#legend table" in common_tab.LAUNCH_KWARGS["css"] and "border: none !important" in common_tab.LAUNCH_KWARGS["css"]
     config = app.demo.get_config_file()
     assert any(c["props"].get("elem_id") == "legend" for c in config["components"])
 
@@ -500,7 +503,7 @@ def test_webcam_asks_the_camera_for_small_frames(app):
     camera = next(b for b in app.demo.blocks.values() if isinstance(b, gr.Image) and b.label == "Camera")
     video = camera.webcam_options.constraints["video"]
     assert video["width"]["ideal"] <= 640 and video["height"]["ideal"] <= 480
-    assert max(video["width"]["ideal"], video["height"]["ideal"]) >= app.LIVE_MAX_SIDE  # not below what is segmented
+    assert max(video["width"]["ideal"], video["height"]["ideal"]) >= webcam_tab.LIVE_MAX_SIDE  # not below what is segmented
 
 
 def test_the_class_picture_uses_the_cityscapes_palette(app):
@@ -519,19 +522,19 @@ def test_an_mp4v_clip_is_described_not_played_and_its_comparison_is_h264(app, tm
     assert players == []
     clip = write_clip(tmp_path / "old.mp4", panning_frames(4), codec="mpeg4")
     assert probe(clip).codec == "mpeg4"
-    assert app.describe_clip({"path": str(clip), "orig_name": "old.mp4"}).startswith("**old.mp4**: 96x64, 10 frames/s")
+    assert video_tab.describe_clip({"path": str(clip), "orig_name": "old.mp4"}).startswith("**old.mp4**: 96x64, 10 frames/s")
     fns = {f.fn.__name__: f.fn for f in app.demo.fns.values()}
     video, *_ = fns["on_run"]({"path": str(clip)}, 1, progress=lambda *a, **k: None)
     assert probe(video).codec == "h264"
     (tmp_path / "notes.mp4").write_text("not a video")
-    assert app.describe_clip({"path": str(tmp_path / "notes.mp4")}).startswith("**Cannot use notes.mp4:**")
+    assert video_tab.describe_clip({"path": str(tmp_path / "notes.mp4")}).startswith("**Cannot use notes.mp4:**")
 
 
 def test_tabs_are_at_the_top_and_compare_holds_the_examples_and_every_overlay(app):
     """The page opened as a wall of boxes with Video and Webcam below it all: now the tabs come
     first, and Compare holds the photo, the examples and each model's overlay."""
     tabs = [b for b in app.demo.blocks.values() if isinstance(b, gr.Tab)]
-    assert [t.label for t in tabs] == ["Compare", "Inspect", "Video", "Webcam", "Your model"]
+    assert [t.label for t in tabs] == ["Compare", "Inspect", "Video", "Webcam", "Your model", "Stress test"]
     compare = tabs[0]
 
     def inside(block, parent) -> bool:

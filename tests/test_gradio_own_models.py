@@ -14,6 +14,8 @@ import pytest
 
 from seg_core import extra_models
 from seg_core.palette import colorize
+from seg_core.serve.slots import SLOTS
+from gradio_tabs import api as api_tab, common as common_tab, own_models as own_tab, photo as photo_tab, video as video_tab, webcam as webcam_tab  # noqa: E402,F401
 from tests.test_app_own_models import refusals
 from tests.test_gradio_app import app, photo  # noqa: F401
 
@@ -36,25 +38,25 @@ def props_by_id(demo) -> dict:
 def test_own_models_from_a_file_a_path_and_the_hub_beside_the_three(app, weights_dir, hub, photo, tmp_path):  # noqa: F811 (fixtures of test_gradio_app)
     upload = tmp_path / "mine.safetensors"
     shutil.copy(weights_dir / "unet.safetensors", upload)
-    own = app.add_own_model([], {"path": str(upload)})
+    own = own_tab.add_own_model([], {"path": str(upload)})
     assert [o["label"] for o in own] == ["U-Net (mine.safetensors)"]
-    own = app.add_own_model(own, None, "hf://lab/unet-ft@abc123")
+    own = own_tab.add_own_model(own, None, "hf://lab/unet-ft@abc123")
     with pytest.raises(gr.Error, match="at most 2 of your own models"):
-        app.add_own_model(own, None, str(weights_dir / "fcn_vgg16.safetensors"))
+        own_tab.add_own_model(own, None, str(weights_dir / "fcn_vgg16.safetensors"))
 
-    state = app.compare(app.predictor, {"path": str(photo)}, "none", app.own_models(own))
-    alone = app.compare(app.predictor, {"path": str(photo)})
+    state = photo_tab.compare(app.predictor, {"path": str(photo)}, "none", own_tab.own_models(own))
+    alone = photo_tab.compare(app.predictor, {"path": str(photo)})
     labels = ["U-Net (mine.safetensors)", "U-Net (hf://lab/unet-ft@abc123)"]
     assert list(state["masks"])[-2:] == labels and state["own"] == labels
     assert np.array_equal(state["masks"]["ensemble"], alone["masks"]["ensemble"])  # not inside the ensemble
     assert state["backends"][labels[0]] == "PyTorch fp32, your model"
     names = tuple(app.predictor.models)
-    *_, first, second = app.render(state, "unet", 1.0, names, 2)
+    *_, first, second = photo_tab.render(state, "unet", 1.0, names, 2)
     assert first["visible"] and first["label"] == labels[0]
     assert np.array_equal(first["value"], colorize(state["masks"][labels[0]]))
     assert second["label"] == labels[1]
-    assert not app.render(alone, "unet", 1.0, names, 2)[-1]["visible"]  # no own model: the slot stays hidden
-    assert "U&#8209;Net (mine.safetensors)" in app.render(state, "unet", 1.0, names, 2)[1]  # and in the legend
+    assert not photo_tab.render(alone, "unet", 1.0, names, 2)[-1]["visible"]  # no own model: the slot stays hidden
+    assert "U&#8209;Net (mine.safetensors)" in photo_tab.render(state, "unet", 1.0, names, 2)[1]  # and in the legend
 
 
 def test_adding_in_the_page_segments_the_photo_again_and_unticking_removes(app, weights_dir, photo):  # noqa: F811 (fixtures of test_gradio_app)
@@ -95,10 +97,10 @@ def test_public_mode_offers_only_the_listed_models(app, weights_dir, hub, monkey
     assert props["own-models"]["props"]["visible"] and "own-file" not in props and "own-source" not in props
     assert [c[0] for c in props["own-pick"]["props"]["choices"]] == ["fcn_resnet50.safetensors", "hf://lab/unet-ft"]
     assert str(weights_dir) not in str(demo.config)
-    own = app.add_own_model([], None, "fcn_resnet50.safetensors")
+    own = own_tab.add_own_model([], None, "fcn_resnet50.safetensors")
     assert [o["label"] for o in own] == ["FCN-ResNet50 (fcn_resnet50.safetensors)"]
     with pytest.raises(gr.Error, match="is not offered here"):
-        app.add_own_model([], None, str(weights_dir / "unet.safetensors"))  # a path sent by hand
+        own_tab.add_own_model([], None, str(weights_dir / "unet.safetensors"))  # a path sent by hand
 
     monkeypatch.delenv("SEG_EXTRA_MODELS")
     assert not props_by_id(app.build_demo(app.predictor, data_dir=None))["own-models"]["props"]["visible"]
@@ -111,13 +113,13 @@ def test_own_models_wait_for_an_inference_slot_like_the_three(app, weights_dir, 
 
     mine = extra_models.load_extra_model(str(weights_dir / "unet.safetensors"), public=False)
     done = []
-    app.INFERENCE_SLOTS.acquire()  # the cores are busy with another forward pass
+    SLOTS.acquire()  # the cores are busy with another forward pass
     try:
-        worker = threading.Thread(target=lambda: done.append(app.compare(Predictor(), str(photo), extras=[mine])))
+        worker = threading.Thread(target=lambda: done.append(photo_tab.compare(Predictor(), str(photo), extras=[mine])))
         worker.start()
         worker.join(1.0)
         assert not done  # it waits for the slot instead of running beside the other pass
     finally:
-        app.INFERENCE_SLOTS.release()
+        SLOTS.release()
     worker.join(60)
     assert done and mine.label in done[0]["masks"]

@@ -306,3 +306,15 @@ def test_predict_many_mixes_backends(weights_dir, exported):
     models = {"unet": load_runner(exported["unet"][1]), "fcn_vgg16": load_runner(weights_dir / "fcn_vgg16.safetensors")}
     out = predict_many(models, synthetic_pair(64, seed=5)[0])
     assert set(out) == {"unet", "fcn_vgg16"} and all(p.mask.shape == (64, 64) and p.seconds > 0 for p in out.values())
+
+
+def test_openvino_resized_matches_pytorch_at_another_input_size(exported, weights_dir):
+    """The scale probe feeds 96x96 to a 64x64 export: reshaped, its masks are PyTorch's at 96x96
+    (without the reshape OpenVINO took the input and computed garbage)."""
+    fast = load_runner(exported["fcn_vgg16"][1])
+    torch_runner = load_runner(weights_dir / "fcn_vgg16.safetensors")
+    x = torch.randn(2, 3, 96, 96).numpy()
+    big = fast.resized((96, 96))
+    assert big.config.input_size == (96, 96) and fast.config.input_size == (64, 64)
+    assert (big.masks(x, (96, 96)) == torch_runner.masks(x, (96, 96))).mean() >= 0.999
+    assert fast.masks(x[:, :, :64, :64], (64, 64)).shape == (2, 64, 64)  # the original keeps its shape

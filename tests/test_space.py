@@ -189,7 +189,7 @@ def test_patterns_select_this_checkout_without_data_tests_or_caches():
     """The real repository: code and weights go, nothing from tests/, benchmarks/, docs/ or caches."""
     plan = space.plan_space(SPACE)
     files = set(plan.space.files)
-    assert {"app.py", "gradio_app.py", "seg_core/space.py", "ui/common.py", "app_pages/compare.py",
+    assert {"app.py", "gradio_app.py", "gradio_tabs/photo.py", "seg_core/space.py", "seg_core/serve/photos.py", "ui/common.py", "app_pages/compare.py",
             ".streamlit/config.toml", "README.md", "requirements.txt", "weights/unet.safetensors",
             "examples/ATTRIBUTION.md", "examples/manifest.json", "examples/kitti_000000_10.png"} <= files
     assert not [f for f in files if f.startswith(("tests/", "benchmarks/", "docs/", "runs/", "packs/", ".venv/"))

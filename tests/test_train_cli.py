@@ -181,6 +181,9 @@ def test_ddp_gloo_two_processes(tiny_data, tmp_path):
         (["train", "--data", "{data}/train", "--out", "{tmp}/o"], "--epochs N or --time-budget"),
         (["train", "--data", "{data}/train", "--out", "{tmp}/o", "--resume"], "no run to resume"),
         (["train", "--data", "{data}/train", "--out", "/proc/forbidden", "--epochs", "1"], "not writable"),
+        (["train", "--data", "{data}/train", "--out", "{tmp}/o", "--epochs", "1", "--jpeg-quality", "50", "10"],
+         "1 <= LOW <= HIGH <= 100"),
+        (["train", "--data", "{data}/train", "--out", "{tmp}/o", "--epochs", "1", "--hue", "0.7"], "--hue is a fraction"),
         (["eval", "--weights", "{tmp}/missing.safetensors", "--data", "{data}/val"], "does not exist"),
         (["eval", "--weights", "{weights}/unet.safetensors", "--data", "{data}/val", "--arch", "fcn_vgg16"],
          "holds a unet model, not fcn_vgg16"),
@@ -274,3 +277,29 @@ def test_nearly_full_disk_is_refused_before_training(tiny_data, tmp_path, monkey
     assert code == 2
     assert "only 1 MiB free" in capsys.readouterr().err
     assert not (tmp_path / "o" / "state.safetensors").exists()
+
+
+def test_robustness_flags_and_the_select_half_reach_the_run(tiny_data, tmp_path, monkeypatch):
+    import seg_core.train as train_mod
+    from seg_core.data import val_halves
+
+    seen = {}
+
+    class Spy(Trainer):
+        def __init__(self, cfg, train, val, out, resume=False, log=print):
+            seen["val"] = val
+            super().__init__(cfg, train, val, out, resume=resume, log=lambda *_: None)
+
+    monkeypatch.setattr(train_mod, "Trainer", Spy)
+    out = tmp_path / "run"
+    rc = train_cli.main(["train", "--data", str(tiny_data / "train"), "--out", str(out), "--epochs", "1",
+                         *TINY, "--val-select", "--hue", "0.05", "--gamma", "0.3", "--blur-p", "0.5",
+                         "--noise-p", "0.5", "--jpeg-p", "0.5", "--jpeg-quality", "20", "80", "--aspect", "0.2"])
+    assert rc == 0
+    full = load_split(tiny_data / "val")
+    select, judge = val_halves(len(full[0]))
+    assert torch.equal(seen["val"][0], full[0][torch.from_numpy(select)])
+    assert not any(torch.equal(seen["val"][0][0], full[0][j]) for j in judge)
+    training = load_model(out / "best.safetensors").config.training
+    assert training["val_select"] is True and training["jpeg_quality"] == [20.0, 80.0]
+    assert training["hue"] == 0.05 and training["blur_p"] == 0.5 and training["aspect"] == 0.2

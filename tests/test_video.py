@@ -1,4 +1,4 @@
-"""seg_core.video: refusals of bad files, the comparison video and CSV, flicker, temp files, the job queue.
+"""seg_core.video, video_compare and serve.jobs: refusals of bad files, the comparison video and CSV, flicker, temp files, the job queue.
 
 Clips are synthetic (``tests/clips.py``); models are the random 64x64 checkpoints of ``weights_dir``.
 """
@@ -16,8 +16,10 @@ import pytest
 from PIL import Image
 
 from seg_core.predictor import Predictor
-from seg_core.video import (Composer, FlickerMeter, JobQueue, Limits, VideoError, VideoWriter, disagreement_share,
-                            probe, read_frame, read_frames, segment_video)
+from seg_core.serve.jobs import JobQueue
+from seg_core.serve.slots import PhotosFirst
+from seg_core.video import Limits, VideoError, VideoWriter, probe, read_frame, read_frames
+from seg_core.video_compare import Composer, FlickerMeter, disagreement_share, segment_video
 from tests.clips import panning_frames, write_audio, write_clip
 
 
@@ -311,8 +313,6 @@ def test_a_waiter_that_gives_up_leaves_the_line():
 
 
 def test_a_video_waits_while_a_photo_is_segmented(tmp_path, clip, predictor):
-    from seg_core.video import PhotosFirst
-
     gate = PhotosFirst(timeout=10)
     done = []
     photo_in, photo_out = threading.Event(), threading.Event()
@@ -337,8 +337,6 @@ def test_a_video_waits_while_a_photo_is_segmented(tmp_path, clip, predictor):
 
 
 def test_photos_first_never_stops_a_video_for_good():
-    from seg_core.video import PhotosFirst
-
     gate = PhotosFirst(timeout=0.05)
     with gate.photo():
         t0 = time.perf_counter()

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from seg_core.predictor import Predictor
+from seg_core.serve.jobs import VIDEO_JOBS
 from seg_core.video import VideoError
 from tests.clips import panning_frames, write_clip
 from tests.test_app import TIMEOUT, AppTest, captions, no_exception, page, texts
@@ -76,7 +77,7 @@ def test_open_a_frame_in_compare(env, clip_bytes):
     at.slider(key=ui_video.FRAME_KEY).set_value(3).run()
     at.button(key="video_to_compare").click().run()
     no_exception(at)
-    assert at.title[0].value == "Compare the models"
+    assert any("label every pixel" in c.value for c in at.caption)  # Compare (no title: its introduction a caption)
     assert at.session_state["scene"].name == "drive frame 3"
     assert at.session_state["scene"].photo.shape == (64, 96, 3)
 
@@ -117,7 +118,7 @@ def test_a_second_job_waits_with_its_position_and_then_runs(weights_dir, clip_by
     release = threading.Event()
 
     def hold():
-        with ui_video.job_queue().slot():
+        with VIDEO_JOBS.slot():
             release.wait(10)
 
     holder = threading.Thread(target=hold)

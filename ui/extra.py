@@ -18,23 +18,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from seg_core import extra_models, settings
-from seg_core.extra_models import (
-    ExtraModel,
-    ExtraModelError,
-    check_size,
-    check_suffix,
-    load_extra_model,
-    predict_extra,
-    source_key,
-)
+from seg_core.extra_models import ExtraModel, ExtraModelError, check_size, check_suffix, load_extra_model, source_key
 from seg_core.files import atomic_path
-from seg_core.inference import Predictions
-
-from .scenes import Scene
 
 ADDED_KEY = "extra_models"  # [Added] of this session, in the order added
 ERROR_KEY = "extra_error"  # the last refusal, shown until the next attempt
@@ -64,54 +52,23 @@ def key() -> str:
     return "|".join(a.key for a in added())
 
 
-def models() -> dict[str, ExtraModel]:
-    """``{label: ExtraModel}`` of the session, loaded (once per source); a model that can no longer
-    be loaded (an upload pruned, a file changed) is dropped, with its reason."""
+def chosen() -> dict[str, ExtraModel]:
+    """``{key: ExtraModel}`` of the session, loaded (once per source); a model that can no longer
+    be loaded (an upload pruned, a file changed) is dropped, with its reason. The serving layer
+    runs them beside the three (``seg_core.serve.photos.PhotoService.own``)."""
     out = {}
     for a in added():
         try:
-            out[a.label] = _load(a.key, a.source)
+            out[a.key] = _load(a.key, a.source)
         except ExtraModelError as err:
             _remove(a.key)
             st.session_state[ERROR_KEY] = f"{a.label} was removed: {err}."
     return out
 
 
-def predictions(scene: Scene, photo: np.ndarray | None = None, confidence: bool = False) -> Predictions:
-    """The session's models' masks for the scene (or for ``photo``, a smaller copy of it); empty
-    without any. Computed once per (models, scene, size, TTA), apart from the three."""
-    from . import common
-
-    chosen = models()
-    if not chosen:
-        return Predictions()
-    photo = scene.photo if photo is None else photo
-    return _predict(tuple((a.key, a.source) for a in added() if a.label in chosen), f"{scene.key}@{photo.shape}",
-                    common.tta(), confidence, photo)
-
-
-@st.cache_data(show_spinner="Segmenting with your model…", max_entries=8)
-def _predict(sources: tuple[tuple[str, str], ...], scene_key: str, tta: str, confidence: bool,
-             _photo: np.ndarray) -> Predictions:
-    from seg_core.video import PHOTOS_FIRST
-
-    with PHOTOS_FIRST.photo():  # a running video job waits for this photo, as for the three
-        return predict_extra([_load(k, s) for k, s in sources], _photo, tta, confidence)
-
-
-def beside(preds: Predictions | dict, extra: Predictions) -> Predictions:
-    """The three (and their ensemble) followed by the user's models, with the shared timings of the three."""
-    out = Predictions({**preds, **extra})
-    source = preds if isinstance(preds, Predictions) and preds else extra
-    out.decode_seconds, out.prepare_seconds = source.decode_seconds, source.prepare_seconds
-    return out
-
-
-def full_size_mask(model: ExtraModel, scene: Scene, shown: np.ndarray, tta: str) -> np.ndarray:
-    """As ``common.full_size_mask``, for a user's model (runs outside the script, for a download)."""
-    if shown.shape == scene.photo.shape[:2]:
-        return shown
-    return predict_extra([model], scene.photo, tta)[model.label].mask
+def models() -> dict[str, ExtraModel]:
+    """``{label: ExtraModel}`` of the session (``chosen`` by label)."""
+    return {m.label: m for m in chosen().values()}
 
 
 # --- adding and removing --------------------------------------------------------------------------

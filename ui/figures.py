@@ -1,6 +1,7 @@
-"""Charts of the app: confusion heatmaps (one model, or the difference of two) and IoU bars.
+"""Charts of both apps: confusion heatmaps (one model, or the difference of two), IoU bars, a video's flicker.
 
-Plotly figures only (no Streamlit), so they are built and tested without a page.
+Plotly figures only (no Streamlit), so they are built and tested without a page, and the Gradio
+app draws the same ones.
 """
 
 from __future__ import annotations
@@ -110,4 +111,25 @@ def iou_figure(ious: dict[str, dict[str, float]], class_names: tuple[str, ...] =
                       margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": 1.08})
     # Whole class names, slanted; automargin grows the bottom margin instead of clipping them.
     fig.update_xaxes(tickangle=-45, automargin=True)
+    return fig
+
+
+def flicker_figure(rows: list[dict], names: tuple[str, ...]):
+    """A plotly figure of the disagreement and each model's flicker over the segmented frames; each
+    point carries its frame index as ``customdata`` (both apps jump to the clicked frame)."""
+    fig = go.Figure()
+    shown = [r for r in rows if r["segmented"]]
+    frames, times = [r["frame"] for r in shown], [r["time_s"] for r in shown]
+    if len(names) > 1:
+        fig.add_scatter(x=times, y=[r["disagreement"] for r in shown], customdata=frames, name="disagreement",
+                        mode="lines+markers", line={"color": "magenta"})
+    for n in names:
+        for column, dash, label in ((f"flicker_{n}", "solid", "flicker"),
+                                    (f"flicker_flow_{n}", "dot", "flicker, motion-compensated")):
+            ys = [r[column] if r[column] != "" else None for r in shown]
+            if any(y is not None for y in ys):
+                fig.add_scatter(x=times, y=ys, customdata=frames, name=f"{display_name(n)} {label}",
+                                mode="lines+markers", line={"dash": dash, "color": model_color(n, names)})
+    fig.update_layout(xaxis_title="time (s)", yaxis_title="share of pixels", yaxis_tickformat=".0%", height=380,
+                      margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.25})
     return fig

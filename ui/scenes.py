@@ -19,12 +19,13 @@ from PIL import Image
 from seg_core import settings
 from seg_core.data import DataError, pair_verdict, read_pair, split_pair
 from seg_core.inference import load_image
+from seg_core.serve.photos import SCREEN_MAX_SIDE
 from seg_core.viz import fit_within
 
 #: Where the val pairs live unless ``SEG_DATA_DIR`` says otherwise (never inside the repo: licence).
 DEFAULT_DATA_DIR = settings.DEFAULT_DATA_DIR
-#: Images are shown at most this wide; predictions and downloads keep the full size.
-DISPLAY_MAX_SIDE = 1024
+#: Images are shown (and segmented, ``seg_core.serve.photos``) at most this wide; downloads keep the full size.
+DISPLAY_MAX_SIDE = SCREEN_MAX_SIDE
 
 
 def default_data_dir() -> Path:

@@ -2,7 +2,7 @@
 
 The whole-folder numbers come from ``seg_core.folder_scores`` and ``seg_core.folder_confidence``,
 which cache them on disk: the first visit computes them with a progress bar, later visits read
-them back. A scene's masks here include the confidence maps and the ensemble.
+them back. A scene's masks (with confidence maps and the ensemble) are ``common.predictions``.
 """
 
 from __future__ import annotations
@@ -10,18 +10,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from seg_core import examples, settings
 from seg_core.data import DataError, list_pairs
 from seg_core.folder_confidence import folder_confidence
 from seg_core.folder_scores import cache_path, folder_scores
-from seg_core.inference import Predictions
 from seg_core.predictor import Predictor
 
 from . import common, explore
-from .scenes import Scene
 
 NO_DATA = ("Cityscapes images may not be redistributed, so none come with the app. Download the "
            "*Cityscapes Image Pairs* (512x256 JPEGs, photo left, colour label right) and point the "
@@ -135,16 +132,3 @@ def pair_differences(key: tuple, _scores: dict) -> list[dict]:
 
 def scores_key(folder: Path, tta: str) -> tuple:
     return common.weights_key(), str(folder), folder_stamp(folder), tta
-
-
-@st.cache_data(show_spinner="Segmenting…", max_entries=8, ttl=1800)  # with float32 confidence maps: 20 MB at screen size
-def _predict_all(weights: str, scene_key: str, tta: str, _photo: np.ndarray) -> Predictions:
-    return common.load_predictor(weights).predict(_photo, tta=tta, confidence=True, ensemble=True)
-
-
-def predictions(scene: Scene, photo: np.ndarray | None = None) -> Predictions:
-    """Every model's mask and confidence for the scene (or for ``photo``, a smaller copy of it), and
-    the ensemble's, computed once."""
-    if photo is None or photo.shape == scene.photo.shape:
-        return _predict_all(common.weights_key(), scene.key, common.tta(), scene.photo)
-    return _predict_all(common.weights_key(), f"{scene.key}@{photo.shape[1]}x{photo.shape[0]}", common.tta(), photo)

@@ -1,9 +1,10 @@
-"""The Video page's pieces: one video job at a time per server, the finished job, its chart and frames.
+"""The Video page's pieces: a job through the server's video line, the finished job, its chart and frames.
 
 A job's files (the upload, the comparison mp4, the CSV) live in a ``TemporaryDirectory`` held by
 the ``VideoJob`` in the session: a new upload replaces it, and the directory is removed when the
 job is dropped (or the server exits). Uploads are refused with ``VideoError`` sentences from
-``seg_core.video``; ``LIMITS`` is what this server accepts.
+``seg_core.video``; ``LIMITS`` is what this server accepts. One job runs at a time per server,
+behind the photos (``seg_core.serve.jobs``).
 """
 
 from __future__ import annotations
@@ -17,19 +18,16 @@ import numpy as np
 import streamlit as st
 
 from seg_core.registry import display_name
-from seg_core.video import (PHOTOS_FIRST, Composer, JobQueue, Limits, VideoInfo, flicker_figure, probe,
-                            read_frame, segment_video)
+from seg_core.serve.jobs import run_video
+from seg_core.video import Limits, VideoInfo, probe, read_frame
+from seg_core.video_compare import Composer
+
+from .figures import flicker_figure
 
 LIMITS = Limits(max_bytes=20 * 2**20)  # .streamlit/config.toml: server.maxUploadSize = 20
 JOB_KEY = "video_job"
 FRAME_KEY = "video_frame"
 UPLOAD_TYPES = ("mp4", "mov", "m4v", "mkv", "webm", "avi")
-
-
-@st.cache_resource(max_entries=1)  # no arguments: the one queue of this process
-def job_queue() -> JobQueue:
-    """The server's one video slot (a cached resource: shared by every session of this process)."""
-    return JobQueue()
 
 
 @dataclass
@@ -83,11 +81,9 @@ def run_job(name: str, data: bytes, predictor, every: int, status, bar) -> Video
         def progress(done: int, total: int) -> None:
             bar.progress(min(1.0, done / total), text=f"Segmenting frame {done} of {total}…")
 
-        with job_queue().slot(on_wait=waiting):
-            status.empty()
-            result = segment_video(source, Path(folder.name) / "compare.mp4", predictor, every=every,
-                                   out_csv=Path(folder.name) / "frames.csv", limits=LIMITS, progress=progress,
-                                   pause=PHOTOS_FIRST.wait)
+        result = run_video(source, Path(folder.name) / "compare.mp4", predictor, on_wait=waiting,
+                           on_start=status.empty, every=every, out_csv=Path(folder.name) / "frames.csv",
+                           limits=LIMITS, progress=progress)
     except BaseException:
         folder.cleanup()
         raise

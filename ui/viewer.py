@@ -30,7 +30,9 @@ from plotly.subplots import make_subplots
 from seg_core.inference import Prediction
 from seg_core.palette import CLASS_NAMES, IGNORE_INDEX, colorize
 from seg_core.registry import display_name
-from seg_core.viz import fit_within, legend_html, legend_rows, overlay
+from seg_core.viz import fit_within, legend_rows, overlay
+
+from .views import legend_html
 
 #: Bytes of JSON the hover data of one view may take, all panels together.
 HOVER_BUDGET = 1_800_000

@@ -1,5 +1,5 @@
-"""HTML of the Compare page's picture views: a responsive grid of images and a draggable
-before/after slider; no Streamlit here.
+"""HTML of the picture views: a responsive grid of images, a draggable before/after slider and the
+class legend; no Streamlit here, so the Gradio app draws the same legend.
 
 Pictures travel inside the HTML as data URLs of display-size images (JPEG for photos and
 overlays, PNG for masks), so a view arrives in one message and is drawn without further requests.
@@ -15,6 +15,8 @@ import json
 
 import numpy as np
 from PIL import Image
+
+from seg_core.viz import share_text
 
 
 def data_url(image: np.ndarray, fmt: str = "JPEG") -> str:
@@ -112,3 +114,44 @@ document.querySelectorAll('button').forEach(b => b.addEventListener('click', () 
   top_.src = urls[+b.dataset.k]; document.getElementById('name').textContent = names[+b.dataset.k]; }}));
 show(v);
 </script>"""
+
+
+#: Legend swatches: big enough to tell the dark blues apart (car, truck, bus, train, motorcycle),
+#: with a dark border and a white inner ring so that dark colours do not merge into it.
+SWATCH_STYLE = ("display:inline-block;width:28px;height:18px;border:1px solid #222;box-shadow:inset 0 0 0 1px #fff;"
+                "border-radius:3px;vertical-align:middle;margin-right:8px;flex:none")
+
+
+def legend_html(rows: list[dict], headers: dict[str, str]) -> str:
+    """The legend as an HTML table: a colour swatch and the class name, then one share column per
+    entry of ``headers`` (``{mask name in rows: column title}``; ``rows`` from ``legend_rows``).
+    Nothing wraps (titles keep their hyphens on one line); in a narrow container the titles stand
+    upright (``LEGEND_NARROW_CSS``), and what still does not fit scrolls."""
+    if not rows or not headers:
+        return ""
+    columns = list(headers)
+    cell = "padding:3px 8px;border:none;white-space:nowrap"
+    head = "".join(f"<th style='{cell};text-align:right'>{html.escape(t).replace('-', '&#8209;')}</th>"
+                   for t in headers.values())
+    body = []
+    for row in rows:
+        swatch = f"<span style='{SWATCH_STYLE};background:{row['color']}'></span>"
+        cells = "".join(f"<td style='{cell};text-align:right'>{share_text(row['share'].get(c, 0.0))}</td>"
+                        for c in columns)
+        body.append(f"<tr><td style='{cell}'>{swatch}{html.escape(row['name'])}</td>{cells}</tr>")
+    return (f"<style>{LEGEND_NARROW_CSS}</style><div class='seg-legend' style='overflow-x:auto'>"
+            f"<table style='border-collapse:collapse;border:none;font-size:0.9em'>"
+            f"<tr><th style='{cell};text-align:left'>class</th>{head}</tr>{''.join(body)}</table></div>")
+
+
+#: In a narrow container (a phone) the share columns' titles turn upright, read bottom to top
+#: (whole, never broken at a hyphen), so that the columns are as narrow as their numbers and four
+#: models and the truth fit in 390 px; swatches and padding get smaller. Wider, nothing changes.
+LEGEND_NARROW_CSS = (
+    ".seg-legend{container-type:inline-size}"
+    "@container (max-width:560px){"
+    ".seg-legend th+th{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left!important;"
+    "vertical-align:bottom;padding:4px 2px!important}"
+    ".seg-legend th:first-child{vertical-align:bottom}"
+    ".seg-legend td{padding:2px 6px!important}"
+    ".seg-legend td>span{width:18px!important;height:14px!important;margin-right:5px!important}}")

@@ -1,0 +1,298 @@
+"""The page itself: one photo through every model, the chosen one's slider, classes and confidence,
+each model's overlay, the legend and the times.
+
+``compare`` asks ``seg_core.serve.photos.PhotoService`` for every model's mask and confidence (one
+pass each; the ensemble from their probabilities) and the user's own models; ``render`` draws the
+page's pictures from that state, so moving the opacity or picking another model runs no model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from seg_core import examples, settings
+from seg_core.data import DataError, list_pairs
+from seg_core.extra_models import ExtraModel, source_key
+from seg_core.files import atomic_path
+from seg_core.inference import ENSEMBLE, ImageError, load_image
+from seg_core.palette import CLASS_HEX
+from seg_core.predictor import Predictor
+from seg_core.registry import ARCH_NAMES, display_name
+from seg_core.serve.photos import Photo, PhotoService
+from seg_core.viz import ENSEMBLE_TIME, fit_within, legend, legend_rows, ms_text, overlay, share_text
+from ui.views import legend_html
+
+from .api import _prune
+from .common import (DEFAULT_OPACITY, INFER_WORKERS, checked_tta, decode, error_text, inference_errors, missing_note,
+                     user_error)
+from .own_models import MAX_OWN, add_own_model, own_box, own_models, own_section
+
+N_EXAMPLES = 8
+
+DISPLAY_MAX_SIDE = 1280
+
+#: Formats a browser cannot show: the input gets a PNG copy as its preview.
+NO_BROWSER_PREVIEW = ("TIFF",)
+
+
+def example_photos(data_dir: str | Path, cache_dir: str | Path | None = None, n: int = N_EXAMPLES) -> list[Path]:
+    """Photo halves of the first ``n`` pairs of ``data_dir``, cropped once into ``cache_dir``
+    (default ``SEG_EXAMPLES_CACHE``, ``seg_core.settings.examples_cache``)."""
+    cache_dir = settings.examples_cache() if cache_dir is None else cache_dir
+    data_dir = Path(data_dir)
+    try:
+        pairs = list_pairs(data_dir)
+    except DataError:
+        return []
+    # One sub-folder per data folder, so that two folders with a 1.jpg never share a crop.
+    out_dir = Path(cache_dir) / hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    photos = []
+    for pair in pairs[:n]:
+        out = out_dir / f"{pair.stem}.png"
+        if not out.is_file() or out.stat().st_mtime < pair.stat().st_mtime:
+            try:
+                rgb = load_image(pair)
+            except ImageError:
+                continue
+            with atomic_path(out, suffix=".png") as tmp:  # two workers cropping at once never see half a file
+                Image.fromarray(rgb[:, : rgb.shape[1] // 2]).save(tmp, format="PNG")
+        photos.append(out)
+    return photos
+
+
+def compare(predictor: Predictor, image, tta: str = "none", extras: list[ExtraModel] = ()) -> dict:
+    """Run every loaded model once (with ``tta="flip"``: on the photo and its mirror image), with
+    their confidence and the ensemble, then the user's ``extras`` (each under its label, outside
+    the ensemble); the session state the views are drawn from."""
+    if not predictor.models and not extras:
+        raise user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
+    tta = checked_tta(tta)
+    with inference_errors("The model" if not extras else "A model"):
+        rgb = decode(image)  # inside the slot, as the API's (see _segment_png)
+        preds = PhotoService.of(predictor).compare(Photo.of(rgb), tta, {source_key(m.source): m for m in extras})
+        photo = fit_within(rgb, DISPLAY_MAX_SIDE)
+    return {
+        "size": rgb.shape[:2],
+        "photo": photo,
+        "masks": {n: fit_within(p.mask, DISPLAY_MAX_SIDE, nearest=True) for n, p in preds.items()},
+        # 8-bit, at the model's resolution, stretched to the photo's display size when drawn
+        "confidence": {n: (p.model_confidence.astype(np.float32) * 255).round().astype(np.uint8)
+                       for n, p in preds.items()},
+        "legend": legend_rows({n: p.mask for n, p in preds.items()}),  # shares from the full-size masks
+        "seconds": {n: p.seconds for n, p in preds.items()},
+        "shared_seconds": preds.decode_seconds + preds.prepare_seconds,
+        "backends": {n: b for n, b in predictor.backends().items() if n in preds}
+        | {m.label: f"{m.runner.label}, your model" for m in extras},
+        "own": [m.label for m in extras],
+        "tta": tta,
+    }
+
+
+def annotations(photo: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, list]:
+    """``gr.AnnotatedImage``'s value: the photo and one mask per class present, largest first
+    (its legend highlights a class in the picture when hovered or clicked)."""
+    return photo, [(mask == row["id"], row["name"]) for row in legend(mask)]
+
+
+def confidence_picture(state: dict, name: str) -> np.ndarray:
+    """The model's confidence at the photo's display size: white = sure, dark = unsure."""
+    h, w = state["photo"].shape[:2]
+    conf = Image.fromarray(state["confidence"][name]).resize((w, h), Image.BILINEAR)
+    return np.asarray(conf)
+
+
+def class_report(state: dict | None, evt: gr.SelectData) -> str:
+    """What a click on a class of the annotated picture shows: that class's share in every model."""
+    if not state or evt is None or evt.value is None:
+        return ""
+    label = evt.value.get("label") if isinstance(evt.value, dict) else str(evt.value)
+    row = next((r for r in state["legend"] if r["name"] == label), None)
+    if row is None:
+        return ""
+    shares = ", ".join(f"{display_name(n)} {share_text(row['share'].get(n, 0.0))}" for n in state["masks"])
+    return f"**{label}**, share of the pixels: {shares}."
+
+
+def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str, ...], own_slots: int = 0) -> list:
+    """Slider, legend, timings, the chosen model's annotated picture and confidence, one overlay
+    per model in ``names`` (what the page shows), and ``own_slots`` updates of the pictures of the
+    user's models (shown with their label, or hidden)."""
+    if not state:
+        return [None, "", "", None, None, *([None] * len(names)), *own_overlays(None, alpha, own_slots)]
+    alpha = DEFAULT_OPACITY if alpha is None else float(alpha)
+    photo, masks = state["photo"], state["masks"]
+    overlays = {n: overlay(photo, masks[n], alpha) for n in names if n in masks}
+    pick = pick if pick in overlays else next(iter(overlays), None)
+    slider = (photo, overlays[pick]) if pick else None
+    legend_part = legend_html(state["legend"], {n: display_name(n) for n in state["masks"]})
+    h, w = state["size"]
+    timing = (f"Image {w}x{h} px. Decoding and resizing, shared: {ms_text(state['shared_seconds'])}. "
+              "Each model alone: " + ", ".join(
+                  f"{display_name(n)} {ms_text(s)} ({state['backends'].get(n, ENSEMBLE_TIME)})"
+                  for n, s in state["seconds"].items()) + ".")
+    if state.get("tta") == "flip":
+        timing += " Mirror-image averaging: each model also segmented the mirrored photo."
+    annotated = annotations(photo, masks[pick]) if pick else None
+    sure = confidence_picture(state, pick) if pick else None
+    return [slider, legend_part, timing, annotated, sure, *(overlays.get(n) for n in names),
+            *own_overlays(state, alpha, own_slots)]
+
+
+def own_overlays(state: dict | None, alpha: float, slots: int) -> list:
+    """``slots`` updates of the pictures beside the three: the user's models' overlays, labelled, then hidden ones."""
+    own = (state or {}).get("own", [])
+    return [gr.update(value=overlay(state["photo"], state["masks"][own[i]], alpha), label=own[i], visible=True)
+            if i < len(own) else gr.update(value=None, visible=False) for i in range(slots)]
+
+
+def browser_preview(value, out_dir: Path) -> str | None:
+    """A PNG copy of an uploaded file that browsers cannot display (TIFF), for the input's
+    preview; ``None`` for every other file (or one that cannot be read: ``compare`` says why)."""
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "path", value)
+    try:
+        with Image.open(path) as im:
+            if im.format not in NO_BROWSER_PREVIEW:
+                return None
+        rgb = load_image(path)
+    except (OSError, ValueError, TypeError):
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _prune(out_dir, time.time())
+    out = out_dir / f"preview-{uuid.uuid4().hex}.png"
+    Image.fromarray(rgb).save(out, format="PNG", compress_level=1)
+    return str(out)
+
+
+def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[str, ...], preview_dir: Path,
+             extras: list[ExtraModel] = (), own_slots: int = 0) -> list:
+    """A new photo: ``[input image, state, *views, error box]``, with the reason in the error box
+    when it cannot be segmented (a toast vanishes, and raising would leave every output with a bare
+    "Error" pill). A TIFF first gets a PNG copy as the input's preview, whose change runs the models.
+    ``extras``: the user's models, drawn in ``own_slots`` pictures after the three."""
+    hidden = gr.update(value="", visible=False)
+    if value is None:  # the input was cleared
+        return [gr.skip(), None, *render(None, pick, alpha, names, own_slots), hidden]
+    if preview := browser_preview(value, preview_dir):
+        return [preview, *([gr.skip()] * (len(names) + own_slots + 7))]
+    try:
+        new = compare(predictor, value, "flip" if flip else "none", extras)
+    except gr.Error as err:
+        return [gr.skip(), None, *render(None, pick, alpha, names, own_slots),
+                gr.update(value=error_text(err), visible=True)]
+    return [gr.skip(), new, *render(new, pick, alpha, names, own_slots), hidden]
+
+
+def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str | Path, weights_note: str | None,
+         masks_dir: Path, between: Callable[[], None] | None = None, after: Callable[[], None] | None = None) -> None:
+    """The page inside the ``Blocks``: the tabs at the top (Compare, Inspect, then ``between``'s
+    tabs, Your model, then ``after``'s), the photo's inputs and pictures, and their events."""
+    loaded = tuple(predictor.models) + ((ENSEMBLE,) if predictor.ensemble() else ())
+    photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
+    gr.Markdown("## Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
+                "Drop a street photo or click an example: every model labels each pixel with one of the 19 "
+                "Cityscapes classes.")
+    note = missing_note(predictor, weights_note)
+    gr.Markdown(note, visible=bool(note), elem_id="missing-models")
+    state = gr.State(None)
+    order = ARCH_NAMES + tuple(n for n in loaded if n not in ARCH_NAMES)
+    shown = tuple(n for n in order if n in loaded)  # the order of ``overlays``
+    overlays = []
+    # Tabs at the top, the result first: the photo, the examples and every model's overlay fill
+    # the first screen; the slider, class picture and confidence are one tab further.
+    with gr.Tabs():
+        with gr.Tab("Compare", id="compare"):
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    image = gr.Image(type="filepath", sources=["upload", "clipboard"], height=240,
+                                     label="Photo (drag and drop; JPEG, PNG, WebP, BMP, GIF, TIFF; max 10 MB)")
+                    error_box = gr.Markdown(visible=False, elem_id="page-error")
+                    if photos:
+                        kitti = data_dir is not None and settings.is_examples(data_dir)
+                        gr.Examples(examples=[[str(p)] for p in photos], inputs=[image],
+                                    examples_per_page=N_EXAMPLES,
+                                    label="KITTI example scenes (click one)" if kitti else "Cityscapes val scenes (click one)")
+                        if kitti:
+                            gr.Markdown(examples.CREDIT, elem_id="examples-credit")
+                    else:
+                        where = "no folder of Cityscapes pairs on this server" if settings.public_mode() else \
+                            f"no folder at `{data_dir}`"
+                        gr.Markdown(f"No example scenes: {where}. Set `SEG_DATA_DIR` to a folder of "
+                                    "Cityscapes pairs (512x256 JPEGs, photo on the left), e.g. "
+                                    "`SEG_DATA_DIR=/path/to/cityscapes_pairs/val python gradio_app.py`.",
+                                    elem_id="no-examples")
+                    opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
+                    mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
+                                         info="each model also segments the mirrored photo; the two are averaged")
+                with gr.Column(scale=3):
+                    for row in range(0, len(order), 2):  # two a row: each over 400 px wide at 1440 px
+                        with gr.Row():
+                            for name in order[row : row + 2]:
+                                if name in loaded:
+                                    overlays.append(gr.Image(label=display_name(name), interactive=False))
+                                else:
+                                    gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
+                    with gr.Row():
+                        own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
+                    timing = gr.Markdown()
+                    legend_box = gr.HTML(elem_id="legend")
+        with gr.Tab("Inspect", id="inspect"):
+            picker = gr.Radio(choices=[(display_name(n), n) for n in loaded], value=loaded[0] if loaded else None,
+                              label="Model for the slider, the class picture and the confidence")
+            slider = gr.ImageSlider(label="Photo / mask", type="numpy", interactive=False, max_height=480)
+            with gr.Row():
+                annotated = gr.AnnotatedImage(label="Classes of the chosen model (hover or click a class to highlight it)",
+                                              height=360, elem_id="classes", color_map=dict(CLASS_HEX))
+                sure = gr.Image(label="Confidence of the chosen model (white: sure, dark: unsure)", type="numpy",
+                                interactive=False, height=360, elem_id="confidence")
+            picked_class = gr.Markdown(elem_id="picked-class")
+        if between is not None:
+            between()
+        with gr.Tab("Your model", id="own"):
+            own_inputs, own_add, own_list = own_section()
+        if after is not None:
+            after()
+    own = gr.State([])  # this session's own models: sources only; the models are in _own_model's cache
+
+    views = [slider, legend_box, timing, annotated, sure, *overlays, *own_pictures]
+
+    def on_image(value, pick, alpha, flip, mine):
+        return on_photo(predictor, value, pick, alpha, flip, shown, masks_dir, own_models(mine), MAX_OWN)
+
+    def on_view(current, pick, alpha):
+        return render(current, pick, alpha, shown, MAX_OWN)
+
+    def on_add(mine, value, pick, alpha, flip, *chosen):
+        try:
+            mine = add_own_model(mine, *chosen) if len(chosen) == 2 else add_own_model(mine, source=chosen[0])
+        except gr.Error as err:
+            return [*([gr.skip()] * (2 + len(own_inputs) + 2 + len(views))), gr.update(value=error_text(err), visible=True)]
+        return [mine, own_box(mine), *([None] * len(own_inputs)), *on_image(value, pick, alpha, flip, mine)]
+
+    def on_untick(mine, kept, value, pick, alpha, flip):
+        mine = [o for o in mine or [] if o["label"] in (kept or [])]
+        return [mine, own_box(mine), *([gr.skip()] * len(own_inputs)), *on_image(value, pick, alpha, flip, mine)]
+
+    page_out = [image, state, *views, error_box]
+    for trigger in (image, mirror):  # a new photo, or the same one with(out) mirror-image averaging
+        trigger.change(on_image, [image, picker, opacity, mirror, own], page_out, preprocess=False,
+                       concurrency_limit=INFER_WORKERS, concurrency_id="inference", api_visibility="private")
+    photo_in = [image, picker, opacity, mirror]
+    own_add.click(on_add, [own, *photo_in, *own_inputs], [own, own_list, *own_inputs, *page_out],
+                  preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference",
+                  api_visibility="private")
+    own_list.input(on_untick, [own, own_list, *photo_in], [own, own_list, *own_inputs, *page_out],
+                   preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference",
+                   api_visibility="private")
+    # Redrawing is cheap; while one redraw runs, only the latest slider position is kept.
+    for control in (picker, opacity):
+        control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",
+                       show_progress="hidden", api_visibility="private")
+    annotated.select(class_report, [state], [picked_class], show_progress="hidden", api_visibility="private")

@@ -1,0 +1,8 @@
+"""The serving layer both apps draw from: one photo compared, who runs when, and the video line.
+
+A package rather than one module because its three jobs have different lifetimes and readers:
+``photos`` (one photo through the models, once per model, its probabilities kept in a bounded
+cache for the ensemble and Inspect), ``slots`` (the inference slots and the photos-first rule that
+every forward pass of a photo goes through) and ``jobs`` (one video job at a time per server).
+No Streamlit or Gradio here: a page or a tab only draws what these return.
+"""

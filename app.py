@@ -13,8 +13,11 @@ from ui import common
 
 if common.settings.public_mode():  # a visitor sees the sentence of an error, never a traceback with server paths
     st.set_option("client.showErrorDetails", "none")
-st.set_page_config(page_title="Cityscapes segmentation workbench", page_icon="🚦", layout="wide")
-nav = st.navigation([
+# The pages as a bar at the top and the sidebar (settings) closed: the pictures get the whole
+# width, so three masks fit a row at 1440 px, each over 400 px wide.
+st.set_page_config(page_title="Cityscapes segmentation workbench", page_icon="🚦", layout="wide",
+                   initial_sidebar_state="collapsed")
+nav = st.navigation(position="top", pages=[
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", default=True),
     st.Page("app_pages/ground_truth.py", title="Ground truth", icon=":material/fact_check:"),
     st.Page("app_pages/video.py", title="Video", icon=":material/movie:"),

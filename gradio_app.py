@@ -90,13 +90,17 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
     masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
     with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600),
                    analytics_enabled=False) as demo:  # no usage reports to gradio's servers
-        photo.page(predictor, data_dir, examples_cache, weights_note, masks_dir)
-        with gr.Tab("Video"):
-            video.video_section(predictor, Path(tempfile.gettempdir()) / "seg_gradio_videos")
-        with gr.Tab("Webcam"):
-            webcam.webcam_section(predictor)
-        with gr.Tab("Stress test") as stress:
-            stress_tab(predictor, weights_dir, data_dir, INFER_WORKERS, tab=stress)
+        def between() -> None:  # after Compare and Inspect
+            with gr.Tab("Video", id="video"):
+                video.video_section(predictor, Path(tempfile.gettempdir()) / "seg_gradio_videos")
+            with gr.Tab("Webcam", id="webcam"):
+                webcam.webcam_section(predictor)
+
+        def after() -> None:  # after Your model
+            with gr.Tab("Stress test", id="stress") as stress:
+                stress_tab(predictor, weights_dir, data_dir, INFER_WORKERS, tab=stress)
+
+        photo.page(predictor, data_dir, examples_cache, weights_note, masks_dir, between, after)
         api.endpoints(predictor, masks_dir)  # the programmatic API: hidden components, documented endpoints
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo

@@ -14,22 +14,26 @@ from seg_core.analysis import miou_of
 from ui import explore, val_analysis
 
 pred, folder = val_analysis.open_page("Is the difference real?", "This page")
-scores, _ = val_analysis.scores(pred, folder)
-conf, _ = val_analysis.confidence(pred, folder)
+tta = val_analysis.folder_tta(pred, folder, ("scores", "confidence"))
+scores, _ = val_analysis.scores(pred, folder, tta)
+conf, _ = val_analysis.confidence(pred, folder, tta)
 models = scores["models"]
 n_images = len(scores["images"])
 
-st.markdown("#### The models over the validation folder")
+st.markdown(f"#### The models over the validation folder ({n_images} images)")
+backends = pred.backends()
 rows = []
 for name in models:
     total = scores["matrices"][name].sum(0)
     stats = conf["stats"].get(name, {})
-    rows.append({"model": explore.title(name), "mIoU": float(miou_of(total)),
+    rows.append({"model": explore.title(name), "backend": backends.get(name, "mean of the members"),
+                 "mIoU": float(miou_of(total)),
                  "pixel acc": float(np.trace(total) / max(1, total.sum())),
                  "AUROC of confidence": stats.get("auroc"), "ECE": stats.get("ece")})
 st.dataframe(rows, hide_index=True, key="analysis_models",
-             column_config={k: st.column_config.NumberColumn(format="%.4f") for k in rows[0] if k != "model"})
-st.caption(f"{n_images} images. Confidence is the top-1 class probability. AUROC: the chance that a right "
+             column_config={k: st.column_config.NumberColumn(format="%.4f") for k in rows[0] if k not in ("model", "backend")})
+st.caption(f"{n_images} images, segmented by the models the app runs (so an mIoU may differ a little from the "
+           "Benchmark page's, recorded in PyTorch fp32 at training). Confidence is the top-1 class probability. AUROC: the chance that a right "
            "pixel is more confident than a wrong one (0.5: the confidence knows nothing, 1: it separates them "
            "perfectly). ECE: how far, on average over pixels, the confidence is from the share of right pixels "
            "at that confidence (0: calibrated). The ensemble's weights (`weights/ensemble.json`) were chosen on "
@@ -43,7 +47,7 @@ st.markdown("#### Is each difference real? (paired bootstrap)")
 if len(models) < 2:
     st.info("Needs at least two models.")
     st.stop()
-pairs = val_analysis.pair_differences(val_analysis.scores_key(folder), scores)
+pairs = val_analysis.pair_differences(val_analysis.scores_key(folder, tta), scores)
 table = explore.pair_table(pairs)
 st.dataframe(table, hide_index=True, key="analysis_pairs",
              column_config={k: st.column_config.NumberColumn(format="%+.4f") for k in ("mIoU difference", "95 % interval from", "to")})

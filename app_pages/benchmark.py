@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from seg_core import examples
-from seg_core.data import DataError
+from seg_core.data import DataError, list_pairs
 from ui import common
 from ui.figures import SCALES, iou_figure
 
@@ -32,7 +32,8 @@ if common.settings.public_mode() and not kitti:
 else:
     st.markdown("#### Recompute on the 16 KITTI example scenes" if kitti else "#### Recompute on the validation folder")
     limit = st.number_input("Images (0 = all)", min_value=0, value=0, step=50, key="bench_limit",
-                            help="Three models on the whole val split take minutes on a CPU.")
+                            help="Every model and the ensemble, with the backends the app runs; the whole val "
+                                 "split takes minutes on a CPU.")
     if st.button("Recompute metrics", key="bench_recompute"):
         try:
             st.session_state["bench_results"] = (weights, common.evaluate_with_progress(pred, common.data_dir(),
@@ -45,13 +46,36 @@ fresh = fresh if fresh_for == weights else {}
 # The ensemble has no checkpoint to record its metrics: it appears once they are recomputed.
 metrics = {n: fresh[n][0] if n in fresh else recorded[n] for n in pred.models} | {
     n: fresh[n][0] for n in fresh if n not in pred.models}
-st.markdown("#### Metrics")
-st.caption(("recomputed just now on the KITTI example scenes" if kitti else "recomputed just now on the val folder")
-           if fresh else "whole Cityscapes val, as recorded in the checkpoints at the end of training")
-if fresh and kitti:
-    st.info(examples.SMALL_SET)
-    st.caption(examples.CREDIT)
-rows = [common.metrics_row(n, m) for n, m in metrics.items() if m]
+backends = pred.backends()
+kinds = ", ".join(sorted(set(backends.values())))
+n_fresh = next(iter(fresh.values()))[0]["images"] if fresh else 0
+try:
+    whole = n_fresh == len(list_pairs(common.data_dir()))
+except DataError:
+    whole = False
+data = "KITTI example scenes" if kitti else "val images"
+
+
+def computed(name: str) -> str:
+    """With which backend, on what data: the app's own run here, or the checkpoint's record."""
+    if name in fresh:
+        return f"{backends.get(name, 'mean of the members, ' + kinds)}, {n_fresh} {data}"
+    return "PyTorch fp32 at training, the whole Cityscapes val split"
+
+
+if not fresh:
+    st.markdown("#### Whole-val metrics, recorded at training")
+    st.caption(f"Whole Cityscapes val, as the checkpoints recorded them at the end of training (PyTorch fp32); "
+               f"the app runs {kinds}: recompute to score what it runs.")
+else:
+    st.markdown(f"#### Metrics on the {n_fresh} KITTI example scenes" if kitti else
+                f"#### Whole-val metrics ({n_fresh} images)" if whole else f"#### Metrics on the first {n_fresh} val images")
+    st.caption(f"Recomputed just now {'on the KITTI example scenes' if kitti else 'on the val folder'} with the app's "
+               f"models ({kinds}).")
+    if kitti:
+        st.info(examples.SMALL_SET)
+        st.caption(examples.CREDIT)
+rows = [common.metrics_row(n, m, computed(n)) for n, m in metrics.items() if m]
 if rows:
     st.dataframe(rows, hide_index=True, key="bench_metrics",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("pixel acc", "class acc", "mIoU")})

@@ -15,21 +15,30 @@ import streamlit as st
 
 from seg_core.palette import colorize
 from seg_core.registry import ARCH_NAMES, ENSEMBLE
-from seg_core.viz import disagreement, disagreement_image, legend_rows, overlay, png_bytes
+from seg_core.viz import ENSEMBLE_TIME, disagreement, disagreement_image, legend_rows, ms_text, overlay, png_bytes
 from ui import common, extra, pickers
 from ui.scenes import Scene, display_scale
 from ui.viewer import mask_viewer
 from ui.views import before_after_html, data_url, image_grid_html, legend_html, mask_data_url
 
-VIEWS = ("Masks", "Overlays", "Before / after", "Disagreement", "Inspect")
+#: The pictures are at least this wide: three a row at 1440 px, one a row on a phone.
+GRID_MIN = 400
+VIEWS = ("Masks", "Overlays", "Before / after", "Disagreement", "Inspect", "Confidence")
+#: The views drawn by the interactive viewer, and its own view for each: one row of buttons, the
+#: page's (the viewer's own selector, inside Inspect, repeated Masks and Overlays).
+VIEWER_VIEWS = {"Inspect": "Masks", "Confidence": "Confidence", "Errors vs low confidence": "Errors vs low confidence"}
 
-st.title("Compare the models")
-st.markdown("Three segmentation networks trained on Cityscapes street scenes label every pixel of a photo "
-            "with one of 19 classes: see where they agree and where they differ.")
+st.caption("Three segmentation networks trained on Cityscapes street scenes label every pixel of a photo "
+           "with one of 19 classes: see where they agree and where they differ.")
 pred = common.predictor()
 common.show_missing(pred)
-pickers.open_first_example()
-pickers.scene_picker()
+# The result comes first; the pickers (which decide the scene, so they run first) are drawn below it.
+results = st.container()
+with st.container():
+    pickers.open_first_example()
+    if common.current_scene() is not None:
+        st.markdown("#### Another photo")
+    pickers.scene_picker()
 
 scene = common.current_scene()
 if scene is None:
@@ -39,7 +48,9 @@ extra.manager()  # once there is a photo to compare on: the landing page stays t
 # The models segment the photo at screen size (seg_core.serve.photos); the downloads are computed
 # at the photo's full size, when clicked.
 photo = display_scale(scene.photo)
-models = common.predictions(scene, photo, ensemble=False)  # the first paint: the three (and the user's own)
+
+with results:  # its "Segmenting…" where the masks will be
+    models = common.predictions(scene, photo, ensemble=False)  # the first paint: the three (and the user's own)
 truth = display_scale(scene.label, nearest=True) if scene.label is not None else None
 
 
@@ -66,18 +77,21 @@ def grid(view: str, scene: Scene, preds: dict, photo: np.ndarray, truth: np.ndar
     notes = {common.model_title(ENSEMBLE) + (" overlay" if view == "Overlays" else ""): "averaging…"} if pending else None
     if view == "Masks":
         urls = {n: _mask_url(scene.key, common.weights_key(), common.tta(), n, extra.key(), p.mask) for n, p in preds.items()}
-        return image_grid_html(first + [(common.model_title(n, preds.get(n)), urls.get(n)) for n in shown], notes=notes)
+        return image_grid_html(first + [(common.model_title(n, preds.get(n)), urls.get(n)) for n in shown], notes=notes,
+                               min_width=GRID_MIN, late=("Ground truth",))
     for n, p in preds.items():
         if n not in overlays:
             overlays[n] = data_url(overlay(photo, p.mask, opacity))
-    return image_grid_html(first[:1] + [(f"{common.model_title(n)} overlay", overlays.get(n)) for n in shown], notes=notes)
+    return image_grid_html(first[:1] + [(f"{common.model_title(n)} overlay", overlays.get(n)) for n in shown], notes=notes,
+                           min_width=GRID_MIN)
 
 
 @st.fragment
 def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | None) -> None:
     """The pictures, one view at a time; a fragment, so its controls rerun only this block. The
     three masks (or overlays) are drawn first and the ensemble's cell is filled when it is averaged."""
-    view = st.segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="view",
+    choices = VIEWS + (("Errors vs low confidence",) if truth is not None else ())
+    view = st.segmented_control("View", choices, default=VIEWS[0], required=True, key="view",
                                 label_visibility="collapsed")
     opacity = 0.5
     if view in ("Overlays", "Before / after"):
@@ -97,9 +111,10 @@ def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | Non
         # Our own HTML (data URLs of our pictures, escaped titles): the slider's script runs in
         # the iframe, so dragging never reaches the server.
         st.iframe(before_after_html(data_url(photo), overlays), height="content")
-    elif view == "Inspect":
+    elif view in VIEWER_VIEWS:
         # Each model's confidence comes from the probabilities of its one pass: no model runs again.
-        mask_viewer(photo, preds, truth, key="compare_viewer",
+        # The page's legend is below it.
+        mask_viewer(photo, preds, truth, key="compare_viewer", view=VIEWER_VIEWS[view], legend=False,
                     scene_id=f"{common.weights_key()}|{scene.key}|{photo.shape}|{common.tta()}|{extra.key()}")
     elif len(masks) > 1:
         share = disagreement(list(masks.values())).mean()
@@ -110,42 +125,42 @@ def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | Non
         st.caption("Needs at least two models.")
 
 
-st.subheader(scene.name + (" (with ground truth)" if scene.label is not None else ""))
-views(scene, models, photo, truth)
-if not models:
-    st.stop()
-preds = common.predictions(scene, photo)  # computed in the views above, cached
-st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
-                    {n: common.model_title(n) for n in preds}))
+with results:
+    st.markdown(f"**{scene.name}**" + (" (with ground truth)" if scene.label is not None else ""))
+    views(scene, models, photo, truth)
+    if not models:
+        st.stop()
+    preds = common.predictions(scene, photo)  # computed in the views above, cached
+    st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
+                        {n: common.model_title(n) for n in preds}))
 
-st.markdown("#### Inference time and downloads")
-h, w = photo.shape[:2]
-shown_at = "" if photo.shape == scene.photo.shape else (
-    f" The masks above are computed at screen size ({w}x{h}); the downloads at the photo's "
-    f"{scene.photo.shape[1]}x{scene.photo.shape[0]}, when clicked.")
-st.caption(f"Shared by the models, counted once: decoding the file {scene.decode_seconds * 1000:.0f} ms, resizing and "
-           f"normalising {preds.prepare_seconds * 1000:.0f} ms. Each model's time is its own: forward pass, "
-           f"upsampling to {w}x{h}, argmax.{shown_at}")
+    st.markdown("#### Inference time and downloads")
+    h, w = photo.shape[:2]
+    shown_at = "" if photo.shape == scene.photo.shape else (
+        f" The masks above are computed at screen size ({w}x{h}); the downloads at the photo's "
+        f"{scene.photo.shape[1]}x{scene.photo.shape[0]}, when clicked.")
+    st.caption(f"Shared by the models, counted once: decoding the file {ms_text(scene.decode_seconds)}, resizing and "
+               f"normalising {ms_text(preds.prepare_seconds)}. Each model's time is its own: forward pass, "
+               f"upsampling to {w}x{h}, argmax; the ensemble's is {ENSEMBLE_TIME}.{shown_at}")
 
 
-cols = st.columns(len(preds))
-stem = scene.name.rsplit(".", 1)[0]
-own = extra.models()
-served = common.service()
-for col, (name, p) in zip(cols, preds.items()):
-    with col:
-        alone = (f"after the masks: the mean of the members' probabilities (kept from their passes), upsampling "
-                 f"to {w}x{h}, argmax" if name == ENSEMBLE else f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
-        st.metric(common.model_title(name), f"{p.seconds * 1000:.0f} ms", help=alone)
-        backend = f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")
-        st.caption(backend + (", mirror-image averaging" if common.tta() == "flip" else ""))
-        # Callables, run when a button is clicked (outside the script, so all they need is bound
-        # here): the full-size mask is computed and encoded then, not on every run.
-        def full(n=name, shown=p.mask, tta=common.tta()) -> np.ndarray:
-            return served.full_size_mask(scene.photo, n, shown, tta, own.get(n))
+    cols = st.columns(len(preds))
+    stem = scene.name.rsplit(".", 1)[0]
+    own = extra.models()
+    served = common.service()
+    for col, (name, p) in zip(cols, preds.items()):
+        with col:
+            alone = (f"the ensemble: {ENSEMBLE_TIME}, upsampling to {w}x{h}, argmax" if name == ENSEMBLE else f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
+            st.metric(common.model_title(name), ms_text(p.seconds), help=alone)
+            backend = f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")
+            st.caption(backend + (", mirror-image averaging" if common.tta() == "flip" else ""))
+            # Callables, run when a button is clicked (outside the script, so all they need is bound
+            # here): the full-size mask is computed and encoded then, not on every run.
+            def full(n=name, shown=p.mask, tta=common.tta()) -> np.ndarray:
+                return served.full_size_mask(scene.photo, n, shown, tta, own.get(n))
 
-        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)  # a user's model: "unet (mine.safetensors)"
-        st.download_button("Class ids (PNG)", lambda full=full: png_bytes(full()), f"{stem}_{slug}_ids.png",
-                           "image/png", key=f"dl_ids_{name}", on_click="ignore")
-        st.download_button("Colour mask (PNG)", lambda full=full: png_bytes(colorize(full())),
-                           f"{stem}_{slug}_color.png", "image/png", key=f"dl_color_{name}", on_click="ignore")
+            slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)  # a user's model: "unet (mine.safetensors)"
+            st.download_button("Class ids (PNG)", lambda full=full: png_bytes(full()), f"{stem}_{slug}_ids.png",
+                               "image/png", key=f"dl_ids_{name}", on_click="ignore")
+            st.download_button("Colour mask (PNG)", lambda full=full: png_bytes(colorize(full())),
+                               f"{stem}_{slug}_color.png", "image/png", key=f"dl_color_{name}", on_click="ignore")

@@ -3,7 +3,7 @@
 A sortable table of per-image scores with shortcuts (hardest scenes, largest disagreement, where
 one architecture beats another most), a scatter of one model's per-image mIoU against another's,
 per-class IoU per model, and the confusions that differ most between two models. Clicking a row
-or a point opens that scene below in the interactive viewer (and on the other pages).
+or a point opens that scene in a dialog with the interactive viewer (and on the other pages).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from ui.viewer import mask_viewer
 
 PICK = "explorer_pick"
 pred, folder = val_analysis.open_page("Val explorer", "The val explorer")
-pickers.scene_from_query()  # ?scene=12.jpg opens that scene below
-scores, seconds = val_analysis.scores(pred, folder)
+pickers.scene_from_query()  # ?scene=12.jpg opens that scene
+tta = val_analysis.folder_tta(pred, folder, ("scores",))
+scores, seconds = val_analysis.scores(pred, folder, tta)
 frame = explore.scores_frame(scores)
 models = scores["models"]
 st.caption(f"{len(frame)} images of `{folder}`, scored by {', '.join(map(explore.title, models))} "
+           f"({', '.join(sorted(set(pred.backends().values())))}) "
            + ("(read from the cache)" if scores["cached"] else f"in {seconds:.0f} s (cached for the next visit)")
            + ". mIoU per image counts only the classes present in the label or the mask.")
 
@@ -60,7 +62,7 @@ st.session_state["_explorer_images"] = list(frame["image"])
 number = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if c != "image"}
 st.dataframe(table, hide_index=True, height=320, column_config=number, on_select=_on_table,
              selection_mode="single-row", key="explorer_table")
-st.caption("Click a row to open the scene below. Sort by any column with its header.")
+st.caption("Click a row to open the scene. Sort by any column with its header.")
 
 # --- scatter --------------------------------------------------------------------------------------
 st.markdown("#### One model against another, image by image")
@@ -71,22 +73,21 @@ y_model = right.selectbox("Vertical", models, index=models.index("unet") if "une
                           format_func=explore.title, key="explorer_y")
 st.plotly_chart(explore.scatter_figure(frame, x_model, y_model), key="explorer_scatter", on_select=_on_scatter,
                 selection_mode="points")
-st.caption("Click a point to open that scene below; colour: the share of pixels where the three models disagree.")
+st.caption("Click a point to open that scene; colour: the share of pixels where the three models disagree.")
 
 # --- the selected scene ---------------------------------------------------------------------------
-picked = st.session_state.get(PICK)
-if picked:
-    current = common.current_scene()
-    if current is None or current.name != picked or current.source != "gallery":
-        try:
-            common.set_scene(scene_from_file(folder / picked))
-        except DataError as err:
-            st.error(f"Cannot open {picked}: {err}.")
-scene = common.current_scene()
-st.markdown("#### The scene")
-if scene is None:
-    st.info("Click a row of the table or a point of the scatter to open a scene here.")
-else:
+# A picked scene opens in a dialog over the page, where the click was: below the scatter it
+# opened some 1,400 px under a click in the table.
+OPENED, DIALOG = "_explorer_opened", "_explorer_dialog"  # the scene last opened; whether its dialog is open
+
+
+def _dismissed() -> None:
+    st.session_state[DIALOG] = False
+
+
+@st.dialog("Scene", width="large", on_dismiss=_dismissed)
+def scene_dialog() -> None:
+    scene = common.current_scene()
     head, go_compare = st.columns([4, 1])
     row = frame[frame["image"] == scene.name]
     head.markdown(f"**{scene.name}**" + ("" if not row.empty else " (not in the validation folder)"))
@@ -117,6 +118,26 @@ else:
             col.download_button(f"{explore.title(name)}: confidence", lambda p=p: downloads.confidence_png(p.confidence),
                                 f"{stem}_{name}_confidence.png", "image/png", key=f"explorer_dl_conf_{name}",
                                 on_click="ignore")
+
+
+picked = st.session_state.get(PICK)
+if picked:
+    current = common.current_scene()
+    if current is None or current.name != picked or current.source != "gallery":
+        try:
+            common.set_scene(scene_from_file(folder / picked))
+        except DataError as err:
+            st.error(f"Cannot open {picked}: {err}.")
+scene = common.current_scene()
+st.markdown("#### The scene")
+if scene is None:
+    st.info("Click a row of the table or a point of the scatter to open a scene.")
+else:
+    st.markdown(f"**{scene.name}** is the scene of every page.")
+    shown = st.button(f"Show {scene.name}", key="explorer_show")
+    if shown or st.session_state.get(DIALOG) or (picked and st.session_state.get(OPENED) != picked):
+        st.session_state[OPENED], st.session_state[DIALOG] = picked, True
+        scene_dialog()
 
 # --- whole folder ---------------------------------------------------------------------------------
 st.markdown("#### IoU per class, whole folder")

@@ -42,13 +42,14 @@ if not preds:
     st.stop()
 
 scores = {name: common.image_metrics(p.mask, scene.label) for name, p in preds.items()}
-st.markdown("#### Scores on this image")
+st.markdown("#### Scores on this image", help=IMAGE_SCORE_RULE + " Whole-val metrics (Benchmark page) count every "
+            "labelled pixel; docs/analysis.md has the measurements behind the rule.")
 st.dataframe([common.metrics_row(n, m) for n, (m, _) in scores.items()], hide_index=True,
              column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("pixel acc", "class acc", "mIoU")},
              key="gt_scores")
 skipped = next(iter(scores.values()))[0]["skipped"]
-st.caption(IMAGE_SCORE_RULE + (f" Skipped here: {', '.join(common.CLASS_NAMES[c] for c in skipped)}." if skipped else "")
-           + " Whole-val metrics (Benchmark page) count every labelled pixel.")
+if skipped:  # the rule itself is in the heading's tooltip
+    st.caption(f"Not scored here (a thin fringe of the label): {', '.join(common.CLASS_NAMES[c] for c in skipped)}.")
 
 st.markdown("#### Error maps")
 st.caption(ERROR_CAPTION)

@@ -12,6 +12,7 @@ import hashlib
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 import numpy as np
@@ -22,10 +23,11 @@ from seg_core.data import DataError, list_pairs
 from seg_core.extra_models import ExtraModel, source_key
 from seg_core.files import atomic_path
 from seg_core.inference import ENSEMBLE, ImageError, load_image
+from seg_core.palette import CLASS_HEX
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
 from seg_core.serve.photos import Photo, PhotoService
-from seg_core.viz import fit_within, legend, legend_rows, overlay, share_text
+from seg_core.viz import ENSEMBLE_TIME, fit_within, legend, legend_rows, ms_text, overlay, share_text
 from ui.views import legend_html
 
 from .api import _prune
@@ -132,9 +134,9 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     slider = (photo, overlays[pick]) if pick else None
     legend_part = legend_html(state["legend"], {n: display_name(n) for n in state["masks"]})
     h, w = state["size"]
-    timing = (f"Image {w}x{h} px. Decoding and resizing, shared: {state['shared_seconds'] * 1000:.0f} ms. "
-              "Each model: " + ", ".join(
-                  f"{display_name(n)} {s * 1000:.0f} ms ({state['backends'].get(n, 'averaged')})"
+    timing = (f"Image {w}x{h} px. Decoding and resizing, shared: {ms_text(state['shared_seconds'])}. "
+              "Each model alone: " + ", ".join(
+                  f"{display_name(n)} {ms_text(s)} ({state['backends'].get(n, ENSEMBLE_TIME)})"
                   for n, s in state["seconds"].items()) + ".")
     if state.get("tta") == "flip":
         timing += " Mirror-image averaging: each model also segmented the mirrored photo."
@@ -189,61 +191,74 @@ def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[
 
 
 def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str | Path, weights_note: str | None,
-         masks_dir: Path) -> None:
-    """The page's photo part inside the ``Blocks``: inputs, pictures, and their events."""
+         masks_dir: Path, between: Callable[[], None] | None = None, after: Callable[[], None] | None = None) -> None:
+    """The page inside the ``Blocks``: the tabs at the top (Compare, Inspect, then ``between``'s
+    tabs, Your model, then ``after``'s), the photo's inputs and pictures, and their events."""
     loaded = tuple(predictor.models) + ((ENSEMBLE,) if predictor.ensemble() else ())
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
-    gr.Markdown("# Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
-                "Drop a street photo (or pick a val scene below): every model segments it into the 19 "
-                "Cityscapes classes. Slide to compare the photo with the chosen model's mask.")
+    gr.Markdown("## Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
+                "Drop a street photo or click an example: every model labels each pixel with one of the 19 "
+                "Cityscapes classes.")
     note = missing_note(predictor, weights_note)
     gr.Markdown(note, visible=bool(note), elem_id="missing-models")
     state = gr.State(None)
-    with gr.Row():
-        with gr.Column(scale=1):
-            image = gr.Image(type="filepath", sources=["upload", "clipboard"],
-                             label="Photo (drag and drop; JPEG, PNG, WebP, BMP, GIF, TIFF; max 10 MB)", height=320)
-            error_box = gr.Markdown(visible=False, elem_id="page-error")
-            picker = gr.Radio(choices=[(display_name(n), n) for n in loaded],
-                              value=loaded[0] if loaded else None,
-                              label="Model for the slider, the class picture and the confidence")
-            opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
-            mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
-                                 info="each model also segments the mirrored photo; the two are averaged")
-            own_inputs, own_add, own_list = own_section()
-            if photos:
-                kitti = data_dir is not None and settings.is_examples(data_dir)
-                gr.Examples(examples=[[str(p)] for p in photos], inputs=[image], examples_per_page=N_EXAMPLES,
-                            label="KITTI example scenes (click one)" if kitti else "Cityscapes val scenes (click one)")
-                if kitti:
-                    gr.Markdown(examples.CREDIT, elem_id="examples-credit")
-            else:
-                where = "no folder of Cityscapes pairs on this server" if settings.public_mode() else \
-                    f"no folder at `{data_dir}`"
-                gr.Markdown(f"No example scenes: {where}. Set `SEG_DATA_DIR` to a folder of "
-                            "Cityscapes pairs (512x256 JPEGs, photo on the left), e.g. "
-                            "`SEG_DATA_DIR=/path/to/cityscapes_pairs/val python gradio_app.py`.",
-                            elem_id="no-examples")
-        with gr.Column(scale=2):
-            slider = gr.ImageSlider(label="Photo / mask", type="numpy", interactive=False, max_height=480)
-            timing = gr.Markdown()
-            legend_box = gr.HTML(elem_id="legend")
-    with gr.Row():
-        annotated = gr.AnnotatedImage(label="Classes of the chosen model (hover or click a class to highlight it)",
-                                      height=360, elem_id="classes")
-        sure = gr.Image(label="Confidence of the chosen model (white: sure, dark: unsure)", type="numpy",
-                        interactive=False, height=360, elem_id="confidence")
-    picked_class = gr.Markdown(elem_id="picked-class")
-    overlays = []
     order = ARCH_NAMES + tuple(n for n in loaded if n not in ARCH_NAMES)
     shown = tuple(n for n in order if n in loaded)  # the order of ``overlays``
-    with gr.Row():
-        for name in order:
-            if name in loaded:
-                overlays.append(gr.Image(label=display_name(name), interactive=False))
-            else:
-                gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
-        own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
+    overlays = []
+    # Tabs at the top, the result first: the photo, the examples and every model's overlay fill
+    # the first screen; the slider, class picture and confidence are one tab further.
+    with gr.Tabs():
+        with gr.Tab("Compare", id="compare"):
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    image = gr.Image(type="filepath", sources=["upload", "clipboard"], height=240,
+                                     label="Photo (drag and drop; JPEG, PNG, WebP, BMP, GIF, TIFF; max 10 MB)")
+                    error_box = gr.Markdown(visible=False, elem_id="page-error")
+                    if photos:
+                        kitti = data_dir is not None and settings.is_examples(data_dir)
+                        gr.Examples(examples=[[str(p)] for p in photos], inputs=[image],
+                                    examples_per_page=N_EXAMPLES,
+                                    label="KITTI example scenes (click one)" if kitti else "Cityscapes val scenes (click one)")
+                        if kitti:
+                            gr.Markdown(examples.CREDIT, elem_id="examples-credit")
+                    else:
+                        where = "no folder of Cityscapes pairs on this server" if settings.public_mode() else \
+                            f"no folder at `{data_dir}`"
+                        gr.Markdown(f"No example scenes: {where}. Set `SEG_DATA_DIR` to a folder of "
+                                    "Cityscapes pairs (512x256 JPEGs, photo on the left), e.g. "
+                                    "`SEG_DATA_DIR=/path/to/cityscapes_pairs/val python gradio_app.py`.",
+                                    elem_id="no-examples")
+                    opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
+                    mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
+                                         info="each model also segments the mirrored photo; the two are averaged")
+                with gr.Column(scale=3):
+                    for row in range(0, len(order), 2):  # two a row: each over 400 px wide at 1440 px
+                        with gr.Row():
+                            for name in order[row : row + 2]:
+                                if name in loaded:
+                                    overlays.append(gr.Image(label=display_name(name), interactive=False))
+                                else:
+                                    gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
+                    with gr.Row():
+                        own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
+                    timing = gr.Markdown()
+                    legend_box = gr.HTML(elem_id="legend")
+        with gr.Tab("Inspect", id="inspect"):
+            picker = gr.Radio(choices=[(display_name(n), n) for n in loaded], value=loaded[0] if loaded else None,
+                              label="Model for the slider, the class picture and the confidence")
+            slider = gr.ImageSlider(label="Photo / mask", type="numpy", interactive=False, max_height=480)
+            with gr.Row():
+                annotated = gr.AnnotatedImage(label="Classes of the chosen model (hover or click a class to highlight it)",
+                                              height=360, elem_id="classes", color_map=dict(CLASS_HEX))
+                sure = gr.Image(label="Confidence of the chosen model (white: sure, dark: unsure)", type="numpy",
+                                interactive=False, height=360, elem_id="confidence")
+            picked_class = gr.Markdown(elem_id="picked-class")
+        if between is not None:
+            between()
+        with gr.Tab("Your model", id="own"):
+            own_inputs, own_add, own_list = own_section()
+        if after is not None:
+            after()
     own = gr.State([])  # this session's own models: sources only; the models are in _own_model's cache
 
     views = [slider, legend_box, timing, annotated, sure, *overlays, *own_pictures]

@@ -80,6 +80,23 @@ def _segment_video(predictor: Predictor, video, models: str | None, every, out_r
     return str(video_path), str(csv_path), summary, result
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+
+
+def describe_clip(value) -> str:
+    """One line on an uploaded clip (size, rate, length, codec), or why it cannot be used."""
+    from seg_core.video import Limits, VideoError, probe
+
+    path = _video_path(value)
+    name = (value.get("orig_name") if isinstance(value, dict) else None) or path.name
+    try:
+        info = probe(path, Limits(max_bytes=MAX_FILE_MB * 2**20))
+    except VideoError as err:
+        return f"**Cannot use {name}:** {err}."
+    return (f"**{name}**: {info.width}x{info.height}, {float(info.fps):.3g} frames/s, {info.frames} frames "
+            f"({info.seconds:.1f} s), {info.codec}. The comparison plays in the browser (H.264).")
+
+
 def video_section(predictor: Predictor, out_root: Path) -> None:
     """The Video tab's contents and the ``/segment_video`` API, inside the page's ``Blocks``.
 
@@ -94,7 +111,12 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
                 "each model's flicker (pixels whose class changes from one segmented frame to the next).")
     with gr.Row():
         with gr.Column(scale=1):
-            clip = gr.Video(label="Clip", sources=["upload"])
+            # A file box, not a player: a browser cannot play many valid clips (mp4v, AVI) and
+            # gradio's player then pops "Video not playable" although the clip segments fine. What
+            # is played is the comparison, always H.264.
+            clip = gr.File(label="Clip (mp4, mov, mkv, webm, avi)", file_types=list(VIDEO_SUFFIXES),
+                           elem_id="video-clip")
+            clip_info = gr.Markdown(elem_id="video-clip-info")
             every = gr.Slider(1, 30, value=1, step=1, label="Segment every Nth frame (the mask is held in between)")
             run = gr.Button("Segment the video", variant="primary")
         with gr.Column(scale=2):
@@ -126,6 +148,8 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
         picture = read_frame(state["video"], min(int(index), state["frames"] - 1))
         return [(p, t) for t, p in composer.panels(picture).items()]
 
+    clip.upload(describe_clip, clip, clip_info, preprocess=False, api_visibility="private")
+    clip.clear(lambda: "", None, clip_info, api_visibility="private")
     run.click(on_run, [clip, every], [result_video, summary, plot, frame, files, job], preprocess=False,
               concurrency_limit=1, concurrency_id="video", api_visibility="private")
     frame.release(on_frame, [job, frame], panels, api_visibility="private")

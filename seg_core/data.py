@@ -14,6 +14,7 @@ import re
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .files import atomic_path
-from .palette import decode_label
+from .palette import decode_label, nearest_palette
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 PACK_SUFFIX = ".npz"
@@ -57,6 +58,49 @@ def split_pair(pair: np.ndarray, name: str = "image") -> tuple[np.ndarray, np.nd
     if w != 2 * h:
         raise DataError(f"{name} is {w}x{h}; a pair must be twice as wide as high (photo | label)")
     return pair[:, : w // 2], decode_label(np.ascontiguousarray(pair[:, w // 2 :]))
+
+
+#: A half is taken for a colour label when this share of its pixels lies within ``LABEL_NEAR`` of a
+#: Cityscapes colour (classes and void) *and* has the same colour as its right and lower neighbours.
+#: The val labels lie well above it, photos (also darkened or grey) well below (docs/pairs.md).
+LABEL_MIN_FLAT = 0.38
+LABEL_NEAR = 10.0  # RGB distance: JPEG noise of a label, far tighter than a photo's colours
+_SAMPLE_SIDE = 128  # a label's regions survive a stride; 2048x1024 is decided in milliseconds
+
+
+def label_likeness(half: np.ndarray) -> float:
+    """Share of ``half``'s pixels that sit on a Cityscapes colour in a flat region (0 for a photo,
+    about 0.7 for a colour label)."""
+    step = max(1, -(-max(half.shape[:2]) // _SAMPLE_SIDE))
+    idx, dist = nearest_palette(np.ascontiguousarray(half[::step, ::step]))
+    idx = np.where(dist <= LABEL_NEAR, idx, -1)
+    if min(idx.shape) < 2:
+        return 0.0
+    corner = idx[:-1, :-1]
+    flat = (corner >= 0) & (corner == idx[1:, :-1]) & (corner == idx[:-1, 1:])
+    return float(flat.mean())
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    """Whether an image is a ``photo | label`` pair, and why, in one line for the user."""
+
+    is_pair: bool
+    reason: str
+
+
+def pair_verdict(image: np.ndarray) -> PairVerdict:
+    """A pair is 2:1, its right half a colour label and its left half not one (a photo)."""
+    h, w = image.shape[:2]
+    if w != 2 * h:
+        return PairVerdict(False, f"One photo: {w}x{h} is not twice as wide as high, so it is no photo | label pair.")
+    left, right = label_likeness(image[:, : w // 2]), label_likeness(image[:, w // 2 :])
+    shares = f"{right:.0%} of the right half and {left:.0%} of the left half are flat Cityscapes colours"
+    if right < LABEL_MIN_FLAT:
+        return PairVerdict(False, f"One photo: only {shares} (a colour label: over {LABEL_MIN_FLAT:.0%}).")
+    if left >= LABEL_MIN_FLAT:
+        return PairVerdict(False, f"One image: {shares}, so both halves look like labels.")
+    return PairVerdict(True, f"A photo | label pair: {shares}.")
 
 
 def read_pair(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

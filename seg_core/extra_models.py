@@ -16,6 +16,7 @@ from pathlib import Path
 from . import settings
 from .checkpoint import HUB_PREFIX, HUB_WEIGHTS, CheckpointError
 from .inference import Predictions, predict_many
+from .registry import display_name
 from .runners import TorchRunner, load_runner
 
 MAX_BYTES = 256 * 2**20  # FCN-ResNet50 in fp32 is 128 MiB; twice that is no checkpoint of ours
@@ -33,7 +34,7 @@ class ExtraModel:
     @property
     def label(self) -> str:
         """A short name for a page: the arch and where it came from (a file name, never a folder)."""
-        return f"{self.runner.config.arch} ({source_name(self.source)})"
+        return f"{display_name(self.runner.config.arch)} ({source_name(self.source)})"
 
 
 def source_name(source: str) -> str:

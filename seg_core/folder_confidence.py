@@ -17,11 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import settings
 from .analysis import ConfidenceStats, ensemble_probabilities
 from .data import load_split
 from .files import atomic_path
-from .folder_scores import cache_key
+from .folder_scores import cache_path
 from .inference import ENSEMBLE, model_input
 from .runners import upsampled_classes
 
@@ -72,8 +71,7 @@ def folder_confidence(predictor, folder: str | Path, tta: str = "none", ensemble
     for the pairs of ``folder``, from the cache when it is current."""
     folder = Path(folder)
     members = predictor.ensemble() if ensemble else {}
-    cache_dir = Path(cache_dir or settings.cache_dir())
-    path = cache_dir / f"confidence-{cache_key(predictor, folder, tta, members)}.json"
+    path = cache_path("confidence", predictor, folder, tta, ensemble, cache_dir, suffix=".json")
     if path.is_file():
         try:
             return {**json.loads(path.read_text()), "cached": True}
@@ -82,7 +80,7 @@ def folder_confidence(predictor, folder: str | Path, tta: str = "none", ensemble
     images, labels = load_split(folder)
     stats = confidence_stats(predictor.models, images, labels, tta, members or None, on_batch=on_batch)
     out = {"models": list(stats), "stats": {n: summary(s) for n, s in stats.items()}}
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".json") as tmp:
         Path(tmp).write_text(json.dumps(out))
     return {**out, "cached": False}

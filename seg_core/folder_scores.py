@@ -43,8 +43,12 @@ def cache_key(predictor, folder: Path, tta: str, ensemble: dict[str, float]) -> 
     return h.hexdigest()[:24]
 
 
-def cache_path(predictor, folder: Path, tta: str, members: dict[str, float], cache_dir: Path | None = None) -> Path:
-    return Path(cache_dir or settings.cache_dir()) / f"scores-{cache_key(predictor, folder, tta, members)}.npz"
+def cache_path(kind: str, predictor, folder: str | Path, tta: str = "none", ensemble: bool = True,
+               cache_dir: Path | None = None, suffix: str = ".npz") -> Path:
+    """Where the ``kind`` numbers ("scores", "confidence") of ``folder`` are cached: a page can tell
+    whether they would be computed (minutes over a whole val split) before asking for them."""
+    members = predictor.ensemble() if ensemble else {}
+    return Path(cache_dir or settings.cache_dir()) / f"{kind}-{cache_key(predictor, Path(folder), tta, members)}{suffix}"
 
 
 def read_cached(path: Path) -> dict | None:
@@ -85,7 +89,7 @@ def folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bo
     ``folder``, from the cache when it is current."""
     folder = Path(folder)
     members = predictor.ensemble() if ensemble else {}
-    path = cache_path(predictor, folder, tta, members, cache_dir)
+    path = cache_path("scores", predictor, folder, tta, ensemble, cache_dir)
     if (cached := read_cached(path)) is not None:
         return cached
     images, labels = load_split(folder)

@@ -45,6 +45,8 @@ CLASS_NAMES: tuple[str, ...] = tuple(name for name, _ in CLASSES)
 NUM_CLASSES = len(CLASSES)
 #: ``(19, 3)`` uint8 colours, row i is train id i.
 COLORS = np.array([color for _, color in CLASSES], dtype=np.uint8)
+#: The same colours as ``#rrggbb`` by class name, for pages and charts (one palette everywhere).
+CLASS_HEX: dict[str, str] = {name: "#%02x%02x%02x" % color for name, color in CLASSES}
 
 #: Colours of the full Cityscapes palette that are not train classes (all map to ignore).
 #: Void classes that share a colour with a train class (polegroup, license plate) are left out:

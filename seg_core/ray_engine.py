@@ -251,7 +251,7 @@ def run_scores(predictor, weights: Path, folder: Path, tta: str = "none", ensemb
     err = err or sys.stderr
     folder = Path(folder)
     members = predictor.ensemble() if ensemble else {}
-    path = cache_path(predictor, folder, tta, members, cache_dir)
+    path = cache_path("scores", predictor, folder, tta, ensemble, cache_dir)
     if (cached := read_cached(path)) is not None:
         return cached, []
     files = list_pairs(folder)

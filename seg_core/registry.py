@@ -27,15 +27,16 @@ def _fcn8s(cfg):
 class Architecture:
     name: str  # the key in configs, file names (weights/<name>.safetensors) and the CLI
     display: str  # for people
+    color: str  # its colour in every chart of both apps (Okabe-Ito: told apart by colour-blind readers)
     encoder: str  # default smp encoder
     build: Callable[[Any], Any]  # a ModelConfig -> the torch network
 
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
-    Architecture("unet", "U-Net", "resnet18", _unet),
+    Architecture("unet", "U-Net", "#0072B2", "resnet18", _unet),
     # Batch-normalised VGG16: plain VGG16 does not train from scratch in a CPU budget.
-    Architecture("fcn_vgg16", "FCN-VGG16", "vgg16_bn", _fcn8s),
-    Architecture("fcn_resnet50", "FCN-ResNet50", "resnet50", _fcn8s),
+    Architecture("fcn_vgg16", "FCN-VGG16", "#E69F00", "vgg16_bn", _fcn8s),
+    Architecture("fcn_resnet50", "FCN-ResNet50", "#009E73", "resnet50", _fcn8s),
 )}
 ARCH_NAMES: tuple[str, ...] = tuple(ARCHITECTURES)
 #: The smp encoders a model may use (``train --encoder``; each architecture's default among them).
@@ -44,6 +45,9 @@ ARCH_NAMES: tuple[str, ...] = tuple(ARCHITECTURES)
 ENCODERS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "vgg16_bn", "mobilenet_v2", "efficientnet-b0")
 #: The name of the ensemble of the loaded models (``Predictor.predict(ensemble=True)``) and its title.
 ENSEMBLE, ENSEMBLE_DISPLAY = "ensemble", "All three (averaged)"
+ENSEMBLE_COLOR = "#CC79A7"
+#: Colours of a user's own models, by their place among them (the rest of Okabe-Ito's set).
+OTHER_COLORS = ("#D55E00", "#56B4E9", "#000000", "#999999")
 
 
 def display_name(name: str) -> str:
@@ -52,6 +56,17 @@ def display_name(name: str) -> str:
         return ENSEMBLE_DISPLAY
     arch = ARCHITECTURES.get(name)
     return arch.display if arch else name
+
+
+def model_color(name: str, others: tuple[str, ...] = ()) -> str:
+    """The colour of ``name`` in charts: its architecture's, the ensemble's, or for a user's model
+    (one of ``others``, in their order) one of ``OTHER_COLORS``."""
+    if name == ENSEMBLE:
+        return ENSEMBLE_COLOR
+    if name in ARCHITECTURES:
+        return ARCHITECTURES[name].color
+    place = others.index(name) if name in others else 0
+    return OTHER_COLORS[place % len(OTHER_COLORS)]
 
 
 def architecture(name: str) -> Architecture:

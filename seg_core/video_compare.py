@@ -43,8 +43,9 @@ def _even(n: float) -> int:
 
 
 class Composer:
-    """Lays out one frame as a grid: the photo, then one overlay per model, each labelled, above a
-    legend strip of the class colours. Static parts (labels, legend) are drawn once."""
+    """Lays out one frame as a grid: a legend strip of the class colours on top (a player's controls
+    cover the bottom of a video), then the photo and one overlay per model, each labelled. Static
+    parts (labels, legend) are drawn once."""
 
     def __init__(self, height: int, width: int, titles: list[str], panel_side: int = PANEL_SIDE, alpha: float = 0.5):
         scale = min(1.0, panel_side / max(height, width))
@@ -54,7 +55,8 @@ class Composer:
         self.rows = -(-len(self.titles) // self.cols)
         self.alpha = alpha
         self.legend = self._legend(self.cols * self.pw)
-        self.height, self.width = self.rows * self.ph + len(self.legend), self.cols * self.pw
+        self.top = len(self.legend)  # the panels start below the legend
+        self.height, self.width = self.top + self.rows * self.ph, self.cols * self.pw
         self.labels = [self._label(t) for t in self.titles]
 
     def _label(self, text: str) -> np.ndarray:
@@ -93,16 +95,16 @@ class Composer:
         panels = [small] + [overlay(small, cv2.resize(m, (self.pw, self.ph), interpolation=cv2.INTER_NEAREST), self.alpha)
                             for m in masks]
         canvas = np.zeros((self.height, self.width, 3), dtype=np.uint8)
+        canvas[: self.top] = self.legend
         for k, (panel, label) in enumerate(zip(panels, self.labels)):
-            y, x = (k // self.cols) * self.ph, (k % self.cols) * self.pw
+            y, x = self.top + (k // self.cols) * self.ph, (k % self.cols) * self.pw
             canvas[y : y + self.ph, x : x + self.pw] = panel
             canvas[y : y + label.shape[0], x : x + label.shape[1]] = label
-        canvas[self.rows * self.ph :] = self.legend
         return canvas
 
     def panels(self, frame: np.ndarray) -> dict[str, np.ndarray]:
         """The panels of a composed frame (e.g. one decoded from the output video), by title."""
-        return {t: frame[(k // self.cols) * self.ph : (k // self.cols + 1) * self.ph,
+        return {t: frame[self.top + (k // self.cols) * self.ph : self.top + (k // self.cols + 1) * self.ph,
                          (k % self.cols) * self.pw : (k % self.cols + 1) * self.pw]
                 for k, t in enumerate(self.titles)}
 
@@ -207,7 +209,7 @@ class VideoResult:
         for n in self.names:
             f, fm = self.mean(f"flicker_{n}"), self.mean(f"flicker_flow_{n}")
             if f is not None:
-                parts.append(f"{n} flicker {f:.1%}" + (f" ({fm:.1%} motion-compensated)" if fm is not None else ""))
+                parts.append(f"{display_name(n)} flicker {f:.1%}" + (f" ({fm:.1%} motion-compensated)" if fm is not None else ""))
         return "; ".join(parts)
 
 

@@ -52,6 +52,17 @@ def share_text(share: float) -> str:
     return "<0.1%" if share < 0.001 else f"{share:.1%}"
 
 
+#: What the ensemble's time measures, worded once for both apps: its members' masks come from one
+#: pass each (timed as theirs), and the ensemble mixes the probabilities those passes kept
+#: (``seg_core.serve.photos.PhotoService.ensemble``), whether it is asked for with them or after.
+ENSEMBLE_TIME = "the mean of its members' probabilities, kept from their passes (no model runs again)"
+
+
+def ms_text(seconds: float) -> str:
+    """A time for people in milliseconds: "12 ms", "<1 ms" for what rounds to nothing (never "0 ms")."""
+    return "<1 ms" if seconds < 0.0005 else f"{seconds * 1000:.0f} ms"
+
+
 def fit_within(image: np.ndarray, max_side: int, nearest: bool = False) -> np.ndarray:
     """``image`` shrunk to fit ``max_side`` on its long side for the screen (NEAREST for masks),
     else as is; predictions and downloads keep the full size. A photo is first box-reduced by the

@@ -239,3 +239,4 @@ def test_folder_scores_follow_the_per_image_rule(weights_dir, pairs_dir, tmp_pat
     masks = pred.predict(images[0].permute(1, 2, 0).numpy(), names=("unet",))
     want = image_scores(masks["unet"].mask, labels[0].numpy())
     assert table[0]["unet mIoU"] == pytest.approx(want["miou"], abs=0.02)  # same rule (masks via another resize path)
+

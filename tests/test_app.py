@@ -146,6 +146,7 @@ def test_views_html_grid_and_before_after_slider():
     assert "All three (averaged): averaging…" in grid and "not available" not in grid
     page = views.before_after_html(url, {"U-Net": url, "FCN-VGG16": url})
     assert page.count("<button") == 2 and "pointermove" in page and "clipPath" in page
+    assert ".box img{display:block;width:100%" in page  # the panel's width, not the picture's 256 px
 
 
 def test_paging_and_display_scale():
@@ -213,7 +214,7 @@ def test_legend_lists_present_classes_with_shares():
 def test_app_entry_point_runs_and_navigates(env):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     no_exception(at)
-    assert at.title[0].value == "Compare the models"
+    assert "label every pixel" in texts(at.caption)  # Compare: no title, its introduction a caption
     assert at.sidebar.text_input(key="data_dir").value == str(env)
     at.switch_page("app_pages/about.py").run()
     no_exception(at)
@@ -222,7 +223,7 @@ def test_app_entry_point_runs_and_navigates(env):
 
 def test_compare_landing_shows_intro_and_example_scenes_at_once(env):
     at = run_page("compare")
-    assert "label every pixel" in texts(at.markdown)  # the one-line introduction
+    assert "label every pixel" in texts(at.caption)  # the one-line introduction, small: the result is the hero
     assert at.expander[0].proto.expanded and "6 validation pairs" in at.expander[0].label
     assert len(at.image) == 6  # the thumbnails of the six synthetic pairs, no click needed
     assert "Up to 20 MB and 40 megapixels" in texts(at.caption)  # the limits, beside the uploader
@@ -326,9 +327,14 @@ def test_compare_views_opacity_and_before_after(env):
     # the interactive viewer, with each model's confidence (computed only when opened)
     at.segmented_control(key="view").set_value("Inspect").run()
     no_exception(at)
-    assert at.segmented_control(key="compare_viewer_view").options[:2] == ["Masks", "Overlays"]
-    assert "Confidence" in at.segmented_control(key="compare_viewer_view").options
+    # one row of view buttons (the viewer's own repeated Masks and Overlays), one legend
+    assert not [s for s in at.get("segmented_control") if s.key == "compare_viewer_view"]
+    assert "Confidence" in at.segmented_control(key="view").options
     assert any(c.key and c.key.startswith("compare_viewer") for c in at.get("plotly_chart"))
+    assert sum("seg-legend" in h.value for h in at.get("html")) == 1
+    at.segmented_control(key="view").set_value("Confidence").run()
+    no_exception(at)
+    assert "the top-1 class probability" in texts(at.caption)
 
 
 def test_compare_upload_several_and_pick_one(env):
@@ -345,9 +351,10 @@ def test_compare_upload_several_and_pick_one(env):
     assert "U-Net" in " ".join(grid_captions(at))
     at.selectbox(key="upload_pick").set_value(1).run()
     no_exception(at)
-    assert at.checkbox(key="as_pair_pair.png").value is True  # auto-detected
+    assert at.checkbox(key="as_pair_pair.png").value is True  # auto-detected, and why in one line
+    assert any(c.value.startswith("A photo | label pair: ") for c in at.caption)
     assert at.session_state["scene"].label is not None
-    assert "(with ground truth)" in at.subheader[0].value
+    assert "**pair.png** (with ground truth)" in texts(at.markdown)
     at.checkbox(key="as_pair_pair.png").uncheck().run()
     assert at.session_state["scene"].label is None
     assert at.session_state["scene"].photo.shape == (64, 128, 3)
@@ -366,7 +373,7 @@ def test_compare_uploads_survive_a_page_change(env):
     no_exception(at)
     assert at.session_state["scene"].name == "street.png"
     assert [name for name, _, _ in at.session_state["uploaded_files"]] == ["street.png"]
-    assert at.subheader[0].value == "street.png"
+    assert "**street.png**" in texts(at.markdown)
 
 
 def test_compare_a_new_upload_set_replaces_the_kept_one(env):
@@ -408,6 +415,29 @@ def test_compare_uploads_over_the_file_bound_are_refused(env, monkeypatch):
     no_exception(at)
     assert len(at.session_state["uploaded_files"]) == 2
     assert any("Not kept: 2.png, 3.png." in w.value and "2 files at a time" in w.value for w in at.warning)
+
+
+def _uploads_with_a_deleted_file():
+    """The uploader's value after the user removed one of twelve photos: the two refused ones were
+    let go from Streamlit's store, so the widget lists them as ``DeletedFile``."""
+    import streamlit as st
+    from streamlit.proto.Common_pb2 import FileURLs
+    from streamlit.runtime.uploaded_file_manager import DeletedFile, UploadedFile, UploadedFileRec
+
+    from ui import pickers
+
+    st.session_state[pickers._UPLOAD_REFUSED] = "Not kept: p8.png, p9.png."
+    st.session_state["uploads"] = [
+        UploadedFile(UploadedFileRec("id1", "p1.png", "image/png", b"one"), FileURLs()), DeletedFile("id8")]
+    pickers._keep_uploads()
+    st.write(repr([name for name, _, _ in st.session_state[pickers.UPLOADS_KEY]]))
+
+
+def test_removing_an_upload_after_some_were_refused_does_not_crash(env):
+    at = AppTest.from_function(_uploads_with_a_deleted_file, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert at.markdown[0].value == "['p1.png']"
+    assert at.session_state["_upload_refused"] == "Not kept: p8.png, p9.png."  # still true
 
 
 def test_upload_limit_text_states_the_session_bound(env):
@@ -558,7 +588,8 @@ def test_ground_truth_page_scores_the_shared_scene(env):
     assert list(table["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"]
     assert table["pixel acc"].between(0, 1).all()
     assert {"Photo", "Ground truth"} <= set(captions(at))
-    assert "within 1 px of another label colour" in texts(at.caption)  # the per-image rule, stated
+    # the per-image rule, stated in the heading's tooltip (a rule, not a caption to read each time)
+    assert "within 1 px of another label colour" in next(m.help for m in at.markdown if m.value == "#### Scores on this image")
     assert "blue: right, orange: wrong" in texts(at.caption)
     charts = at.get("plotly_chart")  # one tab per model, and the A − B difference
     assert [c.key for c in charts] == ["gt_confusion_unet", "gt_confusion_fcn_vgg16", "gt_confusion_fcn_resnet50",
@@ -593,11 +624,15 @@ def test_benchmark_page_facts_and_recompute(env):
     assert list(facts["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50"]
     assert (facts["parameters (M)"] > 1).all() and (facts["file (MB)"] > 0).all()
     assert "no metrics recorded" in texts(at.caption)
+    assert "#### Whole-val metrics, recorded at training" in [m.value for m in at.markdown]
     at.number_input(key="bench_limit").set_value(4).run()
     at.button(key="bench_recompute").click().run()
     no_exception(at)
     metrics = at.dataframe[0].value
     assert metrics["mIoU"].between(0, 1).all()
+    # what was computed, with which backend and on how many images (not "Whole-val" after 4)
+    assert "#### Metrics on the first 4 val images" in [m.value for m in at.markdown]
+    assert set(metrics["computed with, on"]) == {"PyTorch fp32, 4 val images", "mean of the members, PyTorch fp32, 4 val images"}
     assert list(metrics["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"]
     assert len(at.get("plotly_chart")) == 6  # IoU bars + four confusion matrices + their difference
     assert "median of 10 runs, in whole milliseconds" in texts(at.caption)

@@ -67,6 +67,18 @@ def cell_of(cells: np.ndarray, grid: tuple[int, int], shape: tuple[int, int], y:
 
 # --- the viewer -----------------------------------------------------------------------------------
 
+def test_isolating_classes_narrows_the_errors_view_to_their_pixels():
+    """The class filter did nothing in "Errors vs low confidence": now only the chosen classes'
+    pixels are judged, the others count as unlabelled."""
+    h, w = 64, 128
+    label = blocks(h, w, np.random.default_rng(3))
+    preds = fake_predictions(h, w, models=("unet",))
+    every = dict(viewer.panels(street(h, w), preds, label, "Errors vs low confidence"))["U-Net"]
+    cars = dict(viewer.panels(street(h, w), preds, label, "Errors vs low confidence", classes=[13]))["U-Net"]
+    unlabelled = np.all(cars == viewer.ERROR_KINDS["no label"], axis=-1)
+    assert np.array_equal(unlabelled, label != 13) and np.array_equal(cars[label == 13], every[label == 13])
+
+
 @pytest.mark.parametrize("view", viewer.VIEWS)
 def test_viewer_hover_data_stays_within_the_budget_on_a_large_scene(view):
     h, w = 1024, 2048
@@ -257,6 +269,7 @@ def test_explorer_shortcut_and_a_picked_scene_open_the_viewer(env):
     shown = at.dataframe[0].value
     assert list(shown.columns[:2]) == ["image", "disagreement"]
     assert list(shown["disagreement"]) == sorted(shown["disagreement"], reverse=True)
+    at.button(key="explorer_show").click().run()  # the dialog stays open until dismissed; the button opens it too
     at.segmented_control(key="explorer_viewer_view").set_value("Errors vs low confidence").run()
     no_exception(at)
     assert "wrong it was unsure of" in texts(at.caption)
@@ -277,6 +290,9 @@ def test_explorer_segments_a_large_upload_at_screen_size(env, monkeypatch):
     at = page("explorer")
     at.session_state["scene"] = scenes.Scene("wide.png", street(600, 1500))
     at.run()
+    no_exception(at)
+    assert sizes == []  # not opened by itself: one click away
+    at.button(key="explorer_show").click().run()
     no_exception(at)
     assert sizes == [(410, 1024, 3)]
     assert "Shown and downloaded here at screen size (1024x410)" in texts(at.caption)
@@ -367,6 +383,11 @@ def test_scatter_click_opens_the_scene_and_hover_reads_every_model_in_chromium(w
             _click(browser, *point)
             wait_for(lambda: "Drag to pan" in (browser.evaluate("document.body.innerText") or ""), 120,
                      "the scene opened by the click")
+            # where the click was: in a dialog over the page, not some 1,400 px further down
+            top = wait_for(lambda: browser.evaluate("""(() => { const d = document.querySelector('[role=dialog]');
+                return d && d.querySelector('.js-plotly-plot') ? [d.getBoundingClientRect().top, innerHeight] : null })()"""),
+                60, "the dialog with the viewer")
+            assert 0 <= top[0] < top[1] / 2, top
             # The viewer is the plot with six panels (photo, truth, three models, the ensemble).
             where = wait_for(lambda: browser.evaluate("""(() => {
                 for (const p of document.querySelectorAll('.js-plotly-plot')) {
@@ -389,3 +410,24 @@ def test_frozen_figure_serialises_like_the_figure_it_freezes():
     frozen = viewer.FrozenFigure(fig)
     assert isinstance(frozen.to_dict()["data"][1]["customdata"], list)  # lists: orjson writes them fast
     assert json.loads(pio.to_json(frozen.to_dict(), validate=False)) == json.loads(pio.to_json(fig, validate=False))
+
+
+def test_mirror_averaging_never_rescores_the_folder_without_a_confirmation(env):
+    """The sidebar's switch is for one photo at a time; the explorer's own switch says its cost and
+    rescoring all images waits for a click (it greyed the page for 1.5-2 min with no warning)."""
+    first = page("explorer").run()
+    no_exception(first)
+    at = page("explorer")
+    at.session_state["tta"] = True  # the sidebar's switch, flipped on another page
+    at.run()
+    no_exception(at)
+    assert "read from the cache" in texts(at.caption) and not at.warning
+    toggle = at.toggle(key="folder_tta")
+    assert "scored again" in toggle.help and "twice as long" in toggle.help
+    toggle.set_value(True).run()
+    no_exception(at)
+    assert "read from the cache" in texts(at.caption)  # nothing recomputed yet
+    assert "scoring all 6 images again" in texts(at.warning)
+    at.button(key="folder_tta_start").click().run()
+    no_exception(at)
+    assert "cached for the next visit" in texts(at.caption) and not at.warning

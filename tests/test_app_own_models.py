@@ -56,13 +56,13 @@ def test_an_uploaded_checkpoint_gets_its_own_column_and_can_be_removed(compare, 
     at = upload(compare, "mine.safetensors", (weights_dir / "unet.safetensors").read_bytes())
     assert not at.error
     labels = [c.rsplit(" (", 1)[0] for c in grid_captions(at)]
-    assert labels[-2:] == ["All three (averaged)", "unet (mine.safetensors)"]  # beside the three, not in the ensemble
+    assert labels[-2:] == ["All three (averaged)", "U-Net (mine.safetensors)"]  # beside the three, not in the ensemble
     # its column is its own mask, as predict_extra makes it
     stored = next((tmp_path / "cache" / "extra_models").rglob("mine.safetensors"))
     scene = scenes.scene_from_file(env / SCENE)
-    mask = predict_extra([load_extra_model(str(stored), public=False)], scene.photo)["unet (mine.safetensors)"].mask
+    mask = predict_extra([load_extra_model(str(stored), public=False)], scene.photo)["U-Net (mine.safetensors)"].mask
     assert views.mask_data_url(mask) in grid_html(at)
-    assert "unet (mine.safetensors)" in [m.label for m in at.metric]
+    assert "U-Net (mine.safetensors)" in [m.label for m in at.metric]
     assert "PyTorch fp32, your model" in texts(at.caption)
     assert not [u for u in at.get("file_uploader") if u.key.startswith("extra_upload_") and u.value]  # bytes let go
 
@@ -77,7 +77,7 @@ def test_a_path_and_a_hub_id_are_added_and_two_is_the_most(compare, weights_dir,
     assert at.text_input(key="extra_source").value == ""  # emptied for the next one
     at = add_source(at, "hf://lab/unet-ft@abc123")
     assert not at.error
-    assert own_columns(at) == ["fcn_vgg16 (fcn_vgg16.safetensors)", "unet (hf://lab/unet-ft@abc123)"]
+    assert own_columns(at) == ["FCN-VGG16 (fcn_vgg16.safetensors)", "U-Net (hf://lab/unet-ft@abc123)"]
     assert str(weights_dir) not in grid_html(at)  # a file by its name, never its folder
     assert "At most 2 of your own models at a time" in texts(at.caption)
     assert not [t for t in at.text_input if t.key == "extra_source"]  # no controls while full
@@ -87,8 +87,8 @@ def test_a_path_and_a_hub_id_are_added_and_two_is_the_most(compare, weights_dir,
     gt.session_state["extra_models"] = at.session_state["extra_models"]
     gt.run()
     no_exception(gt)
-    assert list(gt.dataframe[0].value["model"])[-2:] == ["fcn_vgg16 (fcn_vgg16.safetensors)",
-                                                        "unet (hf://lab/unet-ft@abc123)"]
+    assert list(gt.dataframe[0].value["model"])[-2:] == ["FCN-VGG16 (fcn_vgg16.safetensors)",
+                                                        "U-Net (hf://lab/unet-ft@abc123)"]
 
 
 def refusals(weights_dir, tmp_path):
@@ -139,7 +139,7 @@ def test_public_mode_offers_only_the_listed_models(env, weights_dir, hub, tmp_pa
     pick.set_value("fcn_resnet50.safetensors").run()
     at.button(key="extra_add_listed").click().run()
     no_exception(at)
-    assert own_columns(at) == ["fcn_resnet50 (fcn_resnet50.safetensors)"]
+    assert own_columns(at) == ["FCN-ResNet50 (fcn_resnet50.safetensors)"]
     assert str(weights_dir) not in page_text(at)
 
     monkeypatch.delenv("SEG_EXTRA_MODELS")
@@ -161,5 +161,5 @@ def test_the_ensembles_cell_keeps_its_place_while_it_is_averaged(compare, weight
     at.query_params["scene"] = "2.jpg"  # a scene whose ensemble the server has not mixed yet
     at.run()
     no_exception(at)
-    order = ["Photo", "Ground truth", "U-Net", "FCN-VGG16", "FCN-ResNet50", "All three", "fcn_vgg16"]
+    order = ["Photo", "Ground truth", "U-Net", "FCN-VGG16", "FCN-ResNet50", "All three", "FCN-VGG16"]
     assert drawn == [(order, True), (order, False)]  # "averaging…" first, then the ensemble, in the same cell

@@ -17,7 +17,7 @@ from seg_core.extra_models import ExtraModelError, load_extra_model
 
 def test_a_local_checkpoint_of_one_of_the_three_archs_loads(weights_dir):
     extra = load_extra_model(str(weights_dir / "fcn_vgg16.safetensors"), public=False)
-    assert extra.runner.config.arch == "fcn_vgg16" and extra.label == "fcn_vgg16 (fcn_vgg16.safetensors)"
+    assert extra.runner.config.arch == "fcn_vgg16" and extra.label == "FCN-VGG16 (fcn_vgg16.safetensors)"
     assert str(weights_dir) not in extra.label
     assert extra.runner.masks(torch.zeros(1, 3, 64, 64).numpy(), (64, 64)).shape == (1, 64, 64)
 
@@ -50,7 +50,7 @@ def test_refusals_are_one_sentence_without_server_paths(weights_dir, tmp_path):
 
 def test_a_hub_checkpoint_is_downloaded_alone_at_its_revision(hub):
     extra = load_extra_model("hf://lab/unet-ft@abc123", public=False)
-    assert extra.runner.config.arch == "unet" and extra.label == "unet (hf://lab/unet-ft@abc123)"
+    assert extra.runner.config.arch == "unet" and extra.label == "U-Net (hf://lab/unet-ft@abc123)"
     assert hub == [("lab/unet-ft", {"revision": "abc123", "allow_patterns": [HUB_WEIGHTS]})]
     with pytest.raises(ExtraModelError, match="could not download hf://lab/other: RepositoryNotFoundError"):
         load_extra_model("hf://lab/other", public=False)

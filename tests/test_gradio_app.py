@@ -26,7 +26,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from seg_core.inference import class_shares, load_image, predict  # noqa: E402
-from seg_core.palette import CLASS_NAMES, colorize  # noqa: E402
+from seg_core.palette import CLASS_HEX, CLASS_NAMES, colorize  # noqa: E402
 from seg_core.predictor import Predictor  # noqa: E402
 from seg_core.viz import legend  # noqa: E402
 from seg_core.serve.slots import SLOTS  # noqa: E402
@@ -504,3 +504,47 @@ def test_webcam_asks_the_camera_for_small_frames(app):
     video = camera.webcam_options.constraints["video"]
     assert video["width"]["ideal"] <= 640 and video["height"]["ideal"] <= 480
     assert max(video["width"]["ideal"], video["height"]["ideal"]) >= webcam_tab.LIVE_MAX_SIDE  # not below what is segmented
+
+
+def test_the_class_picture_uses_the_cityscapes_palette(app):
+    # gradio's own colours (building red, road orange) under a legend in Cityscapes colours misled
+    classes = next(b for b in app.demo.blocks.values() if isinstance(b, gr.AnnotatedImage))
+    assert classes.color_map == CLASS_HEX
+
+
+def test_an_mp4v_clip_is_described_not_played_and_its_comparison_is_h264(app, tmp_path):
+    """Browsers cannot play mp4v: gradio's player popped "Video not playable" for a clip that
+    segments fine. The clip goes into a file box with one line about it; the comparison is H.264."""
+    from seg_core.video import probe
+    from tests.clips import panning_frames, write_clip
+
+    players = [b for b in app.demo.blocks.values() if isinstance(b, gr.Video) and b.interactive is not False]
+    assert players == []
+    clip = write_clip(tmp_path / "old.mp4", panning_frames(4), codec="mpeg4")
+    assert probe(clip).codec == "mpeg4"
+    assert video_tab.describe_clip({"path": str(clip), "orig_name": "old.mp4"}).startswith("**old.mp4**: 96x64, 10 frames/s")
+    fns = {f.fn.__name__: f.fn for f in app.demo.fns.values()}
+    video, *_ = fns["on_run"]({"path": str(clip)}, 1, progress=lambda *a, **k: None)
+    assert probe(video).codec == "h264"
+    (tmp_path / "notes.mp4").write_text("not a video")
+    assert video_tab.describe_clip({"path": str(tmp_path / "notes.mp4")}).startswith("**Cannot use notes.mp4:**")
+
+
+def test_tabs_are_at_the_top_and_compare_holds_the_examples_and_every_overlay(app):
+    """The page opened as a wall of boxes with Video and Webcam below it all: now the tabs come
+    first, and Compare holds the photo, the examples and each model's overlay."""
+    tabs = [b for b in app.demo.blocks.values() if isinstance(b, gr.Tab)]
+    assert [t.label for t in tabs] == ["Compare", "Inspect", "Video", "Webcam", "Your model", "Stress test"]
+    compare = tabs[0]
+
+    def inside(block, parent) -> bool:
+        while block is not None:
+            if block is parent:
+                return True
+            block = getattr(block, "parent", None)
+        return False
+
+    overlays = [b for b in app.demo.blocks.values() if isinstance(b, gr.Image) and b.label in ("U-Net", "FCN-VGG16", "FCN-ResNet50")]
+    assert len(overlays) == 3 and all(inside(o, compare) for o in overlays)
+    gallery = [b for b in app.demo.blocks.values() if isinstance(b, gr.Dataset)]
+    assert gallery and inside(gallery[0], compare)

@@ -39,14 +39,14 @@ def test_own_models_from_a_file_a_path_and_the_hub_beside_the_three(app, weights
     upload = tmp_path / "mine.safetensors"
     shutil.copy(weights_dir / "unet.safetensors", upload)
     own = own_tab.add_own_model([], {"path": str(upload)})
-    assert [o["label"] for o in own] == ["unet (mine.safetensors)"]
+    assert [o["label"] for o in own] == ["U-Net (mine.safetensors)"]
     own = own_tab.add_own_model(own, None, "hf://lab/unet-ft@abc123")
     with pytest.raises(gr.Error, match="at most 2 of your own models"):
         own_tab.add_own_model(own, None, str(weights_dir / "fcn_vgg16.safetensors"))
 
     state = photo_tab.compare(app.predictor, {"path": str(photo)}, "none", own_tab.own_models(own))
     alone = photo_tab.compare(app.predictor, {"path": str(photo)})
-    labels = ["unet (mine.safetensors)", "unet (hf://lab/unet-ft@abc123)"]
+    labels = ["U-Net (mine.safetensors)", "U-Net (hf://lab/unet-ft@abc123)"]
     assert list(state["masks"])[-2:] == labels and state["own"] == labels
     assert np.array_equal(state["masks"]["ensemble"], alone["masks"]["ensemble"])  # not inside the ensemble
     assert state["backends"][labels[0]] == "PyTorch fp32, your model"
@@ -56,16 +56,16 @@ def test_own_models_from_a_file_a_path_and_the_hub_beside_the_three(app, weights
     assert np.array_equal(first["value"], colorize(state["masks"][labels[0]]))
     assert second["label"] == labels[1]
     assert not photo_tab.render(alone, "unet", 1.0, names, 2)[-1]["visible"]  # no own model: the slot stays hidden
-    assert "unet (mine.safetensors)" in photo_tab.render(state, "unet", 1.0, names, 2)[1]  # and in the legend
+    assert "U&#8209;Net (mine.safetensors)" in photo_tab.render(state, "unet", 1.0, names, 2)[1]  # and in the legend
 
 
 def test_adding_in_the_page_segments_the_photo_again_and_unticking_removes(app, weights_dir, photo):  # noqa: F811 (fixtures of test_gradio_app)
     on_add, on_untick = page_fn(app.demo, "on_add"), page_fn(app.demo, "on_untick")
     out = on_add([], {"path": str(photo)}, "unet", 0.5, False, None, str(weights_dir / "fcn_vgg16.safetensors"))
     mine, listed, file, text, _, state, *views, box = out
-    assert [o["label"] for o in mine] == ["fcn_vgg16 (fcn_vgg16.safetensors)"] and listed["visible"]
-    assert listed["choices"] == ["fcn_vgg16 (fcn_vgg16.safetensors)"] and file is None and text is None  # emptied
-    assert state["own"] == ["fcn_vgg16 (fcn_vgg16.safetensors)"] and views[-2]["visible"] and box["visible"] is False
+    assert [o["label"] for o in mine] == ["FCN-VGG16 (fcn_vgg16.safetensors)"] and listed["visible"]
+    assert listed["choices"] == ["FCN-VGG16 (fcn_vgg16.safetensors)"] and file is None and text is None  # emptied
+    assert state["own"] == ["FCN-VGG16 (fcn_vgg16.safetensors)"] and views[-2]["visible"] and box["visible"] is False
     mine, listed, _, _, _, state, *views, _ = on_untick(mine, [], {"path": str(photo)}, "unet", 0.5, False)
     assert mine == [] and not listed["visible"] and state["own"] == [] and not views[-2]["visible"]
 
@@ -98,7 +98,7 @@ def test_public_mode_offers_only_the_listed_models(app, weights_dir, hub, monkey
     assert [c[0] for c in props["own-pick"]["props"]["choices"]] == ["fcn_resnet50.safetensors", "hf://lab/unet-ft"]
     assert str(weights_dir) not in str(demo.config)
     own = own_tab.add_own_model([], None, "fcn_resnet50.safetensors")
-    assert [o["label"] for o in own] == ["fcn_resnet50 (fcn_resnet50.safetensors)"]
+    assert [o["label"] for o in own] == ["FCN-ResNet50 (fcn_resnet50.safetensors)"]
     with pytest.raises(gr.Error, match="is not offered here"):
         own_tab.add_own_model([], None, str(weights_dir / "unet.safetensors"))  # a path sent by hand
 

@@ -208,6 +208,9 @@ def test_composer_caps_the_panels_and_splits_frames_back():
     assert list(panels) == ["Photo", "A", "B", "C"]
     assert tuple(panels["C"][-1, -1]) != tuple(panels["B"][-1, -1]) != (200, 200, 200)
     assert tuple(panels["Photo"][-1, -1]) == (200, 200, 200)
+    # the legend is the top strip: a player's controls cover the bottom of a video
+    assert comp.top == len(comp.legend) > 0 and np.array_equal(frame[: comp.top], comp.legend)
+    assert np.array_equal(frame[-comp.ph :, comp.pw :], panels["C"])
     assert Composer(64, 96, ["A"]).cols == 2 and Composer(64, 96, ["A", "B", "C", "D"]).cols == 3
 
 

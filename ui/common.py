@@ -49,8 +49,8 @@ def settings_sidebar() -> None:
             st.warning(source.note)
         st.toggle("Mirror-image averaging", key=TTA_KEY,
                   help="Test-time augmentation: each model also segments the mirrored photo and the two "
-                       "predictions are averaged. Slightly better masks (the model card has the val figures), "
-                       "twice the time.")
+                       "predictions are averaged. Slightly better masks (the model card has the val figures); "
+                       "each photo takes twice as long. The pages over the whole val folder have their own switch.")
 
 
 def tta() -> str:
@@ -180,9 +180,10 @@ def image_metrics(mask: np.ndarray, label: np.ndarray) -> tuple[dict, np.ndarray
     return scores, scores["confusion"]
 
 
-def metrics_row(name: str, metrics: dict) -> dict:
-    return {"model": display_name(name), "pixel acc": metrics.get("pixel_acc"),
-            "class acc": metrics.get("class_acc"), "mIoU": metrics.get("miou")}
+def metrics_row(name: str, metrics: dict, computed: str | None = None) -> dict:
+    """A table row of ``metrics``; ``computed`` says with which backend, on what data."""
+    return {"model": display_name(name), **({"computed with, on": computed} if computed else {}),
+            "pixel acc": metrics.get("pixel_acc"), "class acc": metrics.get("class_acc"), "mIoU": metrics.get("miou")}
 
 
 # --- benchmark ------------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def evaluate_with_progress(pred: Predictor, folder: Path, limit: int, batch: int
     out = evaluate_many(pred.models, images, labels, batch_size=batch, ensemble=pred.ensemble() or None,
                         on_batch=on_batch)
     bar.empty()
-    return {n: (r["metrics"], r["matrix"]) for n, r in out.items()}
+    return {n: ({**r["metrics"], "images": len(images)}, r["matrix"]) for n, r in out.items()}
 
 
 def confusion_tabs(mats: dict[str, np.ndarray], key: str, scale: str, only_present: bool) -> None:

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from seg_core.analysis import class_iou, paired_bootstrap
 from seg_core.palette import CLASS_NAMES
 from seg_core.folder_scores import rows
-from seg_core.registry import ENSEMBLE, display_name
+from seg_core.registry import ENSEMBLE, display_name, model_color
 
 from .scenes import row_normalize
 
@@ -145,6 +145,7 @@ def reliability_figure(confidence: dict) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins], mode="lines+markers",
             name=title(name), customdata=[b["pixels"] for b in bins],
+            line={"color": model_color(name, tuple(confidence["models"]))},
             hovertemplate="confidence %{x:.3f}<br>accuracy %{y:.3f}<br>%{customdata:,} pixels<extra>"
                           + title(name) + "</extra>"))
     fig.update_layout(xaxis={"title": "top-1 probability (bin mean)", "range": [0, 1]},

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from seg_core.palette import CLASS_NAMES
-from seg_core.registry import display_name
+from seg_core.registry import display_name, model_color
 
 from .scenes import present_classes, row_normalize
 
@@ -105,6 +105,7 @@ def iou_figure(ious: dict[str, dict[str, float]], class_names: tuple[str, ...] =
     for name, iou in ious.items():
         values = [iou.get(c, float("nan")) for c in class_names]
         fig.add_trace(go.Bar(name=display_name(name), x=list(class_names), y=values,
+                             marker_color=model_color(name, tuple(ious)),
                              hovertemplate="%{x}: IoU %{y:.3f}<extra>" + display_name(name) + "</extra>"))
     fig.update_layout(barmode="group", yaxis={"title": "IoU", "range": [0, 1]}, height=460,
                       margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": 1.08})
@@ -128,7 +129,7 @@ def flicker_figure(rows: list[dict], names: tuple[str, ...]):
             ys = [r[column] if r[column] != "" else None for r in shown]
             if any(y is not None for y in ys):
                 fig.add_scatter(x=times, y=ys, customdata=frames, name=f"{display_name(n)} {label}",
-                                mode="lines+markers", line={"dash": dash})
+                                mode="lines+markers", line={"dash": dash, "color": model_color(n, names)})
     fig.update_layout(xaxis_title="time (s)", yaxis_title="share of pixels", yaxis_tickformat=".0%", height=380,
                       margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.25})
     return fig

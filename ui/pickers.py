@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from seg_core import examples, settings
-from seg_core.data import DataError, list_pairs
+from seg_core.data import DataError, PairVerdict, list_pairs, pair_verdict
 from seg_core.inference import MAX_PIXELS, ImageError, load_image
 
 from . import scenes
@@ -40,6 +40,11 @@ def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray, de
     scene = scenes.scene_from_image(name, _image, as_pair)
     scene.decode_seconds = decode_seconds
     return scene
+
+
+@st.cache_resource(max_entries=16, ttl=1800, show_spinner=False)  # a verdict is a line of text
+def _pair_verdict(file_id: str, _image: np.ndarray) -> PairVerdict:
+    return pair_verdict(_image)
 
 
 UPLOADS_KEY = "uploaded_files"  # [(name, file id, bytes)]: survives a page change, unlike the widget
@@ -79,15 +84,22 @@ def _keep_uploads() -> None:
     """The uploader changed (files added or removed): keep its files' bytes in the session, so the
     uploads are still there after a visit to another page (which empties the widget); the previous
     set is let go, and files over the bounds are refused."""
-    files = st.session_state.get("uploads") or []
-    if [f.file_id for f in files] == st.session_state.get(_UPLOAD_IDS):
+    from streamlit.runtime.uploaded_file_manager import DeletedFile
+
+    everything = st.session_state.get("uploads") or []
+    if [f.file_id for f in everything] == st.session_state.get(_UPLOAD_IDS):
         return  # the same files (AppTest reports the widget as changed at every run)
-    st.session_state[_UPLOAD_IDS] = [f.file_id for f in files]
+    st.session_state[_UPLOAD_IDS] = [f.file_id for f in everything]
+    # Files refused earlier were let go from Streamlit's store, so the widget now lists them as
+    # ``DeletedFile`` (an id, no name or bytes): they stay refused, and its note stays.
+    files = [f for f in everything if not isinstance(f, DeletedFile)]
+    gone = len(files) < len(everything)
     kept, refused = bounded_uploads(files)
     before = {file_id for _, file_id, _ in st.session_state.get(UPLOADS_KEY) or []}
     st.session_state[UPLOADS_KEY] = [(f.name, f.file_id, f.getvalue()) for f in kept]
     _release((before | {f.file_id for f in refused}) - {f.file_id for f in kept})
-    st.session_state.pop(_UPLOAD_REFUSED, None)
+    if not gone:
+        st.session_state.pop(_UPLOAD_REFUSED, None)
     if refused:
         st.session_state[_UPLOAD_REFUSED] = (
             f"Not kept: {', '.join(f.name for f in refused)}. Uploads may total {UPLOAD_MAX_BYTES / 2**20:.0f} MB "
@@ -133,9 +145,12 @@ def upload_picker() -> None:
     name, file_id, data = files[min(index or 0, len(files) - 1)]
     try:
         image, decode_seconds = _decoded_upload(file_id, data)
-        as_pair = scenes.is_two_to_one(image) and st.checkbox(
-            "Photo | label pair (right half: colour label)",
-            value=scenes.looks_like_pair(image), key=f"as_pair_{name}", on_change=_prefer_upload)
+        as_pair = False
+        if scenes.is_two_to_one(image):
+            verdict = _pair_verdict(file_id, image)
+            as_pair = st.checkbox("Photo | label pair (right half: colour label)", value=verdict.is_pair,
+                                  key=f"as_pair_{name}", on_change=_prefer_upload)
+            st.caption(verdict.reason)
         current = current_scene()
         if current is None or current.source == "upload" or st.session_state.pop("_upload_wins", False):
             set_scene(_upload_scene(file_id, name, as_pair, image, decode_seconds))

@@ -17,17 +17,13 @@ import numpy as np
 from PIL import Image
 
 from seg_core import settings
-from seg_core.data import DataError, read_pair, split_pair
+from seg_core.data import DataError, pair_verdict, read_pair, split_pair
 from seg_core.inference import load_image
-from seg_core.palette import IGNORE_INDEX, decode_label
 from seg_core.serve.photos import SCREEN_MAX_SIDE
 from seg_core.viz import fit_within
 
 #: Where the val pairs live unless ``SEG_DATA_DIR`` says otherwise (never inside the repo: licence).
 DEFAULT_DATA_DIR = settings.DEFAULT_DATA_DIR
-#: An upload is taken for a pair when it is 2:1 and this share of its right half decodes to a
-#: class (JPEG labels of the val pairs: about 80 %; photos of streets: well under half).
-PAIR_MIN_LABELLED = 0.6
 #: Images are shown (and segmented, ``seg_core.serve.photos``) at most this wide; downloads keep the full size.
 DISPLAY_MAX_SIDE = SCREEN_MAX_SIDE
 
@@ -61,11 +57,8 @@ def is_two_to_one(image: np.ndarray) -> bool:
 
 
 def looks_like_pair(image: np.ndarray) -> bool:
-    """A 2:1 image whose right half is mostly palette colours: a ``photo | label`` pair."""
-    if not is_two_to_one(image):
-        return False
-    right = np.ascontiguousarray(image[:, image.shape[1] // 2 :])
-    return float((decode_label(right) != IGNORE_INDEX).mean()) >= PAIR_MIN_LABELLED
+    """A 2:1 image whose right half is a colour label and left half a photo (``pair_verdict``)."""
+    return pair_verdict(image).is_pair
 
 
 def scene_from_image(name: str, image: np.ndarray, as_pair: bool | None = None) -> Scene:

@@ -15,7 +15,7 @@ import streamlit as st
 from seg_core import examples, settings
 from seg_core.data import DataError, list_pairs
 from seg_core.folder_confidence import folder_confidence
-from seg_core.folder_scores import folder_scores
+from seg_core.folder_scores import cache_path, folder_scores
 from seg_core.predictor import Predictor
 
 from . import common, explore
@@ -84,15 +84,43 @@ def _folder_stat(compute, what: str) -> tuple[dict, float]:
         st.stop()
 
 
-def scores(pred: Predictor, folder: Path) -> tuple[dict, float]:
+FOLDER_TTA_KEY = "folder_tta"  # this page's own switch: the sidebar's is for one photo at a time
+_FOLDER_TTA_GO = "_folder_tta_go"  # the folders whose rescoring the user confirmed
+
+
+def folder_tta(pred: Predictor, folder: Path, kinds: tuple[str, ...]) -> str:
+    """Mirror-image averaging for the whole-folder numbers (``kinds``: "scores", "confidence"):
+    a switch on this page saying its cost, and when those numbers are not cached yet, a button
+    that must confirm the rescoring. Until then the page keeps the numbers without it."""
+    n = len(list_pairs(folder))
+    on = st.toggle("Mirror-image averaging over the folder", key=FOLDER_TTA_KEY,
+                   help=f"Every model also segments each mirrored photo: all {n} images are scored again, "
+                        "taking about twice as long as the first scoring (minutes on a CPU); cached afterwards.")
+    if not on:
+        return "none"
+    suffix = {"scores": ".npz", "confidence": ".json"}
+    missing = [k for k in kinds if not cache_path(k, pred, folder, "flip", suffix=suffix[k]).is_file()]
+    confirmed = st.session_state.setdefault(_FOLDER_TTA_GO, [])
+    if not missing or str(folder) in confirmed:
+        return "flip"
+    note = st.empty()  # above the button, and left empty on the run that the click starts
+    if st.button(f"Score all {n} images with mirror-image averaging", key="folder_tta_start"):
+        confirmed.append(str(folder))
+        return "flip"
+    note.warning(f"**Mirror-image averaging means scoring all {n} images again**, each model twice per image: "
+                 "about twice as long as the first scoring. The numbers below stay without it until you start.")
+    return "none"
+
+
+def scores(pred: Predictor, folder: Path, tta: str = "none") -> tuple[dict, float]:
     """Per-image confusion matrices of every model and the ensemble, and the seconds it took."""
-    return _folder_stat(lambda cb: folder_scores(pred, folder, common.tta(), on_batch=cb),
+    return _folder_stat(lambda cb: folder_scores(pred, folder, tta, on_batch=cb),
                         "Scoring every model on the validation folder")
 
 
-def confidence(pred: Predictor, folder: Path) -> tuple[dict, float]:
+def confidence(pred: Predictor, folder: Path, tta: str = "none") -> tuple[dict, float]:
     """AUROC, ECE and reliability bins of every model and the ensemble, and the seconds it took."""
-    return _folder_stat(lambda cb: folder_confidence(pred, folder, common.tta(), on_batch=cb),
+    return _folder_stat(lambda cb: folder_confidence(pred, folder, tta, on_batch=cb),
                         "Measuring every model's confidence on the validation folder")
 
 
@@ -102,5 +130,5 @@ def pair_differences(key: tuple, _scores: dict) -> list[dict]:
     return explore.pair_differences(_scores)
 
 
-def scores_key(folder: Path) -> tuple:
-    return common.weights_key(), str(folder), folder_stamp(folder), common.tta()
+def scores_key(folder: Path, tta: str) -> tuple:
+    return common.weights_key(), str(folder), folder_stamp(folder), tta

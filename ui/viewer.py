@@ -201,9 +201,10 @@ def panels(photo: np.ndarray, predictions: dict[str, Prediction], label: np.ndar
         if label is None:
             raise ValueError("errors need a label")
         out = [("Photo", photo)]
+        truth = isolate(label, classes)  # isolated classes: only their pixels are judged
         for n, p in predictions.items():
             if p.model_confidence is not None:
-                out.append((model_title(n), error_picture(error_kinds(p.mask, label, p.confidence, threshold))))
+                out.append((model_title(n), error_picture(error_kinds(p.mask, truth, p.confidence, threshold))))
         return out
     raise ValueError(f"unknown view {view!r}; choose one of {VIEWS}")
 
@@ -270,26 +271,36 @@ def _cached_figure(scene_id: str, view: str, classes: tuple[int, ...], opacity: 
     return FrozenFigure(viewer_figure(_photo, _predictions, _label, view, list(classes), opacity, threshold))
 
 
+def available_views(predictions: dict[str, Prediction], label: np.ndarray | None) -> list[str]:
+    """The views these predictions can fill: confidence needs confidence maps, errors a label too."""
+    has_conf = any(p.model_confidence is not None for p in predictions.values())
+    return [v for v in VIEWS if (v != "Confidence" or has_conf)
+            and (v != "Errors vs low confidence" or (has_conf and label is not None))]
+
+
 def mask_viewer(photo: np.ndarray, predictions: dict[str, Prediction], label: np.ndarray | None = None,
-                key: str = "viewer", scene_id: str | None = None) -> None:
+                key: str = "viewer", scene_id: str | None = None, view: str | None = None,
+                legend: bool = True) -> None:
     """The viewer with its controls: the view, classes to isolate, overlay opacity and the
     confidence below which a pixel counts as unsure. Widget keys start with ``key``.
 
     ``scene_id``: a string that changes whenever the photo, label or predictions do (e.g. the
-    weights key, the scene's key and the TTA); with it, each figure is built once and reused."""
+    weights key, the scene's key and the TTA); with it, each figure is built once and reused.
+    ``view``: shown without a view selector of its own (a page whose own buttons choose it);
+    ``legend``: False where the page draws the class legend itself."""
     if not predictions:
         st.caption("No model masks to show.")
         return
-    has_conf = any(p.model_confidence is not None for p in predictions.values())
-    views = [v for v in VIEWS if (v != "Confidence" or has_conf)
-             and (v != "Errors vs low confidence" or (has_conf and label is not None))]
-    view = st.segmented_control("View", views, default=views[0], key=f"{key}_view") or views[0]
+    if view is None:
+        views = available_views(predictions, label)
+        view = st.segmented_control("View", views, default=views[0], key=f"{key}_view") or views[0]
     controls = st.columns([3, 1])
     masks = {n: p.mask for n, p in predictions.items()} | ({TRUTH: label} if label is not None else {})
     rows = legend_rows(masks)
     chosen = controls[0].multiselect(
         "Isolate classes (none chosen: all shown)", [r["id"] for r in rows], format_func=CLASS_NAMES.__getitem__,
-        key=f"{key}_classes", help="Only these classes keep their colour, in every panel.")
+        key=f"{key}_classes", help="Only these classes keep their colour, in every panel; in Errors vs low "
+                                   "confidence, only their pixels are judged.")
     opacity, threshold = 0.5, 0.5
     if view == "Overlays":
         opacity = controls[1].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_opacity")
@@ -300,16 +311,15 @@ def mask_viewer(photo: np.ndarray, predictions: dict[str, Prediction], label: np
         fig = viewer_figure(photo, predictions, label, view, chosen, opacity, threshold)
     else:
         fig = _cached_figure(scene_id, view, tuple(chosen), opacity, threshold, photo, predictions, label)
-    st.plotly_chart(fig, key=f"{key}_figure", config={"scrollZoom": True, "displaylogo": False})
-    grid = fig.layout.meta["hover_grid"]
-    st.caption(f"Drag to pan, scroll to zoom (every panel follows), double-click to reset. Hover any panel to "
-               f"read the class of {'the truth and ' if label is not None else ''}every model, and each "
-               f"model's confidence (on a {grid[1]} x {grid[0]} grid).")
+    # No scroll zoom: it took the page's own scrolling whenever the pointer crossed the figure.
+    st.plotly_chart(fig, key=f"{key}_figure", config={"scrollZoom": False, "displaylogo": False})
+    st.caption(f"Drag to pan, zoom with the tool bar's + and − (every panel follows), double-click to reset; "
+               f"hover to read the class of {'the truth and ' if label is not None else ''}every model.")
     if view == "Errors vs low confidence":
-        _error_legend(predictions, label, threshold)
+        _error_legend(predictions, isolate(label, chosen), threshold)
     elif view == "Confidence":
         st.caption("Confidence: the top-1 class probability; dark blue = unsure, yellow = sure.")
-    else:
+    elif legend:
         headers = ({TRUTH: "Ground truth"} if label is not None else {}) | {n: model_title(n) for n in predictions}
         st.html(legend_html(rows, headers))
 

@@ -43,23 +43,31 @@ def mask_data_url(mask: np.ndarray) -> str:
     return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-def image_grid_html(items: list[tuple[str, str | None]], min_width: int = 160, notes: dict[str, str] | None = None) -> str:
-    """Captioned images (``(caption, data URL or None)``) in a grid that wraps on narrow screens;
-    ``None`` leaves a note in its place: "not available", or ``notes[caption]`` (e.g. "averaging…"
-    while that picture is still being computed)."""
+#: On a phone (one picture a row) the cells marked late move after the others: the first mask
+#: then comes right after the photo, in the first screen.
+_LATE_ON_PHONES = "<style>@media (max-width:600px){.seg-grid .seg-late{order:1}}</style>"
+
+
+def image_grid_html(items: list[tuple[str, str | None]], min_width: int = 160, notes: dict[str, str] | None = None,
+                    late: tuple[str, ...] = ()) -> str:
+    """Captioned images (``(caption, data URL or None)``) in a grid of cells at least ``min_width``
+    wide (one a row where the screen is narrower); ``None`` leaves a note in its place: "not
+    available", or ``notes[caption]`` (e.g. "averaging…" while that picture is still being
+    computed). Captions in ``late`` go after the others on a phone."""
     cells = []
     for caption, url in items:
         title = html.escape(caption)
+        cls = "seg-cell seg-late" if caption in late else "seg-cell"
         if url is None:
             note = html.escape((notes or {}).get(caption, "not available"))
-            cells.append(f"<figure class='seg-cell' style='margin:0'><div class='seg-note' style='padding:2em 0;color:#888'>"
+            cells.append(f"<figure class='{cls}' style='margin:0'><div class='seg-note' style='padding:2em 0;color:#888'>"
                          f"{title}: {note}</div></figure>")
         else:
-            cells.append(f"<figure class='seg-cell' style='margin:0'><img src='{url}' alt='{title}' "
+            cells.append(f"<figure class='{cls}' style='margin:0'><img src='{url}' alt='{title}' "
                          f"style='width:100%;height:auto;display:block;border-radius:4px'>"
                          f"<figcaption style='font-size:0.85em;color:#555;padding-top:2px'>{title}</figcaption></figure>")
-    return (f"<div class='seg-grid' style='display:grid;gap:8px;"
-            f"grid-template-columns:repeat(auto-fit,minmax({min_width}px,1fr))'>{''.join(cells)}</div>")
+    return ((_LATE_ON_PHONES if late else "") + f"<div class='seg-grid' style='display:grid;gap:8px;"
+            f"grid-template-columns:repeat(auto-fit,minmax(min({min_width}px,100%),1fr))'>{''.join(cells)}</div>")
 
 
 def before_after_html(photo_url: str, overlays: dict[str, str], reveal: float = 0.5, max_height: int = 560) -> str:
@@ -75,8 +83,8 @@ def before_after_html(photo_url: str, overlays: dict[str, str], reveal: float = 
 body{{margin:0;font-family:sans-serif}} .bar{{display:flex;gap:6px;flex-wrap:wrap;margin-bottom:6px}}
 button{{font:inherit;font-size:14px;padding:3px 10px;border:1px solid #bbb;border-radius:6px;background:#fff;cursor:pointer}}
 button.on{{background:#262730;color:#fff;border-color:#262730}}
-.box{{position:relative;display:inline-block;max-width:100%;touch-action:none;cursor:ew-resize;user-select:none}}
-.box img{{display:block;max-width:100%;max-height:{max_height}px;pointer-events:none}}
+.box{{position:relative;display:block;width:100%;touch-action:none;cursor:ew-resize;user-select:none}}
+.box img{{display:block;width:100%;height:auto;pointer-events:none}}
 #top{{position:absolute;left:0;top:0;width:100%;height:100%}}
 #seam{{position:absolute;top:0;bottom:0;width:2px;margin-left:-1px;background:#fff;box-shadow:0 0 3px #000}}
 #seam::after{{content:'⇔';position:absolute;top:50%;left:-11px;width:24px;height:24px;margin-top:-12px;border-radius:12px;
@@ -96,6 +104,11 @@ function at(e) {{ const r = box.getBoundingClientRect(); show(100 * (e.clientX -
 box.addEventListener('pointerdown', e => {{ at(e); try {{ box.setPointerCapture(e.pointerId); }} catch (err) {{}} }});
 box.addEventListener('pointermove', e => {{ if (e.buttons) at(e); }});
 box.addEventListener('keydown', e => {{ if (e.key === 'ArrowLeft') show(v - 5); if (e.key === 'ArrowRight') show(v + 5); }});
+// The picture fills the panel's width (a 256 px val photo was drawn 256 px wide in a 980 px
+// panel), up to {max_height} px high.
+const photo = box.querySelector('img');
+function fit() {{ if (photo.naturalHeight) box.style.maxWidth = ({max_height} * photo.naturalWidth / photo.naturalHeight) + 'px'; }}
+photo.complete ? fit() : photo.addEventListener('load', fit);
 document.querySelectorAll('button').forEach(b => b.addEventListener('click', () => {{
   document.querySelectorAll('button').forEach(o => o.classList.remove('on')); b.classList.add('on');
   top_.src = urls[+b.dataset.k]; document.getElementById('name').textContent = names[+b.dataset.k]; }}));

@@ -10,7 +10,7 @@ from PIL import Image
 from seg_core.data import list_pairs, pair_verdict
 from seg_core.palette import colorize
 from tests.conftest import synthetic_pair
-from tests.test_shipped_weights import street_scene
+from benchmarks.scenes import synthetic_street
 
 
 def read(path) -> np.ndarray:
@@ -31,7 +31,7 @@ def test_a_drawn_pair_is_a_pair_and_says_why():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_drawn_2to1_streets_are_not_pairs(seed):
-    verdict = pair_verdict(street_scene(seed=seed))
+    verdict = pair_verdict(synthetic_street(512, 256, seed=seed))
     assert not verdict.is_pair and verdict.reason.startswith("One photo: only")
 
 

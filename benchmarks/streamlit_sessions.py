@@ -108,7 +108,8 @@ class Sampler:
 
 
 def heading_js(name: str) -> str:
-    return f"[...document.querySelectorAll('h3')].some(h => h.innerText.startsWith({json.dumps(name)}))"
+    # Compare names its scene in a bold line above the pictures (a heading before the masks-first layout).
+    return f"[...document.querySelectorAll('h3, strong')].some(h => h.innerText.startsWith({json.dumps(name)}))"
 
 
 def shows_masks_of(tab: Tab, name: str, timeout: float) -> None:
@@ -118,9 +119,10 @@ def shows_masks_of(tab: Tab, name: str, timeout: float) -> None:
 
 
 def click_nav(tab: Tab, page: str) -> None:
-    """Click the sidebar link to ``page`` (its URL path; "" for the default page)."""
-    js = ("(() => { const a = [...document.querySelectorAll('[data-testid=\"stSidebarNav\"] a')]"
-          f".find(e => new URL(e.href).pathname.split('/').pop() === {json.dumps(page)}); if (a) a.click(); return !!a; }})()")
+    """Click the navigation link to ``page`` (its URL path; "" for the default page)."""
+    js = ("(() => { const a = [...document.querySelectorAll('a')].find(e => { const u = new URL(e.href, location.href);"
+          f" return u.origin === location.origin && u.pathname.split('/').pop() === {json.dumps(page)}; }});"
+          " if (a) a.click(); return !!a; })()")
     wait_for(lambda: tab.evaluate(js), 30, f"the sidebar link to {page or 'Compare'}")
 
 

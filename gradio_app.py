@@ -106,26 +106,20 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
     return demo
 
 
-def load_predictor() -> tuple[Predictor, str | None]:
-    """The models of ``seg_core.served_weights.weights_dir()`` and, if the configured weights could not be
-    used, why (a missing Hub repo or revision leaves the page up, with no model and the reason)."""
+def load_predictor() -> tuple[Predictor, str | None, Path | None]:
+    """The models of ``seg_core.served_weights.weights_dir()``, why the configured weights could not be
+    used if so (a missing Hub repo or revision leaves the page up, with no model and the reason), and
+    their folder (``None`` then), which the Stress test reads the benchmark's results from."""
     try:
         source = weights_source()
     except WeightsError as err:
-        return Predictor(), str(err)
-    return Predictor.from_dir(source.folder, threads=INFER_THREADS, parallel=INFER_WORKERS), source.note
+        return Predictor(), str(err), None
+    return (Predictor.from_dir(source.folder, threads=INFER_THREADS, parallel=INFER_WORKERS), source.note,
+            source.folder)
 
 
-def served_folder() -> Path | None:
-    """The served weights folder (``None`` when the configured weights cannot be had)."""
-    try:
-        return weights_source().folder
-    except WeightsError:
-        return None
-
-
-predictor, WEIGHTS_NOTE = load_predictor()  # once, at import: every session shares these models
-demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE, weights_dir=served_folder())
+predictor, WEIGHTS_NOTE, WEIGHTS_DIR = load_predictor()  # once, at import: every session shares these models
+demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE, weights_dir=WEIGHTS_DIR)
 
 if __name__ == "__main__":
     import uvicorn

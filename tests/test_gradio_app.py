@@ -371,7 +371,8 @@ def test_weights_repo_that_cannot_be_had_leaves_the_page_up_with_the_reason(app,
 
     refuse_hub_downloads(monkeypatch, RepositoryNotFoundError, "404 Repository Not Found")
     monkeypatch.setenv("SEG_WEIGHTS_REPO", "lab/gone")
-    predictor, note = app.load_predictor()
+    predictor, note, folder = app.load_predictor()
+    assert folder is None
     assert not predictor.models and note.startswith("the weights repo lab/gone (SEG_WEIGHTS_REPO) does not exist")
     demo = app.build_demo(predictor, data_dir=None, weights_note=note)
     props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the confusion matrix here (.csv; a row-normalised .html plot beside it)")
     e.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
     e.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+    e.add_argument("--record", action="store_true",
+                   help="write the measured metrics into the checkpoint's config (one .safetensors file, "
+                        "every pair, no TTA), e.g. after 'interpolate', before 'export'")
 
     x = sub.add_parser("export", help="export checkpoints for the fast CPU path (ONNX Runtime / OpenVINO, int8)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)

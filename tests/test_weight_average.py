@@ -126,3 +126,20 @@ def test_cli_writes_the_mix_and_refuses_in_one_line(pair, tmp_path, capsys):
     assert train_cli.main(["interpolate", "--a", str(a), "--b", str(tmp_path / "none.safetensors"),
                            "--alpha", "0.5", "--out", str(out)]) == 2
     assert "is not a file" in capsys.readouterr().err
+
+
+def test_eval_record_writes_the_measured_metrics_into_the_mix(pair, tmp_path, pairs_dir, capsys):
+    out = tmp_path / "mix.safetensors"
+    interpolate_checkpoints(*pair, 0.5, out)
+    before = read_tensors(out)[0]
+    assert train_cli.main(["eval", "--weights", str(out), "--data", str(pairs_dir), "--record",
+                           "--json", str(tmp_path / "m.json")]) == 0
+    measured = json.loads((tmp_path / "m.json").read_text())
+    cfg = read_config(out)
+    assert cfg.metrics["miou"] == measured["miou"] and cfg.metrics["split"] == pairs_dir.name
+    assert cfg.training["interpolated"]["alpha"] == 0.5  # the record stays
+    after = read_tensors(out)[0]
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    capsys.readouterr()
+    assert train_cli.main(["eval", "--weights", str(out), "--data", str(pairs_dir), "--record", "--limit", "2"]) == 2
+    assert "--record needs one .safetensors checkpoint" in capsys.readouterr().err

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.browser import CHROMIUM, NO_CHROMIUM, Browser, wait_for
+from benchmarks.browser import CHROMIUM, NO_CHROMIUM, Browser, serve_app, wait_for
 from seg_core.data import list_pairs
 from seg_core.registry import ARCH_NAMES, ENSEMBLE, display_name
 from seg_core.video_compare import Composer
 from tests.test_app import no_exception, page, texts
-from tests.test_app_analysis import env  # noqa: F401 (fixture: test weights, synthetic val pairs, own cache)
+from tests.test_app_analysis import _click, env  # noqa: F401 (env: test weights, synthetic val pairs, own cache)
 from ui import explore, figures, scenes, views
 
 MODELS = (*ARCH_NAMES, ENSEMBLE)
@@ -73,6 +73,32 @@ def test_before_after_fills_the_panel_in_chromium(tmp_path):
         browser.close()
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_a_clicked_scene_opens_where_the_click_was_in_chromium(weights_dir, pairs_dir, tmp_path, monkeypatch):
+    """A point clicked on the explorer's scatter opened its scene some 1,400 px further down: the
+    viewer (six panels) now starts in the upper half of the screen the click was made on."""
+    monkeypatch.setenv("SEG_CACHE_DIR", str(tmp_path / "cache"))
+    with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
+        browser = Browser(width=1440, height=1000)
+        try:
+            browser.call("Page.navigate", url=f"{url}/explorer")
+            wait_for(lambda: "Click a row of the table" in browser.text(), 180, "the explorer")
+            point = wait_for(lambda: browser.evaluate("""(() => {
+                const pts = document.querySelectorAll('.js-plotly-plot .scatterlayer .trace:first-child path.point');
+                if (pts.length != 6) return null;
+                pts[0].scrollIntoView({block: 'center'}); const r = pts[0].getBoundingClientRect();
+                return [r.x + r.width / 2, r.y + r.height / 2]; })()"""), 60, "the scatter's six points")
+            browser.painted()  # scrolled into view before the pointer moves there
+            _click(browser, *point)
+            top = wait_for(lambda: browser.evaluate("""(() => {
+                const p = [...document.querySelectorAll('.js-plotly-plot')].find(p => p.querySelectorAll('.nsewdrag').length == 6);
+                return p ? [p.getBoundingClientRect().top, innerHeight] : null })()"""), 120, "the scene's viewer")
+            assert 0 <= top[0] < top[1] / 2, top
+        finally:
+            browser.close()
+
+
 def test_the_viewer_caption_has_no_hover_grid_size(env):  # noqa: F811 (fixture)
     """The hover grid's size ("on a 61 x 128 grid") is a lab note, not something a visitor reads."""
     at = page("compare")
@@ -107,6 +133,25 @@ def test_the_gradio_timing_line_never_reads_zero_ms(weights_dir):
     state["seconds"][ENSEMBLE] = 0.0002  # the mean of three small probability maps: well under a millisecond
     timing = photo_tab.render(state, "unet", 0.5, tuple(pred.models), 0)[2]
     assert display_name(ENSEMBLE) in timing and not ZERO_MS.search(timing), timing
+
+
+def test_both_apps_say_what_the_ensembles_time_is(env, weights_dir):  # noqa: F811 (fixture)
+    """The ensemble read 693 ms in Streamlit and 35 ms in Gradio, each meaning something else; by
+    db478f0 both measured the mean of the kept probabilities, but Gradio's line said only
+    "(averaged)". Both now say it is the mean of the members' probabilities."""
+    import gradio_tabs.photo as photo_tab
+    from seg_core.predictor import Predictor
+    from tests.conftest import synthetic_pair
+
+    pred = Predictor.from_dir(weights_dir)
+    timing = photo_tab.render(photo_tab.compare(pred, synthetic_pair(64, seed=6)[0]), "unet", 0.5, tuple(pred.models), 0)[2]
+    at = page("compare")
+    at.query_params["scene"] = "3.jpg"
+    at.run()
+    no_exception(at)
+    streamlit = next(m.help for m in at.metric if m.label.startswith(display_name(ENSEMBLE)))
+    for said in (timing, streamlit):
+        assert "mean of" in said and "members' probabilities" in said, said
 
 
 def test_recomputed_metrics_say_on_what_and_with_which_backend(env):  # noqa: F811 (fixture)

@@ -18,6 +18,7 @@ from seg_core.registry import ARCH_NAMES, ENSEMBLE, display_name
 from seg_core.video_compare import Composer
 from tests.test_app import no_exception, page, texts
 from tests.test_app_analysis import _click, env  # noqa: F401 (env: test weights, synthetic val pairs, own cache)
+from tests.test_gradio_app import app  # noqa: F401 (fixture: gradio_app on the test weights)
 from ui import explore, figures, scenes, views
 
 MODELS = (*ARCH_NAMES, ENSEMBLE)
@@ -43,6 +44,35 @@ def test_real_photos_are_not_taken_for_pairs(real_data):
         taken += [(i, kind) for kind, image in (("stretched", stretched), ("beside", beside))
                   if scenes.looks_like_pair(image)]
     assert taken == []
+
+
+# --- 3. the Gradio page: a wall of empty boxes, its tabs below it all ---------------------------
+
+def test_the_gradio_landing_holds_the_photo_the_examples_and_the_overlays_only(app):
+    """The page opened on a photo box, a checkpoint box, the class picture, the confidence picture
+    and the overlays, all empty, with the Video and Webcam tabs below: now the tabs come first and
+    the first one holds the photo, the examples and one overlay per model."""
+    import gradio as gr
+
+    def tab(block) -> str | None:
+        while block is not None and not isinstance(block, gr.Tab):
+            block = getattr(block, "parent", None)
+        return block.label if block is not None else None
+
+    def visible(block) -> bool:  # it and every block around it (the API's inputs sit in a hidden column)
+        while block is not None:
+            if getattr(block, "visible", True) is False:
+                return False
+            block = getattr(block, "parent", None)
+        return True
+
+    first = next(b for b in app.demo.blocks.values() if isinstance(b, gr.Tab)).label  # the tab shown on landing
+    shown = [b for b in app.demo.blocks.values() if visible(b) and tab(b) in (None, first)
+             and isinstance(b, (gr.Image, gr.AnnotatedImage, gr.File, gr.Dataset, gr.Plot, gr.Video))]
+    kinds = [(type(b).__name__, b.label) for b in shown]
+    assert not [k for k in kinds if k[0] in ("AnnotatedImage", "File")], kinds
+    assert ("Dataset", "Cityscapes val scenes (click one)") in kinds
+    assert {"U-Net", "FCN-VGG16", "FCN-ResNet50"} <= {label for _, label in kinds}
 
 
 # --- 3. the comparison video's legend under the player's controls ---------------------------------

@@ -74,7 +74,7 @@ def test_cache_is_bounded_by_bytes_and_computes_once(weights_dir):
 def test_view_without_truth_and_bad_corruption(service):
     photo = synthetic_pair(64, seed=5)[0][:, :48]  # not square: the aspect is kept
     view = service.view("q", photo, None, "pixelate", 5)
-    assert view.miou == {} and view.label is None and view.photo.shape == (STRESS_HEIGHT, round(48 * 4), 3)
+    assert view.miou == {} and view.label is None and view.photo.shape == (STRESS_HEIGHT, 48 * 4, 3)
     with pytest.raises(ValueError, match="unknown corruption"):
         service.view("q", photo, None, "frost", 1)
 

@@ -48,7 +48,7 @@ def test_real_photos_are_not_taken_for_pairs(real_data):
 
 # --- 3. the Gradio page: a wall of empty boxes, its tabs below it all ---------------------------
 
-def test_the_gradio_landing_holds_the_photo_the_examples_and_the_overlays_only(app):
+def test_the_gradio_landing_holds_the_photo_the_examples_and_the_overlays_only(app):  # noqa: F811 (fixture)
     """The page opened on a photo box, a checkpoint box, the class picture, the confidence picture
     and the overlays, all empty, with the Video and Webcam tabs below: now the tabs come first and
     the first one holds the photo, the examples and one overlay per model."""

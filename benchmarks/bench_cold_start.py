@@ -31,15 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.browser import (
-    CHROMIUM,
-    GRID_JS,
-    ROOT,
-    Browser,
-    app_server,
-    gradio_click_example,
-    wait_for,
-)
+from benchmarks.browser import CHROMIUM, GRID_JS, ROOT, Browser, app_server, gradio_click_example, wait_for
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
 
 TABLE_JS = "!!document.querySelector('[data-testid=\"stDataFrame\"] canvas, [data-testid=\"stDataFrame\"] table')"

@@ -1,4 +1,4 @@
-"""How fast the Compare page feels, measured in headless Chromium; and its screenshots for the docs.
+"""How fast the Compare page feels, measured in headless Chromium; and screenshots of an upload.
 
 Starts ``streamlit run app.py`` (``--weights``, ``--data``), opens the page in a fresh Chromium
 (DevTools protocol, ``benchmarks.browser``) and, ``--repeats`` times, each
@@ -32,19 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.browser import (
-    CHROMIUM,
-    ENSEMBLE_RE,
-    MODEL_RE,
-    NO_CHROMIUM,
-    ROOT,
-    SETTLED_JS,
-    Browser,
-    full_page_shot,
-    serve_app,
-    settle,
-    wait_for,
-)
+from benchmarks.browser import (CHROMIUM, ENSEMBLE_RE, MODEL_RE, NO_CHROMIUM, ROOT, SETTLED_JS, Browser, full_page_shot,
+                                serve_app, settle, wait_for)
 from benchmarks.scenes import jpeg, synthetic_street
 from seg_core import settings
 

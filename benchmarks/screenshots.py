@@ -24,18 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.browser import (
-    CHROMIUM,
-    GRID_JS,
-    NO_CHROMIUM,
-    ROOT,
-    Browser,
-    app_server,
-    full_page_shot,
-    gradio_click_example,
-    settle,
-    wait_for,
-)
+from benchmarks.browser import (CHROMIUM, GRID_JS, NO_CHROMIUM, ROOT, Browser, app_server, full_page_shot,
+                                gradio_click_example, settle, wait_for)
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
 
 #: Streamlit's pages (``app.py``'s ``st.navigation``): a file name, and its URL path ("" is the default page).

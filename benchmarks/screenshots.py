@@ -3,11 +3,14 @@
 Both apps run Space-like: ``SPACE_ID=org/space`` (public mode), no ``SEG_DATA_DIR`` (so the pages
 use the shipped KITTI scenes of ``examples/``, which may be shown: never a Cityscapes picture),
 an empty temporary ``SEG_CACHE_DIR`` and the shipped weights. Each server is warmed first (an
-example other than the one shown is segmented, and the Val explorer's scores are computed), so
-the times in the pictures are warm ones, not first compiles. Then, at each width, one visitor: a
-fresh browser lands on the Streamlit app (it opens on the first example's masks) and follows the
-links to every page in turn; on the Gradio page it clicks the first example, then each tab. Every shot waits until the
-page has settled (``benchmarks.browser.settle``) and is a full-page JPEG, its height capped.
+example other than the one shown is segmented, and for Streamlit also put through the Stress test
+and the Val explorer, whose scores are computed on a first visit), so the times in the pictures
+are warm ones, not first compiles. Then, at each width, one visitor: a fresh browser lands on the
+Streamlit app (it opens on the first example's masks) and follows the links to every page in turn;
+on the Gradio page it clicks the first example, then each tab. The Video page and tab are shot
+twice: as they open, and with a clip panned across that example segmented (``*_video_clip_*``).
+Every shot waits until the page has settled (``benchmarks.browser.settle``) and is a full-page
+JPEG, its height capped.
 ``docs/shots/README.md`` says what each picture is and what is wrong in it::
 
     python -m benchmarks.screenshots                          # all of them, into docs/shots/
@@ -24,9 +27,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.browser import (CHROMIUM, GRID_JS, NO_CHROMIUM, ROOT, Browser, app_server, full_page_shot,
                                 gradio_click_example, settle, wait_for)
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
+from seg_core.settings import EXAMPLES_DIR
 
 #: Streamlit's pages (``app.py``'s ``st.navigation``): a file name, and its URL path ("" is the default page).
 STREAMLIT_PAGES = {"compare": "", "ground_truth": "ground_truth", "video": "video", "stress": "stress",
@@ -35,20 +41,22 @@ STREAMLIT_PAGES = {"compare": "", "ground_truth": "ground_truth", "video": "vide
 GRADIO_TABS = {"compare": "Compare", "inspect": "Inspect", "video": "Video", "webcam": "Webcam",
                "own": "Your model", "stress": "Stress test"}
 #: Viewport width: (height, the screenshot's height cap). A phone's pages are long and narrow.
-SIZES = {1440: (900, 2600), 390: (844, 3400)}
-QUALITY = 80
+SIZES = {1440: (900, 2400), 390: (844, 3400)}
+QUALITY = 75  # the 32 pictures stay under 5 MB
 WARM_SCENE = "kitti_000003_10.png"  # not the landing scene: the one shown is not the one compiled on
 
 
-def streamlit_shots(weights: Path, out: Path, pages: list[str], widths: list[int], log: Path,
+def streamlit_shots(weights: Path, out: Path, pages: list[str], widths: list[int], clip: Path, log: Path,
                     timeout: float) -> list[Path]:
     with app_server(weights, None, log, timeout) as (url, _):
         warm = Browser(1440, 900)
         try:
             warm.call("Page.navigate", url=f"{url}/?scene={WARM_SCENE}")
             wait_for(lambda: warm.evaluate(GRID_JS)["ensemble"], timeout, "the warm-up scene's masks")
-            if {"explorer", "analysis"} & set(pages):  # their first visit scores every example: not a visitor's wait
-                warm.call("Page.navigate", url=f"{url}/explorer")
+            # The Stress test's corruptions, and the scores the explorer and the analysis compute on
+            # their first visit: a visitor of a running Space does not wait for those.
+            for path in ["stress"] * ("stress" in pages) + ["explorer"] * bool({"explorer", "analysis"} & set(pages)):
+                warm.call("Page.navigate", url=f"{url}/{path}?scene={WARM_SCENE}")
                 settle(warm, timeout)
         finally:
             warm.close()
@@ -57,7 +65,34 @@ def streamlit_shots(weights: Path, out: Path, pages: list[str], widths: list[int
             page.call("Page.navigate", url=url)
             wait_for(lambda: page.evaluate(GRID_JS)["ensemble"], timeout, "the landing scene's masks")
 
-        return tour("streamlit", STREAMLIT_PAGES, pages, widths, out, timeout, land, open_page)
+        steps = [(name, lambda page, path=STREAMLIT_PAGES[name]: open_page(page, path)) for name in pages]
+        if "video" in pages:  # the page again, once the example clip is segmented
+            steps.insert(pages.index("video") + 1, ("video_clip", lambda page: upload_clip(page, clip, timeout)))
+        return tour("streamlit", steps, widths, out, timeout, land)
+
+
+def upload_clip(page: Browser, clip: Path, timeout: float) -> None:
+    """Drop ``clip`` on the Video page and wait for the comparison video."""
+    page.set_files('[data-testid="stMain"] input[type=file]', clip)
+    wait_for(lambda: page.evaluate("!!document.querySelector('[data-testid=\"stMain\"] video')"), timeout,
+             "the comparison video")
+
+
+def example_clip(path: Path, frames: int = 24, step: int = 5) -> Path:
+    """A short clip panned across the first example scene (its 2:1 shape restored), for the Video
+    pages: KITTI, so it may be shown; written to ``path``, never into the repository."""
+    from PIL import Image
+
+    from seg_core.data import list_pairs, read_pair
+    from seg_core.video import VideoWriter
+
+    photo, _ = read_pair(list_pairs(EXAMPLES_DIR)[0])
+    wide = np.asarray(Image.fromarray(photo).resize((2 * photo.shape[0], photo.shape[0]), Image.BICUBIC))
+    width = wide.shape[1] - frames * step
+    with VideoWriter(path, width, wide.shape[0], 8) as writer:
+        for i in range(frames):
+            writer.write(wide[:, i * step : i * step + width])
+    return path
 
 
 def open_page(page: Browser, path: str) -> None:
@@ -89,7 +124,7 @@ def show_tab(page: Browser, label: str) -> None:
                                    f".some(b => b.textContent.trim() === {label!r})"), 30, f"the {label} tab")
 
 
-def gradio_shots(weights: Path, out: Path, tabs: list[str], widths: list[int], timeout: float) -> list[Path]:
+def gradio_shots(weights: Path, out: Path, tabs: list[str], widths: list[int], clip: Path, timeout: float) -> list[Path]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     proc = start_server(weights, port)
@@ -100,16 +135,28 @@ def gradio_shots(weights: Path, out: Path, tabs: list[str], widths: list[int], t
             gradio_click_example(warm, url, 1, timeout)
         finally:
             warm.close()
-        return tour("gradio", GRADIO_TABS, tabs, widths, out, timeout,
-                    lambda page: gradio_click_example(page, url, 0, timeout), show_tab)
+        steps = [(name, lambda page, label=GRADIO_TABS[name]: show_tab(page, label)) for name in tabs]
+        if "video" in tabs:  # the tab again, once the example clip is segmented
+            steps.insert(tabs.index("video") + 1, ("video_clip", lambda page: gradio_clip(page, clip, timeout)))
+        return tour("gradio", steps, widths, out, timeout, lambda page: gradio_click_example(page, url, 0, timeout))
     finally:
         stop(proc)
 
 
-def tour(app: str, views: dict[str, str], chosen: list[str], widths: list[int], out: Path, timeout: float,
-         land: Callable[[Browser], object], show: Callable[[Browser, str], None]) -> list[Path]:
-    """One visitor per width: a fresh browser lands (``land``), then shows each view of ``chosen`` in
-    turn (``show`` with its entry in ``views``) and shoots it once the page has settled."""
+def gradio_clip(page: Browser, clip: Path, timeout: float) -> None:
+    """Give the Video tab ``clip``, press its button and wait for the comparison video."""
+    page.set_files("#video-clip input[type=file]", clip)
+    wait_for(lambda: page.evaluate("document.querySelector('#video-clip').innerText.includes(%r)" % clip.name),
+             timeout, "the clip's upload")
+    page.evaluate("[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Segment the video').click()")
+    wait_for(lambda: page.evaluate("[...document.querySelectorAll('video')].some(v => v.src)"), timeout,
+             "the comparison video")
+
+
+def tour(app: str, steps: list[tuple[str, Callable[[Browser], None]]], widths: list[int], out: Path,
+         timeout: float, land: Callable[[Browser], object]) -> list[Path]:
+    """One visitor per width: a fresh browser lands (``land``), then takes each step in turn (a page,
+    a tab, an upload) and shoots the page, named after the step, once it has settled."""
     written = []
     for width in widths:
         height, cap = SIZES[width]
@@ -117,8 +164,8 @@ def tour(app: str, views: dict[str, str], chosen: list[str], widths: list[int], 
         try:
             page.viewport(width, height)
             land(page)
-            for name in chosen:
-                show(page, views[name])
+            for name, step in steps:
+                step(page)
                 settle(page, timeout)
                 written.append(shoot(page, out / f"{app}_{name}_{width}.jpg", width, height, cap))
         finally:
@@ -173,11 +220,12 @@ def main(argv: list[str] | None = None) -> None:
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else "?"
     t0, written = time.perf_counter(), []
     with tempfile.TemporaryDirectory() as tmp, space_like(Path(tmp)):
+        clip = example_clip(Path(tmp) / "kitti_pan.mp4")
         if "streamlit" in args.apps:
-            written += streamlit_shots(Path(args.weights), out, pages, args.widths, Path(tmp) / "streamlit.log",
+            written += streamlit_shots(Path(args.weights), out, pages, args.widths, clip, Path(tmp) / "streamlit.log",
                                        args.timeout)
         if "gradio" in args.apps:
-            written += gradio_shots(Path(args.weights), out, tabs, args.widths, args.timeout)
+            written += gradio_shots(Path(args.weights), out, tabs, args.widths, clip, args.timeout)
     total = sum(p.stat().st_size for p in written)
     print(f"{len(written)} screenshot{'' if len(written) == 1 else 's'}, {total / 2**20:.2f} MiB, in {time.perf_counter() - t0:.0f} s "
           f"(load average before: {' '.join(load)})")

@@ -23,7 +23,7 @@ tta = val_analysis.folder_tta(pred, folder, ("scores",))
 scores, seconds = val_analysis.scores(pred, folder, tta)
 frame = explore.scores_frame(scores)
 models = scores["models"]
-st.caption(f"{len(frame)} images of `{folder}`, scored by {', '.join(map(explore.title, models))} "
+st.caption(f"{len(frame)} images of {val_analysis.folder_name(folder)}, scored by {', '.join(map(explore.title, models))} "
            f"({', '.join(sorted(set(pred.backends().values())))}) "
            + ("(read from the cache)" if scores["cached"] else f"in {seconds:.0f} s (cached for the next visit)")
            + ". mIoU per image counts only the classes present in the label or the mask.")

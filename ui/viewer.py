@@ -40,11 +40,17 @@ HOVER_BUDGET = 1_800_000
 PICTURE_SIDE = 768
 #: The finest hover grid, on the long side: one cell per pixel of a 256-pixel val photo.
 HOVER_SIDE = 256
-#: The width the figure is laid out for (Streamlit's wide layout at 1440 px); narrower or wider,
-#: the panels keep their aspect and only the gaps change.
+#: The width the figure is laid out for (Streamlit's wide layout at 1440 px). Narrower, the page's
+#: box around it (``frame_css``) shrinks its height with its width, so the panels fill it with no
+#: blank bands (a phone showed ~120 px of them under each row); wider, it keeps this height.
 FIGURE_WIDTH = 1000
-TITLE_ROW = 36  # pixels above each row of panels, for their titles
+TITLE_ROW = 36  # pixels above the first row of panels, for their titles
 MODEBAR = 24  # pixels above the first titles, for Plotly's tool bar
+#: The gap between two rows of panels, for the lower one's titles, as a share of the figure's width:
+#: it shrinks with the panels (a figure's proportions are fixed), 20 px on a 360 px phone, 56 at
+#: ``FIGURE_WIDTH``.
+ROW_GAP = 0.056
+TITLE_FONT = 13
 VIEWS = ("Masks", "Overlays", "Confidence", "Errors vs low confidence")
 #: Errors against confidence: right and sure, right but unsure, wrong and unsure (the model knows),
 #: wrong but sure (it does not), and pixels without a label.
@@ -220,11 +226,15 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     rows = -(-len(pictures) // cols)
     grid, cells, size = hover_grid((h, w), predictions, label, len(pictures), budget)
     template = hover_template(predictions, label)
-    # Panels keep the photo's aspect inside a figure about FIGURE_WIDTH wide; a title row between.
-    panel_h = (FIGURE_WIDTH / cols) * h / w
-    height = rows * panel_h + rows * TITLE_ROW
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in pictures],
-                        horizontal_spacing=0.01, vertical_spacing=TITLE_ROW / height if rows > 1 else 0)
+    # Panels keep the photo's aspect inside a figure FIGURE_WIDTH wide, a gap for the titles between
+    # rows: the plot area (below the tool bar and the first titles) is a fixed shape, which the
+    # page's box scales with its width (frame_css).
+    spacing = 0.01
+    panel_h = FIGURE_WIDTH * (1 - spacing * (cols - 1)) / cols * h / w
+    plot_h = rows * panel_h + (rows - 1) * ROW_GAP * FIGURE_WIDTH
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in pictures], horizontal_spacing=spacing,
+                        vertical_spacing=ROW_GAP * FIGURE_WIDTH / plot_h if rows > 1 else 0)
+    fig.update_annotations(font_size=TITLE_FONT)
     zero = np.zeros(grid, np.uint8)
     clear = [[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]
     for i, (title, picture) in enumerate(pictures):
@@ -240,13 +250,25 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     fig.update_xaxes(matches="x", range=[0, w], **axis)
     fig.update_yaxes(matches="y", range=[h, 0], **axis)
     fig.layout.xaxis.matches = fig.layout.yaxis.matches = None  # the first panel leads, the others follow
-    fig.update_layout(height=int(height) + MODEBAR, margin={"l": 0, "r": 0, "t": TITLE_ROW + MODEBAR, "b": 0},
+    fig.update_layout(height=round(plot_h) + TITLE_ROW + MODEBAR, margin={"l": 0, "r": 0, "t": TITLE_ROW + MODEBAR, "b": 0},
                       dragmode="pan", hovermode="closest", showlegend=False,
                       meta={"hover_grid": list(grid), "hover_bytes": size})
     return fig
 
 
 # --- the Streamlit component ----------------------------------------------------------------------
+
+def frame_css(key: str, height: int) -> str:
+    """CSS for the boxes ``{key}_frame`` (the width to follow) and ``{key}_plot`` (the chart's, with
+    ``height="stretch"``): a figure ``height`` px tall at ``FIGURE_WIDTH`` keeps the tool bar and
+    the first titles' pixels and scales the rest with the width, never beyond ``height``. Streamlit
+    sizes a chart from its figure's height alone, so on a phone the panels, shrunk to its width,
+    sat in a figure still as tall as on a desktop."""
+    fixed = TITLE_ROW + MODEBAR
+    scaled = height - fixed
+    return (f".st-key-{key}_frame {{container-type: inline-size}} .st-key-{key}_plot {{height: "
+            f"calc({fixed}px + min({scaled}px, {scaled / FIGURE_WIDTH:.6f} * 100cqw)); flex: none}}")
+
 
 class FrozenFigure(go.Figure):
     """A figure built once and shown on many reruns. ``st.plotly_chart`` calls ``to_dict`` (a deep
@@ -311,8 +333,11 @@ def mask_viewer(photo: np.ndarray, predictions: dict[str, Prediction], label: np
         fig = viewer_figure(photo, predictions, label, view, chosen, opacity, threshold)
     else:
         fig = _cached_figure(scene_id, view, tuple(chosen), opacity, threshold, photo, predictions, label)
-    # No scroll zoom: it took the page's own scrolling whenever the pointer crossed the figure.
-    st.plotly_chart(fig, key=f"{key}_figure", config={"scrollZoom": False, "displaylogo": False})
+    st.html(f"<style>{frame_css(key, fig.layout.height)}</style>")
+    with st.container(key=f"{key}_frame"), st.container(key=f"{key}_plot"):
+        # No scroll zoom: it took the page's own scrolling whenever the pointer crossed the figure.
+        st.plotly_chart(fig, key=f"{key}_figure", height="stretch",
+                        config={"scrollZoom": False, "displaylogo": False})
     st.caption(f"Drag to pan, zoom with the tool bar's + and − (every panel follows), double-click to reset; "
                f"hover to read the class of {'the truth and ' if label is not None else ''}every model.")
     if view == "Errors vs low confidence":

@@ -46,13 +46,25 @@ def test_webcam_tab_streams_overlays_in_chromium(weights_dir, monkeypatch):
     assert median_of_second_half(rates) >= MIN_RATE, rates  # a stream of overlays, not a frame now and then
 
 
-def _masks_after(browser: Browser, act, what: str) -> list[dict]:
-    """Run ``act()`` (a click, an upload) and return the Compare tab's four result pictures once
-    they are decoded and no progress bar is left."""
-    act()
-    wait_for(lambda: len(mask_boxes(browser)) >= 4 and not browser.evaluate(GRADIO_BUSY_JS), 180, what)
-    browser.painted()
-    return sorted(mask_boxes(browser), key=lambda m: (m["top"], m["left"]))
+def _compare_result(url: str, width: int, height: int, pick, shot) -> tuple[float, list[dict], float]:
+    """Open the page at ``width`` x ``height``, run ``pick(browser)`` (a click on an example, an
+    upload) and wait until the four result pictures are decoded and no progress bar is left; the
+    examples' top on landing, the pictures (top to bottom, left to right) and the page's scroll."""
+    browser = Browser(width=width, height=height)
+    try:
+        browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                     mobile=width < 500)
+        browser.call("Page.navigate", url=url)
+        gallery = wait_for(lambda: browser.evaluate(
+            "(() => { const g = document.querySelector('.gallery-item'); return g && g.getBoundingClientRect().top; })()"),
+            120, "the examples")
+        pick(browser)
+        wait_for(lambda: len(mask_boxes(browser)) >= 4 and not browser.evaluate(GRADIO_BUSY_JS), 180, "the four masks")
+        browser.painted()
+        browser.screenshot(shot)
+        return gallery, sorted(mask_boxes(browser), key=lambda m: (m["top"], m["left"])), browser.evaluate("scrollY")
+    finally:
+        browser.close()
 
 
 def test_compare_tab_puts_the_masks_first(weights_dir, tmp_path, monkeypatch):
@@ -65,24 +77,12 @@ def test_compare_tab_puts_the_masks_first(weights_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("SPACE_ID", "org/space")
     street = tmp_path / "street.jpg"
     street.write_bytes(jpeg(synthetic_street(1024, 512, seed=3)))
-    example = "document.querySelectorAll('.gallery-item')[0].click()"
+    picks = {"example": lambda b: b.evaluate("document.querySelectorAll('.gallery-item')[0].click()"),
+             "upload": lambda b: b.set_files(GRADIO_INPUT, street)}
     with serve_gradio(weights_dir, ROOT / "examples") as url:
         for width, height in ((390, 844), (1440, 900)):
-            for act in ("example", "upload"):
-                browser = Browser(width=width, height=height)
-                try:
-                    browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                                 deviceScaleFactor=1, mobile=width < 500)
-                    browser.call("Page.navigate", url=url)
-                    gallery = wait_for(lambda: browser.evaluate(  # noqa: B023 (called before the loop goes on)
-                        "(() => { const g = document.querySelector('.gallery-item'); return g && g.getBoundingClientRect().top; })()"),
-                        120, "the examples")
-                    masks = _masks_after(browser, (lambda: browser.evaluate(example)) if act == "example" else  # noqa: B023
-                                         (lambda: browser.set_files(GRADIO_INPUT, street)), f"the {act}'s masks")  # noqa: B023
-                    scrolled = browser.evaluate("scrollY")
-                    browser.screenshot(tmp_path / f"{act}_{width}.png")
-                finally:
-                    browser.close()
+            for act, pick in picks.items():
+                gallery, masks, scrolled = _compare_result(url, width, height, pick, tmp_path / f"{act}_{width}.png")
                 where = (width, act, masks)
                 assert scrolled == 0 and [m["title"] for m in masks] == list(TITLES), where
                 if width < 500:

@@ -1,11 +1,11 @@
 """How fast the Gradio page feels: ``benchmarks.bench_page``'s first-paint measure on ``python gradio_app.py``.
 
-The same runs as the Streamlit page's (``bench_page``, whose page watcher and table this shares):
+The same runs as the Streamlit page's (``bench_page``, whose page watcher, runs and table this shares):
 ``python gradio_app.py`` (``--weights``, ``--data``) on a free local port, headless Chromium at
 1440x1000 and, ``--repeats`` times, a new page and a new synthetic ``--size`` street photo
 (``benchmarks.scenes``, so that no cached mask is reused) set on the Compare tab's file input;
 from the input's ``change`` event to the three models' masks decoded in the page (``masks``), to
-the ensemble's (``ensemble``: Gradio's one answer carries all four, so the two are one frame apart)
+the ensemble's (``ensemble``: Gradio's one answer carries all four, so the two often coincide)
 and to the page idle: no progress bar shown for 300 ms (``idle``; the 300 ms are not counted). The
 first run warms the models up and is not counted. Medians and the worst go to stdout as a
 Markdown table::
@@ -17,7 +17,6 @@ Markdown table::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import re
@@ -25,11 +24,9 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.bench_cold_start import GRADIO_BUSY_JS
-from benchmarks.bench_page import UPLOAD_FIELDS, Page, open_compare, print_table, upload
-from benchmarks.browser import CHROMIUM, MODEL_TITLES, NO_CHROMIUM, ROOT
+from benchmarks.bench_page import UPLOAD_FIELDS, Page, measure, open_compare, page_arguments, print_table, upload
+from benchmarks.browser import CHROMIUM, MODEL_TITLES, NO_CHROMIUM
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
-from benchmarks.scenes import jpeg, synthetic_street
-from seg_core import settings
 from seg_core.inference import ENSEMBLE
 from seg_core.registry import display_name
 
@@ -68,36 +65,19 @@ def mask_boxes(page: Page) -> list[dict]:
     return page.evaluate(MASKS_JS) or []
 
 
-def measure(url: str, repeats: int, size: tuple[int, int], tmp: Path) -> list[dict]:
-    rows = []
-    for i in range(repeats + 1):  # the first run warms the models up and is not counted
-        page = Page(1440, 1000)
-        try:
-            open_compare(page, url, GRADIO_INPUT, GRADIO_PAGE)
-            path = tmp / f"street_{i}.jpg"
-            path.write_bytes(jpeg(synthetic_street(*size, seed=100 + i)))
-            row = upload(page, path, file_input=GRADIO_INPUT)
-        finally:
-            page.close()
-        if i:
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    return rows
+def gradio_run(page: Page, url: str, path: Path) -> dict:
+    """One run on the Gradio page: the upload."""
+    open_compare(page, url, GRADIO_INPUT, GRADIO_PAGE)
+    return upload(page, path, file_input=GRADIO_INPUT)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--weights", default=str(ROOT / "weights"))
-    parser.add_argument("--data", default=str(settings.DEFAULT_DATA_DIR))
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--size", default="2048x1024", help="upload width x height")
-    args = parser.parse_args()
+    args = page_arguments(__doc__.split("\n")[0]).parse_args()
     if CHROMIUM is None:
         raise SystemExit(NO_CHROMIUM)
-    size = tuple(int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as tmp, serve_gradio(Path(args.weights), Path(args.data)) as url:
-        rows = measure(url, args.repeats, size, Path(tmp))
-    print_table(rows, f"Gradio, {size[0]}x{size[1]} upload", UPLOAD_FIELDS)
+        rows = measure(url, args.repeats, args.size, Path(tmp), gradio_run)
+    print_table(rows, f"Gradio, {args.size[0]}x{args.size[1]} upload", UPLOAD_FIELDS)
 
 
 if __name__ == "__main__":

@@ -188,24 +188,32 @@ def seam_step(page: Page) -> dict:
     return {"seam_ms": ms[0], "clip": ms[1], "frames_sent": sum(k == "webSocketFrameSent" for k, _, _ in frames)}
 
 
-def measure(url: str, repeats: int, size: tuple[int, int], tmp: Path) -> list[dict]:
+def streamlit_run(page: Page, url: str, path: Path) -> dict:
+    """One run on the Streamlit page: the upload, an opacity step and a seam step."""
+    open_compare(page, url)
+    row = upload(page, path)
+    click_text(page, '[data-testid="stButtonGroup"] button', "Overlays")
+    wait_for(lambda: page.evaluate("!!document.querySelector('[data-testid=\"stSlider\"] input')"), 30, "the slider")
+    idle(page)
+    row.update(opacity_step(page))
+    click_text(page, '[data-testid="stButtonGroup"] button', "Before / after")
+    idle(page)
+    wait_for(lambda: page.evaluate("(() => { const f = document.querySelector('iframe'); return !!(f && f.contentDocument"
+                                   " && f.contentDocument.getElementById('box')); })()"), 30, "the slider")
+    row.update(seam_step(page))
+    return row
+
+
+def measure(url: str, repeats: int, size: tuple[int, int], tmp: Path, one_run=streamlit_run) -> list[dict]:
+    """``repeats`` rows of ``one_run(page, url, photo)``, each on a new page with a new drawn street
+    of ``size``; the first run warms the models up and is not counted."""
     rows = []
-    for i in range(repeats + 1):  # the first run warms the models up and is not counted
+    for i in range(repeats + 1):
         page = Page(1440, 1000)
         try:
-            open_compare(page, url)
             path = tmp / f"street_{i}.jpg"
             path.write_bytes(jpeg(synthetic_street(*size, seed=100 + i)))
-            row = upload(page, path)
-            click_text(page, '[data-testid="stButtonGroup"] button', "Overlays")
-            wait_for(lambda: page.evaluate("!!document.querySelector('[data-testid=\"stSlider\"] input')"), 30, "the slider")
-            idle(page)
-            row.update(opacity_step(page))
-            click_text(page, '[data-testid="stButtonGroup"] button', "Before / after")
-            idle(page)
-            wait_for(lambda: page.evaluate("(() => { const f = document.querySelector('iframe'); return !!(f && f.contentDocument"
-                                           " && f.contentDocument.getElementById('box')); })()"), 30, "the slider")
-            row.update(seam_step(page))
+            row = one_run(page, url, path)
         finally:
             page.close()
         if i:
@@ -255,17 +263,24 @@ def print_table(rows: list[dict], title: str, fields: tuple[tuple[str, str], ...
         print(f"| {label} | {statistics.median(values):.3f} | {max(values):.3f} |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def page_arguments(description: str) -> argparse.ArgumentParser:
+    """The options both page benchmarks take: --weights, --data, --repeats, --size."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--weights", default=str(ROOT / "weights"))
     parser.add_argument("--data", default=str(settings.DEFAULT_DATA_DIR))
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--size", default="2048x1024", help="upload width x height")
+    parser.add_argument("--size", default="2048x1024", type=lambda v: tuple(int(n) for n in v.lower().split("x")),
+                        help="upload width x height")
+    return parser
+
+
+def main() -> None:
+    parser = page_arguments(__doc__.split("\n")[0])
     parser.add_argument("--shots", default=None, help="folder to write the 1440 and 390 px screenshots into")
     args = parser.parse_args()
     if CHROMIUM is None:
         raise SystemExit(NO_CHROMIUM)
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = args.size
     with tempfile.TemporaryDirectory() as tmp, serve_app(Path(args.weights), Path(args.data), Path(tmp) / "streamlit.log") as url:
         rows = measure(url, args.repeats, size, Path(tmp)) if args.repeats else []
         print_table(rows, f"{size[0]}x{size[1]} upload", UPLOAD_FIELDS + (

@@ -42,7 +42,8 @@ PICTURE_SIDE = 768
 HOVER_SIDE = 256
 #: The width the figure is laid out for (Streamlit's wide layout at 1440 px). Narrower, the page's
 #: box around it (``frame_css``) shrinks its height with its width, so the panels fill it with no
-#: blank bands (a phone showed ~120 px of them under each row); wider, it keeps this height.
+#: blank bands (at 390 px: 115 px panels in a 762 px figure, 110-250 px blank above, between and
+#: under their rows); wider, it keeps this height.
 FIGURE_WIDTH = 1000
 TITLE_ROW = 36  # pixels above the first row of panels, for their titles
 MODEBAR = 24  # pixels above the first titles, for Plotly's tool bar

@@ -52,6 +52,10 @@ MODEBAR = 24  # pixels above the first titles, for Plotly's tool bar
 #: ``FIGURE_WIDTH``.
 ROW_GAP = 0.056
 TITLE_FONT = 13
+#: A narrower figure's titles are this small (``frame_css``): "All three (averaged)" fits an 85 px panel.
+NARROW_TITLE_FONT = 9
+NARROW = 560  # px: a phone's figure (four panels a row are 85 px wide at 390 px)
+CONFIDENCE_TITLE = "confidence"
 VIEWS = ("Masks", "Overlays", "Confidence", "Errors vs low confidence")
 #: Errors against confidence: right and sure, right but unsure, wrong and unsure (the model knows),
 #: wrong but sure (it does not), and pixels without a label.
@@ -202,7 +206,8 @@ def panels(photo: np.ndarray, predictions: dict[str, Prediction], label: np.ndar
         for n, p in predictions.items():
             out.append((model_title(n), mask_picture(p.mask, classes)))
             conf = p.confidence
-            out.append((f"{model_title(n)}: confidence", confidence_picture(conf) if conf is not None else np.zeros_like(photo)))
+            # Beside the mask titled with the model's name: a longer title ran into its neighbours.
+            out.append((CONFIDENCE_TITLE, confidence_picture(conf) if conf is not None else np.zeros_like(photo)))
         return out
     if view == "Errors vs low confidence":
         if label is None:
@@ -241,7 +246,7 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     for i, (title, picture) in enumerate(pictures):
         r, c = divmod(i, cols)
         shown = fit_within(picture, PICTURE_SIDE, nearest=True)
-        photo_like = view == "Overlays" or title == "Photo" or title.endswith(": confidence")
+        photo_like = view == "Overlays" or title in ("Photo", CONFIDENCE_TITLE)
         fig.add_trace(go.Image(source=data_uri(shown, photo_like), x0=0, y0=0, dx=w / shown.shape[1], dy=h / shown.shape[0],
                                hoverinfo="skip"), row=r + 1, col=c + 1)
         fig.add_trace(go.Heatmap(z=zero, customdata=cells, x0=w / grid[1] / 2, dx=w / grid[1],
@@ -264,11 +269,14 @@ def frame_css(key: str, height: int) -> str:
     ``height="stretch"``): a figure ``height`` px tall at ``FIGURE_WIDTH`` keeps the tool bar and
     the first titles' pixels and scales the rest with the width, never beyond ``height``. Streamlit
     sizes a chart from its figure's height alone, so on a phone the panels, shrunk to its width,
-    sat in a figure still as tall as on a desktop."""
+    sat in a figure still as tall as on a desktop. Under ``NARROW`` px the titles are smaller (the
+    figure's own font is fixed; Plotly centres each title on its panel, so a smaller one stays there)."""
     fixed = TITLE_ROW + MODEBAR
     scaled = height - fixed
     return (f".st-key-{key}_frame {{container-type: inline-size}} .st-key-{key}_plot {{height: "
-            f"calc({fixed}px + min({scaled}px, {scaled / FIGURE_WIDTH:.6f} * 100cqw)); flex: none}}")
+            f"calc({fixed}px + min({scaled}px, {scaled / FIGURE_WIDTH:.6f} * 100cqw)); flex: none}}"
+            f" @container (max-width: {NARROW}px) {{.st-key-{key}_plot .annotation-text "
+            f"{{font-size: {NARROW_TITLE_FONT}px !important}}}}")
 
 
 class FrozenFigure(go.Figure):

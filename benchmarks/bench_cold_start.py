@@ -37,7 +37,7 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks.bench_page import ENSEMBLE_RE, MODEL_RE
-from benchmarks.browser import CHROMIUM, ROOT, Browser, app_server, wait_for
+from benchmarks.browser import CHROMIUM, GRADIO_BUSY_JS, ROOT, Browser, app_server, wait_for
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
 
 GRID_JS = """(() => { const imgs = [...document.querySelectorAll('.seg-grid img')].filter(i => i.complete && i.naturalWidth > 0);
@@ -96,9 +96,7 @@ def shots(weights: Path, data: Path, out_dir: Path, log: Path, timeout: float) -
                 page.close()
 
 
-#: Gradio: any status bar still shown (a result is pending), and the result pictures loaded.
-GRADIO_BUSY_JS = ("[...document.querySelectorAll('.progress-text, .eta-bar, .meta-text, .meta-text-center')]"
-                  ".filter(e => e.offsetParent !== null).length")
+#: Gradio: the result pictures loaded.
 GRADIO_IMAGES_JS = "document.querySelectorAll('img[src*=\"gradio_api\"]').length"
 
 

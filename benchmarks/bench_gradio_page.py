@@ -23,9 +23,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from benchmarks.bench_cold_start import GRADIO_BUSY_JS
 from benchmarks.bench_page import UPLOAD_FIELDS, Page, measure, open_compare, page_arguments, print_table, upload
-from benchmarks.browser import CHROMIUM, MODEL_TITLES, NO_CHROMIUM
+from benchmarks.browser import CHROMIUM, GRADIO_BUSY_JS, MODEL_TITLES, NO_CHROMIUM
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
 from seg_core.inference import ENSEMBLE
 from seg_core.registry import display_name

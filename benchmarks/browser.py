@@ -184,6 +184,10 @@ GRID_IMAGES_JS = ("[...document.querySelectorAll('.seg-grid img')].filter(i => i
 SETTLED_JS = ("!document.querySelector('[data-stale=\"true\"]') && "
               "!document.querySelector('[data-testid=\"stStatusWidget\"]')")
 
+#: Gradio: any status bar still shown (a result is pending).
+GRADIO_BUSY_JS = ("[...document.querySelectorAll('.progress-text, .eta-bar, .meta-text, .meta-text-center')]"
+                  ".filter(e => e.offsetParent !== null).length")
+
 
 def model_images(browser: Browser) -> list[dict]:
     return [i for i in browser.evaluate(GRID_IMAGES_JS) or [] if i["alt"].startswith(MODEL_TITLES)]

@@ -12,10 +12,9 @@ import sys
 
 import pytest
 
-from benchmarks.bench_cold_start import GRADIO_BUSY_JS
 from benchmarks.bench_gradio_page import GRADIO_INPUT, TITLES, mask_boxes, serve_gradio
 from benchmarks.bench_webcam import median_of_second_half, webcam_rates
-from benchmarks.browser import CHROMIUM, NO_CHROMIUM, ROOT, Browser, wait_for
+from benchmarks.browser import CHROMIUM, GRADIO_BUSY_JS, NO_CHROMIUM, ROOT, Browser, wait_for
 from benchmarks.load_test import free_port
 from benchmarks.scenes import jpeg, synthetic_street
 

@@ -26,8 +26,8 @@ from seg_core.inference import ENSEMBLE, ImageError, load_image
 from seg_core.palette import CLASS_HEX
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
-from seg_core.serve.photos import Photo, PhotoService
-from seg_core.viz import ENSEMBLE_TIME, fit_within, legend, legend_rows, ms_text, overlay, share_text
+from seg_core.serve.photos import SCREEN_MAX_SIDE, Photo, PhotoService
+from seg_core.viz import ENSEMBLE_TIME, legend, legend_rows, ms_text, overlay, share_text
 from ui.views import legend_html
 
 from .api import _prune
@@ -37,7 +37,9 @@ from .own_models import MAX_OWN, add_own_model, own_box, own_models, own_section
 
 N_EXAMPLES = 8
 
-DISPLAY_MAX_SIDE = 1280
+#: Photos are segmented and shown at screen size, as on the Streamlit page (``Photo.at_screen_size``):
+#: a mask drawn 440 px wide gains nothing from being computed at 4096 px. The API answers at full size.
+DISPLAY_MAX_SIDE = SCREEN_MAX_SIDE
 
 #: Formats a browser cannot show: the input gets a PNG copy as its preview.
 NO_BROWSER_PREVIEW = ("TIFF",)
@@ -76,19 +78,21 @@ def compare(predictor: Predictor, image, tta: str = "none", extras: list[ExtraMo
         raise user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
     tta = checked_tta(tta)
     with inference_errors("The model" if not extras else "A model"):
+        t0 = time.perf_counter()
         rgb = decode(image)  # inside the slot, as the API's (see _segment_png)
-        preds = PhotoService.of(predictor).compare(Photo.of(rgb), tta, {source_key(m.source): m for m in extras})
-        photo = fit_within(rgb, DISPLAY_MAX_SIDE)
+        shot = Photo.at_screen_size(rgb, max_side=DISPLAY_MAX_SIDE)
+        decoded = time.perf_counter() - t0
+        preds = PhotoService.of(predictor).compare(shot, tta, {source_key(m.source): m for m in extras})
     return {
         "size": rgb.shape[:2],
-        "photo": photo,
-        "masks": {n: fit_within(p.mask, DISPLAY_MAX_SIDE, nearest=True) for n, p in preds.items()},
+        "photo": shot.pixels,
+        "masks": {n: p.mask for n, p in preds.items()},
         # 8-bit, at the model's resolution, stretched to the photo's display size when drawn
         "confidence": {n: (p.model_confidence.astype(np.float32) * 255).round().astype(np.uint8)
                        for n, p in preds.items()},
-        "legend": legend_rows({n: p.mask for n, p in preds.items()}),  # shares from the full-size masks
+        "legend": legend_rows({n: p.mask for n, p in preds.items()}),  # shares of the masks shown
         "seconds": {n: p.seconds for n, p in preds.items()},
-        "shared_seconds": preds.decode_seconds + preds.prepare_seconds,
+        "shared_seconds": decoded + preds.prepare_seconds,
         "backends": {n: b for n, b in predictor.backends().items() if n in preds}
         | {m.label: f"{m.runner.label}, your model" for m in extras},
         "own": [m.label for m in extras],
@@ -134,7 +138,9 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     slider = (photo, overlays[pick]) if pick else None
     legend_part = legend_html(state["legend"], {n: display_name(n) for n in state["masks"]})
     h, w = state["size"]
-    timing = (f"Image {w}x{h} px. Decoding and resizing, shared: {ms_text(state['shared_seconds'])}. "
+    sh, sw = photo.shape[:2]
+    at = "" if (sh, sw) == (h, w) else f", segmented at screen size, {sw}x{sh} (the API answers at full size)"
+    timing = (f"Image {w}x{h} px{at}. Decoding and resizing, shared: {ms_text(state['shared_seconds'])}. "
               "Each model alone: " + ", ".join(
                   f"{display_name(n)} {ms_text(s)} ({state['backends'].get(n, ENSEMBLE_TIME)})"
                   for n, s in state["seconds"].items()) + ".")
@@ -191,9 +197,12 @@ def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[
 
 
 def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str | Path, weights_note: str | None,
-         masks_dir: Path, between: Callable[[], None] | None = None, after: Callable[[], None] | None = None) -> None:
+         masks_dir: Path, between: Callable[[], None] | None = None,
+         after: Callable[[], None] | None = None) -> tuple[gr.Image, str | None]:
     """The page inside the ``Blocks``: the tabs at the top (Compare, Inspect, then ``between``'s
-    tabs, Your model, then ``after``'s), the photo's inputs and pictures, and their events."""
+    tabs, Your model, then ``after``'s), the photo's inputs and pictures, and their events. Returns
+    the photo input and the scene a visitor lands on: the first shipped KITTI scene (a Space), or
+    ``None`` (with Cityscapes data nothing is chosen for them, as in the Streamlit app)."""
     loaded = tuple(predictor.models) + ((ENSEMBLE,) if predictor.ensemble() else ())
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
     gr.Markdown("## Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
@@ -302,3 +311,4 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
         control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",
                        show_progress="hidden", api_visibility="private")
     annotated.select(class_report, [state], [picked_class], show_progress="hidden", api_visibility="private")
+    return image, str(photos[0]) if photos and data_dir is not None and settings.is_examples(data_dir) else None

@@ -45,51 +45,65 @@ def test_webcam_tab_streams_overlays_in_chromium(weights_dir, monkeypatch):
     assert median_of_second_half(rates) >= MIN_RATE, rates  # a stream of overlays, not a frame now and then
 
 
-def _compare_result(url: str, width: int, height: int, pick, shot) -> tuple[float, list[dict], float]:
-    """Open the page at ``width`` x ``height``, run ``pick(browser)`` (a click on an example, an
-    upload) and wait until the four result pictures are decoded and no progress bar is left; the
-    examples' top on landing, the pictures (top to bottom, left to right) and the page's scroll."""
-    browser = Browser(width=width, height=height)
-    try:
-        browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                     mobile=width < 500)
-        browser.call("Page.navigate", url=url)
-        gallery = wait_for(lambda: browser.evaluate(
-            "(() => { const g = document.querySelector('.gallery-item'); return g && g.getBoundingClientRect().top; })()"),
-            120, "the examples")
-        pick(browser)
-        wait_for(lambda: len(mask_boxes(browser)) >= 4 and not browser.evaluate(GRADIO_BUSY_JS), 180, "the four masks")
-        browser.painted()
-        browser.screenshot(shot)
-        return gallery, sorted(mask_boxes(browser), key=lambda m: (m["top"], m["left"])), browser.evaluate("scrollY")
-    finally:
-        browser.close()
+#: The src of every decoded picture of the Compare tab's result boxes (to see a new result arrive).
+SRCS_JS = "[...document.querySelectorAll('#compare-results .block img')].filter(i => i.complete && i.naturalWidth > 0).map(i => i.src)"
 
 
-def test_compare_tab_puts_the_masks_first(weights_dir, tmp_path, monkeypatch):
-    """Space-like (the shipped KITTI examples, 256x256). On a 390x844 phone the examples are on the
-    landing's first screen, and after a click on one, or an upload, the first model's mask is whole
-    in the first screen, the others one a row under it (they were under the examples and the
-    settings, from 1,110 px down). At 1440x900 the four masks of a square example or a 2:1 upload
-    fill the first viewport, two a row, each in a box at least 400 px wide (a square example's
-    pictures were drawn 256 px wide), a 2:1 photo's drawn at least 400 px wide."""
+def _four_masks(browser: Browser, before: list[str] = ()) -> list[dict]:
+    """Wait until the four result pictures are decoded, none of them one of ``before`` (a new
+    result), and no progress bar is left; they are returned top to bottom, left to right."""
+    def ready():
+        srcs = browser.evaluate(SRCS_JS) or []
+        return (len(mask_boxes(browser)) >= 4 and not browser.evaluate(GRADIO_BUSY_JS)
+                and len(srcs) >= 4 and not set(srcs) & set(before))
+    wait_for(ready, 180, "the four masks")
+    browser.painted()
+    return sorted(mask_boxes(browser), key=lambda m: (m["top"], m["left"]))
+
+
+def _check_layout(masks: list[dict], width: int, height: int, where, upload: bool = False) -> None:
+    assert [m["title"] for m in masks] == list(TITLES), where
+    if width < 500:
+        assert masks[0]["top"] + masks[0]["height"] <= height, where  # the first mask whole in the first screen
+        assert all(m["box_width"] > 300 for m in masks), where  # one a row, as wide as the screen
+    else:
+        assert all(m["top"] + m["height"] <= height for m in masks), where
+        assert len({round(m["top"]) for m in masks}) == 2 and min(m["box_width"] for m in masks) >= 400, where
+        if upload:
+            assert min(m["width"] for m in masks) >= 400, where
+
+
+def test_compare_tab_lands_on_an_example_and_puts_the_masks_first(weights_dir, tmp_path, monkeypatch):
+    """Space-like (the shipped KITTI examples, 256x256). The page lands on the first example with
+    its four masks already drawn by the live models (it landed on four empty boxes). On a 390x844
+    phone the first model's mask is whole in the first screen, the others one a row under it (they
+    were under the examples and the settings, from 1,110 px down); at 1440x900 the four masks fill
+    the first viewport, two a row, each in a box at least 400 px wide (a square example's pictures
+    were drawn 256 px wide), with the examples beside them. The same after a click on another
+    example and after a 2:1 upload (drawn at least 400 px wide)."""
     monkeypatch.setenv("SPACE_ID", "org/space")
     street = tmp_path / "street.jpg"
     street.write_bytes(jpeg(synthetic_street(1024, 512, seed=3)))
-    picks = {"example": lambda b: b.evaluate("document.querySelectorAll('.gallery-item')[0].click()"),
+    picks = {"example": lambda b: b.evaluate("document.querySelectorAll('.gallery-item')[1].click()"),
              "upload": lambda b: b.set_files(GRADIO_INPUT, street)}
     with serve_gradio(weights_dir, ROOT / "examples") as url:
         for width, height in ((390, 844), (1440, 900)):
-            for act, pick in picks.items():
-                gallery, masks, scrolled = _compare_result(url, width, height, pick, tmp_path / f"{act}_{width}.png")
-                where = (width, act, masks)
-                assert scrolled == 0 and [m["title"] for m in masks] == list(TITLES), where
-                if width < 500:
-                    assert gallery < height - 100, gallery  # the landing: the examples on the first screen
-                    assert masks[0]["top"] + masks[0]["height"] <= height, where
-                    assert all(m["box_width"] > 300 for m in masks), where  # one a row, as wide as the screen
-                else:
-                    assert all(m["top"] + m["height"] <= height for m in masks), where
-                    assert len({round(m["top"]) for m in masks}) == 2 and min(m["box_width"] for m in masks) >= 400, where
-                    if act == "upload":
-                        assert min(m["width"] for m in masks) >= 400, where
+            browser = Browser(width=width, height=height)
+            try:
+                browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                             mobile=width < 500)
+                browser.call("Page.navigate", url=url)
+                masks = _four_masks(browser)  # no click: the landing
+                _check_layout(masks, width, height, (width, "landing", masks))
+                gallery = browser.evaluate("document.querySelector('.gallery-item').getBoundingClientRect().top")
+                if width > 500:
+                    assert gallery < height - 100, gallery  # the examples on the first screen too
+                for act, pick in picks.items():
+                    before = browser.evaluate(SRCS_JS)
+                    pick(browser)
+                    masks = _four_masks(browser, before)
+                    browser.screenshot(tmp_path / f"{act}_{width}.png")
+                    assert browser.evaluate("scrollY") == 0
+                    _check_layout(masks, width, height, (width, act, masks), upload=act == "upload")
+            finally:
+                browser.close()

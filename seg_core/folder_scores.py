@@ -167,10 +167,11 @@ def _joined(parts: list[dict]) -> dict:
 
 
 def iter_folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bool = True,
-                       cache_dir: Path | None = None, chunk: int = CHUNK) -> Iterator[dict]:
+                       cache_dir: Path | None = None, chunk: int | None = None) -> Iterator[dict]:
     """The scores of ``folder`` (as ``folder_scores``, with ``"done"`` and ``"total"`` images) as
     they come: after each chunk of ``chunk`` images, those of the images scored so far; the last
-    one is the whole folder, already cached. From the cache, only that one.
+    one is the whole folder, already cached. From the cache, only that one. ``chunk``: ``CHUNK``
+    unless given.
 
     Each finished chunk is stored as it comes, so a run stopped midway (a visitor who leaves, a
     page rerun, a kill) leaves only chunks, which the next run reuses instead of scoring them again."""
@@ -181,7 +182,7 @@ def iter_folder_scores(predictor, folder: str | Path, tta: str = "none", ensembl
         return
     members = predictor.ensemble() if ensemble else {}
     names = score_names(predictor, ensemble)
-    files = list_pairs(folder)
+    files, chunk = list_pairs(folder), chunk or CHUNK
     chunks_dir = path.with_suffix(".parts")
     parts: list[dict] = []
     for start in range(0, len(files), chunk):
@@ -203,7 +204,7 @@ def iter_folder_scores(predictor, folder: str | Path, tta: str = "none", ensembl
 
 def folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bool = True,
                   on_batch: Callable[[int, int], None] | None = None, cache_dir: Path | None = None,
-                  chunk: int = CHUNK) -> dict:
+                  chunk: int | None = None) -> dict:
     """``{"images": [names], "models": [names], "matrices": {model: N x C x C}, "disagreement": (N,),
     "fringe": N x C bool (the classes each image's scores skip), "cached": bool}`` for the pairs of
     ``folder``, from the cache when it is current; ``on_batch(done, total)`` after each chunk scored."""

@@ -10,6 +10,7 @@ scored so far), and the charts follow once every image is scored and cached.
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from seg_core.data import DataError
@@ -65,9 +66,13 @@ def _numbers(table) -> dict:
     return {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if c != "image"}
 
 
+_chunks = []  # a first visit's rows, a chunk of images at a time
+
+
 def _show_part(part: dict) -> None:
     """A first visit: the rows scored so far, sorted as asked, while the rest are scored."""
-    table = _sorted(explore.scores_frame(part))
+    _chunks.append(explore.scores_frame(part["chunk"]))
+    table = _sorted(pd.concat(_chunks, ignore_index=True))
     table_slot.dataframe(table, hide_index=True, height=320, column_config=_numbers(table))
 
 

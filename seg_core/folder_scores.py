@@ -169,9 +169,10 @@ def _joined(parts: list[dict]) -> dict:
 def iter_folder_scores(predictor, folder: str | Path, tta: str = "none", ensemble: bool = True,
                        cache_dir: Path | None = None, chunk: int | None = None) -> Iterator[dict]:
     """The scores of ``folder`` (as ``folder_scores``, with ``"done"`` and ``"total"`` images) as
-    they come: after each chunk of ``chunk`` images, those of the images scored so far; the last
-    one is the whole folder, already cached. From the cache, only that one. ``chunk``: ``CHUNK``
-    unless given.
+    they come: after each chunk of ``chunk`` images (``CHUNK`` unless given), those of the images
+    scored so far, and under ``"chunk"`` the scores of that chunk alone (a page adds its rows
+    rather than redoing all); the last one is the whole folder, already cached. From the cache,
+    only that one.
 
     Each finished chunk is stored as it comes, so a run stopped midway (a visitor who leaves, a
     page rerun, a kill) leaves only chunks, which the next run reuses instead of scoring them again."""
@@ -195,7 +196,7 @@ def iter_folder_scores(predictor, folder: str | Path, tta: str = "none", ensembl
             store(chunk_path, part)
         parts.append(part)
         if start + chunk < len(files):
-            yield {**_joined(parts), "done": start + len(batch), "total": len(files)}
+            yield {**_joined(parts), "done": start + len(batch), "total": len(files), "chunk": part}
     scores = _joined(parts)
     store(path, scores)
     shutil.rmtree(chunks_dir, ignore_errors=True)  # the whole file holds them now

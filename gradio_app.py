@@ -51,7 +51,7 @@ API (``api_name="segment"``)::
 the same PNG inside the answer, so no file is written, cached and fetched for it.
 
 The plain HTTP API answers the same in one request, with no upload step, queue event or event
-stream (about a third less server CPU per request; see README "Serving under load")::
+stream (about a third less server CPU per request; see docs/serving.md, "The Gradio app under load")::
 
     curl --data-binary @street.jpg "http://127.0.0.1:7860/v1/segment?model=unet"
     # {"mask_png_base64": ..., "shares": {...}}; 400/413 {"error": sentence}; 503 + Retry-After when full

@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from seg_core.stress import StressService
+from seg_core.serve.stress import StressService
 from ui import common, pickers
 from ui.robustness import read_summary, severity_figure
 from ui.stress import CORRUPTION_CHOICES, MAX_SEVERITY, caption, miou_rows, order, title

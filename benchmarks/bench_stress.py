@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from gradio_tabs.stress import stress_outputs
     from seg_core.data import read_pair
     from seg_core.predictor import Predictor
-    from seg_core.stress import StressService
+    from seg_core.serve.stress import StressService
     from ui.robustness import read_summary
     from ui.scenes import Scene
 

@@ -3,7 +3,7 @@ chosen corruption and severity, the photo and every model's mask side by side, e
 and the benchmark's mIoU-vs-severity figure with this photo's point marked.
 
 ``stress_outputs`` is the whole tab's answer as a plain function (tested without a browser); the
-views are cached per (photo, corruption, severity) by ``seg_core.stress.StressService``, so moving
+views are cached per (photo, corruption, severity) by ``seg_core.serve.stress.StressService``, so moving
 back to a severity already seen redraws without running a model.
 """
 
@@ -20,7 +20,7 @@ from seg_core import examples, settings
 from seg_core.data import DataError, list_pairs, read_pair
 from seg_core.inference import ImageError, load_image
 from seg_core.palette import colorize
-from seg_core.stress import StressService
+from seg_core.serve.stress import StressService
 from ui.robustness import read_summary, severity_figure
 from ui.stress import CORRUPTION_CHOICES, MAX_SEVERITY, caption, miou_rows, order, title
 

@@ -18,7 +18,7 @@ from .common import DEFAULT_OPACITY, inference_errors, model_key
 LIVE_MAX_SIDE = 512  # webcam frames are segmented at most this large: the frame rate is what matters
 LIVE_WINDOW = 10  # the frame rate shown is over the last this many frames
 #: The browser checks this often whether the previous frame is back before it sends the next one
-#: (README "Webcam": 20 ms checks cost the browser more than the wait they save).
+#: (docs/benchmarks.md, "Webcam": 20 ms checks cost the browser more than the wait they save).
 LIVE_STREAM_EVERY_S = 0.05
 #: What the browser asks of the camera (``getUserMedia`` constraints); frames are cut to LIVE_MAX_SIDE anyway.
 LIVE_CAMERA = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}

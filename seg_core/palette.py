@@ -82,9 +82,14 @@ def nearest_palette(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     palette = np.concatenate([COLORS, VOID_COLORS]).astype(np.float32)
     flat = rgb.reshape(-1, 3).astype(np.float32)
-    d2 = ((flat[:, None, :] - palette[None, :, :]) ** 2).sum(-1)
-    idx = d2.argmin(1)
-    dist = np.sqrt(d2[np.arange(len(flat)), idx])
+    # One colour and one channel at a time: the same sums, in the same order, as the N x K x 3
+    # broadcast, several times faster (an upload's pair verdict runs this before its first masks).
+    r, g, b = (np.ascontiguousarray(flat[:, c]) for c in range(3))
+    d2 = np.empty((len(palette), len(flat)), np.float32)
+    for k, (pr, pg, pb) in enumerate(palette):
+        d2[k] = (r - pr) ** 2 + (g - pg) ** 2 + (b - pb) ** 2
+    idx = d2.argmin(0)
+    dist = np.sqrt(d2[idx, np.arange(len(flat))])
     return idx.reshape(rgb.shape[:-1]), dist.reshape(rgb.shape[:-1])
 
 

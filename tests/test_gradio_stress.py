@@ -15,7 +15,7 @@ from PIL import Image  # noqa: E402
 
 from gradio_tabs.stress import scene_choices, stress_outputs, stress_tab  # noqa: E402
 from seg_core.predictor import Predictor  # noqa: E402
-from seg_core.stress import StressService  # noqa: E402
+from seg_core.serve.stress import StressService  # noqa: E402
 from tests.conftest import ARCHS, synthetic_pair, write_pairs  # noqa: E402
 
 SUMMARY = {"split": "judge", "images": 2, "backend": "int8",

@@ -129,3 +129,16 @@ def test_real_val_labels(real_data):
     assert "car" in top[:5]
     big4 = sum(counts[CLASS_NAMES.index(n)] for n in ("road", "car", "building", "vegetation"))
     assert big4 / counts[:NUM_CLASSES].sum() > 0.6
+
+
+def test_nearest_palette_is_the_exact_nearest_colour():
+    """The per-colour loop gives what the plain N x K x 3 distance gives, bit for bit (ties too)."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    rgb[0, :5] = np.concatenate([palette.COLORS, palette.VOID_COLORS])[:5]  # exact palette hits
+    colours = np.concatenate([palette.COLORS, palette.VOID_COLORS]).astype(np.float32)
+    d2 = ((rgb.reshape(-1, 3).astype(np.float32)[:, None] - colours[None]) ** 2).sum(-1)
+    idx, dist = nearest_palette(rgb)
+    assert np.array_equal(idx.ravel(), d2.argmin(1))
+    assert np.array_equal(dist.ravel(), np.sqrt(d2.min(1)))
+    assert idx.shape == dist.shape == (40, 50)

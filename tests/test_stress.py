@@ -1,4 +1,4 @@
-"""The Stress test: seg_core.stress (corrupted photo, masks, mIoU, cached per photo, corruption and
+"""The Stress test: seg_core.serve.stress (corrupted photo, masks, mIoU, cached per photo, corruption and
 severity) and the Streamlit page, run headless with AppTest."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from seg_core.corruptions import corrupt
 from seg_core.metrics import image_scores
 from seg_core.predictor import Predictor
 from seg_core.registry import ENSEMBLE
-from seg_core.stress import CLEAN, STRESS_HEIGHT, StressService, at_stress_scale
+from seg_core.serve.stress import CLEAN, STRESS_HEIGHT, StressService, at_stress_scale
 from tests.conftest import ARCHS, ROOT, synthetic_pair
 from ui import scenes
 
@@ -24,7 +24,7 @@ TIMEOUT = 180
 
 @pytest.fixture(scope="module")
 def service(weights_dir):
-    return StressService(Predictor.from_dir(weights_dir), max_entries=3)
+    return StressService(Predictor.from_dir(weights_dir))
 
 
 def test_view_corrupts_segments_scores_and_caches(service):
@@ -42,15 +42,39 @@ def test_view_corrupts_segments_scores_and_caches(service):
     assert service.cached("p", "fog", 2) and not service.cached("p", "fog", 3)
     clean = service.view("p", photo, label, "snow", 0)  # severity 0: the photo itself, whatever the corruption
     assert np.array_equal(clean.photo, big) and service.cached("p", CLEAN, 0)
-    for s in (1, 3):  # the cache keeps its bound: the oldest entry goes
+    assert not service.cached("p", "fog", 2, seed=1)  # another seed, another noise: not that view
+
+
+def test_cache_is_bounded_by_bytes_and_computes_once(weights_dir):
+    """The views share a ``BoundedCache``: the oldest goes past its bytes; two sessions asking for
+    the same view at once run the models once."""
+    import threading
+
+    from seg_core.serve.cache import BoundedCache, nbytes
+
+    runs = []
+    pred = Predictor.from_dir(weights_dir)
+    predict = pred.predict
+    pred.predict = lambda *a, **k: (runs.append(1), predict(*a, **k))[1]
+    photo, label = synthetic_pair(64, seed=3)
+    one = nbytes(StressService(pred).view("p", photo, label, "fog", 1))
+    runs.clear()
+    service = StressService(pred, BoundedCache(int(2.5 * one)))
+    threads = [threading.Thread(target=service.view, args=("p", photo, label, "fog", 2)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(runs) == 1
+    for s in (1, 3):
         service.view("p", photo, label, "fog", s)
-    assert not service.cached("p", "fog", 2)
+    assert not service.cached("p", "fog", 2) and service.cached("p", "fog", 1) and service.cached("p", "fog", 3)
 
 
 def test_view_without_truth_and_bad_corruption(service):
     photo = synthetic_pair(64, seed=5)[0][:, :48]  # not square: the aspect is kept
     view = service.view("q", photo, None, "pixelate", 5)
-    assert view.miou == {} and view.label is None and view.photo.shape == (STRESS_HEIGHT, round(48 * 4), 3)
+    assert view.miou == {} and view.label is None and view.photo.shape == (STRESS_HEIGHT, 48 * 4, 3)
     with pytest.raises(ValueError, match="unknown corruption"):
         service.view("q", photo, None, "frost", 1)
 

@@ -1,12 +1,12 @@
 """The Stress test's drawing, shared by the Streamlit page and the Gradio tab: labels of the
-corruptions, the picture grid's items and the mIoU row of one ``seg_core.stress.StressView``.
+corruptions, the picture grid's items and the mIoU row of one ``seg_core.serve.stress.StressView``.
 No Streamlit or Gradio here."""
 
 from __future__ import annotations
 
 from seg_core.corruptions import CORRUPTION_NAMES
 from seg_core.registry import ARCH_NAMES, ENSEMBLE, display_name
-from seg_core.stress import StressView
+from seg_core.serve.stress import StressView
 
 #: Severity 0 on the slider: the photo as it is.
 MAX_SEVERITY = 5

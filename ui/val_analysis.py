@@ -124,8 +124,8 @@ def scores(pred: Predictor, folder: Path, tta: str = "none", slot=None,
     t0 = time.perf_counter()
     try:
         if not cache_path("scores", pred, folder, tta=tta).is_file():
-            slot.progress(0.0, text=f"Scoring every model on the {len(list_pairs(folder))} images of the folder "
-                                    "(once; cached afterwards): the first rows come in a few seconds…")
+            slot.progress(0.0, text=f"Scoring every model on the {len(list_pairs(folder))} images of the folder, "
+                                    "a few at a time (once; cached afterwards)…")
         for part in iter_folder_scores(pred, folder, tta):
             if part["done"] < part["total"]:
                 slot.progress(part["done"] / part["total"], text=explore.progress_text(part))

@@ -79,7 +79,7 @@ def _show_part(part: dict) -> None:
 scores, seconds = val_analysis.scores(pred, folder, tta, slot=summary, on_part=_show_part)
 frame = explore.scores_frame(scores)
 models = scores["models"]
-summary.caption(f"{len(frame)} images of `{folder}`, scored by {', '.join(map(explore.title, models))} "
+summary.caption(f"{len(frame)} images of {val_analysis.folder_name(folder)}, scored by {', '.join(map(explore.title, models))} "
                 f"({', '.join(sorted(set(pred.backends().values())))}) "
                 + ("(read from the cache)" if scores["cached"] else f"in {seconds:.0f} s (cached for the next visit)")
                 + ". mIoU per image counts only the classes present in the label or the mask.")

@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def browser_visits(weights: Path, data: Path, timeout: float) -> dict:
     """Seconds from a link to the explorer to its first rows and to its whole table, on a first
     visit (empty cache) and a second one; what the page said of its progress at the first rows."""
-    from benchmarks.bench_cold_start import EXPLORER_DONE_JS, EXPLORER_SO_FAR_JS, GRID_JS, TABLE_JS, load
-    from benchmarks.browser import Browser, app_server, wait_for
+    from benchmarks.bench_cold_start import EXPLORER_DONE_JS, EXPLORER_SO_FAR_JS, TABLE_JS, load
+    from benchmarks.browser import GRID_JS, Browser, app_server, wait_for
     from seg_core.data import list_pairs
 
     for public in ("SPACE_ID", "SEG_PUBLIC"):  # a public app would refuse a Cityscapes folder

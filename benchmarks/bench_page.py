@@ -1,4 +1,4 @@
-"""How fast the Compare page feels, measured in headless Chromium; and its screenshots for the docs.
+"""How fast the Compare page feels, measured in headless Chromium; and screenshots of an upload.
 
 Starts ``streamlit run app.py`` (``--weights``, ``--data``), opens the page in a fresh Chromium
 (DevTools protocol, ``benchmarks.browser``) and, ``--repeats`` times, each
@@ -15,8 +15,8 @@ time on a new page with a new synthetic street photo (so that no cached mask is 
   the time to the next painted frame.
 
 Medians (and the worst) go to stdout as a Markdown table. ``--shots DIR`` also writes
-``compare_1440.png`` and ``compare_390.png`` of an uploaded synthetic scene (the docs' pictures,
-of a shipped KITTI scene, are ``benchmarks/bench_cold_start.py --shots docs``)::
+``compare_1440.jpg`` and ``compare_390.jpg`` of an uploaded synthetic scene (the docs' pictures,
+of the shipped KITTI scenes, are ``benchmarks/screenshots.py``)::
 
     python -m benchmarks.bench_page --repeats 5
     python -m benchmarks.bench_page --repeats 0 --shots /tmp/shots
@@ -32,12 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.browser import CHROMIUM, NO_CHROMIUM, ROOT, SETTLED_JS, Browser, serve_app, wait_for
+from benchmarks.browser import (CHROMIUM, ENSEMBLE_RE, MODEL_RE, NO_CHROMIUM, ROOT, SETTLED_JS, Browser, full_page_shot,
+                                serve_app, settle, wait_for)
 from benchmarks.scenes import jpeg, synthetic_street
 from seg_core import settings
-
-MODEL_RE = r"^(U-Net|FCN-VGG16|FCN-ResNet50) \("
-ENSEMBLE_RE = r"^All three \(averaged\) \("
 
 
 class Page(Browser):
@@ -213,13 +211,9 @@ def screenshots(url: str, out_dir: Path, tmp: Path) -> None:
         try:
             open_compare(page, url)
             upload(page, path)
-            time.sleep(0.5)
-            full = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-            page.call("Emulation.setDeviceMetricsOverride", width=width, height=min(int(full) + 100, 2600 if width > 500 else 3200),
-                      deviceScaleFactor=1, mobile=width < 500)
-            time.sleep(1.0)
-            page.screenshot(out_dir / f"compare_{width}.png")
-            print(f"wrote {out_dir / f'compare_{width}.png'}")
+            settle(page)
+            full_page_shot(page, out_dir / f"compare_{width}.jpg", width, height, 2600 if width > 500 else 3200)
+            print(f"wrote {out_dir / f'compare_{width}.jpg'}")
         finally:
             page.close()
 

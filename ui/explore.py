@@ -138,7 +138,9 @@ def scatter_figure(frame: pd.DataFrame, x_model: str, y_model: str) -> go.Figure
     values = np.concatenate([frame[x].to_numpy(float), frame[y].to_numpy(float)])
     values = values[np.isfinite(values)]
     lo, hi = (max(0.0, values.min() - 0.03), min(1.0, values.max() + 0.03)) if len(values) else (0.0, 1.0)
-    fig.update_layout(xaxis={"title": x, "range": [lo, hi]}, yaxis={"title": y, "range": [lo, hi], "scaleanchor": "x"},
+    # The same range on both axes, so the diagonal is y = x; not tied to a square (scaleanchor),
+    # which made the x axis widen to fill the row (-0.2 to 1 for points between 0.2 and 0.6).
+    fig.update_layout(xaxis={"title": x, "range": [lo, hi]}, yaxis={"title": y, "range": [lo, hi]},
                       height=480, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=False,
                       clickmode="event+select", dragmode="pan",
                       title=f"Above the diagonal: {title(y_model)} does better on that image")

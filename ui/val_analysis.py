@@ -59,6 +59,12 @@ def val_folder_or_stop(what: str) -> Path:
     return folder
 
 
+def folder_name(folder: Path) -> str:
+    """How a page names the folder it scores: the shipped examples by name (a public app shows no
+    server path), any other folder by its path."""
+    return "the KITTI example scenes" if settings.is_examples(folder) else f"`{folder}`"
+
+
 def folder_stamp(folder: Path) -> str:
     """The folder's listing (names, sizes, times): a key for in-memory caches of its numbers."""
     return "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in list_pairs(folder))

@@ -24,8 +24,8 @@ import hashlib
 import json
 import shutil
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch

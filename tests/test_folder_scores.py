@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-from seg_core import folder_scores as fs
 from seg_core import ray_engine
 from seg_core.data import list_pairs, load_split
 from seg_core.folder_scores import cache_path, folder_scores, iter_folder_scores, read_cached, rows, score_split
@@ -197,5 +196,5 @@ def test_ray_scores_share_the_local_cache_and_load_the_drivers_backend(weights_d
     assert_same_scores(local, {**unstreamed(driver, pairs), "images": on_ray["images"]})
     assert ray_engine.run_scores(driver, folder, pairs, cache_dir=tmp_path / "cache")[0]["cached"]
     assert Predictor.from_dir(folder).models["unet"].label != driver.models["unet"].label  # "auto" takes the export
-    assert fs.cache_path("scores", Predictor.from_dir(folder), pairs, cache_dir=tmp_path / "cache") != \
-        fs.cache_path("scores", driver, pairs, cache_dir=tmp_path / "cache")
+    assert (cache_path("scores", Predictor.from_dir(folder), pairs, cache_dir=tmp_path / "cache")
+            != cache_path("scores", driver, pairs, cache_dir=tmp_path / "cache"))

@@ -194,6 +194,10 @@ GRID_IMAGES_JS = ("[...document.querySelectorAll('.seg-grid img')].filter(i => i
 SETTLED_JS = ("!document.querySelector('[data-stale=\"true\"]') && "
               "!document.querySelector('[data-testid=\"stStatusWidget\"]')")
 
+#: Gradio: any status bar still shown (a result is pending).
+GRADIO_BUSY_JS = ("[...document.querySelectorAll('.progress-text, .eta-bar, .meta-text, .meta-text-center')]"
+                  ".filter(e => e.offsetParent !== null).length")
+
 
 #: The Compare page's masks: how many of the three models' are decoded, and whether the ensemble's is.
 MODEL_RE = r"^(U-Net|FCN-VGG16|FCN-ResNet50) \("
@@ -243,9 +247,7 @@ def full_page_shot(browser: Browser, path: Path, width: int, height: int, cap: i
     return full
 
 
-#: Gradio: any status bar still shown (a result is pending), and the result pictures loaded.
-GRADIO_BUSY_JS = ("[...document.querySelectorAll('.progress-text, .eta-bar, .meta-text, .meta-text-center')]"
-                  ".filter(e => e.offsetParent !== null).length")
+#: Gradio: the result pictures loaded.
 GRADIO_IMAGES_JS = "document.querySelectorAll('img[src*=\"gradio_api\"]').length"
 
 

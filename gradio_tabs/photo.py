@@ -31,8 +31,8 @@ from seg_core.viz import ENSEMBLE_TIME, fit_within, legend, legend_rows, ms_text
 from ui.views import legend_html
 
 from .api import _prune
-from .common import (DEFAULT_OPACITY, INFER_WORKERS, checked_tta, decode, error_text, inference_errors, missing_note,
-                     user_error)
+from .common import (DEFAULT_OPACITY, INFER_WORKERS, NO_PHOTO, checked_tta, decode, error_text, inference_errors,
+                     missing_note, user_error)
 from .own_models import MAX_OWN, add_own_model, own_box, own_models, own_section
 
 N_EXAMPLES = 8
@@ -205,15 +205,30 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
     order = ARCH_NAMES + tuple(n for n in loaded if n not in ARCH_NAMES)
     shown = tuple(n for n in order if n in loaded)  # the order of ``overlays``
     overlays = []
-    # Tabs at the top, the result first: the photo, the examples and every model's overlay fill
-    # the first screen; the slider, class picture and confidence are one tab further.
+    # Tabs at the top, the result first. Three blocks in the order a phone stacks them: the photo,
+    # the masks (hidden there until there is a photo: four empty boxes pushed the examples off the
+    # first screen), then the examples and settings; on a wide screen the CSS grid (common.CSS)
+    # puts the examples under the photo, the masks on their right, two a row.
     with gr.Tabs():
         with gr.Tab("Compare", id="compare"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=280):
+            with gr.Row(elem_id="compare-row"):
+                with gr.Column(scale=1, min_width=280, elem_id="compare-photo"):
                     image = gr.Image(type="filepath", sources=["upload", "clipboard"], height=240,
                                      label="Photo (drag and drop; JPEG, PNG, WebP, BMP, GIF, TIFF; max 10 MB)")
                     error_box = gr.Markdown(visible=False, elem_id="page-error")
+                with gr.Column(scale=3, elem_id="compare-results", elem_classes=[NO_PHOTO]) as results:
+                    for row in range(0, len(order), 2):  # two a row: each over 400 px wide at 1440 px
+                        with gr.Row():
+                            for name in order[row : row + 2]:
+                                if name in loaded:
+                                    overlays.append(gr.Image(label=display_name(name), interactive=False))
+                                else:
+                                    gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
+                    with gr.Row():
+                        own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
+                    timing = gr.Markdown()
+                    legend_box = gr.HTML(elem_id="legend")
+                with gr.Column(scale=1, min_width=280, elem_id="compare-picks"):
                     if photos:
                         kitti = data_dir is not None and settings.is_examples(data_dir)
                         gr.Examples(examples=[[str(p)] for p in photos], inputs=[image],
@@ -231,18 +246,6 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
                     opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
                     mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
                                          info="each model also segments the mirrored photo; the two are averaged")
-                with gr.Column(scale=3):
-                    for row in range(0, len(order), 2):  # two a row: each over 400 px wide at 1440 px
-                        with gr.Row():
-                            for name in order[row : row + 2]:
-                                if name in loaded:
-                                    overlays.append(gr.Image(label=display_name(name), interactive=False))
-                                else:
-                                    gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
-                    with gr.Row():
-                        own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
-                    timing = gr.Markdown()
-                    legend_box = gr.HTML(elem_id="legend")
         with gr.Tab("Inspect", id="inspect"):
             picker = gr.Radio(choices=[(display_name(n), n) for n in loaded], value=loaded[0] if loaded else None,
                               label="Model for the slider, the class picture and the confidence")
@@ -281,6 +284,9 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
         return [mine, own_box(mine), *([gr.skip()] * len(own_inputs)), *on_image(value, pick, alpha, flip, mine)]
 
     page_out = [image, state, *views, error_box]
+    # The masks' boxes show as soon as there is a photo (their progress with them), before any model runs.
+    image.change(lambda value: gr.Column(elem_classes=[] if value else [NO_PHOTO]), [image], [results],
+                 queue=False, show_progress="hidden", preprocess=False, api_visibility="private")
     for trigger in (image, mirror):  # a new photo, or the same one with(out) mirror-image averaging
         trigger.change(on_image, [image, picker, opacity, mirror, own], page_out, preprocess=False,
                        concurrency_limit=INFER_WORKERS, concurrency_id="inference", api_visibility="private")

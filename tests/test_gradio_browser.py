@@ -1,7 +1,8 @@
-"""End to end in headless Chromium with a fake camera: the Gradio Webcam tab streams overlays back.
+"""End to end in headless Chromium: the Gradio page's layout after a pick or an upload, and the
+Webcam tab, with a fake camera, streaming overlays back.
 
-The test opens the Webcam tab, starts recording and reads the frame rate the page reports (frames
-handed back per second, as the viewer gets them), with ``benchmarks.bench_webcam``'s driver.
+The webcam test opens the Webcam tab, starts recording and reads the frame rate the page reports
+(frames handed back per second, as the viewer gets them), with ``benchmarks.bench_webcam``'s driver.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import sys
 
 import pytest
 
+from benchmarks.bench_gradio_page import GRADIO_INPUT, TITLES, mask_boxes, serve_gradio
 from benchmarks.bench_webcam import median_of_second_half, webcam_rates
-from benchmarks.browser import CHROMIUM, NO_CHROMIUM
+from benchmarks.browser import CHROMIUM, GRADIO_BUSY_JS, NO_CHROMIUM, ROOT, Browser, wait_for
 from benchmarks.load_test import free_port
+from benchmarks.scenes import jpeg, synthetic_street
 
 pytestmark = [  # pandas deprecations inside gradio's queue, not ours
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -40,3 +43,53 @@ def test_webcam_tab_streams_overlays_in_chromium(weights_dir, monkeypatch):
         app.demo.close()
     assert len(rates) >= 6, rates  # the rate was on the page for at least half the time
     assert median_of_second_half(rates) >= MIN_RATE, rates  # a stream of overlays, not a frame now and then
+
+
+def _compare_result(url: str, width: int, height: int, pick, shot) -> tuple[float, list[dict], float]:
+    """Open the page at ``width`` x ``height``, run ``pick(browser)`` (a click on an example, an
+    upload) and wait until the four result pictures are decoded and no progress bar is left; the
+    examples' top on landing, the pictures (top to bottom, left to right) and the page's scroll."""
+    browser = Browser(width=width, height=height)
+    try:
+        browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                     mobile=width < 500)
+        browser.call("Page.navigate", url=url)
+        gallery = wait_for(lambda: browser.evaluate(
+            "(() => { const g = document.querySelector('.gallery-item'); return g && g.getBoundingClientRect().top; })()"),
+            120, "the examples")
+        pick(browser)
+        wait_for(lambda: len(mask_boxes(browser)) >= 4 and not browser.evaluate(GRADIO_BUSY_JS), 180, "the four masks")
+        browser.painted()
+        browser.screenshot(shot)
+        return gallery, sorted(mask_boxes(browser), key=lambda m: (m["top"], m["left"])), browser.evaluate("scrollY")
+    finally:
+        browser.close()
+
+
+def test_compare_tab_puts_the_masks_first(weights_dir, tmp_path, monkeypatch):
+    """Space-like (the shipped KITTI examples, 256x256). On a 390x844 phone the examples are on the
+    landing's first screen, and after a click on one, or an upload, the first model's mask is whole
+    in the first screen, the others one a row under it (they were under the examples and the
+    settings, from 1,110 px down). At 1440x900 the four masks of a square example or a 2:1 upload
+    fill the first viewport, two a row, each in a box at least 400 px wide (a square example's
+    pictures were drawn 256 px wide), a 2:1 photo's drawn at least 400 px wide."""
+    monkeypatch.setenv("SPACE_ID", "org/space")
+    street = tmp_path / "street.jpg"
+    street.write_bytes(jpeg(synthetic_street(1024, 512, seed=3)))
+    picks = {"example": lambda b: b.evaluate("document.querySelectorAll('.gallery-item')[0].click()"),
+             "upload": lambda b: b.set_files(GRADIO_INPUT, street)}
+    with serve_gradio(weights_dir, ROOT / "examples") as url:
+        for width, height in ((390, 844), (1440, 900)):
+            for act, pick in picks.items():
+                gallery, masks, scrolled = _compare_result(url, width, height, pick, tmp_path / f"{act}_{width}.png")
+                where = (width, act, masks)
+                assert scrolled == 0 and [m["title"] for m in masks] == list(TITLES), where
+                if width < 500:
+                    assert gallery < height - 100, gallery  # the landing: the examples on the first screen
+                    assert masks[0]["top"] + masks[0]["height"] <= height, where
+                    assert all(m["box_width"] > 300 for m in masks), where  # one a row, as wide as the screen
+                else:
+                    assert all(m["top"] + m["height"] <= height for m in masks), where
+                    assert len({round(m["top"]) for m in masks}) == 2 and min(m["box_width"] for m in masks) >= 400, where
+                    if act == "upload":
+                        assert min(m["width"] for m in masks) >= 400, where

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from seg_core.analysis import class_iou, paired_bootstrap
+from seg_core.analysis import class_iou, miou_of, paired_bootstrap
 from seg_core.palette import CLASS_NAMES
 from seg_core.folder_scores import rows
 from seg_core.registry import ENSEMBLE, display_name, model_color
@@ -34,6 +34,15 @@ def scores_frame(scores: dict) -> pd.DataFrame:
     (``seg_core.folder_scores.rows``: the per-image rule of ``seg_core.metrics.IMAGE_SCORE_RULE``)."""
     frame = pd.DataFrame(rows(scores, CLASS_NAMES))
     return frame.rename(columns={f"{n} {k}": f"{title(n)} {k}" for n in scores["models"] for k in ("mIoU", "pixel acc")})
+
+
+def progress_text(part: dict) -> str:
+    """What a first visit says while the scores stream in: how many images are scored so far, and
+    each model's mIoU over them (their summed confusion matrices, as the whole-folder figures)."""
+    mious = " · ".join(f"{title(n)} {float(miou_of(np.asarray(part['matrices'][n]).sum(0))):.3f}"
+                       for n in part["models"])
+    return (f"**{part['done']} of {part['total']} images scored so far** (every model and the ensemble; once, "
+            f"cached afterwards). mIoU over them: {mious}")
 
 
 def mean_miou(frame: pd.DataFrame, models: list[str]) -> pd.Series:

@@ -247,20 +247,32 @@ def full_page_shot(browser: Browser, path: Path, width: int, height: int, cap: i
     return full
 
 
-#: Gradio: the result pictures loaded.
-GRADIO_IMAGES_JS = "document.querySelectorAll('img[src*=\"gradio_api\"]').length"
+#: Gradio: the src of each decoded picture of the Compare tab's results (a new result changes them all).
+GRADIO_RESULTS_JS = ("[...document.querySelectorAll('#compare-results .block img')]"
+                     ".filter(i => i.complete && i.naturalWidth > 0 && i.offsetParent).map(i => i.src)")
+
+
+def gradio_open(page: Browser, url: str, timeout: float) -> None:
+    """Open the Gradio page and wait until it has settled: on the shipped KITTI scenes (a Space),
+    with the first example's results, which the page computes as it loads."""
+    page.call("Page.navigate", url=url)
+    wait_for(lambda: page.evaluate("document.querySelectorAll('.gallery-item').length"), timeout, "the examples")
+    settle(page, timeout)
 
 
 def gradio_click_example(page: Browser, url: str, index: int, timeout: float) -> float:
-    """Open the Gradio page, click example ``index`` and wait until its results are shown; the
-    seconds from the click."""
-    page.call("Page.navigate", url=url)
-    wait_for(lambda: page.evaluate("document.querySelectorAll('.gallery-item').length"), timeout, "the examples")
+    """Open the Gradio page (``gradio_open``), click example ``index`` (not the one it landed on)
+    and wait until its results replace the pictures shown; the seconds from the click."""
+    gradio_open(page, url, timeout)
+    before = set(page.evaluate(GRADIO_RESULTS_JS) or [])
     t0 = time.perf_counter()
     page.evaluate(f"document.querySelectorAll('.gallery-item')[{index}].click()")
-    time.sleep(0.5)  # the status bars appear
-    wait_for(lambda: page.evaluate(GRADIO_BUSY_JS) == 0 and page.evaluate(GRADIO_IMAGES_JS) >= 10, timeout,
-             "the example's results")
+
+    def shown():
+        srcs = page.evaluate(GRADIO_RESULTS_JS) or []
+        return len(srcs) >= 4 and not set(srcs) & before and not page.evaluate(GRADIO_BUSY_JS)
+
+    wait_for(shown, timeout, "the example's results", interval=0.05)
     return time.perf_counter() - t0
 
 

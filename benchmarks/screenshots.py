@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.browser import (CHROMIUM, GRID_JS, NO_CHROMIUM, ROOT, Browser, app_server, full_page_shot,
-                                gradio_click_example, settle, wait_for)
+                                gradio_click_example, gradio_open, settle, wait_for)
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
 from seg_core.settings import EXAMPLES_DIR
 
@@ -138,7 +138,7 @@ def gradio_shots(weights: Path, out: Path, tabs: list[str], widths: list[int], c
         steps = [(name, lambda page, label=GRADIO_TABS[name]: show_tab(page, label)) for name in tabs]
         if "video" in tabs:  # the tab again, once the example clip is segmented
             steps.insert(tabs.index("video") + 1, ("video_clip", lambda page: gradio_clip(page, clip, timeout)))
-        return tour("gradio", steps, widths, out, timeout, lambda page: gradio_click_example(page, url, 0, timeout))
+        return tour("gradio", steps, widths, out, timeout, lambda page: gradio_open(page, url, timeout))  # its landing: the first example
     finally:
         stop(proc)
 

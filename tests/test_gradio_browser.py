@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.bench_gradio_page import GRADIO_INPUT, TITLES, mask_boxes, serve_gradio
 from benchmarks.bench_webcam import median_of_second_half, webcam_rates
-from benchmarks.browser import CHROMIUM, GRADIO_BUSY_JS, NO_CHROMIUM, ROOT, Browser, wait_for
+from benchmarks.browser import CHROMIUM, GRADIO_BUSY_JS, GRADIO_RESULTS_JS, NO_CHROMIUM, ROOT, Browser, wait_for
 from benchmarks.load_test import free_port
 from benchmarks.scenes import jpeg, synthetic_street
 
@@ -45,15 +45,11 @@ def test_webcam_tab_streams_overlays_in_chromium(weights_dir, monkeypatch):
     assert median_of_second_half(rates) >= MIN_RATE, rates  # a stream of overlays, not a frame now and then
 
 
-#: The src of every decoded picture of the Compare tab's result boxes (to see a new result arrive).
-SRCS_JS = "[...document.querySelectorAll('#compare-results .block img')].filter(i => i.complete && i.naturalWidth > 0).map(i => i.src)"
-
-
 def _four_masks(browser: Browser, before: list[str] = ()) -> list[dict]:
     """Wait until the four result pictures are decoded, none of them one of ``before`` (a new
     result), and no progress bar is left; they are returned top to bottom, left to right."""
     def ready():
-        srcs = browser.evaluate(SRCS_JS) or []
+        srcs = browser.evaluate(GRADIO_RESULTS_JS) or []
         return (len(mask_boxes(browser)) >= 4 and not browser.evaluate(GRADIO_BUSY_JS)
                 and len(srcs) >= 4 and not set(srcs) & set(before))
     wait_for(ready, 180, "the four masks")
@@ -99,7 +95,7 @@ def test_compare_tab_lands_on_an_example_and_puts_the_masks_first(weights_dir, t
                 if width > 500:
                     assert gallery < height - 100, gallery  # the examples on the first screen too
                 for act, pick in picks.items():
-                    before = browser.evaluate(SRCS_JS)
+                    before = browser.evaluate(GRADIO_RESULTS_JS)
                     pick(browser)
                     masks = _four_masks(browser, before)
                     browser.screenshot(tmp_path / f"{act}_{width}.png")

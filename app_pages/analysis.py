@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from seg_core import settings
 from seg_core.analysis import miou_of
 from ui import explore, val_analysis
 
@@ -20,7 +21,8 @@ conf, _ = val_analysis.confidence(pred, folder, tta)
 models = scores["models"]
 n_images = len(scores["images"])
 
-st.markdown(f"#### The models over the validation folder ({n_images} images)")
+kitti = settings.is_examples(folder)
+st.markdown(f"#### The models over {'the KITTI example scenes' if kitti else 'the validation folder'} ({n_images} images)")
 backends = pred.backends()
 rows = []
 for name in models:
@@ -37,7 +39,8 @@ st.caption(f"{n_images} images, segmented by the models the app runs (so an mIoU
            "pixel is more confident than a wrong one (0.5: the confidence knows nothing, 1: it separates them "
            "perfectly). ECE: how far, on average over pixels, the confidence is from the share of right pixels "
            "at that confidence (0: calibrated). The ensemble's weights (`weights/ensemble.json`) were chosen on "
-           "half of these images, so its row here is slightly optimistic; docs/analysis.md gives its held-out figure.")
+           + ("half of the Cityscapes val images, not on these scenes." if kitti else
+              "half of these images, so its row here is slightly optimistic; docs/analysis.md gives its held-out figure."))
 
 st.markdown("#### Reliability diagram")
 st.plotly_chart(explore.reliability_figure(conf), key="analysis_reliability")

@@ -4,13 +4,17 @@ A sortable table of per-image scores with shortcuts (hardest scenes, largest dis
 one architecture beats another most), a scatter of one model's per-image mIoU against another's,
 per-class IoU per model, and the confusions that differ most between two models. Clicking a row
 or a point opens that scene in a dialog with the interactive viewer (and on the other pages).
+A first visit to a folder streams: the table fills a chunk of images at a time (with how many are
+scored so far), and the charts follow once every image is scored and cached.
 """
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from seg_core.data import DataError
+from seg_core.folder_scores import score_names
 from ui import common, downloads, explore, pickers, val_analysis
 from ui.figures import iou_figure
 from ui.scenes import display_scale, scene_from_file
@@ -20,13 +24,8 @@ PICK = "explorer_pick"
 pred, folder = val_analysis.open_page("Val explorer", "The val explorer")
 pickers.scene_from_query()  # ?scene=12.jpg opens that scene
 tta = val_analysis.folder_tta(pred, folder, ("scores",))
-scores, seconds = val_analysis.scores(pred, folder, tta)
-frame = explore.scores_frame(scores)
-models = scores["models"]
-st.caption(f"{len(frame)} images of `{folder}`, scored by {', '.join(map(explore.title, models))} "
-           f"({', '.join(sorted(set(pred.backends().values())))}) "
-           + ("(read from the cache)" if scores["cached"] else f"in {seconds:.0f} s (cached for the next visit)")
-           + ". mIoU per image counts only the classes present in the label or the mask.")
+models = score_names(pred)
+summary = st.empty()  # while a first visit scores: how many images so far; then what scored them
 
 
 def _pick(name: str) -> None:
@@ -56,12 +55,39 @@ st.markdown("#### Per-image scores")
 shortcuts = ["By name"] + [s for s in explore.SHORTCUTS
                            if "beats" not in s or {"unet", "fcn_resnet50"} <= set(models)]
 kind = st.segmented_control("Shortcut", shortcuts, default=shortcuts[0], key="explorer_shortcut") or shortcuts[0]
-table = frame if kind == "By name" else explore.shortcut(frame, kind, models)
+table_slot = st.empty()
+
+
+def _sorted(frame):
+    return frame if kind == "By name" else explore.shortcut(frame, kind, models)
+
+
+def _numbers(table) -> dict:
+    return {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if c != "image"}
+
+
+_chunks = []  # a first visit's rows, a chunk of images at a time
+
+
+def _show_part(part: dict) -> None:
+    """A first visit: the rows scored so far, sorted as asked, while the rest are scored."""
+    _chunks.append(explore.scores_frame(part["chunk"]))
+    table = _sorted(pd.concat(_chunks, ignore_index=True))
+    table_slot.dataframe(table, hide_index=True, height=320, column_config=_numbers(table))
+
+
+scores, seconds = val_analysis.scores(pred, folder, tta, slot=summary, on_part=_show_part)
+frame = explore.scores_frame(scores)
+models = scores["models"]
+summary.caption(f"{len(frame)} images of {val_analysis.folder_name(folder)}, scored by {', '.join(map(explore.title, models))} "
+                f"({', '.join(sorted(set(pred.backends().values())))}) "
+                + ("(read from the cache)" if scores["cached"] else f"in {seconds:.0f} s (cached for the next visit)")
+                + ". mIoU per image counts only the classes present in the label or the mask.")
+table = _sorted(frame)
 st.session_state["_explorer_shown"] = list(table["image"])
 st.session_state["_explorer_images"] = list(frame["image"])
-number = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if c != "image"}
-st.dataframe(table, hide_index=True, height=320, column_config=number, on_select=_on_table,
-             selection_mode="single-row", key="explorer_table")
+table_slot.dataframe(table, hide_index=True, height=320, column_config=_numbers(table), on_select=_on_table,
+                     selection_mode="single-row", key="explorer_table")
 st.caption("Click a row to open the scene. Sort by any column with its header.")
 
 # --- scatter --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ common.show_missing(pred)
 pickers.scene_from_query()
 scene = common.current_scene()
 if scene is None or scene.label is None:
-    st.info("This page needs a scene with a label: pick a validation scene below, or upload a "
+    st.info("This page needs a scene with a label: pick a labelled scene below, or upload a "
             "photo | label pair (twice as wide as high) on the Compare page."
             + (f" The current image, {scene.name}, has no label." if scene else ""))
     pickers.gallery_picker()

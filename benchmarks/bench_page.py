@@ -1,4 +1,4 @@
-"""How fast the Compare page feels, measured in headless Chromium; and its screenshots for the docs.
+"""How fast the Compare page feels, measured in headless Chromium; and screenshots of an upload.
 
 Starts ``streamlit run app.py`` (``--weights``, ``--data``), opens the page in a fresh Chromium
 (DevTools protocol, ``benchmarks.browser``) and, ``--repeats`` times, each
@@ -15,8 +15,8 @@ time on a new page with a new synthetic street photo (so that no cached mask is 
   the time to the next painted frame.
 
 Medians (and the worst) go to stdout as a Markdown table. ``--shots DIR`` also writes
-``compare_1440.png`` and ``compare_390.png`` of an uploaded synthetic scene (the docs' pictures,
-of a shipped KITTI scene, are ``benchmarks/bench_cold_start.py --shots docs``)::
+``compare_1440.jpg`` and ``compare_390.jpg`` of an uploaded synthetic scene (the docs' pictures,
+of the shipped KITTI scenes, are ``benchmarks/screenshots.py``)::
 
     python -m benchmarks.bench_page --repeats 5
     python -m benchmarks.bench_page --repeats 0 --shots /tmp/shots
@@ -32,12 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.browser import CHROMIUM, NO_CHROMIUM, ROOT, SETTLED_JS, Browser, serve_app, wait_for
+from benchmarks.browser import (CHROMIUM, ENSEMBLE_RE, MODEL_RE, NO_CHROMIUM, ROOT, SETTLED_JS, Browser, full_page_shot,
+                                serve_app, settle, wait_for)
 from benchmarks.scenes import jpeg, synthetic_street
 from seg_core import settings
-
-MODEL_RE = r"^(U-Net|FCN-VGG16|FCN-ResNet50) \("
-ENSEMBLE_RE = r"^All three \(averaged\) \("
 
 
 class Page(Browser):
@@ -74,10 +72,23 @@ class Page(Browser):
             time.sleep(0.02)
 
 
-#: Installed in the page: records when the three masks are decoded, when the ensemble's is, whether
-#: its cell said "averaging…" meanwhile, and when the page is idle, with ``performance.now()``, on
-#: every animation frame.
-WATCH_JS = """
+#: The Compare page's pictures that are decoded, by their titles; its notes (the ensemble's
+#: "averaging…"); and whether it is busy (a stale element, the running status).
+STREAMLIT_PAGE = {
+    "images": "[...document.querySelectorAll('.seg-grid img')].filter(i => i.complete && i.naturalWidth > 0).map(i => i.alt)",
+    "notes": "[...document.querySelectorAll('.seg-grid .seg-note')].map(n => n.textContent)",
+    "busy": "document.querySelector('[data-stale=\"true\"]') || document.querySelector('[data-testid=\"stStatusWidget\"]')",
+    "models": MODEL_RE, "ensemble": ENSEMBLE_RE,
+}
+
+
+def watch_js(images: str, notes: str, busy: str, models: str, ensemble: str) -> str:
+    """Installed in a page: records when the three masks are decoded, when the ensemble's is,
+    whether a note said "averaging…" meanwhile, and when the page is idle, with ``performance.now()``
+    on every animation frame. ``images``, ``notes``, ``busy``: JavaScript expressions for the
+    titles of the decoded pictures, the notes shown and whether the page is busy; ``models`` and
+    ``ensemble``: the regular expressions a mask's and the ensemble's titles match."""
+    return """
 (() => {
   const t = window.__t = {start: null, masks: null, ensemble: null, waited: false, idle: null, quietSince: null};
   const re = new RegExp(%s), ens = new RegExp(%s);
@@ -86,13 +97,13 @@ WATCH_JS = """
   const tick = () => {
     const now = performance.now();
     if (t.start !== null) {
-      const imgs = [...document.querySelectorAll('.seg-grid img')].filter(i => re.test(i.alt) && i.complete && i.naturalWidth > 0);
-      if (t.masks === null && imgs.length >= 3) t.masks = now;
+      const titles = %s;
+      if (t.masks === null && titles.filter(a => re.test(a)).length >= 3) t.masks = now;
       if (t.masks !== null && t.ensemble === null) {
-        if ([...document.querySelectorAll('.seg-grid img')].some(i => ens.test(i.alt) && i.complete && i.naturalWidth > 0)) t.ensemble = now;
-        else if ([...document.querySelectorAll('.seg-grid .seg-note')].some(n => n.textContent.includes('averaging'))) t.waited = true;
+        if (titles.some(a => ens.test(a))) t.ensemble = now;
+        else if ((%s).some(n => n.includes('averaging'))) t.waited = true;
       }
-      const busy = document.querySelector('[data-stale="true"]') || document.querySelector('[data-testid="stStatusWidget"]');
+      const busy = %s;
       if (t.masks !== null && t.ensemble !== null && !busy) { if (t.quietSince === null) t.quietSince = now; if (now - t.quietSince > 300 && t.idle === null) t.idle = t.quietSince; }
       else t.quietSince = null;
     }
@@ -100,7 +111,8 @@ WATCH_JS = """
   };
   requestAnimationFrame(tick);
 })();
-""" % (json.dumps(MODEL_RE), json.dumps(ENSEMBLE_RE))
+""" % (json.dumps(models), json.dumps(ensemble), images, notes, busy)
+
 
 OVERLAY_JS = """
 (() => {
@@ -114,16 +126,20 @@ OVERLAY_JS = """
 """
 
 
-def open_compare(page: Page, url: str) -> None:
+STREAMLIT_INPUT = '[data-testid="stFileUploaderDropzoneInput"]'
+
+
+def open_compare(page: Page, url: str, file_input: str = STREAMLIT_INPUT, watch: dict = STREAMLIT_PAGE) -> None:
+    """Open the page at ``url``, wait for its ``file_input`` and install ``watch_js(**watch)``."""
     page.call("Page.navigate", url=url)
-    wait_for(lambda: page.evaluate("!!document.querySelector('[data-testid=\"stFileUploaderDropzoneInput\"]')"), 120,
-             "the uploader")
-    page.evaluate(WATCH_JS)
+    wait_for(lambda: page.evaluate(f"!!document.querySelector({json.dumps(file_input)})"), 120, "the file input")
+    page.evaluate(watch_js(**watch))
 
 
-def upload(page: Page, path: Path, timeout: float = 120) -> dict:
+def upload(page: Page, path: Path, timeout: float = 120, file_input: str = STREAMLIT_INPUT) -> dict:
+    """Set ``path`` on the page's file input; seconds to the masks, the ensemble and idle."""
     page.evaluate("window.__t.start = performance.now()")  # in case no event reaches the document
-    page.set_files('[data-testid="stFileUploaderDropzoneInput"]', path)
+    page.set_files(file_input, path)
     t = wait_for(lambda: (v := page.evaluate("JSON.stringify(window.__t)")) and json.loads(v)["idle"] is not None
                  and json.loads(v), timeout, "the page to show the masks and go idle")
     return {"masks": (t["masks"] - t["start"]) / 1000, "ensemble": (t["ensemble"] - t["start"]) / 1000,
@@ -170,24 +186,32 @@ def seam_step(page: Page) -> dict:
     return {"seam_ms": ms[0], "clip": ms[1], "frames_sent": sum(k == "webSocketFrameSent" for k, _, _ in frames)}
 
 
-def measure(url: str, repeats: int, size: tuple[int, int], tmp: Path) -> list[dict]:
+def streamlit_run(page: Page, url: str, path: Path) -> dict:
+    """One run on the Streamlit page: the upload, an opacity step and a seam step."""
+    open_compare(page, url)
+    row = upload(page, path)
+    click_text(page, '[data-testid="stButtonGroup"] button', "Overlays")
+    wait_for(lambda: page.evaluate("!!document.querySelector('[data-testid=\"stSlider\"] input')"), 30, "the slider")
+    idle(page)
+    row.update(opacity_step(page))
+    click_text(page, '[data-testid="stButtonGroup"] button', "Before / after")
+    idle(page)
+    wait_for(lambda: page.evaluate("(() => { const f = document.querySelector('iframe'); return !!(f && f.contentDocument"
+                                   " && f.contentDocument.getElementById('box')); })()"), 30, "the slider")
+    row.update(seam_step(page))
+    return row
+
+
+def measure(url: str, repeats: int, size: tuple[int, int], tmp: Path, one_run=streamlit_run) -> list[dict]:
+    """``repeats`` rows of ``one_run(page, url, photo)``, each on a new page with a new drawn street
+    of ``size``; the first run warms the models up and is not counted."""
     rows = []
-    for i in range(repeats + 1):  # the first run warms the models up and is not counted
+    for i in range(repeats + 1):
         page = Page(1440, 1000)
         try:
-            open_compare(page, url)
             path = tmp / f"street_{i}.jpg"
             path.write_bytes(jpeg(synthetic_street(*size, seed=100 + i)))
-            row = upload(page, path)
-            click_text(page, '[data-testid="stButtonGroup"] button', "Overlays")
-            wait_for(lambda: page.evaluate("!!document.querySelector('[data-testid=\"stSlider\"] input')"), 30, "the slider")
-            idle(page)
-            row.update(opacity_step(page))
-            click_text(page, '[data-testid="stButtonGroup"] button', "Before / after")
-            idle(page)
-            wait_for(lambda: page.evaluate("(() => { const f = document.querySelector('iframe'); return !!(f && f.contentDocument"
-                                           " && f.contentDocument.getElementById('box')); })()"), 30, "the slider")
-            row.update(seam_step(page))
+            row = one_run(page, url, path)
         finally:
             page.close()
         if i:
@@ -213,38 +237,49 @@ def screenshots(url: str, out_dir: Path, tmp: Path) -> None:
         try:
             open_compare(page, url)
             upload(page, path)
-            time.sleep(0.5)
-            full = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-            page.call("Emulation.setDeviceMetricsOverride", width=width, height=min(int(full) + 100, 2600 if width > 500 else 3200),
-                      deviceScaleFactor=1, mobile=width < 500)
-            time.sleep(1.0)
-            page.screenshot(out_dir / f"compare_{width}.png")
-            print(f"wrote {out_dir / f'compare_{width}.png'}")
+            settle(page)
+            full_page_shot(page, out_dir / f"compare_{width}.jpg", width, height, 2600 if width > 500 else 3200)
+            print(f"wrote {out_dir / f'compare_{width}.jpg'}")
         finally:
             page.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+UPLOAD_FIELDS = (("masks", "three masks shown (s)"), ("ensemble", "ensemble's mask shown (s)"), ("idle", "page idle (s)"))
+
+
+def print_table(rows: list[dict], title: str, fields: tuple[tuple[str, str], ...]) -> None:
+    """The median and the worst of each of ``fields`` (key, label) over ``rows``, as Markdown."""
+    if not rows:
+        return
+    print(f"\n| {title}, {len(rows)} runs | median | worst |\n|---|---|---|")
+    for key, label in fields:
+        values = [r[key] for r in rows]
+        print(f"| {label} | {statistics.median(values):.3f} | {max(values):.3f} |")
+
+
+def page_arguments(description: str) -> argparse.ArgumentParser:
+    """The options both page benchmarks take: --weights, --data, --repeats, --size."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--weights", default=str(ROOT / "weights"))
     parser.add_argument("--data", default=str(settings.DEFAULT_DATA_DIR))
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--size", default="2048x1024", help="upload width x height")
+    parser.add_argument("--size", default="2048x1024", type=lambda v: tuple(int(n) for n in v.lower().split("x")),
+                        help="upload width x height")
+    return parser
+
+
+def main() -> None:
+    parser = page_arguments(__doc__.split("\n")[0])
     parser.add_argument("--shots", default=None, help="folder to write the 1440 and 390 px screenshots into")
     args = parser.parse_args()
     if CHROMIUM is None:
         raise SystemExit(NO_CHROMIUM)
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = args.size
     with tempfile.TemporaryDirectory() as tmp, serve_app(Path(args.weights), Path(args.data), Path(tmp) / "streamlit.log") as url:
         rows = measure(url, args.repeats, size, Path(tmp)) if args.repeats else []
-        if rows:
-            print(f"\n| {size[0]}x{size[1]} upload, {len(rows)} runs | median | worst |\n|---|---|---|")
-            for key, label in (("masks", "three masks shown (s)"), ("ensemble", "ensemble's mask shown (s)"),
-                               ("idle", "page idle (s)"),
-                               ("browser", "opacity step, browser (s)"), ("server", "opacity step, server (s)"),
-                               ("seam_ms", "before/after step to paint (ms)"), ("frames_sent", "before/after: frames sent to the server")):
-                values = [r[key] for r in rows]
-                print(f"| {label} | {statistics.median(values):.3f} | {max(values):.3f} |")
+        print_table(rows, f"{size[0]}x{size[1]} upload", UPLOAD_FIELDS + (
+            ("browser", "opacity step, browser (s)"), ("server", "opacity step, server (s)"),
+            ("seam_ms", "before/after step to paint (ms)"), ("frames_sent", "before/after: frames sent to the server")))
         if args.shots:
             Path(args.shots).mkdir(parents=True, exist_ok=True)
             screenshots(url, Path(args.shots), Path(tmp))

@@ -4,8 +4,8 @@ Chromium is driven over the DevTools protocol with the ``websockets`` client tha
 already depends on, so the only extra need is the Debian ``chromium`` package (``CHROMIUM`` is
 ``None`` without it, and the tests skip). Tests and benchmarks both import it from here, so no
 module outside ``tests/`` imports a test. Run as a script it screenshots the Compare page on a val
-scene, outside the repository (a Cityscapes photo may not be shipped; the docs' screenshots, of a
-shipped KITTI scene, come from ``benchmarks/bench_cold_start.py --shots docs``)::
+scene, outside the repository (a Cityscapes photo may not be shipped; the docs' screenshots, of the
+shipped KITTI scenes, come from ``benchmarks/screenshots.py``)::
 
     python -m benchmarks.browser --out /tmp/compare.png            # weights/, the real val folder
     python -m benchmarks.browser --weights runs/unet/best.safetensors --out /tmp/compare.png
@@ -60,10 +60,13 @@ def serve_app(weights: Path, data: Path, log: Path, timeout: float = 90):
 
 
 @contextlib.contextmanager
-def app_server(weights: Path, data: Path, log: Path, timeout: float = 90, options: tuple[str, ...] = ()):
-    """``serve_app`` with more ``streamlit run`` options; yields the base URL and the server process."""
+def app_server(weights: Path, data: Path | None, log: Path, timeout: float = 90, options: tuple[str, ...] = ()):
+    """``serve_app`` with more ``streamlit run`` options; yields the base URL and the server process.
+    ``data=None`` leaves ``SEG_DATA_DIR`` unset, as on a Space (``settings.data_dir`` decides)."""
     port = free_port()
-    env = {**os.environ, "SEG_WEIGHTS_DIR": str(weights), "SEG_DATA_DIR": str(data)}
+    env = {k: v for k, v in os.environ.items() if k != "SEG_DATA_DIR"} | {"SEG_WEIGHTS_DIR": str(weights)}
+    if data is not None:
+        env["SEG_DATA_DIR"] = str(data)
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none", *options]
@@ -151,8 +154,15 @@ class Browser:
     def text(self) -> str:
         return self.evaluate("document.body.innerText") or ""
 
-    def screenshot(self, path: Path) -> None:
-        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+    def screenshot(self, path: Path, quality: int | None = None) -> None:
+        """The viewport as a PNG, or as a JPEG of ``quality`` (smaller, and its colours stay true)."""
+        fmt = {"format": "png"} if quality is None else {"format": "jpeg", "quality": quality}
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", **fmt)["data"]))
+
+    def viewport(self, width: int, height: int) -> None:
+        """Resize the page; under 500 px wide it is a phone's (touch, mobile layout rules)."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                  mobile=width < 500)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -183,6 +193,87 @@ GRID_IMAGES_JS = ("[...document.querySelectorAll('.seg-grid img')].filter(i => i
                   ".map(i => { const r = i.getBoundingClientRect(); return {alt: i.alt, top: r.top + scrollY, bottom: r.bottom + scrollY}; })")
 SETTLED_JS = ("!document.querySelector('[data-stale=\"true\"]') && "
               "!document.querySelector('[data-testid=\"stStatusWidget\"]')")
+
+#: Gradio: any status bar still shown (a result is pending).
+GRADIO_BUSY_JS = ("[...document.querySelectorAll('.progress-text, .eta-bar, .meta-text, .meta-text-center')]"
+                  ".filter(e => e.offsetParent !== null).length")
+
+
+#: The Compare page's masks: how many of the three models' are decoded, and whether the ensemble's is.
+MODEL_RE = r"^(U-Net|FCN-VGG16|FCN-ResNet50) \("
+ENSEMBLE_RE = r"^All three \(averaged\) \("
+GRID_JS = """(() => { const imgs = [...document.querySelectorAll('.seg-grid img')].filter(i => i.complete && i.naturalWidth > 0);
+  return {masks: imgs.filter(i => new RegExp(%s).test(i.alt)).length,
+          ensemble: imgs.some(i => new RegExp(%s).test(i.alt))}; })()""" % (json.dumps(MODEL_RE), json.dumps(ENSEMBLE_RE))
+#: Either app: what is still coming (a rerun, a spinner, a pending Gradio result, an image, a chart).
+BUSY_JS = """[...document.querySelectorAll('[data-stale="true"], [data-testid="stStatusWidget"], [data-testid="stSpinner"], [data-testid="stSkeleton"]'),
+  ...[...document.querySelectorAll('.progress-text, .eta-bar, .meta-text, .meta-text-center')].filter(e => e.offsetParent !== null),
+  ...[...document.images].filter(i => !i.complete),
+  ...[...document.querySelectorAll('.js-plotly-plot')].filter(p => !p.querySelector('.main-svg'))].length"""
+#: The page's whole height: Streamlit scrolls inside its main block (less the block's blank padding
+#: at the bottom, kept for a chat input), Gradio the document.
+PAGE_HEIGHT_JS = """(() => { const block = document.querySelector('[data-testid="stMainBlockContainer"]');
+  if (!block) return document.documentElement.scrollHeight;
+  const main = document.querySelector('[data-testid="stMain"]');
+  return Math.ceil(block.getBoundingClientRect().bottom + main.scrollTop - parseFloat(getComputedStyle(block).paddingBottom)) + 32; })()"""
+
+
+def settle(browser: Browser, timeout: float = 180, quiet: float = 1.5) -> None:
+    """Wait until nothing is loading and the page's height has not changed for ``quiet`` seconds
+    (Streamlit draws a page in several steps, each one idle for a moment), then until it is painted."""
+    seen = {"state": None, "since": 0.0}
+
+    def check():
+        state = browser.evaluate(f"[{BUSY_JS}, document.fonts.status, {PAGE_HEIGHT_JS}]")
+        now = time.monotonic()
+        if not state or state[0] or state[1] != "loaded" or state != seen["state"]:  # None: a page in between
+            seen.update(state=state, since=now)
+            return False
+        return now - seen["since"] >= quiet
+
+    wait_for(check, timeout, "the page to settle")
+    browser.painted()
+
+
+def full_page_shot(browser: Browser, path: Path, width: int, height: int, cap: int, quality: int = 80) -> int:
+    """Grow the viewport to the page's whole height (at most ``cap``), screenshot it as a JPEG and
+    size it back to ``height``; returns the height shot. The viewport grows rather than the capture:
+    both apps scroll inside a block as tall as the window."""
+    full = min(max(int(browser.evaluate(PAGE_HEIGHT_JS)), height), cap)
+    browser.viewport(width, full)
+    settle(browser, quiet=0.5)
+    browser.screenshot(path, quality=quality)
+    browser.viewport(width, height)
+    return full
+
+
+#: Gradio: the src of each decoded picture of the Compare tab's results (a new result changes them all).
+GRADIO_RESULTS_JS = ("[...document.querySelectorAll('#compare-results .block img')]"
+                     ".filter(i => i.complete && i.naturalWidth > 0 && i.offsetParent).map(i => i.src)")
+
+
+def gradio_open(page: Browser, url: str, timeout: float) -> None:
+    """Open the Gradio page and wait until it has settled: on the shipped KITTI scenes (a Space),
+    with the first example's results, which the page computes as it loads."""
+    page.call("Page.navigate", url=url)
+    wait_for(lambda: page.evaluate("document.querySelectorAll('.gallery-item').length"), timeout, "the examples")
+    settle(page, timeout)
+
+
+def gradio_click_example(page: Browser, url: str, index: int, timeout: float) -> float:
+    """Open the Gradio page (``gradio_open``), click example ``index`` (not the one it landed on)
+    and wait until its results replace the pictures shown; the seconds from the click."""
+    gradio_open(page, url, timeout)
+    before = set(page.evaluate(GRADIO_RESULTS_JS) or [])
+    t0 = time.perf_counter()
+    page.evaluate(f"document.querySelectorAll('.gallery-item')[{index}].click()")
+
+    def shown():
+        srcs = page.evaluate(GRADIO_RESULTS_JS) or []
+        return len(srcs) >= 4 and not set(srcs) & before and not page.evaluate(GRADIO_BUSY_JS)
+
+    wait_for(shown, timeout, "the example's results", interval=0.05)
+    return time.perf_counter() - t0
 
 
 def model_images(browser: Browser) -> list[dict]:

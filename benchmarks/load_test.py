@@ -67,10 +67,11 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
 
 
-def start_server(weights: Path, port: int) -> subprocess.Popen:
-    """``python gradio_app.py``, the entry point a Space runs, on 127.0.0.1:``port``."""
+def start_server(weights: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python gradio_app.py``, the entry point a Space runs, on 127.0.0.1:``port`` (``env``: more
+    environment variables)."""
     env = {**os.environ, "SEG_WEIGHTS_DIR": str(weights), "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), **(env or {})}
     return subprocess.Popen([sys.executable, "gradio_app.py"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -2,8 +2,8 @@
 
 Sky, buildings with windows, trees, road and sidewalks, cars and a pole, blurred and with
 sensor-like noise: something the models can segment, made here, so that no Cityscapes image is
-needed or shipped (their licence forbids it). ``benchmarks/bench_page.py --shots docs`` draws the
-docs' screenshots from it, and ``tests/test_shipped_weights.py`` checks the shipped int8 files on it.
+needed or shipped (their licence forbids it). ``benchmarks/bench_page.py`` uploads it, and
+``tests/test_shipped_weights.py`` checks the shipped int8 files on it.
 """
 
 from __future__ import annotations

@@ -29,9 +29,21 @@ DEFAULT_CONCURRENCY = 2
 
 DEFAULT_OPACITY = 0.5
 
-#: The legend is a plain table: no borders from the theme's table style.
+#: The class of the Compare tab's masks while it has no photo (they are hidden on a phone then).
+NO_PHOTO = "no-photo"
+#: The legend is a plain table: no borders from the theme's table style. The Compare tab (``photo.page``):
+#: on a phone its blocks stack, the photo, the masks (once there is a photo), the examples; from
+#: 768 px a grid puts the examples under the photo and the masks on their right. A mask fills its
+#: box's width, a small photo's too (a 256 px example was drawn 256 px wide in a 440 px box), but no
+#: taller than two rows of them fit under the tabs (1440x900: a 2:1 photo's 440 px wide, a square's 360).
 CSS = ("#legend table, #legend tr, #legend th, #legend td {border: none !important; background: transparent !important}"
-       " #page-error {border-left: 4px solid #d1242f; padding-left: 8px}")
+       " #page-error {border-left: 4px solid #d1242f; padding-left: 8px}"
+       " #compare-results .image-frame, #compare-results .image-frame img {width: 100%}"
+       " #compare-results .image-frame img {height: auto; max-height: calc(50vh - 90px); object-fit: contain}"
+       f" @media (max-width: 767px) {{#compare-results.{NO_PHOTO} {{display: none !important}}}}"
+       " @media (min-width: 768px) {#compare-row {display: grid !important; grid-template-columns: minmax(280px, 1fr) 3fr;"
+       " grid-template-rows: auto 1fr; align-items: start}"
+       " #compare-photo {grid-area: 1 / 1} #compare-picks {grid-area: 2 / 1} #compare-results {grid-area: 1 / 2 / 3 / 3}}")
 LAUNCH_KWARGS = {"max_file_size": MAX_FILE_SIZE, "css": CSS}
 
 

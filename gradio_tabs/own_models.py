@@ -70,10 +70,13 @@ def own_box(own: list[dict]):
 
 def own_section() -> tuple[list, list]:
     """The "Add your model" accordion: in local mode a file and a path / hf:// box, in public mode a
-    dropdown of ``SEG_EXTRA_MODELS`` (no accordion when none are listed). Returns its inputs for
-    the add button, the button, and the box of added models (untick to remove)."""
+    dropdown of ``SEG_EXTRA_MODELS`` (when none are listed, a sentence instead of an empty tab).
+    Returns its inputs for the add button, the button, and the box of added models (untick to remove)."""
     public = settings.public_mode()
     offered = [source_name(s) for s in settings.extra_models()] if public else []
+    gr.Markdown("This public app adds no models of yours: it loads only the checkpoints its deployer lists "
+                "(`SEG_EXTRA_MODELS`). Run the workbench on your own machine (see the README) to compare your "
+                "checkpoint with the three.", visible=public and not offered, elem_id="own-none")
     with gr.Accordion("Add your model", open=False, visible=not public or bool(offered), elem_id="own-models"):
         if public:
             inputs = [gr.Dropdown(offered, value=None, label="Models offered by this server", elem_id="own-pick")]

@@ -26,18 +26,20 @@ from seg_core.inference import ENSEMBLE, ImageError, load_image
 from seg_core.palette import CLASS_HEX
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
-from seg_core.serve.photos import Photo, PhotoService
-from seg_core.viz import ENSEMBLE_TIME, fit_within, legend, legend_rows, ms_text, overlay, share_text
+from seg_core.serve.photos import SCREEN_MAX_SIDE, Photo, PhotoService
+from seg_core.viz import ENSEMBLE_TIME, legend, legend_rows, ms_text, overlay, share_text
 from ui.views import legend_html
 
 from .api import _prune
-from .common import (DEFAULT_OPACITY, INFER_WORKERS, checked_tta, decode, error_text, inference_errors, missing_note,
-                     user_error)
+from .common import (DEFAULT_OPACITY, INFER_WORKERS, NO_PHOTO, checked_tta, decode, error_text, inference_errors,
+                     missing_note, user_error)
 from .own_models import MAX_OWN, add_own_model, own_box, own_models, own_section
 
 N_EXAMPLES = 8
 
-DISPLAY_MAX_SIDE = 1280
+#: Photos are segmented and shown at screen size, as on the Streamlit page (``Photo.at_screen_size``):
+#: a mask drawn 440 px wide gains nothing from being computed at 4096 px. The API answers at full size.
+DISPLAY_MAX_SIDE = SCREEN_MAX_SIDE
 
 #: Formats a browser cannot show: the input gets a PNG copy as its preview.
 NO_BROWSER_PREVIEW = ("TIFF",)
@@ -76,19 +78,21 @@ def compare(predictor: Predictor, image, tta: str = "none", extras: list[ExtraMo
         raise user_error("No model is loaded on this server; see the note at the top of the page.", title="No model")
     tta = checked_tta(tta)
     with inference_errors("The model" if not extras else "A model"):
+        t0 = time.perf_counter()
         rgb = decode(image)  # inside the slot, as the API's (see _segment_png)
-        preds = PhotoService.of(predictor).compare(Photo.of(rgb), tta, {source_key(m.source): m for m in extras})
-        photo = fit_within(rgb, DISPLAY_MAX_SIDE)
+        shot = Photo.at_screen_size(rgb, max_side=DISPLAY_MAX_SIDE)
+        decoded = time.perf_counter() - t0
+        preds = PhotoService.of(predictor).compare(shot, tta, {source_key(m.source): m for m in extras})
     return {
         "size": rgb.shape[:2],
-        "photo": photo,
-        "masks": {n: fit_within(p.mask, DISPLAY_MAX_SIDE, nearest=True) for n, p in preds.items()},
+        "photo": shot.pixels,
+        "masks": {n: p.mask for n, p in preds.items()},
         # 8-bit, at the model's resolution, stretched to the photo's display size when drawn
         "confidence": {n: (p.model_confidence.astype(np.float32) * 255).round().astype(np.uint8)
                        for n, p in preds.items()},
-        "legend": legend_rows({n: p.mask for n, p in preds.items()}),  # shares from the full-size masks
+        "legend": legend_rows({n: p.mask for n, p in preds.items()}),  # shares of the masks shown
         "seconds": {n: p.seconds for n, p in preds.items()},
-        "shared_seconds": preds.decode_seconds + preds.prepare_seconds,
+        "shared_seconds": decoded + preds.prepare_seconds,
         "backends": {n: b for n, b in predictor.backends().items() if n in preds}
         | {m.label: f"{m.runner.label}, your model" for m in extras},
         "own": [m.label for m in extras],
@@ -134,7 +138,9 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
     slider = (photo, overlays[pick]) if pick else None
     legend_part = legend_html(state["legend"], {n: display_name(n) for n in state["masks"]})
     h, w = state["size"]
-    timing = (f"Image {w}x{h} px. Decoding and resizing, shared: {ms_text(state['shared_seconds'])}. "
+    sh, sw = photo.shape[:2]
+    at = "" if (sh, sw) == (h, w) else f", segmented at screen size, {sw}x{sh} (the API answers at full size)"
+    timing = (f"Image {w}x{h} px{at}. Decoding and resizing, shared: {ms_text(state['shared_seconds'])}. "
               "Each model alone: " + ", ".join(
                   f"{display_name(n)} {ms_text(s)} ({state['backends'].get(n, ENSEMBLE_TIME)})"
                   for n, s in state["seconds"].items()) + ".")
@@ -191,9 +197,12 @@ def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[
 
 
 def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str | Path, weights_note: str | None,
-         masks_dir: Path, between: Callable[[], None] | None = None, after: Callable[[], None] | None = None) -> None:
+         masks_dir: Path, between: Callable[[], None] | None = None,
+         after: Callable[[], None] | None = None) -> tuple[gr.Image, str | None]:
     """The page inside the ``Blocks``: the tabs at the top (Compare, Inspect, then ``between``'s
-    tabs, Your model, then ``after``'s), the photo's inputs and pictures, and their events."""
+    tabs, Your model, then ``after``'s), the photo's inputs and pictures, and their events. Returns
+    the photo input and the scene a visitor lands on: the first shipped KITTI scene (a Space), or
+    ``None`` (with Cityscapes data nothing is chosen for them, as in the Streamlit app)."""
     loaded = tuple(predictor.models) + ((ENSEMBLE,) if predictor.ensemble() else ())
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
     gr.Markdown("## Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
@@ -205,15 +214,30 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
     order = ARCH_NAMES + tuple(n for n in loaded if n not in ARCH_NAMES)
     shown = tuple(n for n in order if n in loaded)  # the order of ``overlays``
     overlays = []
-    # Tabs at the top, the result first: the photo, the examples and every model's overlay fill
-    # the first screen; the slider, class picture and confidence are one tab further.
+    # Tabs at the top, the result first. Three blocks in the order a phone stacks them: the photo,
+    # the masks (hidden there until there is a photo: four empty boxes pushed the examples off the
+    # first screen), then the examples and settings; on a wide screen the CSS grid (common.CSS)
+    # puts the examples under the photo, the masks on their right, two a row.
     with gr.Tabs():
         with gr.Tab("Compare", id="compare"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=280):
+            with gr.Row(elem_id="compare-row"):
+                with gr.Column(scale=1, min_width=280, elem_id="compare-photo"):
                     image = gr.Image(type="filepath", sources=["upload", "clipboard"], height=240,
                                      label="Photo (drag and drop; JPEG, PNG, WebP, BMP, GIF, TIFF; max 10 MB)")
                     error_box = gr.Markdown(visible=False, elem_id="page-error")
+                with gr.Column(scale=3, elem_id="compare-results", elem_classes=[NO_PHOTO]) as results:
+                    for row in range(0, len(order), 2):  # two a row: each over 400 px wide at 1440 px
+                        with gr.Row():
+                            for name in order[row : row + 2]:
+                                if name in loaded:
+                                    overlays.append(gr.Image(label=display_name(name), interactive=False))
+                                else:
+                                    gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
+                    with gr.Row():
+                        own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
+                    timing = gr.Markdown()
+                    legend_box = gr.HTML(elem_id="legend")
+                with gr.Column(scale=1, min_width=280, elem_id="compare-picks"):
                     if photos:
                         kitti = data_dir is not None and settings.is_examples(data_dir)
                         gr.Examples(examples=[[str(p)] for p in photos], inputs=[image],
@@ -231,18 +255,6 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
                     opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
                     mirror = gr.Checkbox(False, label="Mirror-image averaging (slightly better masks, twice the time)",
                                          info="each model also segments the mirrored photo; the two are averaged")
-                with gr.Column(scale=3):
-                    for row in range(0, len(order), 2):  # two a row: each over 400 px wide at 1440 px
-                        with gr.Row():
-                            for name in order[row : row + 2]:
-                                if name in loaded:
-                                    overlays.append(gr.Image(label=display_name(name), interactive=False))
-                                else:
-                                    gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
-                    with gr.Row():
-                        own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
-                    timing = gr.Markdown()
-                    legend_box = gr.HTML(elem_id="legend")
         with gr.Tab("Inspect", id="inspect"):
             picker = gr.Radio(choices=[(display_name(n), n) for n in loaded], value=loaded[0] if loaded else None,
                               label="Model for the slider, the class picture and the confidence")
@@ -281,6 +293,9 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
         return [mine, own_box(mine), *([gr.skip()] * len(own_inputs)), *on_image(value, pick, alpha, flip, mine)]
 
     page_out = [image, state, *views, error_box]
+    # The masks' boxes show as soon as there is a photo (their progress with them), before any model runs.
+    image.change(lambda value: gr.Column(elem_classes=[] if value else [NO_PHOTO]), [image], [results],
+                 queue=False, show_progress="hidden", preprocess=False, api_visibility="private")
     for trigger in (image, mirror):  # a new photo, or the same one with(out) mirror-image averaging
         trigger.change(on_image, [image, picker, opacity, mirror, own], page_out, preprocess=False,
                        concurrency_limit=INFER_WORKERS, concurrency_id="inference", api_visibility="private")
@@ -296,3 +311,4 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
         control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",
                        show_progress="hidden", api_visibility="private")
     annotated.select(class_report, [state], [picked_class], show_progress="hidden", api_visibility="private")
+    return image, str(photos[0]) if photos and data_dir is not None and settings.is_examples(data_dir) else None

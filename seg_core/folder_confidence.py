@@ -71,7 +71,7 @@ def folder_confidence(predictor, folder: str | Path, tta: str = "none", ensemble
     for the pairs of ``folder``, from the cache when it is current."""
     folder = Path(folder)
     members = predictor.ensemble() if ensemble else {}
-    path = cache_path("confidence", predictor, folder, tta, ensemble, cache_dir, suffix=".json")
+    path = cache_path("confidence", predictor, folder, tta=tta, ensemble=ensemble, cache_dir=cache_dir)
     if path.is_file():
         try:
             return {**json.loads(path.read_text()), "cached": True}

@@ -32,9 +32,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .backends.torch_runner import TorchRunner
 from .data import DataError, list_pairs, read_pair
 from .files import sweep_temp_files
-from .folder_scores import cache_path, read_cached, score_split, store
+from .folder_scores import cache_path, read_cached, score_names, score_pairs, store
 from .segment import (Job, SegmentReport, add_video, chosen_names, is_done, plan, try_image, video_failure,
                       video_job)
 from .video import Limits, VideoError
@@ -94,7 +95,7 @@ def layout(ray, threads: int | None = None) -> tuple[int, int]:
     return max(1, cpus // threads), threads
 
 
-def _predictor(weights: str, threads: int, cwd: str):
+def _predictor(weights: str, threads: int, cwd: str, backend: str = "auto"):
     """A worker's predictor, in the driver's working folder (when this node has it), so that
     relative input, output and weights paths mean what they mean on the driver."""
     from .predictor import Predictor
@@ -102,7 +103,7 @@ def _predictor(weights: str, threads: int, cwd: str):
     if os.path.isdir(cwd):
         os.chdir(cwd)
     torch.set_num_threads(threads)  # PyTorch runners and the resizes; exported runners get ``threads`` too
-    return Predictor.from_dir(weights, backend="auto", threads=threads)
+    return Predictor.from_dir(weights, backend=backend, threads=threads)
 
 
 def _pool(ray, rows: list[dict], worker, kwargs: dict, actors: int, threads: int, batch_size: int):
@@ -207,11 +208,11 @@ def _not_done(jobs: list[Job], names, colour: bool, with_overlay: bool, report: 
 # --- scores ---------------------------------------------------------------------------------------
 
 class _ScoreWorker:
-    """An actor of the pool: reads its batch of pairs and scores them with ``score_split``."""
+    """An actor of the pool: reads its batch of pairs and scores them with ``score_pairs``."""
 
-    def __init__(self, weights: str, tta: str, members: dict[str, float], names: list[str], threads: int,
-                 cwd: str):
-        self.predictor = _predictor(weights, threads, cwd)
+    def __init__(self, weights: str, backend: str, tta: str, members: dict[str, float], names: list[str],
+                 threads: int, cwd: str):
+        self.predictor = _predictor(weights, threads, cwd, backend)
         self.tta, self.members, self.names = tta, members, names
         self.classes = next(iter(self.predictor.models.values())).config.num_classes
 
@@ -220,22 +221,17 @@ class _ScoreWorker:
         out = {"index": batch["index"], "reason": np.array([""] * n, dtype=object),
                "matrices": np.zeros((n, len(self.names), c, c), np.int64), "disagreement": np.zeros(n),
                "fringe": np.zeros((n, c), bool)}
-        by_size: dict[tuple, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        read: list[tuple[int, tuple[np.ndarray, np.ndarray]]] = []
         for i, path in enumerate(batch["path"]):
             try:
-                photo, label = read_pair(path)
+                read.append((i, read_pair(path)))
             except DataError as e:
                 out["reason"][i] = str(e)
-                continue
             except Exception as e:  # noqa: BLE001 - a trust boundary: a hostile file must not stop the run
                 out["reason"][i] = f"{path} cannot be decoded ({type(e).__name__}: {e})"
-                continue
-            by_size.setdefault(photo.shape, []).append((i, photo, label))
-        for group in by_size.values():  # the local engine needs one size; here each size is scored apart
-            idx = [i for i, _, _ in group]
-            images = torch.from_numpy(np.stack([p for _, p, _ in group])).permute(0, 3, 1, 2).contiguous()
-            labels = torch.from_numpy(np.stack([lab for _, _, lab in group]))
-            scored = score_split(self.predictor.models, images, labels, self.tta, self.members)
+        if read:
+            idx = [i for i, _ in read]
+            scored = score_pairs(self.predictor.models, [pair for _, pair in read], self.tta, self.members)
             for k, name in enumerate(self.names):
                 out["matrices"][idx, k] = scored["matrices"][name]
             out["disagreement"][idx], out["fringe"][idx] = scored["disagreement"], scored["fringe"]
@@ -251,16 +247,19 @@ def run_scores(predictor, weights: Path, folder: Path, tta: str = "none", ensemb
     err = err or sys.stderr
     folder = Path(folder)
     members = predictor.ensemble() if ensemble else {}
-    path = cache_path("scores", predictor, folder, tta, ensemble, cache_dir)
+    path = cache_path("scores", predictor, folder, tta=tta, ensemble=ensemble, cache_dir=cache_dir)
     if (cached := read_cached(path)) is not None:
         return cached, []
     files = list_pairs(folder)
-    names = [*predictor.models, *(["ensemble"] if members else [])]
+    names = score_names(predictor, ensemble)
+    # The actors load the models the cache key was made of: PyTorch when the driver's are all
+    # PyTorch (``--backend pytorch``, or a folder without exports), else what "auto" finds.
+    backend = "pytorch" if all(isinstance(r, TorchRunner) for r in predictor.models.values()) else "auto"
     parts = []
     with connected(address, **local_ray) as ray:
         actors, threads = layout(ray, threads)
-        kwargs = {"weights": str(weights), "tta": tta, "members": members, "names": names, "threads": threads,
-                  "cwd": os.getcwd()}
+        kwargs = {"weights": str(weights), "backend": backend, "tta": tta, "members": members, "names": names,
+                  "threads": threads, "cwd": os.getcwd()}
         rows = [{"index": i, "path": str(p)} for i, p in enumerate(files)]
         with tqdm(total=len(files), desc="scoring", unit="img", disable=not progress, file=err) as bar:
             for batch in _pool(ray, rows, _ScoreWorker, kwargs, actors, threads, batch_size).iter_batches(

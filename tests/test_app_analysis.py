@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import plotly.io as pio
@@ -255,6 +257,53 @@ def test_explorer_scores_the_folder_then_reads_the_cache(env):
     no_exception(again)
     assert "read from the cache" in texts(again.caption)
     assert time.perf_counter() - t0 < 30  # no model runs (the AppTest start-up itself takes seconds)
+
+
+def test_explorer_first_visit_shows_rows_before_the_folder_is_scored_and_resumes(env, monkeypatch):
+    """A cold folder streams: the visitor leaves (the run is stopped, as Streamlit stops a closed
+    session's run) while U-Net segments images 5-6; the page already shows the 4 rows scored, says
+    so, and leaves no cache that reads as the whole folder. The next visit scores only images 5-6
+    and shows what the unstreamed scoring gives."""
+    import pandas as pd
+    import streamlit as st
+
+    from seg_core import folder_scores as fs
+    from seg_core.data import list_pairs, load_split
+    from seg_core.runners import TorchRunner
+
+    monkeypatch.setattr(fs, "CHUNK", 2)
+    segmented, leave_after = [], [4]
+    scored = TorchRunner.masks_and_probabilities
+
+    def counted(self, x, *args, **kwargs):
+        if self.config.arch == "unet":
+            if leave_after and sum(segmented) + len(x) > leave_after[0]:
+                st.stop()
+            segmented.append(len(x))
+        return scored(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(TorchRunner, "masks_and_probabilities", counted)
+    at = page("explorer").run()
+    no_exception(at)
+    assert sum(segmented) == 4
+    assert list(at.dataframe[0].value["image"]) == ["1.jpg", "2.jpg", "3.jpg", "4.jpg"]
+    assert "4 of 6 images scored so far" in at.get("progress")[0].proto.text
+    assert not at.get("plotly_chart")  # the charts wait for the whole folder
+    cache = Path(os.environ["SEG_CACHE_DIR"])
+    assert not list(cache.glob("scores-*.npz")) and list(cache.glob("scores-*.parts/*.npz"))
+
+    segmented.clear()
+    leave_after.clear()
+    at = page("explorer").run()
+    no_exception(at)
+    assert sum(segmented) == 2  # resumed after the two chunks already scored
+    assert "cached for the next visit" in texts(at.caption) and not at.get("progress")
+    pred = Predictor.from_dir(os.environ["SEG_WEIGHTS_DIR"])
+    images, labels = load_split(env)
+    whole = {"images": [p.name for p in list_pairs(env)],
+             **fs.score_split(pred.models, images, labels, members=pred.ensemble())}
+    pd.testing.assert_frame_equal(at.dataframe[0].value, explore.scores_frame(whole))
+    assert list(cache.glob("scores-*.npz")) and not list(cache.glob("scores-*.parts"))
 
 
 def test_explorer_shortcut_and_a_picked_scene_open_the_viewer(env):

@@ -91,3 +91,58 @@ def test_other_pages_render_in_chromium(weights_dir, pairs_dir, tmp_path):
                 assert (tmp_path / f"{path}.png").stat().st_size > 10_000
         finally:
             browser.close()
+
+
+#: The interactive viewer's panels (Plotly draws each picture and its hover heatmap as an ``image``),
+#: relative to the top of its plot: [the plot's height, [top, bottom] of each picture].
+VIEWER_BOXES_JS = """(() => { const p = document.querySelector('.js-plotly-plot'); if (!p) return null;
+  const r = p.getBoundingClientRect(), boxes = [...p.querySelectorAll('image')].map(i => i.getBoundingClientRect())
+    .filter(b => b.width > 0).map(b => [b.top - r.top, b.bottom - r.top]);
+  return boxes.length ? [r.height, boxes] : null; })()"""
+
+
+def _viewer_rows(url: str, width: int, height: int, shot) -> tuple[float, list[tuple[float, float]]]:
+    """Open scene 2.jpg's Inspect view at ``width`` x ``height``: the viewer's plot height and the
+    top and bottom of each row of its pictures, relative to the plot's top."""
+    browser = Browser(width=width, height=height)
+    try:
+        browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                     mobile=width < 500)
+        browser.call("Page.navigate", url=f"{url}/?scene=2.jpg")
+        wait_for(lambda: len(model_images(browser)) >= 3, 120, "the three model masks")
+        wait_for(lambda: browser.evaluate(SETTLED_JS), 60, "the page to settle")
+        click = ("(() => { const b = [...document.querySelectorAll('[data-testid=\"stButtonGroup\"] button')]"
+                 ".find(e => e.innerText.trim() === 'Inspect'); if (b) b.click(); return !!b; })()")
+        wait_for(lambda: browser.evaluate(click), 60, "the Inspect button")
+        wait_for(lambda: browser.evaluate(VIEWER_BOXES_JS), 120, "the viewer's pictures")
+        wait_for(lambda: browser.evaluate(SETTLED_JS), 60, "the page to settle")
+        browser.painted()
+        plot_height, boxes = browser.evaluate(VIEWER_BOXES_JS)
+        browser.screenshot(shot)
+    finally:
+        browser.close()
+    rows = []
+    for top, bottom in sorted(boxes):
+        if rows and top - rows[-1][0] < 4:  # a picture and its hover layer, or the same row
+            rows[-1] = (rows[-1][0], max(rows[-1][1], bottom))
+        else:
+            rows.append((top, bottom))
+    return plot_height, rows
+
+
+def test_inspect_view_has_no_blank_bands_on_a_phone(weights_dir, pairs_dir, tmp_path):
+    """The Inspect view's figure was laid out for a 1000 px width: on a 390 px phone its panels,
+    shrunk to the screen's width, sat in a figure as tall as on a desktop, with ~250 px of blank
+    above the first row, between the rows and under the last. Now, at 390 and at 1440 px, the space
+    above the first pictures holds only the tool bar and the titles, a row's titles are the only
+    thing between two rows, and the figure ends where its pictures do."""
+    from ui.viewer import MODEBAR, TITLE_ROW
+
+    with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
+        for width, height in ((390, 844), (1440, 900)):
+            plot_height, rows = _viewer_rows(url, width, height, tmp_path / f"inspect_{width}.png")
+            where = (width, plot_height, rows)
+            assert len(rows) == 2, where  # photo, truth, U-Net / FCN-VGG16, FCN-ResNet50, the ensemble
+            assert rows[0][0] <= MODEBAR + TITLE_ROW + 8, where
+            assert rows[1][0] - rows[0][1] <= 60, where
+            assert plot_height - rows[1][1] <= 12, where

@@ -166,6 +166,20 @@ def test_page_benchmark_runs(weights_dir, pairs_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="chromium is not installed")
+def test_gradio_page_benchmark_runs(weights_dir, pairs_dir):
+    """bench_page's first-paint measure on the Gradio page: one counted upload, its row and table."""
+    proc = subprocess.run([sys.executable, "benchmarks/bench_gradio_page.py", "--repeats", "1", "--size", "512x256",
+                           "--weights", str(weights_dir), "--data", str(pairs_dir)],
+                          capture_output=True, text=True, timeout=400, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    row = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    assert row["from"] in ("input", "change")  # timed from the file input's own event
+    assert 0 < row["masks"] <= row["ensemble"] <= row["idle"]
+    assert "| Gradio, 512x256 upload, 1 runs | median | worst |" in proc.stdout and "| page idle (s) |" in proc.stdout
+
+
+@pytest.mark.slow
 def test_analyse_val_script_runs(weights_dir, pairs_dir, tmp_path):
     proc = subprocess.run([sys.executable, "benchmarks/analyse_val.py", "--weights", str(weights_dir), "--data",
                            str(pairs_dir), "--step", "0.5", "--batch-size", "3", "--json", str(tmp_path / "a.json")],

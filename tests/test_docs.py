@@ -58,7 +58,7 @@ def test_the_configuration_table_names_every_variable_the_code_reads():
 
 
 def test_links_of_the_readme_and_docs_lead_to_files():
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "weights" / "README.md"]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "weights" / "README.md"]
     for page in pages:
         text = page.read_text()
         for target in [*re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text), *re.findall(r'<img src="([^"]+)"', text)]:

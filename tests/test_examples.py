@@ -107,8 +107,12 @@ def test_space_val_pages_score_the_examples_as_a_small_set(space, name):
     assert examples.SMALL_SET in texts(at.info) and examples.CREDIT in texts(at.caption)
     frames = [d.value for d in at.dataframe]
     assert frames and any(len(f) for f in frames)
+    shown = texts(at.caption) + "\n" + texts(at.markdown)
+    assert str(ROOT) not in shown  # a public app names no server path
     if name == "analysis":
         assert "16 images" in texts(at.caption)
+        assert "over the KITTI example scenes (16 images)" in shown
+        assert "half of these images" not in shown  # the ensemble's weights were chosen on Cityscapes val
 
 
 @pytest.mark.slow

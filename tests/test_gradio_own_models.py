@@ -95,6 +95,7 @@ def test_public_mode_offers_only_the_listed_models(app, weights_dir, hub, monkey
     demo = app.build_demo(app.predictor, data_dir=None)
     props = props_by_id(demo)
     assert props["own-models"]["props"]["visible"] and "own-file" not in props and "own-source" not in props
+    assert not props["own-none"]["props"]["visible"]
     assert [c[0] for c in props["own-pick"]["props"]["choices"]] == ["fcn_resnet50.safetensors", "hf://lab/unet-ft"]
     assert str(weights_dir) not in str(demo.config)
     own = own_tab.add_own_model([], None, "fcn_resnet50.safetensors")
@@ -103,7 +104,9 @@ def test_public_mode_offers_only_the_listed_models(app, weights_dir, hub, monkey
         own_tab.add_own_model([], None, str(weights_dir / "unet.safetensors"))  # a path sent by hand
 
     monkeypatch.delenv("SEG_EXTRA_MODELS")
-    assert not props_by_id(app.build_demo(app.predictor, data_dir=None))["own-models"]["props"]["visible"]
+    props = props_by_id(app.build_demo(app.predictor, data_dir=None))
+    assert not props["own-models"]["props"]["visible"]
+    assert props["own-none"]["props"]["visible"]  # the tab says why it is empty
 
 
 def test_own_models_wait_for_an_inference_slot_like_the_three(app, weights_dir, photo):  # noqa: F811 (fixtures of test_gradio_app)

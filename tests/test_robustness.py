@@ -13,6 +13,7 @@ from benchmarks import corruption_bench
 from seg_core.corruptions import corrupt
 from seg_core.data import load_split
 from seg_core.evaluate import evaluate
+from seg_core.registry import model_color
 from seg_core.robustness import corrupted_images, image_matrices, image_seed, summarize_grid
 from seg_core.runners import load_runner
 from tests.conftest import ARCHS
@@ -99,4 +100,6 @@ def test_severity_figure_marks_the_current_point():
     marks = [t for t in one.data if t.marker.symbol == "diamond"]
     assert len(marks) == 1 and list(marks[0].x) == [2] and list(marks[0].y) == [0.05]
     assert list(one.data[0].y) == [0.5, 0.2, 0.1]
+    assert [t.line.color for t in one.data[:3]] == [model_color(n) for n in ARCHS]  # the models' colours on every page
+    assert marks[0].marker.color == model_color("unet")
     assert read_summary("/nonexistent") is None

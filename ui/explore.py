@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from seg_core.analysis import class_iou, paired_bootstrap
+from seg_core.analysis import class_iou, miou_of, paired_bootstrap
 from seg_core.palette import CLASS_NAMES
 from seg_core.folder_scores import rows
 from seg_core.registry import ENSEMBLE, display_name, model_color
@@ -34,6 +34,15 @@ def scores_frame(scores: dict) -> pd.DataFrame:
     (``seg_core.folder_scores.rows``: the per-image rule of ``seg_core.metrics.IMAGE_SCORE_RULE``)."""
     frame = pd.DataFrame(rows(scores, CLASS_NAMES))
     return frame.rename(columns={f"{n} {k}": f"{title(n)} {k}" for n in scores["models"] for k in ("mIoU", "pixel acc")})
+
+
+def progress_text(part: dict) -> str:
+    """What a first visit says while the scores stream in: how many images are scored so far, and
+    each model's mIoU over them (their summed confusion matrices, as the whole-folder figures)."""
+    mious = " · ".join(f"{title(n)} {float(miou_of(np.asarray(part['matrices'][n]).sum(0))):.3f}"
+                       for n in part["models"])
+    return (f"**{part['done']} of {part['total']} images scored so far** (every model and the ensemble; once, "
+            f"cached afterwards). mIoU over them: {mious}")
 
 
 def mean_miou(frame: pd.DataFrame, models: list[str]) -> pd.Series:
@@ -129,7 +138,9 @@ def scatter_figure(frame: pd.DataFrame, x_model: str, y_model: str) -> go.Figure
     values = np.concatenate([frame[x].to_numpy(float), frame[y].to_numpy(float)])
     values = values[np.isfinite(values)]
     lo, hi = (max(0.0, values.min() - 0.03), min(1.0, values.max() + 0.03)) if len(values) else (0.0, 1.0)
-    fig.update_layout(xaxis={"title": x, "range": [lo, hi]}, yaxis={"title": y, "range": [lo, hi], "scaleanchor": "x"},
+    # The same range on both axes, so the diagonal is y = x; not tied to a square (scaleanchor),
+    # which made the x axis widen to fill the row (-0.2 to 1 for points between 0.2 and 0.6).
+    fig.update_layout(xaxis={"title": x, "range": [lo, hi]}, yaxis={"title": y, "range": [lo, hi]},
                       height=480, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=False,
                       clickmode="event+select", dragmode="pan",
                       title=f"Above the diagonal: {title(y_model)} does better on that image")

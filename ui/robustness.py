@@ -12,11 +12,10 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from seg_core.registry import display_name
+from seg_core.registry import display_name, model_color
 
 #: The benchmark summary an app shows, written with ``--summary`` into the weights folder.
 SUMMARY_FILE = "corruption_bench.json"
-_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")
 
 
 def read_summary(weights_dir: str | Path) -> dict | None:
@@ -42,21 +41,22 @@ def severity_figure(summary: dict, corruption: str | None = None,
     menu to pick one. ``current = (severity, {model: mIoU})`` marks the point on view in the app
     (this photo's mIoU, when it has a ground truth) with a vertical line and diamonds."""
     models = summary["models"]
+    colour = {m: model_color(m, tuple(models)) for m in models}  # each model's colour on every page
     names = [corruption] if corruption else list(summary.get("corruptions") or next(iter(models.values()))["corruptions"])
     fig = go.Figure()
     for ci, cname in enumerate(names):
-        for mi, (m, s) in enumerate(models.items()):
+        for m, s in models.items():
             xs, ys = curve(s, cname)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=display_name(m), legendgroup=m,
-                                     visible=ci == 0, line={"color": _COLOURS[mi % len(_COLOURS)]},
+                                     visible=ci == 0, line={"color": colour[m]},
                                      hovertemplate=f"{display_name(m)}<br>severity %{{x}}: mIoU %{{y:.3f}}<extra>{cname}</extra>"))
     if current is not None:
         severity, points = current
         fig.add_vline(x=severity, line_dash="dot", line_color="grey")
-        for mi, m in enumerate(models):
+        for m in models:
             if points.get(m) is not None:
                 fig.add_trace(go.Scatter(x=[severity], y=[points[m]], mode="markers", showlegend=False,
-                                         marker={"symbol": "diamond", "size": 12, "color": _COLOURS[mi % len(_COLOURS)],
+                                         marker={"symbol": "diamond", "size": 12, "color": colour[m],
                                                  "line": {"width": 1, "color": "black"}},
                                          hovertemplate=f"{display_name(m)}, this photo: %{{y:.3f}}<extra></extra>"))
     k = len(models)

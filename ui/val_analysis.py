@@ -1,21 +1,22 @@
 """Streamlit pieces of the val explorer and the "Is the difference real?" page.
 
 The whole-folder numbers come from ``seg_core.folder_scores`` and ``seg_core.folder_confidence``,
-which cache them on disk: the first visit computes them with a progress bar, later visits read
-them back. A scene's masks (with confidence maps and the ensemble) are ``common.predictions``.
+which cache them on disk: the first visit computes them with a progress bar (the per-image scores
+a chunk at a time, shown as they come), later visits read them back. A scene's masks (with confidence maps and the ensemble) are ``common.predictions``.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import streamlit as st
 
 from seg_core import examples, settings
 from seg_core.data import DataError, list_pairs
 from seg_core.folder_confidence import folder_confidence
-from seg_core.folder_scores import cache_path, folder_scores
+from seg_core.folder_scores import cache_path, iter_folder_scores
 from seg_core.predictor import Predictor
 
 from . import common, explore
@@ -58,6 +59,12 @@ def val_folder_or_stop(what: str) -> Path:
     return folder
 
 
+def folder_name(folder: Path) -> str:
+    """How a page names the folder it scores: the shipped examples by name (a public app shows no
+    server path), any other folder by its path."""
+    return "the KITTI example scenes" if settings.is_examples(folder) else f"`{folder}`"
+
+
 def folder_stamp(folder: Path) -> str:
     """The folder's listing (names, sizes, times): a key for in-memory caches of its numbers."""
     return "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in list_pairs(folder))
@@ -98,8 +105,7 @@ def folder_tta(pred: Predictor, folder: Path, kinds: tuple[str, ...]) -> str:
                         "taking about twice as long as the first scoring (minutes on a CPU); cached afterwards.")
     if not on:
         return "none"
-    suffix = {"scores": ".npz", "confidence": ".json"}
-    missing = [k for k in kinds if not cache_path(k, pred, folder, "flip", suffix=suffix[k]).is_file()]
+    missing = [k for k in kinds if not cache_path(k, pred, folder, tta="flip").is_file()]
     confirmed = st.session_state.setdefault(_FOLDER_TTA_GO, [])
     if not missing or str(folder) in confirmed:
         return "flip"
@@ -112,10 +118,30 @@ def folder_tta(pred: Predictor, folder: Path, kinds: tuple[str, ...]) -> str:
     return "none"
 
 
-def scores(pred: Predictor, folder: Path, tta: str = "none") -> tuple[dict, float]:
-    """Per-image confusion matrices of every model and the ensemble, and the seconds it took."""
-    return _folder_stat(lambda cb: folder_scores(pred, folder, tta, on_batch=cb),
-                        "Scoring every model on the validation folder")
+def scores(pred: Predictor, folder: Path, tta: str = "none", slot=None,
+           on_part: Callable[[dict], None] | None = None) -> tuple[dict, float]:
+    """Per-image confusion matrices of every model and the ensemble, and the seconds it took.
+
+    A first visit streams them (``seg_core.folder_scores.iter_folder_scores``): after each chunk,
+    ``slot`` (a placeholder; default: here) says how many of the images are scored so far, with
+    their mIoU, and ``on_part(scores so far)`` redraws what the page shows of them. A visitor who
+    leaves (or a rerun) stops the run between chunks; the next visit goes on from the last chunk."""
+    slot = slot or st.empty()
+    t0 = time.perf_counter()
+    try:
+        if not cache_path("scores", pred, folder, tta=tta).is_file():
+            slot.progress(0.0, text=f"Scoring every model on the {len(list_pairs(folder))} images of the folder, "
+                                    "a few at a time (once; cached afterwards)…")
+        for part in iter_folder_scores(pred, folder, tta):
+            if part["done"] < part["total"]:
+                slot.progress(part["done"] / part["total"], text=explore.progress_text(part))
+                if on_part:
+                    on_part(part)
+    except DataError as err:
+        st.error(f"Cannot read the validation folder: {err}.")
+        st.stop()
+    slot.empty()
+    return part, time.perf_counter() - t0
 
 
 def confidence(pred: Predictor, folder: Path, tta: str = "none") -> tuple[dict, float]:

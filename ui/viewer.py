@@ -40,11 +40,22 @@ HOVER_BUDGET = 1_800_000
 PICTURE_SIDE = 768
 #: The finest hover grid, on the long side: one cell per pixel of a 256-pixel val photo.
 HOVER_SIDE = 256
-#: The width the figure is laid out for (Streamlit's wide layout at 1440 px); narrower or wider,
-#: the panels keep their aspect and only the gaps change.
+#: The width the figure is laid out for (Streamlit's wide layout at 1440 px). Narrower, the page's
+#: box around it (``frame_css``) shrinks its height with its width, so the panels fill it with no
+#: blank bands (at 390 px: 115 px panels in a 762 px figure, 110-250 px blank above, between and
+#: under their rows); wider, it keeps this height.
 FIGURE_WIDTH = 1000
-TITLE_ROW = 36  # pixels above each row of panels, for their titles
+TITLE_ROW = 36  # pixels above the first row of panels, for their titles
 MODEBAR = 24  # pixels above the first titles, for Plotly's tool bar
+#: The gap between two rows of panels, for the lower one's titles, as a share of the figure's width:
+#: it shrinks with the panels (a figure's proportions are fixed), 20 px on a 360 px phone, 56 at
+#: ``FIGURE_WIDTH``.
+ROW_GAP = 0.056
+TITLE_FONT = 13
+#: A narrower figure's titles are this small (``frame_css``): "All three (averaged)" fits an 85 px panel.
+NARROW_TITLE_FONT = 9
+NARROW = 560  # px: a phone's figure (four panels a row are 85 px wide at 390 px)
+CONFIDENCE_TITLE = "confidence"
 VIEWS = ("Masks", "Overlays", "Confidence", "Errors vs low confidence")
 #: Errors against confidence: right and sure, right but unsure, wrong and unsure (the model knows),
 #: wrong but sure (it does not), and pixels without a label.
@@ -195,7 +206,8 @@ def panels(photo: np.ndarray, predictions: dict[str, Prediction], label: np.ndar
         for n, p in predictions.items():
             out.append((model_title(n), mask_picture(p.mask, classes)))
             conf = p.confidence
-            out.append((f"{model_title(n)}: confidence", confidence_picture(conf) if conf is not None else np.zeros_like(photo)))
+            # Beside the mask titled with the model's name: a longer title ran into its neighbours.
+            out.append((CONFIDENCE_TITLE, confidence_picture(conf) if conf is not None else np.zeros_like(photo)))
         return out
     if view == "Errors vs low confidence":
         if label is None:
@@ -220,17 +232,21 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     rows = -(-len(pictures) // cols)
     grid, cells, size = hover_grid((h, w), predictions, label, len(pictures), budget)
     template = hover_template(predictions, label)
-    # Panels keep the photo's aspect inside a figure about FIGURE_WIDTH wide; a title row between.
-    panel_h = (FIGURE_WIDTH / cols) * h / w
-    height = rows * panel_h + rows * TITLE_ROW
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in pictures],
-                        horizontal_spacing=0.01, vertical_spacing=TITLE_ROW / height if rows > 1 else 0)
+    # Panels keep the photo's aspect inside a figure FIGURE_WIDTH wide, a gap for the titles between
+    # rows: the plot area (below the tool bar and the first titles) is a fixed shape, which the
+    # page's box scales with its width (frame_css).
+    spacing = 0.01
+    panel_h = FIGURE_WIDTH * (1 - spacing * (cols - 1)) / cols * h / w
+    plot_h = rows * panel_h + (rows - 1) * ROW_GAP * FIGURE_WIDTH
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in pictures], horizontal_spacing=spacing,
+                        vertical_spacing=ROW_GAP * FIGURE_WIDTH / plot_h if rows > 1 else 0)
+    fig.update_annotations(font_size=TITLE_FONT)
     zero = np.zeros(grid, np.uint8)
     clear = [[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]
     for i, (title, picture) in enumerate(pictures):
         r, c = divmod(i, cols)
         shown = fit_within(picture, PICTURE_SIDE, nearest=True)
-        photo_like = view == "Overlays" or title == "Photo" or title.endswith(": confidence")
+        photo_like = view == "Overlays" or title in ("Photo", CONFIDENCE_TITLE)
         fig.add_trace(go.Image(source=data_uri(shown, photo_like), x0=0, y0=0, dx=w / shown.shape[1], dy=h / shown.shape[0],
                                hoverinfo="skip"), row=r + 1, col=c + 1)
         fig.add_trace(go.Heatmap(z=zero, customdata=cells, x0=w / grid[1] / 2, dx=w / grid[1],
@@ -240,13 +256,28 @@ def viewer_figure(photo: np.ndarray, predictions: dict[str, Prediction], label: 
     fig.update_xaxes(matches="x", range=[0, w], **axis)
     fig.update_yaxes(matches="y", range=[h, 0], **axis)
     fig.layout.xaxis.matches = fig.layout.yaxis.matches = None  # the first panel leads, the others follow
-    fig.update_layout(height=int(height) + MODEBAR, margin={"l": 0, "r": 0, "t": TITLE_ROW + MODEBAR, "b": 0},
+    fig.update_layout(height=round(plot_h) + TITLE_ROW + MODEBAR, margin={"l": 0, "r": 0, "t": TITLE_ROW + MODEBAR, "b": 0},
                       dragmode="pan", hovermode="closest", showlegend=False,
                       meta={"hover_grid": list(grid), "hover_bytes": size})
     return fig
 
 
 # --- the Streamlit component ----------------------------------------------------------------------
+
+def frame_css(key: str, height: int) -> str:
+    """CSS for the boxes ``{key}_frame`` (the width to follow) and ``{key}_plot`` (the chart's, with
+    ``height="stretch"``): a figure ``height`` px tall at ``FIGURE_WIDTH`` keeps the tool bar and
+    the first titles' pixels and scales the rest with the width, never beyond ``height``. Streamlit
+    sizes a chart from its figure's height alone, so on a phone the panels, shrunk to its width,
+    sat in a figure still as tall as on a desktop. Under ``NARROW`` px the titles are smaller (the
+    figure's own font is fixed; Plotly centres each title on its panel, so a smaller one stays there)."""
+    fixed = TITLE_ROW + MODEBAR
+    scaled = height - fixed
+    return (f".st-key-{key}_frame {{container-type: inline-size}} .st-key-{key}_plot {{height: "
+            f"calc({fixed}px + min({scaled}px, {scaled / FIGURE_WIDTH:.6f} * 100cqw)); flex: none}}"
+            f" @container (max-width: {NARROW}px) {{.st-key-{key}_plot .annotation-text "
+            f"{{font-size: {NARROW_TITLE_FONT}px !important}}}}")
+
 
 class FrozenFigure(go.Figure):
     """A figure built once and shown on many reruns. ``st.plotly_chart`` calls ``to_dict`` (a deep
@@ -311,8 +342,11 @@ def mask_viewer(photo: np.ndarray, predictions: dict[str, Prediction], label: np
         fig = viewer_figure(photo, predictions, label, view, chosen, opacity, threshold)
     else:
         fig = _cached_figure(scene_id, view, tuple(chosen), opacity, threshold, photo, predictions, label)
-    # No scroll zoom: it took the page's own scrolling whenever the pointer crossed the figure.
-    st.plotly_chart(fig, key=f"{key}_figure", config={"scrollZoom": False, "displaylogo": False})
+    st.html(f"<style>{frame_css(key, fig.layout.height)}</style>")
+    with st.container(key=f"{key}_frame"), st.container(key=f"{key}_plot"):
+        # No scroll zoom: it took the page's own scrolling whenever the pointer crossed the figure.
+        st.plotly_chart(fig, key=f"{key}_figure", height="stretch",
+                        config={"scrollZoom": False, "displaylogo": False})
     st.caption(f"Drag to pan, zoom with the tool bar's + and − (every panel follows), double-click to reset; "
                f"hover to read the class of {'the truth and ' if label is not None else ''}every model.")
     if view == "Errors vs low confidence":

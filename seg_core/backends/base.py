@@ -64,13 +64,17 @@ def upsampled_classes(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Te
     return classes(scores)
 
 
+def model_files(path: str | Path) -> tuple[Path, ...]:
+    """The files a model is read from: an OpenVINO ``.xml`` comes with its ``.bin`` (the weights)."""
+    path = Path(path)
+    return (path, path.with_suffix(".bin")) if path.suffix == ".xml" else (path,)
+
+
 def model_file_bytes(path: str | Path | None) -> int:
     """Size on disk of a model file; an OpenVINO ``.xml`` counts with its ``.bin``."""
     if path is None:
         return 0
-    path = Path(path)
-    parts = (path, path.with_suffix(".bin")) if path.suffix == ".xml" else (path,)
-    return sum(p.stat().st_size for p in parts if p.is_file())
+    return sum(p.stat().st_size for p in model_files(path) if p.is_file())
 
 
 class TorchOps:

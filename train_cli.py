@@ -4,6 +4,7 @@
     python train_cli.py eval  --weights weights/unet.safetensors --data ../shared/data/cityscapes_pairs/val
     python train_cli.py pack  --data ../shared/data/cityscapes_pairs/train --out packs/train.npz
     python train_cli.py export --weights weights --format openvino --int8 --check ../shared/data/cityscapes_pairs/val
+    python train_cli.py interpolate --a weights/unet.safetensors --b runs/robust/best.safetensors --alpha 0.5 --out mix.safetensors
     python train_cli.py eval  --weights weights     # every model in the folder, on its fastest backend
     python train_cli.py eval  --weights weights/unet.safetensors --tta flip   # photo + mirror image
     python train_cli.py segment photos/ clip.mp4 street.jpg --out segmented --colour --overlay
@@ -20,7 +21,7 @@ import sys
 from cli.common import UsageError, parse_duration
 from cli.deploy import cmd_campaign, cmd_deploy_space
 from cli.evaluate import cmd_eval, cmd_scores
-from cli.export import cmd_export, cmd_pack
+from cli.export import cmd_export, cmd_interpolate, cmd_pack
 from cli.parser import build_parser
 from cli.segment import cmd_segment
 from cli.train import cmd_train
@@ -28,7 +29,8 @@ from cli.train import cmd_train
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main", "parse_duration"]
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "scores": cmd_scores,
-            "segment": cmd_segment, "pack": cmd_pack, "campaign": cmd_campaign, "deploy-space": cmd_deploy_space}
+            "segment": cmd_segment, "pack": cmd_pack, "interpolate": cmd_interpolate,
+            "campaign": cmd_campaign, "deploy-space": cmd_deploy_space}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,12 +60,13 @@ def computed(name: str) -> str:
     """With which backend, on what data: the app's own run here, or the checkpoint's record."""
     if name in fresh:
         return f"{backends.get(name, 'mean of the members, ' + kinds)}, {n_fresh} {data}"
-    return "PyTorch fp32 at training, the whole Cityscapes val split"
+    return "PyTorch fp32, the whole Cityscapes val split, recorded in the checkpoint"
 
 
 if not fresh:
-    st.markdown("#### Whole-val metrics, recorded at training")
-    st.caption(f"Whole Cityscapes val, as the checkpoints recorded them at the end of training (PyTorch fp32); "
+    st.markdown("#### Whole-val metrics, recorded in the checkpoints")
+    st.caption(f"Whole Cityscapes val, as the checkpoints recorded them (PyTorch fp32, at the end of training or, "
+               f"for a weight-space mix, by `train_cli.py eval --record`); "
                f"the app runs {kinds}: recompute to score what it runs.")
 else:
     st.markdown(f"#### Metrics on the {n_fresh} KITTI example scenes" if kitti else

@@ -22,6 +22,9 @@ def cmd_eval(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     pred = weights_folder(Path(args.weights), args.backend)
+    if args.record and (pred is not None or Path(args.weights).suffix != ".safetensors" or args.limit
+                        or args.tta != "none"):
+        raise UsageError("--record needs one .safetensors checkpoint scored on every pair without TTA")
     if pred is None:
         if args.ensemble:
             raise UsageError("--ensemble needs a weights folder (several models), not one checkpoint")
@@ -60,6 +63,12 @@ def cmd_eval(args) -> int:
         if args.confusion:
             out = args.confusion if len(found) == 1 else args.confusion.with_name(f"{key}_{args.confusion.name}")
             write_confusion(mat, next(iter(models.values())).config.class_names, out)
+    if args.record:
+        from seg_core.checkpoint import record_metrics
+
+        measured = {k: v for k, v in results["model"].items() if k in ("pixel_acc", "class_acc", "miou", "iou")}
+        record_metrics(args.weights, {**measured, "split": Path(args.data).name})
+        print(f"recorded in {args.weights}'s config")
     if args.json:
         args.json.write_text(json.dumps(results["model"] if "model" in results else results, indent=1))
     return 0

@@ -1,5 +1,6 @@
-"""``train_cli.py export`` and ``pack``: checkpoints to ONNX / OpenVINO (int8, checked against the
-PyTorch original), and a pairs folder into one .npz file."""
+"""``train_cli.py export``, ``pack`` and ``interpolate``: checkpoints to ONNX / OpenVINO (int8, checked
+against the PyTorch original), a pairs folder into one .npz file, and two checkpoints into their
+weight-space mix (WiSE-FT, ``seg_core.weight_average``)."""
 
 from __future__ import annotations
 
@@ -52,4 +53,18 @@ def cmd_pack(args) -> int:
 
     info = pack_split(args.data, args.out, quality=args.quality)
     print(f"packed {info['pairs']} pairs into {info['path']} ({info['bytes'] / 2**20:.1f} MiB)")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from seg_core.weight_average import check_alpha, interpolate_checkpoints
+
+    try:
+        check_alpha(args.alpha)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    cfg = interpolate_checkpoints(args.a, args.b, args.alpha, args.out)
+    record = cfg.training["interpolated"]
+    print(f"{args.out}: {cfg.arch}/{cfg.encoder} = {1 - args.alpha:g} x {args.a} + {args.alpha:g} x {args.b} "
+          f"(from {record['from']['sha256'][:12]}, to {record['to']['sha256'][:12]}); metrics not measured yet")
     return 0

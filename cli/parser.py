@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the confusion matrix here (.csv; a row-normalised .html plot beside it)")
     e.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
     e.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+    e.add_argument("--record", action="store_true",
+                   help="write the measured metrics into the checkpoint's config (one .safetensors file, "
+                        "every pair, no TTA), e.g. after 'interpolate', before 'export'")
 
     x = sub.add_parser("export", help="export checkpoints for the fast CPU path (ONNX Runtime / OpenVINO, int8)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -67,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--check-limit", type=positive_int, default=None, help="check on the first N pairs only")
     x.add_argument("--out", type=Path, default=None, help="output folder (default: beside the checkpoint)")
     x.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+
+    w = sub.add_parser("interpolate", help="mix two checkpoints of one model in weight space (WiSE-FT), no training",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    w.add_argument("--a", type=Path, required=True, help="first .safetensors checkpoint (alpha 0), e.g. the shipped one")
+    w.add_argument("--b", type=Path, required=True, help="second checkpoint of the same model (alpha 1), e.g. a fine-tune")
+    w.add_argument("--alpha", type=float, required=True, help="weight of --b in [0, 1]: (1 - alpha) * a + alpha * b")
+    w.add_argument("--out", type=Path, required=True, help="output .safetensors (config: b's, with the mix recorded)")
 
     s = sub.add_parser("scores", help="per-image scores of every model (and the ensemble) on a folder, as CSV",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)

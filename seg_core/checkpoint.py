@@ -58,6 +58,16 @@ def save_model(model: SegmentationNetwork, path: str | Path, half: bool = False)
     return save_tensors(state, path, {CONFIG_KEY: model.config.to_json(), "format": "pt"})
 
 
+def record_metrics(path: str | Path, metrics: dict) -> ModelConfig:
+    """Rewrite a checkpoint file with ``metrics`` as its config's metrics (tensors unchanged): for
+    weights that no training run measured, such as a weight-space interpolation."""
+    tensors, metadata = read_tensors(path)
+    cfg = _config_from(metadata, path)
+    cfg.metrics = dict(metrics)
+    save_tensors(tensors, path, {**metadata, CONFIG_KEY: cfg.to_json()})
+    return cfg
+
+
 def read_config(path: str | Path) -> ModelConfig:
     """The config stored in a checkpoint, without loading its weights."""
     _, metadata = read_tensors(_resolve(path), tensors=False)

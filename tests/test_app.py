@@ -624,7 +624,7 @@ def test_benchmark_page_facts_and_recompute(env):
     assert list(facts["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50"]
     assert (facts["parameters (M)"] > 1).all() and (facts["file (MB)"] > 0).all()
     assert "no metrics recorded" in texts(at.caption)
-    assert "#### Whole-val metrics, recorded at training" in [m.value for m in at.markdown]
+    assert "#### Whole-val metrics, recorded in the checkpoints" in [m.value for m in at.markdown]
     at.number_input(key="bench_limit").set_value(4).run()
     at.button(key="bench_recompute").click().run()
     no_exception(at)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import streamlit as st
 
 from seg_core.metrics import IMAGE_SCORE_RULE, scored_label
-from seg_core.palette import colorize
 from seg_core.viz import ERROR_CAPTION, error_map
 from ui import common, extra, pickers
-from ui.scenes import display_scale
 from ui.figures import SCALES
+from ui.scenes import display_scale
+from ui.views import data_url, image_grid_html, mask_data_url
+
+#: Pictures at least this wide, as on Compare: three a row at 1440 px (six in a row were ~200 px).
+GRID_MIN = 400
 
 st.title("Against the ground truth")
 pred = common.predictor()
@@ -34,9 +37,10 @@ if scene is None or scene.label is None:
 st.subheader(scene.name)
 extra.manager()
 preds = common.predictions(scene)
-common.show_images([("Photo", display_scale(scene.photo)), ("Ground truth", colorize(display_scale(scene.label, nearest=True)))]
-                   + [(common.model_title(n), colorize(display_scale(preds[n].mask, nearest=True)) if n in preds else None)
-                      for n in common.columns(preds)])
+st.html(image_grid_html([("Photo", data_url(display_scale(scene.photo))),
+                         ("Ground truth", mask_data_url(display_scale(scene.label, nearest=True)))]
+                        + [(common.model_title(n), mask_data_url(display_scale(preds[n].mask, nearest=True)) if n in preds else None)
+                           for n in common.columns(preds)], min_width=GRID_MIN))
 pickers.scene_credit(scene)
 if not preds:
     st.stop()
@@ -54,8 +58,9 @@ if skipped:  # the rule itself is in the heading's tooltip
 st.markdown("#### Error maps")
 st.caption(ERROR_CAPTION)
 kept = scored_label(scene.label)
-common.show_images([(f"{common.model_title(n)}: {scores[n][0]['pixel_acc']:.1%} right", error_map(p.mask, kept))
-                    for n, p in preds.items()], nearest=True)
+st.html(image_grid_html([(f"{common.model_title(n)}: {scores[n][0]['pixel_acc']:.1%} right",
+                          data_url(display_scale(error_map(p.mask, kept), nearest=True), "PNG"))
+                         for n, p in preds.items()], min_width=GRID_MIN))
 
 
 @st.fragment

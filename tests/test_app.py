@@ -587,7 +587,8 @@ def test_ground_truth_page_scores_the_shared_scene(env):
     table = at.dataframe[0].value
     assert list(table["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"]
     assert table["pixel acc"].between(0, 1).all()
-    assert {"Photo", "Ground truth"} <= set(captions(at))
+    assert {"Photo", "Ground truth"} <= set(grid_captions(at))
+    assert "minmax(min(400px" in grid_html(at)  # as wide as Compare's (six in a row were ~200 px at 1440)
     # the per-image rule, stated in the heading's tooltip (a rule, not a caption to read each time)
     assert "within 1 px of another label colour" in next(m.help for m in at.markdown if m.value == "#### Scores on this image")
     assert "blue: right, orange: wrong" in texts(at.caption)
@@ -595,7 +596,7 @@ def test_ground_truth_page_scores_the_shared_scene(env):
     assert [c.key for c in charts] == ["gt_confusion_unet", "gt_confusion_fcn_vgg16", "gt_confusion_fcn_resnet50",
                                        "gt_confusion_ensemble", "gt_confusion_diff"]
     assert [t.label for t in at.tabs] == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)", "Difference"]
-    assert sum("right" in c for c in captions(at)) == 4  # the error maps: three models and the ensemble
+    assert sum("right" in c for c in grid_captions(at)) == 4  # the error maps: three models and the ensemble
     at.checkbox(key="gt_only_present").uncheck().run()
     no_exception(at)
     at.segmented_control(key="gt_scale").set_value("log").run()
@@ -858,5 +859,5 @@ def test_the_ensemble_gets_its_own_column(env, monkeypatch):
     no_exception(at)
     assert [c.split(" (")[0] for c in grid_captions(at)][-4:] == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three"]
     at = run_page("ground_truth", scenes.scene_from_file(env / "5.jpg"))
-    assert "All three (averaged)" in captions(at)
+    assert "All three (averaged)" in grid_captions(at)
     assert list(at.dataframe[0].value["model"])[-1] == "All three (averaged)"

@@ -9,7 +9,7 @@ deep link such as ``/about`` without this file's navigation. Models come from
 
 import streamlit as st
 
-from ui import common
+from ui import common, views
 
 if common.settings.public_mode():  # a visitor sees the sentence of an error, never a traceback with server paths
     st.set_option("client.showErrorDetails", "none")
@@ -27,5 +27,6 @@ nav = st.navigation(position="top", pages=[
     st.Page("app_pages/analysis.py", title="Is the difference real?", icon=":material/query_stats:"),
     st.Page("app_pages/about.py", title="About", icon=":material/info:"),
 ])
+st.html(views.PAGE_CSS)
 common.settings_sidebar()
 nav.run()

@@ -43,6 +43,10 @@ def mask_data_url(mask: np.ndarray) -> str:
     return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
+#: Every page: on a phone, plotly's mode bar (zoom, pan, download) sat on the charts' titles and
+#: legends; touch gestures still zoom and pan, and Streamlit's own toolbar keeps the full screen.
+PAGE_CSS = "<style>@media (max-width:600px){.js-plotly-plot .modebar-container{display:none}}</style>"
+
 #: On a phone (one picture a row) the cells marked late move after the others: the first mask
 #: then comes right after the photo, in the first screen.
 _LATE_ON_PHONES = "<style>@media (max-width:600px){.seg-grid .seg-late{order:1}}</style>"

@@ -120,11 +120,13 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
             every = gr.Slider(1, 30, value=1, step=1, label="Segment every Nth frame (the mask is held in between)")
             run = gr.Button("Segment the video", variant="primary")
         with gr.Column(scale=2):
-            result_video = gr.Video(label="Comparison", interactive=False)
+            # No label box: it sat on the legend drawn into the top of the video.
+            result_video = gr.Video(label="Comparison", show_label=False, interactive=False)
             summary = gr.Markdown()
     plot = gr.Plot(label="Disagreement and flicker over time")
     frame = gr.Slider(0, 1, value=0, step=1, label="Frame (its panels below)", interactive=True)
-    panels = gr.Gallery(label="Panels of this frame", columns=4, height="auto")
+    # Whole panels ("contain"): cropped to the thumbnails' squares, the names drawn into them were cut.
+    panels = gr.Gallery(label="Panels of this frame", columns=4, height="auto", object_fit="contain")
     files = gr.File(label="Downloads: comparison video and per-frame CSV", file_count="multiple")
     job = gr.State(None)
 

@@ -83,10 +83,11 @@ EXAMPLES_CACHE = settings.examples_cache()
 
 def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                examples_cache: str | Path = EXAMPLES_CACHE, weights_note: str | None = None,
-               weights_dir: str | Path | None = None) -> gr.Blocks:
+               weights_dir: str | Path | None = None, warm: bool = False) -> gr.Blocks:
     """The whole app around one ``Predictor``; ``demo = build_demo(...)`` below is what gets served.
     ``weights_note`` says why the configured weights were not used (shown at the top);
-    ``weights_dir``: where the Stress test tab finds the corruption benchmark's results."""
+    ``weights_dir``: where the Stress test tab finds the corruption benchmark's results; ``warm``:
+    segment the landing scene in the background now (the served app), not when a visitor comes."""
     masks_dir = Path(tempfile.gettempdir()) / "seg_gradio_masks"  # unique names; old ones pruned per call
     with gr.Blocks(title="Cityscapes segmentation: three models compared", delete_cache=(3600, 3600),
                    analytics_enabled=False) as demo:  # no usage reports to gradio's servers
@@ -105,6 +106,8 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
             # Each page load puts that scene in the photo input; its change runs the live models (cached
             # after the first visitor), so the page opens on masks rather than empty boxes.
             demo.load(lambda: landing, None, [image], queue=False, show_progress="hidden", api_visibility="private")
+            if warm:
+                photo.warm(predictor, landing)
         api.endpoints(predictor, masks_dir)  # the programmatic API: hidden components, documented endpoints
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo
@@ -123,7 +126,8 @@ def load_predictor() -> tuple[Predictor, str | None, Path | None]:
 
 
 predictor, WEIGHTS_NOTE, WEIGHTS_DIR = load_predictor()  # once, at import: every session shares these models
-demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE, weights_dir=WEIGHTS_DIR)
+# Served (``python gradio_app.py``, a Space): the landing scene is segmented while the server starts.
+demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE, weights_dir=WEIGHTS_DIR, warm=__name__ == "__main__")
 
 if __name__ == "__main__":
     import uvicorn

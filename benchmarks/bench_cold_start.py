@@ -118,16 +118,24 @@ def main() -> None:
             os.environ["SEG_CACHE_DIR"] = str(Path(tmp) / f"cache{i}")  # a first visit: no cached scores
             rows.append(one_run(Path(args.weights), Path(args.data), Path(tmp) / f"streamlit{i}.log", args.timeout))
             print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
-        if args.gradio:
-            os.environ.update(SEG_DATA_DIR=args.data, SEG_EXAMPLES_CACHE=str(Path(tmp) / "crops"))
-            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in
-                              gradio_run(Path(args.weights), args.timeout).items()}))
+        gradio_rows = []
+        for i in range(max(args.runs, 1) if args.gradio else 0):  # --runs 0 --gradio: Gradio once
+            os.environ.update(SEG_DATA_DIR=args.data, SEG_EXAMPLES_CACHE=str(Path(tmp) / f"crops{i}"))
+            gradio_rows.append(gradio_run(Path(args.weights), args.timeout))
+            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in gradio_rows[-1].items()}), flush=True)
+    table("cold start", rows, (("health", "health check answers"), ("masks", "first example's three masks shown"),
+                               ("ensemble", "its ensemble shown"), ("explorer", "Val explorer: first table (from its link)"),
+                               ("explorer_full", "Val explorer: whole table (from its link)")))
+    table("Gradio cold start", gradio_rows, (("page", "page answers"), ("masks", "landing's results shown"),
+                                             ("another_example", "another example's results, after its click")))
+
+
+def table(title: str, rows: list[dict], keys: tuple[tuple[str, str], ...]) -> None:
+    """Median and worst of ``rows`` as a markdown table (nothing when no run)."""
     if not rows:
         return
-    print(f"\n| cold start, {len(rows)} runs (s) | median | worst |\n|---|---|---|")
-    for key, label in (("health", "health check answers"), ("masks", "first example's three masks shown"),
-                       ("ensemble", "its ensemble shown"), ("explorer", "Val explorer: first table (from its link)"),
-                       ("explorer_full", "Val explorer: whole table (from its link)")):
+    print(f"\n| {title}, {len(rows)} runs (s) | median | worst |\n|---|---|---|")
+    for key, label in keys:
         values = [r[key] for r in rows]
         print(f"| {label} | {statistics.median(values):.2f} | {max(values):.2f} |")
 

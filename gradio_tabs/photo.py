@@ -9,6 +9,7 @@ page's pictures from that state, so moving the opacity or picking another model 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -98,6 +99,25 @@ def compare(predictor: Predictor, image, tta: str = "none", extras: list[ExtraMo
         "own": [m.label for m in extras],
         "tta": tta,
     }
+
+
+def warm(predictor: Predictor, landing: str) -> threading.Thread:
+    """Segment the landing scene once, in the background, while the server starts: the first
+    visitor's page then finds its masks in the cache, and the models' first-use costs (graph
+    set-up, the first upsampling at that size) are paid before anyone waits: by a first, uncached
+    pass, so that the times the page shows are a warm model's. The masks are still the live
+    models' own; a failure is printed, and the visitor's request will report it."""
+    def run() -> None:
+        try:
+            if predictor.models:
+                PhotoService.of(predictor).segment(Photo.at_screen_size(decode(landing)).pixels)
+            compare(predictor, landing)
+        except Exception as err:  # noqa: BLE001 (the page reports it when asked; the server stays up)
+            print(f"warm-up on {Path(landing).name} failed: {err}", flush=True)
+
+    thread = threading.Thread(target=run, name="warm-landing", daemon=True)
+    thread.start()
+    return thread
 
 
 def annotations(photo: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, list]:

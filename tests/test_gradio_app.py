@@ -12,6 +12,7 @@ import shutil
 import socket
 import struct
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -360,6 +361,27 @@ def test_examples_are_photo_halves_cached_outside_the_repo(app, tmp_path):
     # the module-level demo got its examples from SEG_DATA_DIR
     datasets = [c for c in app.demo.config["components"] if c["type"] == "dataset"]
     assert len(datasets) == 1 and len(datasets[0]["props"]["samples"]) == 3
+
+
+def test_served_app_segments_the_landing_scene_while_it_starts(app, weights_dir, tmp_path):
+    """``warm=True`` (``python gradio_app.py``): the landing scene's masks are in the cache before any
+    visitor asks, so the first page load pays no model's first use; a test build (the default) runs nothing."""
+    from seg_core import settings
+    from seg_core.serve.photos import Photo, PhotoService
+
+    def landing_ready(predictor: Predictor) -> bool:
+        first = photo_tab.example_photos(settings.EXAMPLES_DIR, tmp_path / "crops")[0]
+        return PhotoService.of(predictor).ready(Photo.at_screen_size(load_image(first)))
+
+    cold = Predictor.from_dir(weights_dir)
+    app.build_demo(cold, settings.EXAMPLES_DIR, tmp_path / "crops")
+    assert not any(t.name == "warm-landing" for t in threading.enumerate())
+    assert not landing_ready(cold)
+    served = Predictor.from_dir(weights_dir)
+    app.build_demo(served, settings.EXAMPLES_DIR, tmp_path / "crops", warm=True)
+    for thread in [t for t in threading.enumerate() if t.name == "warm-landing"]:
+        thread.join(timeout=60)
+    assert landing_ready(served)
 
 
 def test_weights_repo_that_cannot_be_had_leaves_the_page_up_with_the_reason(app, monkeypatch, tmp_path):

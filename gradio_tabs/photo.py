@@ -32,8 +32,8 @@ from seg_core.viz import ENSEMBLE_TIME, legend, legend_rows, ms_text, overlay, s
 from ui.views import legend_html
 
 from .api import _prune
-from .common import (DEFAULT_OPACITY, INFER_WORKERS, NO_PHOTO, checked_tta, decode, error_text, inference_errors,
-                     missing_note, user_error)
+from .common import (DEFAULT_OPACITY, INFER_WORKERS, NO_PHOTO, PICTURE_FORMAT, checked_tta, decode, error_text,
+                     inference_errors, missing_note, user_error)
 from .own_models import MAX_OWN, add_own_model, own_box, own_models, own_section
 
 N_EXAMPLES = 8
@@ -145,18 +145,15 @@ def class_report(state: dict | None, evt: gr.SelectData) -> str:
     return f"**{label}**, share of the pixels: {shares}."
 
 
-def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str, ...], own_slots: int = 0) -> list:
-    """Slider, legend, timings, the chosen model's annotated picture and confidence, one overlay
-    per model in ``names`` (what the page shows), and ``own_slots`` updates of the pictures of the
-    user's models (shown with their label, or hidden)."""
+def compare_views(state: dict | None, alpha: float, names: tuple[str, ...], own_slots: int = 0) -> list:
+    """The Compare tab's part of the page: the legend, the times, one overlay per model in ``names``
+    (what the page shows) and ``own_slots`` updates of the pictures of the user's models (shown with
+    their label, or hidden). A new photo's first paint is this alone (``inspect_views`` follows)."""
     if not state:
-        return [None, "", "", None, None, *([None] * len(names)), *own_overlays(None, alpha, own_slots)]
+        return ["", "", *([None] * len(names)), *own_overlays(None, alpha, own_slots)]
     alpha = DEFAULT_OPACITY if alpha is None else float(alpha)
     photo, masks = state["photo"], state["masks"]
-    overlays = {n: overlay(photo, masks[n], alpha) for n in names if n in masks}
-    pick = pick if pick in overlays else next(iter(overlays), None)
-    slider = (photo, overlays[pick]) if pick else None
-    legend_part = legend_html(state["legend"], {n: display_name(n) for n in state["masks"]})
+    legend_part = legend_html(state["legend"], {n: display_name(n) for n in masks})
     h, w = state["size"]
     sh, sw = photo.shape[:2]
     at = "" if (sh, sw) == (h, w) else f", segmented at screen size, {sw}x{sh} (the API answers at full size)"
@@ -166,10 +163,33 @@ def render(state: dict | None, pick: str | None, alpha: float, names: tuple[str,
                   for n, s in state["seconds"].items()) + ".")
     if state.get("tta") == "flip":
         timing += " Mirror-image averaging: each model also segmented the mirrored photo."
-    annotated = annotations(photo, masks[pick]) if pick else None
-    sure = confidence_picture(state, pick) if pick else None
-    return [slider, legend_part, timing, annotated, sure, *(overlays.get(n) for n in names),
+    return [legend_part, timing, *(overlay(photo, masks[n], alpha) if n in masks else None for n in names),
             *own_overlays(state, alpha, own_slots)]
+
+
+def inspect_views(state: dict | None, pick: str | None, alpha: float) -> list:
+    """The Inspect tab's part: the photo / mask slider, the chosen model's annotated picture (one
+    mask per class) and its confidence. Drawn after the Compare tab's pictures, not with them: the
+    annotated picture alone took 0.44 s of gradio's encoding for a 1024x512 photo."""
+    pick = picked(state, pick)
+    if pick is None:
+        return [None, None, None]
+    return [slider_pair(state, pick, alpha), annotations(state["photo"], state["masks"][pick]), confidence_picture(state, pick)]
+
+
+def picked(state: dict | None, pick: str | None) -> str | None:
+    """The model the Inspect tab shows: ``pick``, or the first one when it has no mask."""
+    masks = (state or {}).get("masks", {})
+    return pick if pick in masks else next(iter(masks), None)
+
+
+def slider_pair(state: dict | None, pick: str | None, alpha: float) -> tuple | None:
+    """The Inspect tab's photo / mask slider: the photo and ``pick``'s overlay at ``alpha``."""
+    pick = picked(state, pick)
+    if pick is None:
+        return None
+    alpha = DEFAULT_OPACITY if alpha is None else float(alpha)
+    return state["photo"], overlay(state["photo"], state["masks"][pick], alpha)
 
 
 def own_overlays(state: dict | None, alpha: float, slots: int) -> list:
@@ -199,21 +219,21 @@ def browser_preview(value, out_dir: Path) -> str | None:
 
 def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[str, ...], preview_dir: Path,
              extras: list[ExtraModel] = (), own_slots: int = 0) -> list:
-    """A new photo: ``[input image, state, *views, error box]``, with the reason in the error box
+    """A new photo: ``[input image, state, *compare_views, error box]``, with the reason in the error box
     when it cannot be segmented (a toast vanishes, and raising would leave every output with a bare
     "Error" pill). A TIFF first gets a PNG copy as the input's preview, whose change runs the models.
     ``extras``: the user's models, drawn in ``own_slots`` pictures after the three."""
     hidden = gr.update(value="", visible=False)
     if value is None:  # the input was cleared
-        return [gr.skip(), None, *render(None, pick, alpha, names, own_slots), hidden]
+        return [gr.skip(), None, *compare_views(None, alpha, names, own_slots), hidden]
     if preview := browser_preview(value, preview_dir):
-        return [preview, *([gr.skip()] * (len(names) + own_slots + 7))]
+        return [preview, *([gr.skip()] * (len(names) + own_slots + 4))]
     try:
         new = compare(predictor, value, "flip" if flip else "none", extras)
     except gr.Error as err:
-        return [gr.skip(), None, *render(None, pick, alpha, names, own_slots),
+        return [gr.skip(), None, *compare_views(None, alpha, names, own_slots),
                 gr.update(value=error_text(err), visible=True)]
-    return [gr.skip(), new, *render(new, pick, alpha, names, own_slots), hidden]
+    return [gr.skip(), new, *compare_views(new, alpha, names, own_slots), hidden]
 
 
 def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str | Path, weights_note: str | None,
@@ -250,11 +270,11 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
                         with gr.Row():
                             for name in order[row : row + 2]:
                                 if name in loaded:
-                                    overlays.append(gr.Image(label=display_name(name), interactive=False))
+                                    overlays.append(gr.Image(label=display_name(name), interactive=False, format=PICTURE_FORMAT))
                                 else:
                                     gr.Markdown(f"**{display_name(name)}**: not available (see the note above).")
                     with gr.Row():
-                        own_pictures = [gr.Image(interactive=False, visible=False) for _ in range(MAX_OWN)]
+                        own_pictures = [gr.Image(interactive=False, visible=False, format=PICTURE_FORMAT) for _ in range(MAX_OWN)]
                     timing = gr.Markdown()
                     legend_box = gr.HTML(elem_id="legend")
                 with gr.Column(scale=1, min_width=280, elem_id="compare-picks"):
@@ -278,12 +298,13 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
         with gr.Tab("Inspect", id="inspect"):
             picker = gr.Radio(choices=[(display_name(n), n) for n in loaded], value=loaded[0] if loaded else None,
                               label="Model for the slider, the class picture and the confidence")
-            slider = gr.ImageSlider(label="Photo / mask", type="numpy", interactive=False, max_height=480)
+            slider = gr.ImageSlider(label="Photo / mask", type="numpy", interactive=False, max_height=480,
+                                    format=PICTURE_FORMAT)
             with gr.Row():
                 annotated = gr.AnnotatedImage(label="Classes of the chosen model (hover or click a class to highlight it)",
                                               height=360, elem_id="classes", color_map=dict(CLASS_HEX))
                 sure = gr.Image(label="Confidence of the chosen model (white: sure, dark: unsure)", type="numpy",
-                                interactive=False, height=360, elem_id="confidence")
+                                interactive=False, height=360, elem_id="confidence", format=PICTURE_FORMAT)
             picked_class = gr.Markdown(elem_id="picked-class")
         if between is not None:
             between()
@@ -293,13 +314,14 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
             after()
     own = gr.State([])  # this session's own models: sources only; the models are in _own_model's cache
 
-    views = [slider, legend_box, timing, annotated, sure, *overlays, *own_pictures]
+    views = [legend_box, timing, *overlays, *own_pictures]  # the Compare tab's
+    inspected = [slider, annotated, sure]  # the Inspect tab's, drawn after them
 
     def on_image(value, pick, alpha, flip, mine):
         return on_photo(predictor, value, pick, alpha, flip, shown, masks_dir, own_models(mine), MAX_OWN)
 
-    def on_view(current, pick, alpha):
-        return render(current, pick, alpha, shown, MAX_OWN)
+    def on_view(current, alpha):
+        return compare_views(current, alpha, shown, MAX_OWN)
 
     def on_add(mine, value, pick, alpha, flip, *chosen):
         try:
@@ -316,19 +338,25 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
     # The masks' boxes show as soon as there is a photo (their progress with them), before any model runs.
     image.change(lambda value: gr.Column(elem_classes=[] if value else [NO_PHOTO]), [image], [results],
                  queue=False, show_progress="hidden", preprocess=False, api_visibility="private")
+    # A new photo: the Compare tab's pictures first, then (hidden, after they are sent) the Inspect tab's.
+    inspect = {"fn": inspect_views, "inputs": [state, picker, opacity], "outputs": inspected,
+               "show_progress": "hidden", "api_visibility": "private"}
     for trigger in (image, mirror):  # a new photo, or the same one with(out) mirror-image averaging
         trigger.change(on_image, [image, picker, opacity, mirror, own], page_out, preprocess=False,
-                       concurrency_limit=INFER_WORKERS, concurrency_id="inference", api_visibility="private")
+                       concurrency_limit=INFER_WORKERS, concurrency_id="inference",
+                       api_visibility="private").then(**inspect)
     photo_in = [image, picker, opacity, mirror]
     own_add.click(on_add, [own, *photo_in, *own_inputs], [own, own_list, *own_inputs, *page_out],
                   preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference",
-                  api_visibility="private")
+                  api_visibility="private").then(**inspect)
     own_list.input(on_untick, [own, own_list, *photo_in], [own, own_list, *own_inputs, *page_out],
                    preprocess=False, concurrency_limit=INFER_WORKERS, concurrency_id="inference",
-                   api_visibility="private")
-    # Redrawing is cheap; while one redraw runs, only the latest slider position is kept.
-    for control in (picker, opacity):
-        control.change(on_view, [state, picker, opacity], views, trigger_mode="always_last",
-                       show_progress="hidden", api_visibility="private")
+                   api_visibility="private").then(**inspect)
+    # Redrawing is cheap; while one redraw runs, only the latest slider position is kept. The
+    # opacity redraws both tabs' overlays, the model picker (on Inspect) only Inspect.
+    opacity.change(on_view, [state, opacity], views, trigger_mode="always_last", show_progress="hidden",
+                   api_visibility="private").then(slider_pair, [state, picker, opacity], [slider],
+                                                  show_progress="hidden", api_visibility="private")
+    picker.change(trigger_mode="always_last", **inspect)
     annotated.select(class_report, [state], [picked_class], show_progress="hidden", api_visibility="private")
     return image, str(photos[0]) if photos and data_dir is not None and settings.is_examples(data_dir) else None

@@ -73,7 +73,7 @@ def test_both_apps_report_the_ensembles_time_as_the_same_thing(weights_dir):
         members = sum(seconds[n] for n in ARCH_NAMES)
         assert 0 < seconds[ENSEMBLE] < members  # the mixing, not the passes again
     assert all(second[n] is first[n] for n in ARCH_NAMES)  # no model ran for the ensemble
-    timing = photo_tab.render(state, "unet", 0.5, tuple(gradio_pred.models), 0)[2]
+    timing = photo_tab.compare_views(state, 0.5, tuple(gradio_pred.models), 0)[1]
     assert f"Ensemble {ms_text(state['seconds'][ENSEMBLE])} ({ENSEMBLE_TIME})" in timing.replace(display_name(ENSEMBLE), "Ensemble")
     page = (Path(__file__).parents[1] / "app_pages" / "compare.py").read_text()
     assert page.count("ENSEMBLE_TIME") >= 3  # imported, in the caption and in the ensemble's metric help

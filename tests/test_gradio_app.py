@@ -299,7 +299,8 @@ def test_compare_and_render(app, photo, monkeypatch):
     assert state["size"] == (H, W) and state["photo"].shape == (24, 40, 3)
     assert list(state["masks"]) == list(names) and all(m.shape == (24, 40) for m in state["masks"].values())
 
-    slider, legend_html, timing, annotated, sure, *overlays = photo_tab.render(state, "fcn_vgg16", 0.0, names)
+    legend_html, timing, *overlays = photo_tab.compare_views(state, 0.0, names)
+    slider, annotated, sure = photo_tab.inspect_views(state, "fcn_vgg16", 0.0)
     assert len(overlays) == 4 and np.array_equal(slider[0], state["photo"])
     assert np.array_equal(overlays[0], state["photo"])  # opacity 0: the photo itself
     top = state["legend"][0]  # one table for all the models, shares from the full-size masks
@@ -308,13 +309,32 @@ def test_compare_and_render(app, photo, monkeypatch):
     assert "Image 80x48 px" in timing and "FCN-ResNet50" in timing and "All three (averaged)" in timing
     # the chosen model's classes, one mask each for the annotated picture, and its confidence
     picture, parts = annotated
-    assert np.array_equal(picture, state["photo"]) and [name for _, name in parts][0] == \
+    assert np.array_equal(picture, state["photo"]) and next(name for _, name in parts) == \
         legend(state["masks"]["fcn_vgg16"])[0]["name"]
     assert sum(m.sum() for m, _ in parts) == state["masks"]["fcn_vgg16"].size  # every pixel in one class
     assert sure.shape == (24, 40) and sure.dtype == np.uint8
-    _, _, _, _, _, *opaque = photo_tab.render(state, "unet", 1.0, names)
+    _, _, *opaque = photo_tab.compare_views(state, 1.0, names)
     assert np.array_equal(opaque[0], colorize(state["masks"]["unet"]))
-    assert photo_tab.render(None, "unet", 0.5, names) == [None, "", "", None, None, None, None, None, None]
+    assert np.array_equal(photo_tab.slider_pair(state, "unet", 1.0)[1], opaque[0])  # the opacity redraws the slider
+    assert np.array_equal(photo_tab.inspect_views(state, "not loaded", 1.0)[0][1], opaque[0])  # the first model
+    assert photo_tab.compare_views(None, 0.5, names) == ["", "", None, None, None, None]
+    assert photo_tab.inspect_views(None, "unet", 0.5) == [None, None, None]
+
+
+def test_a_new_photo_sends_the_compare_tab_first_and_the_inspect_tab_after(app):
+    """The annotated picture (one PNG per class) held the first paint back by 0.44 s: a new photo's
+    event sends the Compare tab's pictures, and a chained event the Inspect tab's."""
+    config = app.demo.get_config_file()
+    label = {c["id"]: c["props"].get("elem_id") or c["props"].get("label") for c in config["components"]}
+    deps = config["dependencies"]
+    photo_event = next(d for d in deps if [t[1] for t in d["targets"]] == ["change"]
+                       and label[d["targets"][0][0]] and label[d["targets"][0][0]].startswith("Photo")
+                       and len(d["outputs"]) > 4)
+    sent = {label[o] for o in photo_event["outputs"]}
+    assert {"U-Net", "FCN-VGG16", "FCN-ResNet50"} <= sent and "legend" in sent
+    assert not sent & {"Photo / mask", "confidence", "classes"}
+    after = next(d for d in deps if d["trigger_after"] == photo_event["id"])
+    assert {label[o] for o in after["outputs"]} == {"Photo / mask", "classes", "confidence"}
 
 
 def test_clicking_a_class_reports_its_share_in_every_model(app, photo):
@@ -332,8 +352,8 @@ def test_mirror_image_averaging_in_the_page(app, photo):
     expected = app.predictor.predict(rgb, tta="flip")
     assert state["tta"] == "flip" and all(np.array_equal(state["masks"][n], p.mask) for n, p in expected.items())
     names = tuple(app.predictor.models)
-    assert "Mirror-image averaging" in photo_tab.render(state, "unet", 0.5, names)[2]
-    assert "Mirror-image" not in photo_tab.render(photo_tab.compare(app.predictor, {"path": str(photo)}), "unet", 0.5, names)[2]
+    assert "Mirror-image averaging" in photo_tab.compare_views(state, 0.5, names)[1]
+    assert "Mirror-image" not in photo_tab.compare_views(photo_tab.compare(app.predictor, {"path": str(photo)}), 0.5, names)[1]
     # ticking the box re-runs the comparison on the current photo
     config = app.demo.get_config_file()
     box = next(c["id"] for c in config["components"] if c["props"].get("label", "").startswith("Mirror-image"))
@@ -493,7 +513,7 @@ def test_page_errors_stay_readable_in_the_page(app, tmp_path):
     out = photo_tab.on_photo(app.predictor, {"path": str(tmp_path / "notes.png")}, "unet", 0.5, False, names, tmp_path)
     box = out[-1]
     assert box["visible"] and box["value"].startswith("**Bad image:** Cannot segment this file: this file is not an image")
-    assert out[1] is None and out[2] is None  # no state, no slider
+    assert out[1] is None and out[2] == "" and out[4] is None  # no state, no legend, no overlay
     good = tmp_path / "street.png"
     Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(good)
     out = photo_tab.on_photo(app.predictor, {"path": str(good)}, "unet", 0.5, False, names, tmp_path)

@@ -51,12 +51,12 @@ def test_own_models_from_a_file_a_path_and_the_hub_beside_the_three(app, weights
     assert np.array_equal(state["masks"]["ensemble"], alone["masks"]["ensemble"])  # not inside the ensemble
     assert state["backends"][labels[0]] == "PyTorch fp32, your model"
     names = tuple(app.predictor.models)
-    *_, first, second = photo_tab.render(state, "unet", 1.0, names, 2)
+    *_, first, second = photo_tab.compare_views(state, 1.0, names, 2)
     assert first["visible"] and first["label"] == labels[0]
     assert np.array_equal(first["value"], colorize(state["masks"][labels[0]]))
     assert second["label"] == labels[1]
-    assert not photo_tab.render(alone, "unet", 1.0, names, 2)[-1]["visible"]  # no own model: the slot stays hidden
-    assert "U&#8209;Net (mine.safetensors)" in photo_tab.render(state, "unet", 1.0, names, 2)[1]  # and in the legend
+    assert not photo_tab.compare_views(alone, 1.0, names, 2)[-1]["visible"]  # no own model: the slot stays hidden
+    assert "U&#8209;Net (mine.safetensors)" in photo_tab.compare_views(state, 1.0, names, 2)[0]  # and in the legend
 
 
 def test_adding_in_the_page_segments_the_photo_again_and_unticking_removes(app, weights_dir, photo):  # noqa: F811 (fixtures of test_gradio_app)

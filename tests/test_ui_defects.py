@@ -161,7 +161,7 @@ def test_the_gradio_timing_line_never_reads_zero_ms(weights_dir):
     pred = Predictor.from_dir(weights_dir)
     state = photo_tab.compare(pred, synthetic_pair(64, seed=6)[0])
     state["seconds"][ENSEMBLE] = 0.0002  # the mean of three small probability maps: well under a millisecond
-    timing = photo_tab.render(state, "unet", 0.5, tuple(pred.models), 0)[2]
+    timing = photo_tab.compare_views(state, 0.5, tuple(pred.models), 0)[1]
     assert display_name(ENSEMBLE) in timing and not ZERO_MS.search(timing), timing
 
 
@@ -174,7 +174,7 @@ def test_both_apps_say_what_the_ensembles_time_is(env, weights_dir):  # noqa: F8
     from tests.conftest import synthetic_pair
 
     pred = Predictor.from_dir(weights_dir)
-    timing = photo_tab.render(photo_tab.compare(pred, synthetic_pair(64, seed=6)[0]), "unet", 0.5, tuple(pred.models), 0)[2]
+    timing = photo_tab.compare_views(photo_tab.compare(pred, synthetic_pair(64, seed=6)[0]), 0.5, tuple(pred.models), 0)[1]
     at = page("compare")
     at.query_params["scene"] = "3.jpg"
     at.run()

@@ -76,7 +76,8 @@ def start_server(weights: Path, port: int, env: dict[str, str] | None = None) ->
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120, interval: float = 0.5) -> None:
+    """Until ``url`` answers (polled every ``interval`` s: a start-up timer wants a small one)."""
     import urllib.request
 
     deadline = time.monotonic() + timeout
@@ -87,7 +88,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
             urllib.request.urlopen(url, timeout=2)
             return
         except OSError:
-            time.sleep(0.5)
+            time.sleep(interval)
     raise RuntimeError(f"the server did not answer at {url} within {timeout:.0f}s")
 
 

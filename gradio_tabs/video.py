@@ -102,8 +102,7 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
 
     Video jobs have their own slot (``concurrency_id="video"``, limit 1): one at a time, the others
     wait in gradio's queue (their position is shown), and photos keep their own slot meanwhile."""
-    from seg_core.video import Limits, read_frame
-    from seg_core.video_compare import Composer
+    from seg_core.video import Limits
 
     limits = Limits(max_bytes=MAX_FILE_MB * 2**20)  # gradio refuses larger uploads first
     gr.Markdown(f"Upload a clip ({limits.describe()}). Each frame goes "
@@ -142,6 +141,9 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
                 gr.Slider(0, max(1, result.frames - 1), value=0), [video_path, csv_path], state)
 
     def on_frame(state, index):
+        from seg_core.video import read_frame
+        from seg_core.video_compare import Composer  # with OpenCV and PyAV: imported by the first clip, not at start
+
         if not state:
             return []
         names = [display_name(n) for n in state["models"]]

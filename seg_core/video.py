@@ -21,12 +21,24 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-import av
 import numpy as np
 
 from .files import atomic_path
 
-av.logging.set_level(av.logging.PANIC)  # FFmpeg's own log lines would bypass our one-sentence errors
+
+class _FirstUse:
+    """PyAV, imported when a clip first needs it (0.2 s, most of this module's import): a server
+    that gets no clip starts without it. The first attribute looked up puts the module itself here."""
+
+    def __getattr__(self, name: str):
+        import av as module
+
+        module.logging.set_level(module.logging.PANIC)  # FFmpeg's own log lines would bypass our one-sentence errors
+        globals()["av"] = module
+        return getattr(module, name)
+
+
+av = _FirstUse()
 
 #: Demuxers that read still images: such a file named ``.mp4`` is refused, not segmented as one frame.
 IMAGE_FORMATS = ("image2", "gif", "apng", "ico", "tiff", "webp")

@@ -66,16 +66,37 @@ server lacks raises ``gradio_client.exceptions.AppError`` whose message says wha
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import gradio as gr
-
-from gradio_tabs import api, photo, video, webcam
-from gradio_tabs.common import DEFAULT_CONCURRENCY, INFER_THREADS, INFER_WORKERS, QUEUE_MAX_SIZE
 from seg_core import settings
-from gradio_tabs.stress import stress_tab
 from seg_core.predictor import Predictor
 from seg_core.served_weights import WeightsError, weights_source
+
+
+def load_predictor() -> tuple[Predictor, str | None, Path | None]:
+    """The models of ``seg_core.served_weights.weights_dir()``, why the configured weights could not be
+    used if so (a missing Hub repo or revision leaves the page up, with no model and the reason), and
+    their folder (``None`` then), which the Stress test reads the benchmark's results from."""
+    try:
+        source = weights_source()
+    except WeightsError as err:
+        return Predictor(), str(err), None
+    return (Predictor.from_dir(source.folder, threads=settings.infer_threads(), parallel=settings.infer_workers()),
+            source.note, source.folder)
+
+
+# Once, at import: every session shares these models. They load (OpenVINO compiles them) on one
+# core while gradio is imported on the other, so the page answers sooner (docs/examples.md).
+_pool = ThreadPoolExecutor(1, thread_name_prefix="load-models")
+_loaded = _pool.submit(load_predictor)
+_pool.shutdown(wait=False)
+
+import gradio as gr  # noqa: E402 (after the models' loading has started)
+
+from gradio_tabs import api, photo, video, webcam  # noqa: E402
+from gradio_tabs.common import DEFAULT_CONCURRENCY, INFER_WORKERS, QUEUE_MAX_SIZE  # noqa: E402
+from gradio_tabs.stress import stress_tab  # noqa: E402
 
 DATA_DIR = settings.data_dir()
 EXAMPLES_CACHE = settings.examples_cache()
@@ -113,19 +134,7 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
     return demo
 
 
-def load_predictor() -> tuple[Predictor, str | None, Path | None]:
-    """The models of ``seg_core.served_weights.weights_dir()``, why the configured weights could not be
-    used if so (a missing Hub repo or revision leaves the page up, with no model and the reason), and
-    their folder (``None`` then), which the Stress test reads the benchmark's results from."""
-    try:
-        source = weights_source()
-    except WeightsError as err:
-        return Predictor(), str(err), None
-    return (Predictor.from_dir(source.folder, threads=INFER_THREADS, parallel=INFER_WORKERS), source.note,
-            source.folder)
-
-
-predictor, WEIGHTS_NOTE, WEIGHTS_DIR = load_predictor()  # once, at import: every session shares these models
+predictor, WEIGHTS_NOTE, WEIGHTS_DIR = _loaded.result()
 # Served (``python gradio_app.py``, a Space): the landing scene is segmented while the server starts.
 demo = build_demo(predictor, DATA_DIR, weights_note=WEIGHTS_NOTE, weights_dir=WEIGHTS_DIR, warm=__name__ == "__main__")
 

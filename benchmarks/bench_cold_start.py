@@ -21,6 +21,7 @@ second example to its results (warm). The docs' screenshots,
 of warm Space-like servers, are ``benchmarks/screenshots.py``::
 
     python -m benchmarks.bench_cold_start --runs 3 --gradio
+    python -m benchmarks.bench_cold_start --runs 3 --gradio-only     # the Gradio app alone
 """
 
 from __future__ import annotations
@@ -108,18 +109,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--gradio", action="store_true", help="also time python gradio_app.py")
+    parser.add_argument("--gradio-only", action="store_true", help="time python gradio_app.py --runs times, not Streamlit")
     args = parser.parse_args()
     if CHROMIUM is None:
         raise SystemExit("chromium is not installed (apt-get install -y chromium)")
     os.environ["SPACE_ID"] = "org/space"  # the servers started below are Space-like (public mode)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.runs):
+        for i in range(0 if args.gradio_only else args.runs):
             os.environ["SEG_CACHE_DIR"] = str(Path(tmp) / f"cache{i}")  # a first visit: no cached scores
             rows.append(one_run(Path(args.weights), Path(args.data), Path(tmp) / f"streamlit{i}.log", args.timeout))
             print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
         gradio_rows = []
-        for i in range(max(args.runs, 1) if args.gradio else 0):  # --runs 0 --gradio: Gradio once
+        for i in range(max(args.runs, 1) if args.gradio or args.gradio_only else 0):  # --runs 0 --gradio: once
             os.environ.update(SEG_DATA_DIR=args.data, SEG_EXAMPLES_CACHE=str(Path(tmp) / f"crops{i}"))
             gradio_rows.append(gradio_run(Path(args.weights), args.timeout))
             print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in gradio_rows[-1].items()}), flush=True)

@@ -383,25 +383,25 @@ def test_examples_are_photo_halves_cached_outside_the_repo(app, tmp_path):
     assert len(datasets) == 1 and len(datasets[0]["props"]["samples"]) == 3
 
 
-def test_served_app_segments_the_landing_scene_while_it_starts(app, weights_dir, tmp_path):
-    """``warm=True`` (``python gradio_app.py``): the landing scene's masks are in the cache before any
-    visitor asks, so the first page load pays no model's first use; a test build (the default) runs nothing."""
+def test_served_app_segments_the_landing_scene_while_it_starts(app, weights_dir, tmp_path, monkeypatch):
+    """``warm=True`` (``python gradio_app.py``): every model segments the landing scene, at the size
+    the page will ask for, before any visitor comes; the result is not cached (its times would be
+    start-up times). A test build (the default) runs nothing."""
     from seg_core import settings
     from seg_core.serve.photos import Photo, PhotoService
 
-    def landing_ready(predictor: Predictor) -> bool:
-        first = photo_tab.example_photos(settings.EXAMPLES_DIR, tmp_path / "crops")[0]
-        return PhotoService.of(predictor).ready(Photo.at_screen_size(load_image(first)))
-
-    cold = Predictor.from_dir(weights_dir)
-    app.build_demo(cold, settings.EXAMPLES_DIR, tmp_path / "crops")
-    assert not any(t.name == "warm-landing" for t in threading.enumerate())
-    assert not landing_ready(cold)
+    calls = []
+    original = PhotoService.compare
+    monkeypatch.setattr(PhotoService, "compare", lambda self, photo, *a, **k: calls.append(photo.pixels.shape) or original(self, photo, *a, **k))
+    first = photo_tab.example_photos(settings.EXAMPLES_DIR, tmp_path / "crops")[0]
+    app.build_demo(Predictor.from_dir(weights_dir), settings.EXAMPLES_DIR, tmp_path / "crops")
+    assert not any(t.name == "warm-landing" for t in threading.enumerate()) and calls == []
     served = Predictor.from_dir(weights_dir)
     app.build_demo(served, settings.EXAMPLES_DIR, tmp_path / "crops", warm=True)
     for thread in [t for t in threading.enumerate() if t.name == "warm-landing"]:
         thread.join(timeout=60)
-    assert landing_ready(served)
+    assert calls == [Photo.at_screen_size(load_image(first)).pixels.shape]
+    assert not PhotoService.of(served).ready(Photo.at_screen_size(load_image(first)))  # nothing kept
 
 
 def test_weights_repo_that_cannot_be_had_leaves_the_page_up_with_the_reason(app, monkeypatch, tmp_path):

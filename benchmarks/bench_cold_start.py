@@ -29,13 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.browser import (CHROMIUM, GRADIO_BUSY_JS, GRADIO_RESULTS_JS, GRID_JS, ROOT, Browser, app_server,
                                 gradio_click_example, wait_for)
+from benchmarks.bench_page import print_table
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
 
 TABLE_JS = "!!document.querySelector('[data-testid=\"stDataFrame\"] canvas, [data-testid=\"stDataFrame\"] table')"
@@ -125,21 +125,13 @@ def main() -> None:
             os.environ.update(SEG_DATA_DIR=args.data, SEG_EXAMPLES_CACHE=str(Path(tmp) / f"crops{i}"))
             gradio_rows.append(gradio_run(Path(args.weights), args.timeout))
             print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in gradio_rows[-1].items()}), flush=True)
-    table("cold start", rows, (("health", "health check answers"), ("masks", "first example's three masks shown"),
-                               ("ensemble", "its ensemble shown"), ("explorer", "Val explorer: first table (from its link)"),
-                               ("explorer_full", "Val explorer: whole table (from its link)")))
-    table("Gradio cold start", gradio_rows, (("page", "page answers"), ("masks", "landing's results shown"),
-                                             ("another_example", "another example's results, after its click")))
-
-
-def table(title: str, rows: list[dict], keys: tuple[tuple[str, str], ...]) -> None:
-    """Median and worst of ``rows`` as a markdown table (nothing when no run)."""
-    if not rows:
-        return
-    print(f"\n| {title}, {len(rows)} runs (s) | median | worst |\n|---|---|---|")
-    for key, label in keys:
-        values = [r[key] for r in rows]
-        print(f"| {label} | {statistics.median(values):.2f} | {max(values):.2f} |")
+    print_table(rows, "cold start (s)", (
+        ("health", "health check answers"), ("masks", "first example's three masks shown"),
+        ("ensemble", "its ensemble shown"), ("explorer", "Val explorer: first table (from its link)"),
+        ("explorer_full", "Val explorer: whole table (from its link)")))
+    print_table(gradio_rows, "Gradio cold start (s)", (
+        ("page", "page answers"), ("masks", "landing's results shown"),
+        ("another_example", "another example's results, after its click")))
 
 
 if __name__ == "__main__":

@@ -635,6 +635,8 @@ def test_benchmark_page_facts_and_recompute(env):
     assert "#### Metrics on the first 4 val images" in [m.value for m in at.markdown]
     assert set(metrics["computed with, on"]) == {"PyTorch fp32, 4 val images", "mean of the members, PyTorch fp32, 4 val images"}
     assert list(metrics["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"]
+    # the scores first, the long description last: a phone showed the model and the description only
+    assert list(metrics.columns) == ["model", "mIoU", "pixel acc", "class acc", "computed with, on"]
     assert len(at.get("plotly_chart")) == 6  # IoU bars + four confusion matrices + their difference
     assert "median of 10 runs, in whole milliseconds" in texts(at.caption)
 

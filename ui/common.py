@@ -181,9 +181,10 @@ def image_metrics(mask: np.ndarray, label: np.ndarray) -> tuple[dict, np.ndarray
 
 
 def metrics_row(name: str, metrics: dict, computed: str | None = None) -> dict:
-    """A table row of ``metrics``; ``computed`` says with which backend, on what data."""
-    return {"model": display_name(name), **({"computed with, on": computed} if computed else {}),
-            "pixel acc": metrics.get("pixel_acc"), "class acc": metrics.get("class_acc"), "mIoU": metrics.get("miou")}
+    """A table row of ``metrics``; ``computed`` says with which backend, on what data. The scores
+    come first and the long description last: a phone shows the first columns."""
+    return {"model": display_name(name), "mIoU": metrics.get("miou"), "pixel acc": metrics.get("pixel_acc"),
+            "class acc": metrics.get("class_acc"), **({"computed with, on": computed} if computed else {})}
 
 
 # --- benchmark ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from seg_core import examples
 from seg_core.video import VideoError
 from ui import common
 from ui import video as ui_video
@@ -28,8 +29,15 @@ every = st.number_input("Segment every Nth frame (the mask is held in between)",
                         step=1, key="video_every")
 
 job: ui_video.VideoJob | None = st.session_state.get(ui_video.JOB_KEY)
+# The clip: an upload, else the example clip once asked for (it stays the clip until an upload).
 if upload is not None:
-    data = upload.getvalue()
+    st.session_state.pop(ui_video.EXAMPLE_KEY, None)
+elif st.button("Try the example clip", key="video_example_button", help=examples.CLIP_NOTE):
+    st.session_state[ui_video.EXAMPLE_KEY] = True
+source = (upload.name, upload.getvalue()) if upload is not None else \
+    (examples.CLIP_NAME, examples.example_clip().read_bytes()) if st.session_state.get(ui_video.EXAMPLE_KEY) else None
+if source is not None:
+    name, data = source
     wanted = (ui_video.upload_key(data), int(every))
     if job is None or (job.key, job.every) != wanted:
         if job is not None:  # one job per session: the previous one's files go before the next is made
@@ -37,17 +45,18 @@ if upload is not None:
             job.folder.cleanup()
         job = None
         try:
-            job = ui_video.run_job(upload.name, data, pred, int(every), st.empty(), st.progress(0.0, text="Waiting…"))
+            job = ui_video.run_job(name, data, pred, int(every), st.empty(), st.progress(0.0, text="Waiting…"))
             st.session_state[ui_video.JOB_KEY] = job
             st.session_state[ui_video.FRAME_KEY] = 0
         except VideoError as err:
-            st.error(f"Cannot use **{upload.name}**: {err}.")
+            st.error(f"Cannot use **{name}**: {err}.")
 if job is None:
-    st.info("Upload a clip (a dashcam video works best) to compare the models on it frame by frame.")
+    st.info("Upload a clip (a dashcam video works best), or try the example clip, to compare the models on it "
+            "frame by frame.")
     st.stop()
 
 st.subheader(job.name)
-st.caption(job.summary)
+st.caption(job.summary + (f" {examples.CLIP_NOTE}" if job.name == examples.CLIP_NAME and upload is None else ""))
 st.video(str(job.video), format="video/mp4")
 
 st.markdown("#### Disagreement and flicker over time")

@@ -27,12 +27,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 
 from benchmarks.browser import (CHROMIUM, GRID_JS, NO_CHROMIUM, ROOT, Browser, app_server, full_page_shot,
                                 gradio_click_example, gradio_open, settle, wait_for)
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
-from seg_core.settings import EXAMPLES_DIR
+from seg_core.examples import CLIP_NAME, pan_clip
 
 #: Streamlit's pages (``app.py``'s ``st.navigation``): a file name, and its URL path ("" is the default page).
 STREAMLIT_PAGES = {"compare": "", "ground_truth": "ground_truth", "video": "video", "stress": "stress",
@@ -76,23 +75,6 @@ def upload_clip(page: Browser, clip: Path, timeout: float) -> None:
     page.set_files('[data-testid="stMain"] input[type=file]', clip)
     wait_for(lambda: page.evaluate("!!document.querySelector('[data-testid=\"stMain\"] video')"), timeout,
              "the comparison video")
-
-
-def example_clip(path: Path, frames: int = 24, step: int = 5) -> Path:
-    """A short clip panned across the first example scene (its 2:1 shape restored), for the Video
-    pages: KITTI, so it may be shown; written to ``path``, never into the repository."""
-    from PIL import Image
-
-    from seg_core.data import list_pairs, read_pair
-    from seg_core.video import VideoWriter
-
-    photo, _ = read_pair(list_pairs(EXAMPLES_DIR)[0])
-    wide = np.asarray(Image.fromarray(photo).resize((2 * photo.shape[0], photo.shape[0]), Image.BICUBIC))
-    width = wide.shape[1] - frames * step
-    with VideoWriter(path, width, wide.shape[0], 8) as writer:
-        for i in range(frames):
-            writer.write(wide[:, i * step : i * step + width])
-    return path
 
 
 def open_page(page: Browser, path: str) -> None:
@@ -220,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else "?"
     t0, written = time.perf_counter(), []
     with tempfile.TemporaryDirectory() as tmp, space_like(Path(tmp)):
-        clip = example_clip(Path(tmp) / "kitti_pan.mp4")
+        clip = pan_clip(Path(tmp) / CLIP_NAME)
         if "streamlit" in args.apps:
             written += streamlit_shots(Path(args.weights), out, pages, args.widths, clip, Path(tmp) / "streamlit.log",
                                        args.timeout)

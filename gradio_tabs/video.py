@@ -97,6 +97,15 @@ def describe_clip(value) -> str:
             f"({info.seconds:.1f} s), {info.codec}. The comparison plays in the browser (H.264).")
 
 
+def example_clip() -> tuple[str, str]:
+    """The clip box's value and line for the example clip (``seg_core.examples.example_clip``, made
+    once per server): a Space has no clip of its own to show."""
+    from seg_core import examples
+
+    path = examples.example_clip()
+    return str(path), f"{describe_clip(str(path))} {examples.CLIP_NOTE}"
+
+
 def video_section(predictor: Predictor, out_root: Path) -> None:
     """The Video tab's contents and the ``/segment_video`` API, inside the page's ``Blocks``.
 
@@ -116,6 +125,7 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
             clip = gr.File(label="Clip (mp4, mov, mkv, webm, avi)", file_types=list(VIDEO_SUFFIXES),
                            elem_id="video-clip")
             clip_info = gr.Markdown(elem_id="video-clip-info")
+            sample = gr.Button("Try the example clip", size="sm", elem_id="video-example")
             every = gr.Slider(1, 30, value=1, step=1, label="Segment every Nth frame (the mask is held in between)")
             run = gr.Button("Segment the video", variant="primary")
         with gr.Column(scale=2):
@@ -153,6 +163,7 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
         return [(p, t) for t, p in composer.panels(picture).items()]
 
     clip.upload(describe_clip, clip, clip_info, preprocess=False, api_visibility="private")
+    sample.click(example_clip, None, [clip, clip_info], api_visibility="private")
     clip.clear(lambda: "", None, clip_info, api_visibility="private")
     run.click(on_run, [clip, every], [result_video, summary, plot, frame, files, job], preprocess=False,
               concurrency_limit=1, concurrency_id="video", api_visibility="private")

@@ -491,6 +491,18 @@ def test_video_tab_runs_and_cuts_frames_into_panels(app, clip):
     assert fns["on_frame"](None, 0) == []
 
 
+def test_the_video_tab_offers_the_example_clip(app):
+    """The button puts the server-made KITTI clip in the clip box, described; it segments like an upload."""
+    from seg_core import examples
+
+    path, line = video_tab.example_clip()
+    assert Path(path).name == examples.CLIP_NAME and "24 frames" in line and "KITTI" in line
+    fns = {f.fn.__name__: f.fn for f in app.demo.fns.values()}
+    assert fns["example_clip"]() == (path, line)  # the button's handler, the same clip (made once)
+    _, summary, *_ = fns["on_run"]({"path": path}, 8, progress=lambda *a, **k: None)
+    assert "24 frames (3 segmented)" in summary
+
+
 def test_webcam_frames_come_back_as_overlays_with_the_frame_rate(app):
     frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
     picture, rate, state = webcam_tab.live_frame(app.predictor, frame, "unet", None)

@@ -33,6 +33,25 @@ def test_video_page_without_upload_explains(env):
     assert "Upload a clip" in texts(at.info) and "1500 frames" in texts(at.caption)
 
 
+def test_the_example_clip_is_segmented_on_a_click_and_stays_until_an_upload(env, clip_bytes):
+    """A Space has no clip of its own: the page offers one panned across a KITTI scene, made on the
+    server (``seg_core.examples.example_clip``); it stays the page's clip until the visitor uploads."""
+    from seg_core import examples
+
+    at = page("video").run()
+    assert "try the example clip" in texts(at.info)
+    at.button(key="video_example_button").click().run()
+    no_exception(at)
+    assert at.session_state[ui_video.JOB_KEY].name == examples.CLIP_NAME
+    assert "24 frames (24 segmented)" in texts(at.caption) and "panned across the first KITTI" in texts(at.caption)
+    assert captions(at) == ["Photo", "U-Net", "FCN-VGG16", "FCN-ResNet50"]
+    at.number_input(key="video_every").set_value(6).run()  # still the example clip, segmented again
+    assert "24 frames (4 segmented)" in texts(at.caption)
+    at = upload(at, "drive.mp4", clip_bytes)
+    assert at.session_state[ui_video.JOB_KEY].name == "drive.mp4" and "8 frames" in texts(at.caption)
+    assert ui_video.EXAMPLE_KEY not in at.session_state
+
+
 def test_video_page_plays_charts_and_scrubs(env, clip_bytes):
     at = upload(page("video").run(), "drive.mp4", clip_bytes)
     no_exception(at)

@@ -27,6 +27,7 @@ from .figures import flicker_figure
 LIMITS = Limits(max_bytes=20 * 2**20)  # .streamlit/config.toml: server.maxUploadSize = 20
 JOB_KEY = "video_job"
 FRAME_KEY = "video_frame"
+EXAMPLE_KEY = "video_example"  # the example clip was asked for (until an upload)
 UPLOAD_TYPES = ("mp4", "mov", "m4v", "mkv", "webm", "avi")
 
 

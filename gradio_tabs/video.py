@@ -132,11 +132,13 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
             # No label box: it sat on the legend drawn into the top of the video.
             result_video = gr.Video(label="Comparison", show_label=False, interactive=False)
             summary = gr.Markdown()
-    plot = gr.Plot(label="Disagreement and flicker over time")
-    frame = gr.Slider(0, 1, value=0, step=1, label="Frame (its panels below)", interactive=True)
-    # Whole panels ("contain"): cropped to the thumbnails' squares, the names drawn into them were cut.
-    panels = gr.Gallery(label="Panels of this frame", columns=4, height="auto", object_fit="contain")
-    files = gr.File(label="Downloads: comparison video and per-frame CSV", file_count="multiple")
+    # Hidden until a clip is segmented: empty, these boxes were a ~1,100 px wall below the form.
+    with gr.Column(visible=False) as results:
+        plot = gr.Plot(label="Disagreement and flicker over time")
+        frame = gr.Slider(0, 1, value=0, step=1, label="Frame (its panels below)", interactive=True)
+        # Whole panels ("contain"): cropped to the thumbnails' squares, the names drawn into them were cut.
+        panels = gr.Gallery(label="Panels of this frame", columns=4, height="auto", object_fit="contain")
+        files = gr.File(label="Downloads: comparison video and per-frame CSV", file_count="multiple")
     job = gr.State(None)
 
     def on_run(value, n, progress=gr.Progress()):
@@ -148,7 +150,8 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
         video_path, csv_path, info, result = _segment_video(predictor, value, None, n, out_root, tick)
         state = {"video": video_path, "frames": result.frames, "size": info["size"], "models": info["models"]}
         return (video_path, info["summary"], flicker_figure(result.rows, result.names),
-                gr.Slider(0, max(1, result.frames - 1), value=0), [video_path, csv_path], state)
+                gr.Slider(0, max(1, result.frames - 1), value=0), [video_path, csv_path], state,
+                gr.Column(visible=True))
 
     def on_frame(state, index):
         from seg_core.video import read_frame
@@ -165,7 +168,7 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
     clip.upload(describe_clip, clip, clip_info, preprocess=False, api_visibility="private")
     sample.click(example_clip, None, [clip, clip_info], api_visibility="private")
     clip.clear(lambda: "", None, clip_info, api_visibility="private")
-    run.click(on_run, [clip, every], [result_video, summary, plot, frame, files, job], preprocess=False,
+    run.click(on_run, [clip, every], [result_video, summary, plot, frame, files, job, results], preprocess=False,
               concurrency_limit=1, concurrency_id="video", api_visibility="private")
     frame.release(on_frame, [job, frame], panels, api_visibility="private")
     result_video.change(on_frame, [job, frame], panels, api_visibility="private")

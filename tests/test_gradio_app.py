@@ -481,9 +481,13 @@ def test_video_tab_handler_writes_into_fresh_folders(app, clip, tmp_path):
 
 
 def test_video_tab_runs_and_cuts_frames_into_panels(app, clip):
+    gallery = next(b for b in app.demo.blocks.values() if getattr(b, "label", None) == "Panels of this frame")
+    assert gallery.parent.visible is False  # no wall of empty result boxes before a clip is segmented
     fns = {f.fn.__name__: f.fn for f in app.demo.fns.values()}
-    video, summary, figure, slider, files, state = fns["on_run"]({"path": str(clip)}, 1, progress=lambda *a, **k: None)
+    video, summary, figure, slider, files, state, results = fns["on_run"]({"path": str(clip)}, 1,
+                                                                         progress=lambda *a, **k: None)
     assert "6 frames (6 segmented)" in summary and len(files) == 2 and state["frames"] == 6
+    assert results.visible is True  # the chart, frame slider, panels and downloads: hidden until now
     assert {t.name for t in figure.data} >= {"disagreement", "U-Net flicker"}
     panels = fns["on_frame"](state, 4)
     assert [title for _, title in panels] == ["Photo", "U-Net", "FCN-VGG16", "FCN-ResNet50"]

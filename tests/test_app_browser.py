@@ -130,6 +130,27 @@ def _viewer_rows(url: str, width: int, height: int, shot) -> tuple[float, list[t
     return plot_height, rows
 
 
+def test_about_diagrams_stay_readable_on_a_phone(weights_dir, tmp_path):
+    """At 390 px the About page's two diagrams (~720 px at their size) were shrunk to the column,
+    their labels to ~10 px. Now they keep at least 540 px (~3/4 size) and scroll sideways in their
+    own box, while the page itself stays 390 px wide."""
+    with serve_app(weights_dir, None, tmp_path / "streamlit.log") as url:
+        browser = Browser(width=390, height=844)
+        try:
+            browser.call("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=1, mobile=True)
+            browser.call("Page.navigate", url=f"{url}/about")
+            wait_for(lambda: browser.evaluate("document.querySelectorAll('[data-testid=stGraphVizChart] svg').length") == 2,
+                     120, "the two diagrams")
+            charts = browser.evaluate("""[...document.querySelectorAll('[data-testid=stGraphVizChart]')].map(d =>
+                [d.querySelector('svg').getBoundingClientRect().width, d.clientWidth, d.scrollWidth])""")
+            page_width = browser.evaluate("document.documentElement.scrollWidth")
+        finally:
+            browser.close()
+    for svg_width, box, scrolled in charts:
+        assert svg_width >= 540 and box <= 390 and scrolled >= 540, charts
+    assert page_width <= 390, page_width
+
+
 def test_inspect_view_has_no_blank_bands_on_a_phone(weights_dir, pairs_dir, tmp_path):
     """The Inspect view's figure was laid out for a 1000 px width: on a 390 px phone its panels,
     shrunk to the screen's width, sat in a figure as tall as on a desktop, with ~250 px of blank

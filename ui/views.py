@@ -43,9 +43,11 @@ def mask_data_url(mask: np.ndarray) -> str:
     return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-#: Every page: on a phone, plotly's mode bar (zoom, pan, download) sat on the charts' titles and
-#: legends; touch gestures still zoom and pan, and Streamlit's own toolbar keeps the full screen.
-PAGE_CSS = "<style>@media (max-width:600px){.js-plotly-plot .modebar-container{display:none}}</style>"
+#: Every page, on a phone: plotly's mode bar (zoom, pan, download) sat on the charts' titles and
+#: legends (touch gestures still zoom and pan, and Streamlit's own toolbar keeps the full screen);
+#: the About page's diagrams, ~720 px wide, were shrunk to ~10 px text: they keep 540 px and scroll.
+PAGE_CSS = ("<style>@media (max-width:600px){.js-plotly-plot .modebar-container{display:none}"
+            "[data-testid=stGraphVizChart]{overflow-x:auto}[data-testid=stGraphVizChart] svg{min-width:540px}}</style>")
 
 #: On a phone (one picture a row) the cells marked late move after the others: the first mask
 #: then comes right after the photo, in the first screen.

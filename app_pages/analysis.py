@@ -28,10 +28,11 @@ rows = []
 for name in models:
     total = scores["matrices"][name].sum(0)
     stats = conf["stats"].get(name, {})
-    rows.append({"model": explore.title(name), "backend": backends.get(name, "mean of the members"),
-                 "mIoU": float(miou_of(total)),
+    # The scores before the long backend column: on a phone the table scrolls, and they came into view last.
+    rows.append({"model": explore.title(name), "mIoU": float(miou_of(total)),
                  "pixel acc": float(np.trace(total) / max(1, total.sum())),
-                 "AUROC of confidence": stats.get("auroc"), "ECE": stats.get("ece")})
+                 "AUROC of confidence": stats.get("auroc"), "ECE": stats.get("ece"),
+                 "backend": backends.get(name, "mean of the members")})
 st.dataframe(rows, hide_index=True, key="analysis_models",
              column_config={k: st.column_config.NumberColumn(format="%.4f") for k in rows[0] if k not in ("model", "backend")})
 st.caption(f"{n_images} images, segmented by the models the app runs (so an mIoU may differ a little from the "

@@ -367,6 +367,7 @@ def test_analysis_page_shows_auroc_ece_and_the_bootstrap(env):
     no_exception(at)
     models = at.dataframe[0].value
     assert list(models["model"]) == ["U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"]
+    assert list(models.columns) == ["model", "mIoU", "pixel acc", "AUROC of confidence", "ECE", "backend"]  # scores first
     assert models["AUROC of confidence"].between(0, 1).all() and models["ECE"].between(0, 1).all()
     pairs = at.dataframe[1].value
     assert len(pairs) == 6 and set(pairs["verdict"]) <= {"real", "within noise", "no data"}

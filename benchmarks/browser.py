@@ -145,11 +145,24 @@ class Browser:
         """Return once the page has painted what it holds now (two animation frames)."""
         self.wait_js("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))")
 
-    def set_files(self, selector: str, *paths: Path) -> None:
-        """Put ``paths`` into the file input that ``selector`` finds, as a user's pick would."""
-        root = self.call("DOM.getDocument", depth=1)["root"]["nodeId"]
-        node = self.call("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
-        self.call("DOM.setFileInputFiles", nodeId=node, files=[str(p) for p in paths])
+    def set_files(self, selector: str, *paths: Path, timeout: float = 30) -> None:
+        """Put ``paths`` into the file input that ``selector`` finds, as a user's pick would. The page
+        may not have drawn the input yet, or may redraw it (or the whole document) between the lookup and
+        the pick, which kills the node ids: look it up again until the pick lands."""
+        def pick() -> bool:
+            try:
+                root = self.call("DOM.getDocument", depth=1)["root"]["nodeId"]
+                node = self.call("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
+                if not node:
+                    return False
+                self.call("DOM.setFileInputFiles", nodeId=node, files=[str(p) for p in paths])
+            except RuntimeError as err:
+                if "Could not find node" not in str(err):
+                    raise
+                return False
+            return True
+
+        wait_for(pick, timeout, f"the file input {selector}")
 
     def text(self) -> str:
         return self.evaluate("document.body.innerText") or ""

@@ -245,3 +245,22 @@ def test_ray_benchmark_runs_both_engines_and_compares_their_outputs(weights_dir,
     assert result["photos"] == 3 and result["local"]["images_per_s"] > 0
     [run] = result["ray"]
     assert run["actors"] == 1 and run["threads_per_actor"] == 1 and run["files_differing"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="chromium is not installed")
+def test_browser_harness_picks_a_file_into_an_input_the_page_draws_late(tmp_path):
+    """CI stop 37: a Streamlit rerun had not drawn the uploader yet when the benchmark picked a file."""
+    from benchmarks.browser import Browser, wait_for
+
+    photo = tmp_path / "late.jpg"
+    photo.write_bytes(b"not looked at")
+    page = "<body><script>setTimeout(() => document.body.innerHTML = '<input type=file>', 800)</script></body>"
+    browser = Browser(width=400, height=300)
+    try:
+        browser.call("Page.navigate", url="data:text/html," + page)
+        browser.set_files("input[type=file]", photo)
+        assert wait_for(lambda: browser.evaluate("document.querySelector('input')?.files[0]?.name"), 5,
+                        "the picked file") == "late.jpg"
+    finally:
+        browser.close()

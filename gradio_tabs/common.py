@@ -34,6 +34,8 @@ PICTURE_FORMAT = "jpeg"
 
 #: The class of the Compare tab's masks while it has no photo (they are hidden on a phone then).
 NO_PHOTO = "no-photo"
+#: The class of a gallery as tall as its pictures (see ``CSS``).
+FIT_GALLERY = "fit-gallery"
 #: The legend is a plain table: no borders from the theme's table style. The Compare tab (``photo.page``):
 #: on a phone its blocks stack, the photo, the masks (once there is a photo), the examples; from
 #: 768 px a grid puts the examples under the photo and the masks on their right. A mask fills its
@@ -46,7 +48,10 @@ CSS = ("#legend table, #legend tr, #legend th, #legend td {border: none !importa
        f" @media (max-width: 767px) {{#compare-results.{NO_PHOTO} {{display: none !important}}}}"
        " @media (min-width: 768px) {#compare-row {display: grid !important; grid-template-columns: minmax(280px, 1fr) 3fr;"
        " grid-template-rows: auto 1fr; align-items: start}"
-       " #compare-photo {grid-area: 1 / 1} #compare-picks {grid-area: 2 / 1} #compare-results {grid-area: 1 / 2 / 3 / 3}}")
+       " #compare-photo {grid-area: 1 / 1} #compare-picks {grid-area: 2 / 1} #compare-results {grid-area: 1 / 2 / 3 / 3}}"
+       # Gradio 6 gives a gallery of height="auto" a 450 px minimum and a 55vh maximum all the same:
+       # a blank band under one row of panels, or a scroll box inside the page on a phone.
+       f" .{FIT_GALLERY} .grid-wrap.fixed-height {{min-height: 0 !important; max-height: none !important}}")
 LAUNCH_KWARGS = {"max_file_size": MAX_FILE_SIZE, "css": CSS}
 
 

@@ -24,6 +24,8 @@ from seg_core.serve.stress import StressService
 from ui.robustness import read_summary, severity_figure
 from ui.stress import CORRUPTION_CHOICES, MAX_SEVERITY, caption, miou_rows, order, title
 
+from .common import FIT_GALLERY
+
 #: Val scenes offered in the picker (the first ones of the folder, as the Compare tab's examples).
 N_SCENES = 24
 
@@ -101,7 +103,7 @@ def stress_tab(predictor, weights_dir: str | Path | None, data_dir: str | Path |
             severity = gr.Slider(0, MAX_SEVERITY, value=3, step=1, label="Severity (0 = the photo as it is)")
             text = gr.Markdown(elem_id="stress-text")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Photo and masks", columns=3, height="auto", object_fit="contain")
+            gallery = gr.Gallery(label="Photo and masks", columns=3, height="auto", object_fit="contain", elem_classes=[FIT_GALLERY])
             figure = gr.Plot(label="Benchmark: mIoU vs severity (diamonds: this photo)")
 
     def answer(scene_name, image, label, level):

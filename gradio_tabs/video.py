@@ -15,7 +15,7 @@ import gradio as gr
 from seg_core.predictor import Predictor
 from seg_core.registry import display_name
 
-from .common import MAX_FILE_MB, model_key, user_error
+from .common import FIT_GALLERY, MAX_FILE_MB, model_key, user_error
 
 VIDEO_MAX_AGE_S = 3600  # result folders of /segment_video and the video tab; gradio copies what it returns
 
@@ -137,7 +137,7 @@ def video_section(predictor: Predictor, out_root: Path) -> None:
         plot = gr.Plot(label="Disagreement and flicker over time")
         frame = gr.Slider(0, 1, value=0, step=1, label="Frame (its panels below)", interactive=True)
         # Whole panels ("contain"): cropped to the thumbnails' squares, the names drawn into them were cut.
-        panels = gr.Gallery(label="Panels of this frame", columns=4, height="auto", object_fit="contain")
+        panels = gr.Gallery(label="Panels of this frame", columns=4, height="auto", object_fit="contain", elem_classes=[FIT_GALLERY])
         files = gr.File(label="Downloads: comparison video and per-frame CSV", file_count="multiple")
     job = gr.State(None)
 

@@ -103,3 +103,33 @@ def test_compare_tab_lands_on_an_example_and_puts_the_masks_first(weights_dir, t
                     _check_layout(masks, width, height, (width, act, masks), upload=act == "upload")
             finally:
                 browser.close()
+
+
+#: A gallery's blank band: the height of its grid box under the last row of pictures.
+GALLERY_BAND_JS = """(() => { const w = [...document.querySelectorAll('.grid-wrap')].find(
+    g => g.offsetParent && g.querySelector('.gallery-item img'));
+  const items = w ? [...w.querySelectorAll('.gallery-item img')] : [];
+  if (!items.length || !items.every(i => i.complete && i.naturalWidth)) return null;
+  const bottom = Math.max(...items.map(i => i.closest('.gallery-item').getBoundingClientRect().bottom));
+  return {band: w.getBoundingClientRect().bottom - bottom, scrolls: w.scrollHeight > w.clientHeight + 1}; })()"""
+
+
+def test_stress_tab_gallery_is_as_tall_as_its_pictures(weights_dir, monkeypatch):
+    """Gradio 6 keeps a 450 px minimum and a 55vh maximum on a gallery of height "auto": the Stress
+    test's (and the Video tab's) panels left a ~100-150 px blank band under them at 1440 px, and
+    their two rows scrolled inside the page on a phone."""
+    from benchmarks.screenshots import show_tab
+
+    monkeypatch.setenv("SPACE_ID", "org/space")
+    with serve_gradio(weights_dir, ROOT / "examples") as url:
+        for width, height in ((1440, 900), (390, 844)):
+            browser = Browser(width=width, height=height)
+            try:
+                browser.viewport(width, height)
+                browser.call("Page.navigate", url=url)
+                _four_masks(browser)
+                show_tab(browser, "Stress test")
+                box = wait_for(lambda: browser.evaluate(GALLERY_BAND_JS), 180, "the Stress test's pictures")
+                assert box["band"] < 40 and not box["scrolls"], (width, box)
+            finally:
+                browser.close()

@@ -14,6 +14,7 @@ from seg_core import examples
 from seg_core.video import VideoError
 from ui import common
 from ui import video as ui_video
+from ui import views
 from ui.scenes import Scene
 
 st.title("Compare the models on a video")
@@ -57,6 +58,7 @@ if job is None:
 
 st.subheader(job.name)
 st.caption(job.summary + (f" {examples.CLIP_NOTE}" if job.name == examples.CLIP_NAME and upload is None else ""))
+st.html(views.class_key_html(phone_only=True))  # the burnt-in legend cannot be read on a phone
 st.video(str(job.video), format="video/mp4")
 
 st.markdown("#### Disagreement and flicker over time")

@@ -40,5 +40,12 @@ def test_video_page_comparison_plays_in_chromium(weights_dir, pairs_dir, tmp_pat
             text = browser.text()
             assert "30 frames (30 segmented)" in text and "Traceback" not in text
             browser.screenshot(tmp_path / "video.png")
+            # The classes' key above the player: on a phone only (the video's own legend is ~4 px letters there).
+            key_js = ("(() => { const k = document.querySelector('.seg-phone-only'); return k && k.offsetParent ?"
+                      " {text: k.innerText, font: parseFloat(getComputedStyle(k).fontSize)} : null })()")
+            assert browser.evaluate(key_js) is None
+            browser.viewport(390, 844)
+            key = wait_for(lambda: browser.evaluate(key_js), 10, "the class key on a phone")
+            assert "motorcycle" in key["text"] and key["font"] >= 11, key
         finally:
             browser.close()

@@ -16,6 +16,7 @@ import json
 import numpy as np
 from PIL import Image
 
+from seg_core.palette import CLASS_NAMES, COLORS
 from seg_core.viz import share_text
 
 
@@ -47,7 +48,8 @@ def mask_data_url(mask: np.ndarray) -> str:
 #: legends (touch gestures still zoom and pan, and Streamlit's own toolbar keeps the full screen);
 #: the About page's diagrams, ~720 px wide, were shrunk to ~10 px text: they keep 540 px and scroll.
 PAGE_CSS = ("<style>@media (max-width:600px){.js-plotly-plot .modebar-container{display:none}"
-            "[data-testid=stGraphVizChart]{overflow-x:auto}[data-testid=stGraphVizChart] svg{min-width:540px}}</style>")
+            "[data-testid=stGraphVizChart]{overflow-x:auto}[data-testid=stGraphVizChart] svg{min-width:540px}}"
+            "@media (min-width:601px){.seg-phone-only{display:none !important}}</style>")
 
 #: On a phone (one picture a row) the cells marked late move after the others: the first mask
 #: then comes right after the photo, in the first screen.
@@ -126,6 +128,16 @@ show(v);
 #: with a dark border and a white inner ring so that dark colours do not merge into it.
 SWATCH_STYLE = ("display:inline-block;width:28px;height:18px;border:1px solid #222;box-shadow:inset 0 0 0 1px #fff;"
                 "border-radius:3px;vertical-align:middle;margin-right:8px;flex:none")
+
+
+def class_key_html(phone_only: bool = False) -> str:
+    """Every class's colour and name, in lines that wrap. ``phone_only``: shown only on screens up
+    to 600 px (a comparison video's burnt-in legend is ~4 px letters there)."""
+    chips = "".join(f"<span style='display:inline-flex;align-items:center;margin:0 12px 4px 0;white-space:nowrap'>"
+                    f"<span style='{SWATCH_STYLE};width:18px;height:14px;margin-right:5px;background:rgb{tuple(map(int, c))}'>"
+                    f"</span>{html.escape(name)}</span>" for name, c in zip(CLASS_NAMES, COLORS))
+    cls = " class='seg-phone-only'" if phone_only else ""
+    return f"<div{cls} style='display:flex;flex-wrap:wrap;font-size:0.85em'>{chips}</div>"
 
 
 def legend_html(rows: list[dict], headers: dict[str, str]) -> str:

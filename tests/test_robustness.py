@@ -103,3 +103,21 @@ def test_severity_figure_marks_the_current_point():
     assert [t.line.color for t in one.data[:3]] == [model_color(n) for n in ARCHS]  # the models' colours on every page
     assert marks[0].marker.color == model_color("unet")
     assert read_summary("/nonexistent") is None
+
+
+def test_chart_titles_fit_a_phone_line_by_line():
+    """The Stress test's and the Val explorer's titles were one line of ~60-70 characters, cut at
+    the right of a 390 px screen; each line of a title now fits (~44 characters at plotly's size)."""
+    import re
+
+    import pandas as pd
+
+    from ui.explore import scatter_figure
+
+    summary = {"models": {n: {"clean": 0.5, "corruptions": {"gaussian_noise": {"1": 0.4}}} for n in ARCHS},
+               "split": "judge", "images": 200, "backend": "int8"}
+    frame = pd.DataFrame({"image": ["a", "b"], "disagreement": [0.1, 0.2],
+                          "FCN-ResNet50 mIoU": [0.4, 0.5], "FCN-VGG16 mIoU": [0.3, 0.6]})
+    for fig in (severity_figure(summary), scatter_figure(frame, "fcn_resnet50", "fcn_vgg16")):
+        lines = [re.sub(r"<[^>]+>", "", line) for line in fig.layout.title.text.split("<br>")]
+        assert all(len(line) <= 44 for line in lines), lines

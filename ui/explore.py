@@ -141,9 +141,9 @@ def scatter_figure(frame: pd.DataFrame, x_model: str, y_model: str) -> go.Figure
     # The same range on both axes, so the diagonal is y = x; not tied to a square (scaleanchor),
     # which made the x axis widen to fill the row (-0.2 to 1 for points between 0.2 and 0.6).
     fig.update_layout(xaxis={"title": x, "range": [lo, hi]}, yaxis={"title": y, "range": [lo, hi]},
-                      height=480, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=False,
-                      clickmode="event+select", dragmode="pan",
-                      title=f"Above the diagonal: {title(y_model)} does better on that image")
+                      height=480, margin={"l": 10, "r": 10, "t": 50, "b": 10}, showlegend=False,
+                      clickmode="event+select", dragmode="pan",  # two lines: one was cut on a phone
+                      title=f"Above the diagonal:<br><sup>{title(y_model)} does better on that image</sup>")
     return fig
 
 

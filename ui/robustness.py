@@ -72,5 +72,6 @@ def severity_figure(summary: dict, corruption: str | None = None,
 
 
 def _title(summary: dict, corruption: str) -> str:
-    return (f"{corruption.replace('_', ' ')}: mIoU on val ({summary.get('split', '?')} half, "
-            f"{summary.get('images', '?')} images, {summary.get('backend', '?')})")
+    """Two short lines (one long one was cut at the right on a phone)."""
+    return (f"{corruption.replace('_', ' ')}: mIoU on val<br><sup>{summary.get('split', '?')} half, "
+            f"{summary.get('images', '?')} images, {summary.get('backend', '?')}</sup>")

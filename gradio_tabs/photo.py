@@ -248,8 +248,8 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
     loaded = tuple(predictor.models) + ((ENSEMBLE,) if predictor.ensemble() else ())
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
     gr.Markdown("## Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
-                "Drop a street photo or click an example: every model labels each pixel with one of the 19 "
-                "Cityscapes classes.")
+                "Drop a street photo (JPEG, PNG, WebP, BMP, GIF or TIFF, up to 10 MB) or click an example: "
+                "every model labels each pixel with one of the 19 Cityscapes classes.")
     note = missing_note(predictor, weights_note)
     gr.Markdown(note, visible=bool(note), elem_id="missing-models")
     state = gr.State(None)
@@ -265,7 +265,7 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
             with gr.Row(elem_id="compare-row"):
                 with gr.Column(scale=1, min_width=280, elem_id="compare-photo"):
                     image = gr.Image(type="filepath", sources=["upload", "clipboard"], height=240,
-                                     label="Photo (drag and drop; JPEG, PNG, WebP, BMP, GIF, TIFF; max 10 MB)")
+                                     label="Photo")  # the formats are in the line above: a longer label ran under the box's buttons
                     error_box = gr.Markdown(visible=False, elem_id="page-error")
                 with gr.Column(scale=3, elem_id="compare-results", elem_classes=[NO_PHOTO]) as results:
                     for row in range(0, len(order), 2):  # two a row: each over 400 px wide at 1440 px

@@ -45,6 +45,12 @@ def test_webcam_tab_streams_overlays_in_chromium(weights_dir, monkeypatch):
     assert median_of_second_half(rates) >= MIN_RATE, rates  # a stream of overlays, not a frame now and then
 
 
+PHOTO_LABEL_JS = """(() => { const box = document.querySelector('#compare-photo');
+  const l = box.querySelector('label').getBoundingClientRect();
+  const b = [...box.querySelectorAll('button')].map(e => e.getBoundingClientRect()).filter(r => r.width && r.top < l.bottom);
+  return {height: l.height, right: l.right, buttons_left: Math.min(...b.map(r => r.left), 1e9)}; })()"""
+
+
 def _four_masks(browser: Browser, before: list[str] = ()) -> list[dict]:
     """Wait until the four result pictures are decoded, none of them one of ``before`` (a new
     result), and no progress bar is left; they are returned top to bottom, left to right."""
@@ -91,6 +97,9 @@ def test_compare_tab_lands_on_an_example_and_puts_the_masks_first(weights_dir, t
                 browser.call("Page.navigate", url=url)
                 masks = _four_masks(browser)  # no click: the landing
                 _check_layout(masks, width, height, (width, "landing", masks))
+                # The photo box's label: one line, clear of the box's buttons (a long one ran under them).
+                label = browser.evaluate(PHOTO_LABEL_JS)
+                assert label["height"] < 30 and label["right"] <= label["buttons_left"], (width, label)
                 gallery = browser.evaluate("document.querySelector('.gallery-item').getBoundingClientRect().top")
                 if width > 500:
                     assert gallery < height - 100, gallery  # the examples on the first screen too

@@ -122,13 +122,15 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
             with gr.Tab("Stress test", id="stress") as stress:
                 stress_tab(predictor, weights_dir, data_dir, INFER_WORKERS, tab=stress)
 
-        image, landing = photo.page(predictor, data_dir, examples_cache, weights_note, masks_dir, between, after)
+        landing, outputs, inspect = photo.page(predictor, data_dir, examples_cache, weights_note, masks_dir,
+                                               between, after)
         if landing is not None:
-            # Each page load puts that scene in the photo input; its change runs the live models (cached
-            # after the first visitor), so the page opens on masks rather than empty boxes.
-            demo.load(lambda: landing, None, [image], queue=False, show_progress="hidden", api_visibility="private")
+            # The page opens on that scene's masks, computed once by the live models (while the server
+            # starts, when served) and handed to each page load without running a model or queueing.
+            demo.load(landing.outputs, None, outputs, queue=False, show_progress="hidden",
+                      api_visibility="private").then(**inspect)
             if warm:
-                photo.warm(predictor, landing)
+                landing.warm()
         api.endpoints(predictor, masks_dir)  # the programmatic API: hidden components, documented endpoints
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo

@@ -102,24 +102,52 @@ def compare(predictor: Predictor, image, tta: str = "none", extras: list[ExtraMo
     }
 
 
-def warm(predictor: Predictor, landing: str) -> threading.Thread:
-    """Segment the landing scene once, in the background, while the server starts: the models' first
-    use (graph set-up, the first upsampling at that size: 1.05 s against 0.21 s warm for the three,
-    on a busy 2-core machine) is paid before the first visitor waits, on the path their page takes
-    (masks, confidence, the ensemble). The result is not kept: timed while the server was starting,
-    it would show the visitor start-up times; their page runs the warm models. A failure is
-    printed, and the visitor's request will report it."""
-    def run() -> None:
-        try:
-            if predictor.models:  # the page's own path (masks, confidence, the ensemble), into a cache of its own
-                PhotoService(predictor, "warm-up", BoundedCache(CACHE_BYTES)).compare(
-                    Photo.at_screen_size(decode(landing), max_side=DISPLAY_MAX_SIDE))
-        except Exception as err:  # noqa: BLE001 (the page reports it when asked; the server stays up)
-            print(f"warm-up on {Path(landing).name} failed: {err}", flush=True)
+class Landing:
+    """The scene a visitor lands on, segmented once by the live models and then handed to every
+    page load as it is (``outputs``): a landing costs the server no model run and no place in the
+    inference queue (it was a photo change, a queued request, per visitor). ``warm`` computes it
+    while the server starts; a page load before that waits for it."""
 
-    thread = threading.Thread(target=run, name="warm-landing", daemon=True)
-    thread.start()
-    return thread
+    def __init__(self, predictor: Predictor, path: str, names: tuple[str, ...]):
+        self.predictor, self.path, self.names = predictor, path, names
+        self._state: dict | None = None
+        self._lock = threading.Lock()
+
+    def state(self) -> dict:
+        """``compare``'s state of the landing scene, computed by the first caller (raises ``gr.Error``)."""
+        with self._lock:
+            if self._state is None:
+                self._state = compare(self.predictor, self.path)
+            return self._state
+
+    def outputs(self) -> list:
+        """``[state, *compare_views, error box]`` of the landing scene, as ``on_photo`` gives a new photo's."""
+        hidden = gr.update(value="", visible=False)
+        try:
+            state = self.state()
+        except gr.Error as err:
+            return [None, *compare_views(None, DEFAULT_OPACITY, self.names, MAX_OWN),
+                    gr.update(value=error_text(err), visible=True)]
+        return [state, *compare_views(state, DEFAULT_OPACITY, self.names, MAX_OWN), hidden]
+
+    def warm(self) -> threading.Thread:
+        """Segment the landing scene in the background, twice: first into a cache of its own and
+        thrown away (the models' first use: graph set-up, the first upsampling at that size, 1.05 s
+        against 0.21 s warm for the three on a busy 2-core machine; its times are start-up times),
+        then for the visitors, with the warm models' times. A failure is printed; the page shows
+        it in its error box."""
+        def run() -> None:
+            try:
+                if self.predictor.models:  # the page's own path (masks, confidence, the ensemble)
+                    PhotoService(self.predictor, "warm-up", BoundedCache(CACHE_BYTES)).compare(
+                        Photo.at_screen_size(decode(self.path), max_side=DISPLAY_MAX_SIDE))
+                self.state()
+            except Exception as err:  # noqa: BLE001 (the page reports it when asked; the server stays up)
+                print(f"warm-up on {Path(self.path).name} failed: {err}", flush=True)
+
+        thread = threading.Thread(target=run, name="warm-landing", daemon=True)
+        thread.start()
+        return thread
 
 
 def annotations(photo: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, list]:
@@ -240,13 +268,15 @@ def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[
 
 def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str | Path, weights_note: str | None,
          masks_dir: Path, between: Callable[[], None] | None = None,
-         after: Callable[[], None] | None = None) -> tuple[gr.Image, str | None]:
+         after: Callable[[], None] | None = None) -> tuple[Landing | None, list, dict]:
     """The page inside the ``Blocks``: the tabs at the top (Compare, Inspect, then ``between``'s
     tabs, Your model, then ``after``'s), the photo's inputs and pictures, and their events. Returns
-    the photo input and the scene a visitor lands on: the first shipped KITTI scene (a Space), or
-    ``None`` (with Cityscapes data nothing is chosen for them, as in the Streamlit app)."""
+    the scene a visitor lands on (the first shipped KITTI scene on a Space, already in the photo
+    input; ``None`` with Cityscapes data: nothing is chosen for them, as in the Streamlit app), the
+    outputs its ``Landing.outputs`` fill, and the Inspect tab's event that follows them."""
     loaded = tuple(predictor.models) + ((ENSEMBLE,) if predictor.ensemble() else ())
     photos = example_photos(data_dir, examples_cache) if data_dir is not None else []
+    landing = str(photos[0]) if photos and data_dir is not None and settings.is_examples(data_dir) else None
     gr.Markdown("## Cityscapes segmentation: U-Net vs FCN-VGG16 vs FCN-ResNet50\n"
                 "Drop a street photo (JPEG, PNG, WebP, BMP, GIF or TIFF, up to 10 MB) or click an example: "
                 "every model labels each pixel with one of the 19 Cityscapes classes.")
@@ -264,10 +294,10 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
         with gr.Tab("Compare", id="compare"):
             with gr.Row(elem_id="compare-row"):
                 with gr.Column(scale=1, min_width=280, elem_id="compare-photo"):
-                    image = gr.Image(type="filepath", sources=["upload", "clipboard"], height=240,
+                    image = gr.Image(landing, type="filepath", sources=["upload", "clipboard"], height=240,
                                      label="Photo")  # the formats are in the line above: a longer label ran under the box's buttons
                     error_box = gr.Markdown(visible=False, elem_id="page-error")
-                with gr.Column(scale=3, elem_id="compare-results", elem_classes=[NO_PHOTO]) as results:
+                with gr.Column(scale=3, elem_id="compare-results", elem_classes=[] if landing else [NO_PHOTO]) as results:
                     for row in range(0, len(order), 2):  # two a row: each over 400 px wide at 1440 px
                         with gr.Row():
                             for name in order[row : row + 2]:
@@ -361,4 +391,5 @@ def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str 
                                                   show_progress="hidden", api_visibility="private")
     picker.change(trigger_mode="always_last", **inspect)
     annotated.select(class_report, [state], [picked_class], show_progress="hidden", api_visibility="private")
-    return image, str(photos[0]) if photos and data_dir is not None and settings.is_examples(data_dir) else None
+    first = Landing(predictor, landing, shown) if landing else None
+    return first, [state, *views, error_box], inspect

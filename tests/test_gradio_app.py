@@ -29,6 +29,7 @@ from PIL import Image  # noqa: E402
 from seg_core.inference import class_shares, load_image, predict  # noqa: E402
 from seg_core.palette import CLASS_HEX, CLASS_NAMES, colorize  # noqa: E402
 from seg_core.predictor import Predictor  # noqa: E402
+from seg_core.registry import ARCH_NAMES  # noqa: E402
 from seg_core.viz import legend  # noqa: E402
 from seg_core.serve.slots import SLOTS  # noqa: E402
 from gradio_tabs import api as api_tab, common as common_tab, own_models as own_tab, photo as photo_tab, video as video_tab, webcam as webcam_tab  # noqa: E402,F401
@@ -384,9 +385,10 @@ def test_examples_are_photo_halves_cached_outside_the_repo(app, tmp_path):
 
 
 def test_served_app_segments_the_landing_scene_while_it_starts(app, weights_dir, tmp_path, monkeypatch):
-    """``warm=True`` (``python gradio_app.py``): every model segments the landing scene, at the size
-    the page will ask for, before any visitor comes; the result is not cached (its times would be
-    start-up times). A test build (the default) runs nothing."""
+    """``warm=True`` (``python gradio_app.py``): every model segments the landing scene before any
+    visitor comes, at the size the page shows, twice: the first use into a cache of its own (its
+    times are start-up times), then the pass that every page load is handed. A test build (the
+    default) runs nothing until a page loads."""
     from seg_core import settings
     from seg_core.serve.photos import Photo, PhotoService
 
@@ -394,14 +396,38 @@ def test_served_app_segments_the_landing_scene_while_it_starts(app, weights_dir,
     original = PhotoService.compare
     monkeypatch.setattr(PhotoService, "compare", lambda self, photo, *a, **k: calls.append(photo.pixels.shape) or original(self, photo, *a, **k))
     first = photo_tab.example_photos(settings.EXAMPLES_DIR, tmp_path / "crops")[0]
+    shown = Photo.at_screen_size(load_image(first))
     app.build_demo(Predictor.from_dir(weights_dir), settings.EXAMPLES_DIR, tmp_path / "crops")
     assert not any(t.name == "warm-landing" for t in threading.enumerate()) and calls == []
     served = Predictor.from_dir(weights_dir)
     app.build_demo(served, settings.EXAMPLES_DIR, tmp_path / "crops", warm=True)
     for thread in [t for t in threading.enumerate() if t.name == "warm-landing"]:
         thread.join(timeout=60)
-    assert calls == [Photo.at_screen_size(load_image(first)).pixels.shape]
-    assert not PhotoService.of(served).ready(Photo.at_screen_size(load_image(first)))  # nothing kept
+    assert calls == [shown.pixels.shape] * 2
+    assert PhotoService.of(served).ready(shown)  # the second pass is the one kept
+
+
+def test_landing_is_handed_to_each_page_load_without_running_a_model(app, weights_dir, tmp_path, monkeypatch):
+    """A Space's page opens on the first example with its masks: the photo input holds it from the
+    start, and the page's load event gets the masks computed once (it set the photo, whose change
+    queued a request in the inference slot for every visitor, cached or not). Two loads, one pass."""
+    from seg_core import settings
+    from seg_core.serve.photos import PhotoService
+
+    calls = []
+    original = PhotoService.compare
+    monkeypatch.setattr(PhotoService, "compare", lambda self, photo, *a, **k: calls.append(1) or original(self, photo, *a, **k))
+    demo = app.build_demo(Predictor.from_dir(weights_dir), settings.EXAMPLES_DIR, tmp_path / "crops")
+    config = demo.config
+    photo_input = next(c for c in config["components"] if c["props"].get("label") == "Photo")
+    assert photo_input["props"]["value"]["orig_name"].startswith("kitti_")
+    loads = [d for d in config["dependencies"] if [t[1] for t in d["targets"]] == ["load"]]
+    assert len(loads) == 1 and not loads[0]["queue"]
+    fn = demo.fns[loads[0]["id"]].fn
+    for _ in range(2):
+        state, legend, timing, *pictures = fn()[:-1]
+        assert set(state["masks"]) >= set(ARCH_NAMES) and "U-Net" in timing and pictures[0] is not None
+    assert calls == [1]
 
 
 def test_weights_repo_that_cannot_be_had_leaves_the_page_up_with_the_reason(app, monkeypatch, tmp_path):

@@ -122,13 +122,10 @@ class Landing:
 
     def outputs(self) -> list:
         """``[state, *compare_views, error box]`` of the landing scene, as ``on_photo`` gives a new photo's."""
-        hidden = gr.update(value="", visible=False)
         try:
-            state = self.state()
+            return photo_views(self.state(), DEFAULT_OPACITY, self.names, MAX_OWN)
         except gr.Error as err:
-            return [None, *compare_views(None, DEFAULT_OPACITY, self.names, MAX_OWN),
-                    gr.update(value=error_text(err), visible=True)]
-        return [state, *compare_views(state, DEFAULT_OPACITY, self.names, MAX_OWN), hidden]
+            return photo_views(None, DEFAULT_OPACITY, self.names, MAX_OWN, err)
 
     def warm(self) -> threading.Thread:
         """Segment the landing scene in the background, twice: first into a cache of its own and
@@ -253,17 +250,22 @@ def on_photo(predictor: Predictor, value, pick, alpha, flip: bool, names: tuple[
     when it cannot be segmented (a toast vanishes, and raising would leave every output with a bare
     "Error" pill). A TIFF first gets a PNG copy as the input's preview, whose change runs the models.
     ``extras``: the user's models, drawn in ``own_slots`` pictures after the three."""
-    hidden = gr.update(value="", visible=False)
     if value is None:  # the input was cleared
-        return [gr.skip(), None, *compare_views(None, alpha, names, own_slots), hidden]
+        return [gr.skip(), *photo_views(None, alpha, names, own_slots)]
     if preview := browser_preview(value, preview_dir):
         return [preview, *([gr.skip()] * (len(names) + own_slots + 4))]
     try:
         new = compare(predictor, value, "flip" if flip else "none", extras)
     except gr.Error as err:
-        return [gr.skip(), None, *compare_views(None, alpha, names, own_slots),
-                gr.update(value=error_text(err), visible=True)]
-    return [gr.skip(), new, *compare_views(new, alpha, names, own_slots), hidden]
+        return [gr.skip(), *photo_views(None, alpha, names, own_slots, err)]
+    return [gr.skip(), *photo_views(new, alpha, names, own_slots)]
+
+
+def photo_views(state: dict | None, alpha, names: tuple[str, ...], own_slots: int,
+                error: gr.Error | None = None) -> list:
+    """``[state, *compare_views, error box]``: a photo's results, or ``error``'s reason in the box."""
+    box = gr.update(value=error_text(error), visible=True) if error else gr.update(value="", visible=False)
+    return [state, *compare_views(state, alpha, names, own_slots), box]
 
 
 def page(predictor: Predictor, data_dir: str | Path | None, examples_cache: str | Path, weights_note: str | None,

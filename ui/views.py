@@ -16,7 +16,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from seg_core.palette import CLASS_NAMES, COLORS
+from seg_core.palette import CLASS_HEX
 from seg_core.viz import share_text
 
 
@@ -134,8 +134,8 @@ def class_key_html(phone_only: bool = False) -> str:
     """Every class's colour and name, in lines that wrap. ``phone_only``: shown only on screens up
     to 600 px (a comparison video's burnt-in legend is ~4 px letters there)."""
     chips = "".join(f"<span style='display:inline-flex;align-items:center;margin:0 12px 4px 0;white-space:nowrap'>"
-                    f"<span style='{SWATCH_STYLE};width:18px;height:14px;margin-right:5px;background:rgb{tuple(map(int, c))}'>"
-                    f"</span>{html.escape(name)}</span>" for name, c in zip(CLASS_NAMES, COLORS))
+                    f"<span style='{SWATCH_STYLE};width:18px;height:14px;margin-right:5px;background:{colour}'>"
+                    f"</span>{html.escape(name)}</span>" for name, colour in CLASS_HEX.items())
     cls = " class='seg-phone-only'" if phone_only else ""
     return f"<div{cls} style='display:flex;flex-wrap:wrap;font-size:0.85em'>{chips}</div>"
 

@@ -32,25 +32,19 @@ st.caption("Three segmentation networks trained on Cityscapes street scenes labe
            "with one of 19 classes: see where they agree and where they differ.")
 pred = common.predictor()
 common.show_missing(pred)
-# The result comes first; the pickers (which decide the scene, so they run first) are drawn below it.
-results = st.container()
-with st.container():
-    pickers.open_first_example()
-    if common.current_scene() is not None:
-        st.markdown("#### Another photo")
-    pickers.scene_picker()
-
+# The result comes first, the pickers below it: the scene is settled before anything is drawn (a
+# link, the first example, an upload chosen in the widgets' callbacks, which also start its masks).
+pickers.open_first_example()
+pickers.choose_scene()
 scene = common.current_scene()
 if scene is None:
+    pickers.scene_picker(on_scene=common.start_masks)
     st.stop()
-extra.manager()  # once there is a photo to compare on: the landing page stays two boxes
 
 # The models segment the photo at screen size (seg_core.serve.photos); the downloads are computed
 # at the photo's full size, when clicked.
-photo = display_scale(scene.photo)
-
-with results:  # its "Segmenting…" where the masks will be
-    models = common.predictions(scene, photo, ensemble=False)  # the first paint: the three (and the user's own)
+photo = scene.screen_photo()
+models = common.predictions(scene, photo, ensemble=False)  # the first paint: the three (and the user's own)
 truth = display_scale(scene.label, nearest=True) if scene.label is not None else None
 
 
@@ -125,15 +119,8 @@ def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | Non
         st.caption("Needs at least two models.")
 
 
-with results:
-    st.markdown(f"**{scene.name}**" + (" (with ground truth)" if scene.label is not None else ""))
-    views(scene, models, photo, truth)
-    if not models:
-        st.stop()
-    preds = common.predictions(scene, photo)  # computed in the views above, cached
-    st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
-                        {n: common.model_title(n) for n in preds}))
-
+def times_and_downloads(scene: Scene, photo: np.ndarray, preds: dict) -> None:
+    """Each model's time and backend, and its masks at the photo's full size as PNG downloads."""
     st.markdown("#### Inference time and downloads")
     h, w = photo.shape[:2]
     shown_at = "" if photo.shape == scene.photo.shape else (
@@ -142,8 +129,6 @@ with results:
     st.caption(f"Shared by the models, counted once: decoding the file {ms_text(scene.decode_seconds)}, resizing and "
                f"normalising {ms_text(preds.prepare_seconds)}. Each model's time is its own: forward pass, "
                f"upsampling to {w}x{h}, argmax; the ensemble's is {ENSEMBLE_TIME}.{shown_at}")
-
-
     cols = st.columns(len(preds))
     stem = scene.name.rsplit(".", 1)[0]
     own = extra.models()
@@ -152,7 +137,7 @@ with results:
         with col:
             alone = (f"the ensemble: {ENSEMBLE_TIME}, upsampling to {w}x{h}, argmax" if name == ENSEMBLE else f"this model alone: forward pass, upsampling to {w}x{h}, argmax")
             st.metric(common.model_title(name), ms_text(p.seconds), help=alone)
-            backend = f"{own[name].runner.label}, your model" if name in own else pred.backends().get(name, "")
+            backend = f"{own[name].runner.label}, your model" if name in own else common.predictor().backends().get(name, "")
             st.caption(backend + (", mirror-image averaging" if common.tta() == "flip" else ""))
             # Callables, run when a button is clicked (outside the script, so all they need is bound
             # here): the full-size mask is computed and encoded then, not on every run.
@@ -164,3 +149,15 @@ with results:
                                "image/png", key=f"dl_ids_{name}", on_click="ignore")
             st.download_button("Colour mask (PNG)", lambda full=full: png_bytes(colorize(full())),
                                f"{stem}_{slug}_color.png", "image/png", key=f"dl_color_{name}", on_click="ignore")
+
+
+st.markdown(f"**{scene.name}**" + (" (with ground truth)" if scene.label is not None else ""))
+views(scene, models, photo, truth)
+if models:
+    preds = common.predictions(scene, photo)  # computed in the views above, cached
+    st.html(legend_html(legend_rows({n: p.mask for n, p in preds.items()}),
+                        {n: common.model_title(n) for n in preds}))
+    times_and_downloads(scene, photo, preds)
+st.markdown("#### Another photo")
+pickers.scene_picker(on_scene=common.start_masks)
+extra.manager()  # once there is a photo to compare on: the landing page stays two boxes

@@ -124,7 +124,7 @@ def scene_dialog() -> None:
         st.switch_page("app_pages/compare.py")
     # An upload brought from Compare may have 40 MP: its masks and confidence maps (800 MB at full
     # size, cached) are made at screen size, as Compare's are; a val scene is small and unchanged.
-    photo = display_scale(scene.photo)
+    photo = scene.screen_photo()
     label = display_scale(scene.label, nearest=True) if scene.label is not None else None
     preds = common.predictions(scene, photo, own=False)
     if photo.shape != scene.photo.shape:

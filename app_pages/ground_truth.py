@@ -37,7 +37,7 @@ if scene is None or scene.label is None:
 st.subheader(scene.name)
 extra.manager()
 preds = common.predictions(scene)
-st.html(image_grid_html([("Photo", data_url(display_scale(scene.photo))),
+st.html(image_grid_html([("Photo", data_url(scene.screen_photo())),
                          ("Ground truth", mask_data_url(display_scale(scene.label, nearest=True)))]
                         + [(common.model_title(n), mask_data_url(display_scale(preds[n].mask, nearest=True)) if n in preds else None)
                            for n in common.columns(preds)], min_width=GRID_MIN))

@@ -130,9 +130,12 @@ STREAMLIT_INPUT = '[data-testid="stFileUploaderDropzoneInput"]'
 
 
 def open_compare(page: Page, url: str, file_input: str = STREAMLIT_INPUT, watch: dict = STREAMLIT_PAGE) -> None:
-    """Open the page at ``url``, wait for its ``file_input`` and install ``watch_js(**watch)``."""
+    """Open the page at ``url``, wait for its ``file_input`` and for the page to settle (a visitor
+    sees the page before dropping a photo on it: until 2026-12-03 the upload came while the example
+    thumbnails were still loading), and install ``watch_js(**watch)``."""
     page.call("Page.navigate", url=url)
     wait_for(lambda: page.evaluate(f"!!document.querySelector({json.dumps(file_input)})"), 120, "the file input")
+    settle(page, quiet=1.0)
     page.evaluate(watch_js(**watch))
 
 

@@ -337,6 +337,59 @@ def test_compare_views_opacity_and_before_after(env):
     assert "the top-1 class probability" in texts(at.caption)
 
 
+def _first_paint_events(monkeypatch) -> list:
+    """Record, in order: a callback starting a scene's masks, each ``common.predictions`` call (and
+    whether its answer was already computed), and the pickers being drawn."""
+    from ui import common, pickers
+
+    events = []
+    start, predictions, picker = getattr(common, "start_masks", None), common.predictions, pickers.scene_picker
+
+    def started(scene):
+        events.append("start_masks")
+        start(scene)
+
+    def predicted(scene, photo=None, ensemble=True, own=True):
+        shot = common.photo_of(scene, photo)
+        events.append(("predictions", ensemble, common.service().ready(shot, common.tta(), {}, ensemble)))
+        return predictions(scene, photo, ensemble, own)
+
+    def picked(*args, **kwargs):
+        events.append("pickers")
+        picker(*args, **kwargs)
+
+    monkeypatch.setattr(common, "start_masks", started, raising=False)
+    monkeypatch.setattr(common, "predictions", predicted)
+    monkeypatch.setattr(pickers, "scene_picker", picked)
+    return events
+
+
+def test_compare_upload_masks_are_computed_in_its_callback_and_drawn_before_the_pickers(env, monkeypatch):
+    """The uploader's callback computes the three masks before the rerun draws anything (so the
+    models never share the cores with the drawing of the page's first elements), the page finds
+    them ready, and draws them before the pickers (the pickers' elements reach the browser after)."""
+    events = _first_paint_events(monkeypatch)
+    at = page("compare").run()
+    events.clear()
+    photo, _ = synthetic_pair(48, seed=5)
+    at.file_uploader(key="uploads").set_value(("street.png", png(photo), "image/png")).run()
+    no_exception(at)
+    assert "U-Net" in " ".join(grid_captions(at))
+    assert events[:3] == ["start_masks", ("predictions", False, True), ("predictions", True, False)], events
+    assert events.index("pickers") > 2, events
+
+
+def test_compare_gallery_pick_masks_are_computed_in_its_callback(env, monkeypatch):
+    events = _first_paint_events(monkeypatch)
+    at = page("compare").run()
+    events.clear()
+    at.button(key="gallery_4.jpg").click().run()
+    no_exception(at)
+    assert at.session_state["scene"].name == "4.jpg"
+    assert events[:2] == ["start_masks", ("predictions", False, True)], events
+    assert events.index("pickers") > 2, events
+
+
 def test_compare_upload_several_and_pick_one(env):
     at = page("compare").run()
     photo, _ = synthetic_pair(48, seed=3)

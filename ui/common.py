@@ -130,6 +130,14 @@ def predictions(scene: Scene, photo: np.ndarray | None = None, ensemble: bool = 
         return served.compare(shot, tta(), own, ensemble)
 
 
+def start_masks(scene: Scene) -> None:
+    """The three models' masks of ``scene`` at screen size, computed now (for ``predictions`` to
+    find). Called by the widget callback that chose the scene: it runs before the rerun draws
+    anything, so the page's elements and its masks leave together, and the models never share the
+    cores with the drawing of the elements sent before them (a browser on the same machine)."""
+    service().models(photo_of(scene, scene.screen_photo()), tta())
+
+
 def ensemble_pending(scene: Scene, photo: np.ndarray | None = None) -> bool:
     """Whether ``predictions`` would compute the ensemble now: the page then draws the three masks
     first, with a note in the ensemble's place."""

@@ -8,6 +8,7 @@ is decoded once (``st.cache_resource`` by Streamlit's file id); the thumbnails a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,10 @@ from seg_core.inference import MAX_PIXELS, ImageError, load_image
 from . import scenes
 from .common import SCENE_KEY, current_scene, data_dir, set_scene
 from .scenes import Scene
+
+#: Called with the scene that a widget's callback (an upload, a pick) has just chosen, before the
+#: rerun draws anything: the Compare page starts its masks there (``common.start_masks``).
+OnScene = Callable[[Scene], None]
 
 GALLERY_PER_PAGE = 24
 GALLERY_COLUMNS = 6
@@ -80,10 +85,10 @@ def _release(file_ids: set[str]) -> None:
         remove(ctx.session_id, file_id)
 
 
-def _keep_uploads() -> None:
+def _keep_uploads(on_scene: OnScene | None = None) -> None:
     """The uploader changed (files added or removed): keep its files' bytes in the session, so the
     uploads are still there after a visit to another page (which empties the widget); the previous
-    set is let go, and files over the bounds are refused."""
+    set is let go, and files over the bounds are refused. ``on_scene``: see ``OnScene``."""
     from streamlit.runtime.uploaded_file_manager import DeletedFile
 
     everything = st.session_state.get("uploads") or []
@@ -108,14 +113,18 @@ def _keep_uploads() -> None:
     if not kept and current is not None and current.source == "upload":
         del st.session_state[SCENE_KEY]
     if kept:
-        _prefer_upload()
+        _prefer_upload(on_scene)
         st.session_state[GALLERY_OPEN_KEY] = False
 
 
-def _prefer_upload() -> None:
+def _prefer_upload(on_scene: OnScene | None = None) -> None:
     """An upload was added or chosen: show it (instead of a gallery scene), and drop ``?scene=``."""
     st.session_state["_upload_wins"] = True
     st.query_params.pop("scene", None)
+    if on_scene is not None:
+        choose_upload()
+        if (scene := current_scene()) is not None:
+            on_scene(scene)
 
 
 def upload_limit_text() -> str:
@@ -124,15 +133,42 @@ def upload_limit_text() -> str:
             "JPEG, PNG, WebP, BMP, GIF or TIFF.")
 
 
-def upload_picker() -> None:
-    """Drag-and-drop one or several images; the chosen one becomes the scene.
+_UPLOAD_ERROR = "_upload_error"  # why the chosen upload cannot be shown, for the uploader's column
+
+
+def choose_upload() -> None:
+    """Make the chosen upload the scene (unless a gallery scene was picked after it), from this run's
+    values of the pickers' widgets; draws nothing, so that a page can draw the result above the
+    pickers. Each file is decoded once, so moving a slider neither decodes nor hashes it again; a
+    file that cannot be read keeps its reason for ``upload_picker`` to show."""
+    st.session_state.pop(_UPLOAD_ERROR, None)
+    files = st.session_state.get(UPLOADS_KEY) or []
+    if not files:
+        return
+    name, file_id, data = files[min(st.session_state.get("upload_pick") or 0, len(files) - 1)]
+    try:
+        image, decode_seconds = _decoded_upload(file_id, data)
+        as_pair = False
+        if scenes.is_two_to_one(image):
+            as_pair = st.session_state.get(f"as_pair_{name}", _pair_verdict(file_id, image).is_pair)
+        current = current_scene()
+        if current is None or current.source == "upload" or st.session_state.pop("_upload_wins", False):
+            set_scene(_upload_scene(file_id, name, as_pair, image, decode_seconds))
+    except (ImageError, DataError) as err:
+        st.session_state.pop("_upload_wins", None)
+        if (shown := current_scene()) is not None and shown.source == "upload":
+            del st.session_state[SCENE_KEY]  # not the previous upload under this one's error
+        st.session_state[_UPLOAD_ERROR] = f"Cannot use **{name}**: {err}."
+
+
+def upload_picker(on_scene: OnScene | None = None) -> None:
+    """Drag-and-drop one or several images; the chosen one becomes the scene (``choose_upload``).
 
     Any file type is accepted, so that ``load_image`` (not the browser) refuses what it cannot read,
-    with its reason in an ``st.error`` right here. Each file is decoded once, so moving a slider
-    neither decodes nor hashes the upload again.
+    with its reason in an ``st.error`` right here.
     """
     st.file_uploader("Upload photos (several at once)", accept_multiple_files=True, key="uploads",
-                     on_change=_keep_uploads, help=upload_limit_text())
+                     on_change=_keep_uploads, args=(on_scene,), help=upload_limit_text())
     st.caption(upload_limit_text())
     if refused := st.session_state.get(_UPLOAD_REFUSED):
         st.warning(refused)
@@ -141,24 +177,17 @@ def upload_picker() -> None:
         return
     names = [name for name, _, _ in files]
     index = st.selectbox("Image to show", range(len(files)), format_func=names.__getitem__,
-                         key="upload_pick", on_change=_prefer_upload) if len(files) > 1 else 0
+                         key="upload_pick", on_change=_prefer_upload, args=(on_scene,)) if len(files) > 1 else 0
     name, file_id, data = files[min(index or 0, len(files) - 1)]
-    try:
-        image, decode_seconds = _decoded_upload(file_id, data)
-        as_pair = False
-        if scenes.is_two_to_one(image):
-            verdict = _pair_verdict(file_id, image)
-            as_pair = st.checkbox("Photo | label pair (right half: colour label)", value=verdict.is_pair,
-                                  key=f"as_pair_{name}", on_change=_prefer_upload)
-            st.caption(verdict.reason)
-        current = current_scene()
-        if current is None or current.source == "upload" or st.session_state.pop("_upload_wins", False):
-            set_scene(_upload_scene(file_id, name, as_pair, image, decode_seconds))
-    except (ImageError, DataError) as err:
-        st.session_state.pop("_upload_wins", None)
-        if (shown := current_scene()) is not None and shown.source == "upload":
-            del st.session_state[SCENE_KEY]  # not the previous upload under this one's error
-        st.error(f"Cannot use **{name}**: {err}.")
+    if error := st.session_state.get(_UPLOAD_ERROR):
+        st.error(error)
+        return
+    image, _ = _decoded_upload(file_id, data)
+    if scenes.is_two_to_one(image):
+        verdict = _pair_verdict(file_id, image)
+        st.checkbox("Photo | label pair (right half: colour label)", value=verdict.is_pair,
+                    key=f"as_pair_{name}", on_change=_prefer_upload, args=(on_scene,))
+        st.caption(verdict.reason)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)  # about 5 kB each: a whole val folder of 500 is 2.5 MB
@@ -192,9 +221,9 @@ def no_gallery_note() -> None:
             + where)
 
 
-def gallery_picker(per_row: int = GALLERY_COLUMNS) -> None:
+def gallery_picker(per_row: int = GALLERY_COLUMNS, on_scene: OnScene | None = None) -> None:
     """Thumbnails of the val pairs, a page at a time; a click makes one the scene (its button is
-    then marked, and ``?scene=`` names it in the URL, a link to share)."""
+    then marked, and ``?scene=`` names it in the URL, a link to share). ``on_scene``: see ``OnScene``."""
     files = gallery_files()
     if files is None:
         no_gallery_note()
@@ -217,18 +246,21 @@ def gallery_picker(per_row: int = GALLERY_COLUMNS) -> None:
                 continue
             mine = path.name == chosen
             st.button(("✓ " if mine else "") + path.name, key=f"gallery_{path.name}", width="stretch",
-                      type="primary" if mine else "secondary", on_click=_pick_file, args=(path,))
+                      type="primary" if mine else "secondary", on_click=_pick_file, args=(path, on_scene))
 
 
-def _pick_file(path: Path) -> None:
+def _pick_file(path: Path, on_scene: OnScene | None = None) -> None:
     try:
-        set_scene(scenes.scene_from_file(path))
+        scene = scenes.scene_from_file(path)
     except DataError:
         st.session_state["_pick_error"] = f"Cannot use {path.name}: it is not a readable photo | label pair."
         return
+    set_scene(scene)
     st.query_params["scene"] = path.name
     st.session_state["_query_scene"] = path.name
     st.session_state[GALLERY_OPEN_KEY] = False  # fold the examples away: the results come up
+    if on_scene is not None:
+        on_scene(current_scene())
 
 
 def scene_from_query() -> None:
@@ -248,16 +280,25 @@ def scene_from_query() -> None:
         st.warning(f"The link's scene {wanted!r} is not among the validation scenes.")
 
 
-def scene_picker() -> None:
-    """Upload beside the example scenes; the examples fold away once a scene is shown."""
+def choose_scene() -> None:
+    """This run's scene, settled before anything is drawn: a ``?scene=`` link, then the chosen upload.
+    A page that draws the result above the pickers calls it first (``scene_picker`` calls it too:
+    once more changes nothing)."""
     scene_from_query()
+    choose_upload()
+
+
+def scene_picker(on_scene: OnScene | None = None) -> None:
+    """Upload beside the example scenes; the examples fold away once a scene is shown. ``on_scene``:
+    see ``OnScene``."""
+    choose_scene()
     if error := st.session_state.pop("_pick_error", None):
         st.error(error)
     current = current_scene()
     files = gallery_files()
     upload_col, gallery_col = st.columns([1, 2]) if files else (st.container(), None)
     with upload_col:
-        upload_picker()
+        upload_picker(on_scene)
     if gallery_col is None:
         if current is None:
             no_gallery_note()
@@ -273,7 +314,7 @@ def scene_picker() -> None:
         # each rerun (24 images and buttons took about 100 ms before the masks of an upload).
         with st.expander(label, key=GALLERY_OPEN_KEY, on_change="rerun"):
             if st.session_state[GALLERY_OPEN_KEY]:
-                gallery_picker(per_row=GALLERY_COLUMNS)
+                gallery_picker(per_row=GALLERY_COLUMNS, on_scene=on_scene)
         if kitti:
             st.caption(examples.CREDIT)
 

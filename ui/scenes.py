@@ -42,6 +42,7 @@ class Scene:
     source: str = "upload"  # "upload" or "gallery"
     key: str = field(default="", compare=False)  # content hash: same pixels, same key
     decode_seconds: float = field(default=0.0, compare=False)  # reading the file, shown once beside the models' times
+    _screen: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -49,6 +50,13 @@ class Scene:
             if self.label is not None:
                 digest.update(np.ascontiguousarray(self.label).tobytes())
             self.key = digest.hexdigest()[:16]
+
+    def screen_photo(self) -> np.ndarray:
+        """The photo at screen size (``display_scale``), made once: the callback that chose the
+        scene and the page that shows it segment the same pixels."""
+        if self._screen is None:
+            self._screen = display_scale(self.photo)
+        return self._screen
 
 
 def is_two_to_one(image: np.ndarray) -> bool:

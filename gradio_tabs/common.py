@@ -51,7 +51,9 @@ CSS = ("#legend table, #legend tr, #legend th, #legend td {border: none !importa
        " #compare-photo {grid-area: 1 / 1} #compare-picks {grid-area: 2 / 1} #compare-results {grid-area: 1 / 2 / 3 / 3}}"
        # Gradio 6 gives a gallery of height="auto" a 450 px minimum and a 55vh maximum all the same:
        # a blank band under one row of panels, or a scroll box inside the page on a phone.
-       f" .{FIT_GALLERY} .grid-wrap.fixed-height {{min-height: 0 !important; max-height: none !important}}")
+       f" .{FIT_GALLERY} .grid-wrap.fixed-height {{min-height: 0 !important; max-height: none !important}}"
+       # Two pictures a row on a phone (three or four made thumbnails of ~95 px, captions cut short).
+       f" @media (max-width: 600px) {{.{FIT_GALLERY} .grid-container {{grid-template-columns: repeat(2, minmax(0, 1fr)) !important}}}}")
 LAUNCH_KWARGS = {"max_file_size": MAX_FILE_SIZE, "css": CSS}
 
 

@@ -120,13 +120,15 @@ GALLERY_BAND_JS = """(() => { const w = [...document.querySelectorAll('.grid-wra
   const items = w ? [...w.querySelectorAll('.gallery-item img')] : [];
   if (!items.length || !items.every(i => i.complete && i.naturalWidth)) return null;
   const bottom = Math.max(...items.map(i => i.closest('.gallery-item').getBoundingClientRect().bottom));
-  return {band: w.getBoundingClientRect().bottom - bottom, scrolls: w.scrollHeight > w.clientHeight + 1}; })()"""
+  return {band: w.getBoundingClientRect().bottom - bottom, scrolls: w.scrollHeight > w.clientHeight + 1,
+          narrowest: Math.min(...items.map(i => i.closest('.gallery-item').getBoundingClientRect().width))}; })()"""
 
 
 def test_stress_tab_gallery_is_as_tall_as_its_pictures(weights_dir, monkeypatch):
     """Gradio 6 keeps a 450 px minimum and a 55vh maximum on a gallery of height "auto": the Stress
     test's (and the Video tab's) panels left a ~100-150 px blank band under them at 1440 px, and
-    their two rows scrolled inside the page on a phone."""
+    their two rows scrolled inside the page on a phone. On a phone, two pictures a row (three made
+    ~95 px thumbnails)."""
     from benchmarks.screenshots import show_tab
 
     monkeypatch.setenv("SPACE_ID", "org/space")
@@ -140,5 +142,6 @@ def test_stress_tab_gallery_is_as_tall_as_its_pictures(weights_dir, monkeypatch)
                 show_tab(browser, "Stress test")
                 box = wait_for(lambda: browser.evaluate(GALLERY_BAND_JS), 180, "the Stress test's pictures")
                 assert box["band"] < 40 and not box["scrolls"], (width, box)
+                assert box["narrowest"] > (140 if width < 500 else 250), (width, box)
             finally:
                 browser.close()

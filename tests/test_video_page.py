@@ -180,6 +180,11 @@ def test_chart_points_carry_their_frame():
     assert [t.name for t in fig.data] == ["disagreement", "U-Net flicker", "FCN-VGG16 flicker",
                                           "FCN-VGG16 flicker, motion-compensated"]
     assert list(fig.data[0].customdata) == [0, 1, 2]
+    # one legend entry per model (its dotted motion-compensated line shares it): a short legend on a phone
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["disagreement", "U-Net flicker", "FCN-VGG16 flicker"]
+    assert fig.data[3].legendgroup == fig.data[2].legendgroup == "fcn_vgg16"
+    assert "dotted: motion-compensated" in fig.layout.legend.title.text
+    assert fig.layout.margin.l + fig.layout.margin.r <= 80  # plotly's 80 + 80 left a phone's chart 160 px wide
     assert ui_video.frame_from_selection({"selection": {"points": [{"x": 0.2, "customdata": 2}]}}) == 2
     assert ui_video.frame_from_selection({"selection": {"points": [{"customdata": [1]}]}}) == 1
     assert ui_video.frame_from_selection({"selection": {"points": []}}) is None

@@ -116,7 +116,9 @@ def iou_figure(ious: dict[str, dict[str, float]], class_names: tuple[str, ...] =
 
 def flicker_figure(rows: list[dict], names: tuple[str, ...]):
     """A plotly figure of the disagreement and each model's flicker over the segmented frames; each
-    point carries its frame index as ``customdata`` (both apps jump to the clicked frame)."""
+    point carries its frame index as ``customdata`` (both apps jump to the clicked frame). A model's
+    motion-compensated line (dotted) shares its legend entry, so that the legend stays one short row
+    or two on a phone (it was seven rows, taller than the chart); hovering names each line whole."""
     fig = go.Figure()
     shown = [r for r in rows if r["segmented"]]
     frames, times = [r["frame"] for r in shown], [r["time_s"] for r in shown]
@@ -124,12 +126,16 @@ def flicker_figure(rows: list[dict], names: tuple[str, ...]):
         fig.add_scatter(x=times, y=[r["disagreement"] for r in shown], customdata=frames, name="disagreement",
                         mode="lines+markers", line={"color": "magenta"})
     for n in names:
+        in_legend = False
         for column, dash, label in ((f"flicker_{n}", "solid", "flicker"),
                                     (f"flicker_flow_{n}", "dot", "flicker, motion-compensated")):
             ys = [r[column] if r[column] != "" else None for r in shown]
             if any(y is not None for y in ys):
                 fig.add_scatter(x=times, y=ys, customdata=frames, name=f"{display_name(n)} {label}",
-                                mode="lines+markers", line={"dash": dash, "color": model_color(n, names)})
+                                mode="lines+markers", line={"dash": dash, "color": model_color(n, names)},
+                                legendgroup=n, showlegend=not in_legend)
+                in_legend = True
     fig.update_layout(xaxis_title="time (s)", yaxis_title="share of pixels", yaxis_tickformat=".0%", height=380,
-                      margin={"t": 30, "b": 40}, legend={"orientation": "h", "y": -0.25})
+                      margin={"t": 30, "b": 40, "l": 50, "r": 10},  # (plotly: 80 px each side, half a phone)
+                      legend={"orientation": "h", "y": -0.25, "title": {"text": "dotted: motion-compensated", "side": "top"}})
     return fig

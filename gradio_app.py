@@ -131,6 +131,12 @@ def build_demo(predictor: Predictor, data_dir: str | Path | None = DATA_DIR,
                       api_visibility="private").then(**inspect)
             if warm:
                 landing.warm()
+        elif warm and predictor.models:  # no landing scene: the first photo's masks and times are a warm server's
+            import threading
+
+            from seg_core.serve.photos import PhotoService
+
+            threading.Thread(target=PhotoService.of(predictor).warm_up, name="warm-up", daemon=True).start()
         api.endpoints(predictor, masks_dir)  # the programmatic API: hidden components, documented endpoints
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo

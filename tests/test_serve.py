@@ -77,6 +77,16 @@ def test_each_model_runs_once_per_photo_for_masks_ensemble_and_inspect(service, 
     assert passes(counted) == {n: 2 for n in counted.models}
 
 
+def test_the_warm_up_runs_each_model_once_outside_the_shared_cache(service, counted, photo):
+    """Each model's first use (graph set-up) is paid by a throwaway pass on a blank photo, kept in a
+    cache of its own: the shared one stays empty, and the first real photo still runs each model once."""
+    service.warm_up()
+    assert passes(counted) == {n: 1 for n in counted.models}
+    assert len(service.cache) == 0
+    service.compare(photo)
+    assert passes(counted) == {n: 2 for n in counted.models}
+
+
 def test_the_ensemble_is_mixed_from_the_kept_probabilities(service, counted, photo):
     """The same mask as the ensemble of ``Predictor.predict`` (which mixes float32 probabilities of
     its own passes), up to float16 rounding at a near tie."""

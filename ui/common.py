@@ -84,7 +84,9 @@ def weights_key() -> str:
 # Bounds of the process-wide caches (shared by all sessions, so they do not grow with them):
 @st.cache_resource(show_spinner="Loading the models…", max_entries=4)  # a set of weights: 190 MB; a new one only when checkpoints change
 def load_service(key: str) -> PhotoService:
-    return PhotoService(Predictor.from_dir(key.split("|", 1)[0]), key)
+    service = PhotoService(Predictor.from_dir(key.split("|", 1)[0]), key)
+    service.warm_up()  # under "Loading the models…": the first visitor's masks and times are a warm server's
+    return service
 
 
 def service() -> PhotoService:

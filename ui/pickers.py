@@ -1,8 +1,10 @@
 """Streamlit pieces that choose the scene: uploads (kept per session, bounded), the example gallery,
 and shareable ``?scene=`` links.
 
-The chosen image becomes ``common.current_scene()``, so every page shows the same one. Each upload
-is decoded once (``st.cache_resource`` by Streamlit's file id); the thumbnails are encoded once.
+The chosen image becomes ``common.current_scene()``, so every page shows the same one. The choice
+is made in the widgets' callbacks and by ``choose_scene``, which draws nothing: a page can show the
+result above the pickers and draw them last (Compare). Each upload is decoded once
+(``st.cache_resource`` by Streamlit's file id); the thumbnails are encoded once.
 """
 
 from __future__ import annotations

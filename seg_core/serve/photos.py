@@ -9,7 +9,9 @@
 * ``own(photo, tta, extras)``: a user's own models, each in a column of its own, never in the ensemble;
 * ``compare(...)``: all of these in the order a page shows them (Inspect draws it as it is);
 * ``segment(...)`` and ``full_size_mask(...)``: single requests (an API call, a webcam frame, a
-  download at the photo's full size), not cached.
+  download at the photo's full size), not cached;
+* ``warm_up()``: a throwaway pass when a server loads the models, so that its first photo is not
+  the models' first use.
 
 Every forward pass runs inside ``slots.photo_slot()``. Results are kept in ``CACHE``, shared by all
 sessions and bounded by bytes: the probabilities are kept for the ensemble, float16 at the model's

@@ -291,6 +291,7 @@ def test_compare_draws_the_three_masks_before_the_ensemble_is_computed(env, monk
 
     monkeypatch.setattr(photos, "predict_many", passes)
     monkeypatch.setattr(photos, "ensemble_of", mix)
+    monkeypatch.setattr(photos.PhotoService, "warm_up", lambda self: None)  # its throwaway pass: tested on its own
     monkeypatch.setattr(views, "image_grid_html", grid)
     at = compare_deep_link("4.jpg")
     no_exception(at)
@@ -780,6 +781,7 @@ def test_mirror_image_averaging_toggle_reaches_every_model(env, monkeypatch, wei
         return original(runners, image, tta, *args, **options)
 
     monkeypatch.setattr(photos, "predict_many", recording)
+    monkeypatch.setattr(photos.PhotoService, "warm_up", lambda self: None)  # its throwaway pass: tested on its own
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.query_params["scene"] = "3.jpg"
     at.run()

@@ -19,7 +19,7 @@ from seg_core.viz import ENSEMBLE_TIME, disagreement, disagreement_image, legend
 from ui import common, extra, pickers
 from ui.scenes import Scene, display_scale
 from ui.viewer import mask_viewer
-from ui.views import before_after_html, data_url, image_grid_html, legend_html, mask_data_url
+from ui.views import before_after_html, data_url, image_grid_html, legend_html, mask_data_url, overlay_grid_html
 
 #: The pictures are at least this wide: three a row at 1440 px, one a row on a phone.
 GRID_MIN = 400
@@ -49,9 +49,11 @@ truth = display_scale(scene.label, nearest=True) if scene.label is not None else
 
 
 @st.cache_data(max_entries=64, show_spinner=False)  # PNG data URLs of masks at screen size: tens of kB
-def _mask_url(scene_key: str, weights: str, tta: str, name: str, extras: str, _mask: np.ndarray) -> str:
-    """One mask as a data URL, once per scene and model (the ensemble's comes a step later)."""
-    return mask_data_url(_mask)
+def _mask_url(scene_key: str, weights: str, tta: str, name: str, extras: str, _mask: np.ndarray,
+              void_clear: bool = False) -> str:
+    """One mask as a data URL, once per scene and model (the ensemble's comes a step later);
+    ``void_clear``: as a layer over the photo (the Overlays view)."""
+    return mask_data_url(_mask, void_clear)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)  # a photo at screen size as a data URL: under 1 MB
@@ -60,24 +62,32 @@ def _scene_urls(scene_key: str, _photo: np.ndarray, _truth: np.ndarray | None) -
     return [("Photo", data_url(_photo))] + ([("Ground truth", mask_data_url(_truth))] if _truth is not None else [])
 
 
-def grid(view: str, scene: Scene, preds: dict, photo: np.ndarray, truth: np.ndarray | None, opacity: float,
-         overlays: dict[str, str], pending: bool = False) -> str:
-    """The picture grid of the Masks or Overlays view; ``pending``: the ensemble is still being
-    averaged, and its cell says so. ``overlays`` keeps the overlays made, for the second call."""
+def grid(view: str, scene: Scene, preds: dict, photo: np.ndarray, truth: np.ndarray | None,
+         pending: bool = False) -> str:
+    """The picture grid of the Masks view (HTML) or the Overlays view (a page of its own, whose
+    opacity slider runs in the browser); ``pending``: the ensemble is still being averaged, and its
+    cell says so."""
     shown = common.columns(preds)
     if pending:  # where the ensemble will be: after the three, before the user's models
         shown.insert(len(ARCH_NAMES), ENSEMBLE)
     first = _scene_urls(scene.key, photo, truth)
-    notes = {common.model_title(ENSEMBLE) + (" overlay" if view == "Overlays" else ""): "averaging…"} if pending else None
-    if view == "Masks":
-        urls = {n: _mask_url(scene.key, common.weights_key(), common.tta(), n, extra.key(), p.mask) for n, p in preds.items()}
-        return image_grid_html(first + [(common.model_title(n, preds.get(n)), urls.get(n)) for n in shown], notes=notes,
-                               min_width=GRID_MIN, late=("Ground truth",))
-    for n, p in preds.items():
-        if n not in overlays:
-            overlays[n] = data_url(overlay(photo, p.mask, opacity))
-    return image_grid_html(first[:1] + [(f"{common.model_title(n)} overlay", overlays.get(n)) for n in shown], notes=notes,
-                           min_width=GRID_MIN)
+    clear = view == "Overlays"
+    urls = {n: _mask_url(scene.key, common.weights_key(), common.tta(), n, extra.key(), p.mask, clear)
+            for n, p in preds.items()}
+    notes = {common.model_title(ENSEMBLE) + (" overlay" if clear else ""): "averaging…"} if pending else None
+    if clear:
+        return overlay_grid_html(first[0][1], [(common.model_title(n), urls.get(n)) for n in shown], notes=notes,
+                                 min_width=GRID_MIN)
+    return image_grid_html(first + [(common.model_title(n, preds.get(n)), urls.get(n)) for n in shown], notes=notes,
+                           min_width=GRID_MIN, late=("Ground truth",))
+
+
+def _draw(slot, view: str, page: str) -> None:
+    """The Overlays view is a page of its own (its slider's script runs in an iframe); Masks is HTML."""
+    if view == "Overlays":
+        slot.iframe(page, height="content")
+    else:
+        slot.html(page)
 
 
 @st.fragment
@@ -88,15 +98,15 @@ def views(scene: Scene, models: dict, photo: np.ndarray, truth: np.ndarray | Non
     view = st.segmented_control("View", choices, default=VIEWS[0], required=True, key="view",
                                 label_visibility="collapsed")
     opacity = 0.5
-    if view in ("Overlays", "Before / after"):
+    if view == "Before / after":  # (the Overlays view has its own slider, in the browser)
         opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
     if view in ("Masks", "Overlays") or not models:
-        slot, overlays = st.empty(), {}
+        slot = st.empty()
         view = view if models else "Masks"
         if models and common.ensemble_pending(scene, photo):
-            slot.html(grid(view, scene, models, photo, truth, opacity, overlays, pending=True))
+            _draw(slot, view, grid(view, scene, models, photo, truth, pending=True))
         preds = common.predictions(scene, photo) if models else {}
-        slot.html(grid(view, scene, preds, photo, truth, opacity, overlays))
+        _draw(slot, view, grid(view, scene, preds, photo, truth))
         return
     preds = common.predictions(scene, photo)
     masks = {name: p.mask for name, p in preds.items()}

@@ -8,9 +8,9 @@ time on a new page with a new synthetic street photo (so that no cached mask is 
   three model masks decoded in the page (``masks``: the first paint), to the ensemble's mask
   decoded in its cell, drawn a step later (``ensemble``), and to the page idle: both shown, no
   stale element, no running status, for 300 ms (``idle``; the 300 ms are not counted);
-* **opacity**: in the Overlays view, one keyboard step of the opacity slider; from the key press to
-  the three new overlays decoded (``browser``), and ``server``: from the websocket frame that
-  carries the new value to the last frame of the answer;
+* **opacity**: in the Overlays view, one keyboard step of its opacity slider (in the browser since
+  2026-12-03: until then a rerun made new overlays); the time to the next painted frame and the
+  frames sent to the server (none expected);
 * **before/after**: one drag step of the seam: the frames the browser sends (none expected) and
   the time to the next painted frame.
 
@@ -114,16 +114,11 @@ def watch_js(images: str, notes: str, busy: str, models: str, ensemble: str) -> 
 """ % (json.dumps(models), json.dumps(ensemble), images, notes, busy)
 
 
-OVERLAY_JS = """
-(() => {
-  const sig = () => [...document.querySelectorAll('.seg-grid img')].filter(i => / overlay$/.test(i.alt))
-      .map(i => i.src.length + ':' + i.src.slice(-40) + ':' + (i.complete && i.naturalWidth > 0)).join('|');
-  const t = window.__o = {before: sig(), start: performance.now(), done: null};
-  const tick = () => { const s = sig(); if (s !== t.before && !s.includes(':false') && s.split('|').length >= 3) { t.done = performance.now(); return; }
-    requestAnimationFrame(tick); };
-  requestAnimationFrame(tick);
-})();
-"""
+#: The Overlays view's page (an iframe): its opacity slider and the models' mask layers.
+OVERLAY_FRAME_JS = """(() => { const f = [...document.querySelectorAll('iframe')].find(f => f.contentDocument
+  && f.contentDocument.getElementById('alpha')); if (!f) return false;
+  const masks = [...f.contentDocument.querySelectorAll('img.mask')];
+  return masks.length >= 3 && masks.every(i => i.complete && i.naturalWidth > 0); })()"""
 
 
 STREAMLIT_INPUT = '[data-testid="stFileUploaderDropzoneInput"]'
@@ -162,18 +157,25 @@ def idle(page: Page, timeout: float = 60) -> None:
 
 
 def opacity_step(page: Page) -> dict:
-    """One ArrowRight on the opacity slider: browser time to three new overlays, server time."""
-    page.evaluate("document.querySelector('[data-testid=\"stSlider\"] input[type=range]').focus()")
-    page.evaluate(OVERLAY_JS)
+    """One ArrowRight on the Overlays view's opacity slider (in its iframe): the time from the key
+    to the next painted frame with the masks' new opacity, and the websocket frames sent (none:
+    the slider runs in the browser)."""
+    page.evaluate("""(() => { const doc = [...document.querySelectorAll('iframe')].find(f => f.contentDocument
+      && f.contentDocument.getElementById('alpha')).contentDocument, a = doc.getElementById('alpha');
+      const mask = doc.querySelector('img.mask'), t = window.__o = {before: getComputedStyle(mask).opacity, ms: null};
+      a.addEventListener('keydown', () => { t.start = performance.now(); }, {once: true});
+      a.addEventListener('input', () => requestAnimationFrame(() => requestAnimationFrame(() => {
+        t.ms = performance.now() - t.start; t.after = getComputedStyle(mask).opacity; })), {once: true});
+      a.focus(); })()""")
     with page.watching() as frames:
         for kind in ("keyDown", "keyUp"):
             page.call("Input.dispatchKeyEvent", type=kind, key="ArrowRight", code="ArrowRight", windowsVirtualKeyCode=39)
-        o = wait_for(lambda: (v := page.evaluate("JSON.stringify(window.__o)")) and json.loads(v)["done"] is not None
-                     and json.loads(v), 30, "the new overlays")
+        o = wait_for(lambda: (v := page.evaluate("JSON.stringify(window.__o)")) and json.loads(v)["ms"] is not None
+                     and json.loads(v), 30, "the new opacity")
         page.pump(0.5)
-    sent = [ts for kind, ts, _ in frames if kind == "webSocketFrameSent"]
-    got = [ts for kind, ts, _ in frames if kind == "webSocketFrameReceived" and sent and ts >= sent[0]]
-    return {"browser": (o["done"] - o["start"]) / 1000, "server": (got[-1] - sent[0]) if got else float("nan")}
+    if o["after"] == o["before"]:
+        raise RuntimeError(f"the opacity did not change: {o}")
+    return {"opacity_ms": o["ms"], "opacity_frames_sent": sum(k == "webSocketFrameSent" for k, _, _ in frames)}
 
 
 def seam_step(page: Page) -> dict:
@@ -194,7 +196,7 @@ def streamlit_run(page: Page, url: str, path: Path) -> dict:
     open_compare(page, url)
     row = upload(page, path)
     click_text(page, '[data-testid="stButtonGroup"] button', "Overlays")
-    wait_for(lambda: page.evaluate("!!document.querySelector('[data-testid=\"stSlider\"] input')"), 30, "the slider")
+    wait_for(lambda: page.evaluate(OVERLAY_FRAME_JS), 30, "the overlays")
     idle(page)
     row.update(opacity_step(page))
     click_text(page, '[data-testid="stButtonGroup"] button', "Before / after")
@@ -281,7 +283,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, serve_app(Path(args.weights), Path(args.data), Path(tmp) / "streamlit.log") as url:
         rows = measure(url, args.repeats, size, Path(tmp)) if args.repeats else []
         print_table(rows, f"{size[0]}x{size[1]} upload", UPLOAD_FIELDS + (
-            ("browser", "opacity step, browser (s)"), ("server", "opacity step, server (s)"),
+            ("opacity_ms", "opacity step to paint (ms)"), ("opacity_frames_sent", "opacity step: frames sent to the server"),
             ("seam_ms", "before/after step to paint (ms)"), ("frames_sent", "before/after: frames sent to the server")))
         if args.shots:
             Path(args.shots).mkdir(parents=True, exist_ok=True)

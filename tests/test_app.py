@@ -92,6 +92,11 @@ def grid_captions(at: AppTest) -> list[str]:
         html.unescape(c) for c in re.findall(r"<div class='seg-note'[^>]*>(.*?): not available</div>", grid_html(at))]
 
 
+def frames(at: AppTest) -> list[str]:
+    """The pages of the page's iframes (the Overlays and Before / after views)."""
+    return [n.proto.srcdoc for n in walk(at.main) if "srcdoc" in str(getattr(n, "proto", ""))[:20]]
+
+
 def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
@@ -312,16 +317,17 @@ def test_compare_views_opacity_and_before_after(env):
     assert at.session_state["scene"].name == "1.jpg"
     at.segmented_control(key="view").set_value("Overlays").run()
     no_exception(at)
-    assert "U-Net overlay" in grid_captions(at)
-    before = grid_html(at)
-    at.slider(key="opacity").set_value(0.9).run()
-    no_exception(at)
-    assert grid_html(at) != before
+    (overlays,) = frames(at)
+    # the masks laid over the photo, with an opacity slider that runs in the browser: no server slider
+    assert all(f"{m} overlay" in overlays for m in ("U-Net", "FCN-VGG16", "FCN-ResNet50", "All three (averaged)"))
+    assert 'type="range"' in overlays and "opacity:var(--a)" in overlays and not at.slider
     at.segmented_control(key="view").set_value("Before / after").run()
     no_exception(at)
-    (frame,) = [n for n in walk(at.main) if "srcdoc" in str(getattr(n, "proto", ""))[:20]]
-    page_html = frame.proto.srcdoc
+    (page_html,) = frames(at)
     assert page_html.count("<button") == 4 and "pointermove" in page_html  # model choice and seam in the browser
+    at.slider(key="opacity").set_value(0.9).run()  # the overlays under the seam are made on the server
+    no_exception(at)
+    assert frames(at) != [page_html]
     at.segmented_control(key="view").set_value("Disagreement").run()
     no_exception(at)
     assert any(c.startswith("cyan: the models disagree") for c in grid_captions(at))

@@ -167,3 +167,38 @@ def test_inspect_view_has_no_blank_bands_on_a_phone(weights_dir, pairs_dir, tmp_
             assert rows[0][0] <= MODEBAR + TITLE_ROW + 8, where
             assert rows[1][0] - rows[0][1] <= 60, where
             assert plot_height - rows[1][1] <= 12, where
+
+
+def test_the_overlays_view_blends_in_the_browser_as_the_server_did(tmp_path):
+    """The Overlays view lays each mask (its void pixels clear) over the photo at the opacity of a
+    slider that runs in the browser; the colours are ``seg_core.viz.overlay``'s, which made the
+    overlays on the server until 2026-12-03 (a rerun per slider step)."""
+    import numpy as np
+
+    from seg_core.viz import overlay
+    from ui.views import data_url, mask_data_url, overlay_grid_html
+
+    photo = np.zeros((40, 80, 3), np.uint8)
+    photo[:, :40], photo[:, 40:] = (200, 30, 30), (20, 160, 220)
+    mask = np.zeros((40, 80), np.uint8)  # road above, sky below, void on the right
+    mask[20:], mask[:, 60:] = 10, 255
+    page = tmp_path / "overlays.html"
+    page.write_text(overlay_grid_html(data_url(photo, "PNG"), [("U-Net", mask_data_url(mask, void_clear=True))], alpha=0.3))
+    browser = Browser(width=900, height=700)
+    try:
+        browser.call("Page.navigate", url=page.as_uri())
+        wait_for(lambda: browser.evaluate("[...document.images].every(i => i.complete && i.naturalWidth)"), 30, "the pictures")
+        browser.evaluate("(() => { const a = document.getElementById('alpha'); a.value = 0.7;"
+                         " a.dispatchEvent(new Event('input')); })()")  # as a drag of the slider does
+        browser.painted()
+        box = browser.evaluate("(() => { const r = document.querySelector('img.mask').getBoundingClientRect();"
+                               " return [r.left, r.top, r.width]; })()")
+        browser.screenshot(tmp_path / "shot.png")
+        shot = np.asarray(Image.open(tmp_path / "shot.png").convert("RGB"))
+        expected = overlay(photo, mask, 0.7)
+        scale = box[2] / 80
+        for y, x in ((10, 20), (10, 50), (30, 20), (30, 50), (10, 70), (30, 70)):  # the middles of the six blocks
+            seen = shot[round(box[1] + (y + 0.5) * scale), round(box[0] + (x + 0.5) * scale)].astype(int)
+            assert np.abs(seen - expected[y, x]).max() <= 3, (y, x, seen, expected[y, x])
+    finally:
+        browser.close()

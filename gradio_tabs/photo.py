@@ -27,8 +27,7 @@ from seg_core.inference import ENSEMBLE, ImageError, load_image
 from seg_core.palette import CLASS_HEX
 from seg_core.predictor import Predictor
 from seg_core.registry import ARCH_NAMES, display_name
-from seg_core.serve.cache import BoundedCache
-from seg_core.serve.photos import CACHE_BYTES, SCREEN_MAX_SIDE, Photo, PhotoService
+from seg_core.serve.photos import SCREEN_MAX_SIDE, Photo, PhotoService
 from seg_core.viz import ENSEMBLE_TIME, legend, legend_rows, ms_text, overlay, share_text
 from ui.views import legend_html
 
@@ -135,9 +134,7 @@ class Landing:
         it in its error box."""
         def run() -> None:
             try:
-                if self.predictor.models:  # the page's own path (masks, confidence, the ensemble)
-                    PhotoService(self.predictor, "warm-up", BoundedCache(CACHE_BYTES)).compare(
-                        Photo.at_screen_size(decode(self.path), max_side=DISPLAY_MAX_SIDE))
+                PhotoService.of(self.predictor).warm_up(Photo.at_screen_size(decode(self.path), max_side=DISPLAY_MAX_SIDE))
                 self.state()
             except Exception as err:  # noqa: BLE001 (the page reports it when asked; the server stays up)
                 print(f"warm-up on {Path(self.path).name} failed: {err}", flush=True)

@@ -138,6 +138,11 @@ def upload_limit_text() -> str:
 _UPLOAD_ERROR = "_upload_error"  # why the chosen upload cannot be shown, for the uploader's column
 
 
+def _chosen_file(files: list) -> tuple[str, str, bytes]:
+    """The upload the "Image to show" box names (its value from the browser, the first file without it)."""
+    return files[min(st.session_state.get("upload_pick") or 0, len(files) - 1)]
+
+
 def choose_upload() -> None:
     """Make the chosen upload the scene (unless a gallery scene was picked after it), from this run's
     values of the pickers' widgets; draws nothing, so that a page can draw the result above the
@@ -147,7 +152,7 @@ def choose_upload() -> None:
     files = st.session_state.get(UPLOADS_KEY) or []
     if not files:
         return
-    name, file_id, data = files[min(st.session_state.get("upload_pick") or 0, len(files) - 1)]
+    name, file_id, data = _chosen_file(files)
     try:
         image, decode_seconds = _decoded_upload(file_id, data)
         as_pair = False
@@ -178,9 +183,10 @@ def upload_picker(on_scene: OnScene | None = None) -> None:
     if not files:
         return
     names = [name for name, _, _ in files]
-    index = st.selectbox("Image to show", range(len(files)), format_func=names.__getitem__,
-                         key="upload_pick", on_change=_prefer_upload, args=(on_scene,)) if len(files) > 1 else 0
-    name, file_id, data = files[min(index or 0, len(files) - 1)]
+    if len(files) > 1:
+        st.selectbox("Image to show", range(len(files)), format_func=names.__getitem__, key="upload_pick",
+                     on_change=_prefer_upload, args=(on_scene,))
+    name, file_id, data = _chosen_file(files)
     if error := st.session_state.get(_UPLOAD_ERROR):
         st.error(error)
         return

@@ -92,14 +92,15 @@ class PhotoService:
             service = predictor._service = cls(predictor, f"predictor-{uuid.uuid4().hex}")
         return service
 
-    def warm_up(self) -> None:
-        """One throwaway pass of every model (masks, confidence, the ensemble) on a small blank photo,
-        in a cache of its own. The models' first use sets up their graphs: the first photo took
-        1.08 s for the three against 0.19 s after a warm-up on the 2-core machine, and the times a
-        page shows are then a warm server's."""
+    def warm_up(self, photo: Photo | None = None) -> None:
+        """One throwaway pass of every model (masks, confidence, the ensemble) on ``photo`` (default:
+        a small blank one), in a cache of its own. The models' first use sets up their graphs: the
+        first photo took 1.08 s for the three against 0.19 s after a warm-up on the 2-core machine,
+        and the times a page shows are then a warm server's. A photo of the size to come also warms
+        the upsampling at that size (Gradio's landing scene)."""
         if self.predictor.models:
             PhotoService(self.predictor, "warm-up", BoundedCache(CACHE_BYTES)).compare(
-                Photo.of(np.zeros((64, 64, 3), np.uint8)))
+                photo or Photo.of(np.zeros((64, 64, 3), np.uint8)))
 
     def models(self, photo: Photo, tta: str = "none") -> Predictions:
         if not self.predictor.models:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+import torch.nn.functional as F
 from torch import nn
 
 from seg_core.config import ModelConfig
@@ -371,3 +372,43 @@ def test_class_shares_of_a_prediction(unet):
     shares = class_shares(predict(unet, _photo(40, 60)))
     assert shares and set(shares) <= set(CLASS_NAMES)
     assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def _interpolated_ids(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """The definition: every channel upsampled bilinearly, then the first argmax."""
+    return F.interpolate(scores, size=out_hw, mode="bilinear", align_corners=False).argmax(1)
+
+
+@pytest.mark.parametrize("shape, out_hw", [((1, 19, 32, 32), (64, 128)), ((2, 19, 24, 40), (97, 131)),
+                                           ((3, 5, 7, 9), (50, 61)), ((1, 4, 1, 1), (4, 6)), ((1, 3, 5, 1), (11, 7))])
+def test_upsampled_classes_equal_the_argmax_of_the_upsampled_scores(shape, out_hw):
+    """Scores in regions (a smooth field, as a network's are): every id is the one of
+    ``F.interpolate`` then argmax, also with a batch, odd scales and one-pixel sides."""
+    g = torch.Generator().manual_seed(sum(shape) + sum(out_hw))
+    field = F.interpolate(torch.randn(shape[0], shape[1], 3, 3, generator=g), size=shape[2:], mode="bilinear")
+    scores = 4 * field + 0.05 * torch.randn(shape, generator=g)
+    got = upsampled_classes(scores, out_hw)
+    assert got.shape == (shape[0], *out_hw)
+    assert torch.equal(got.long(), _interpolated_ids(scores, out_hw))
+
+
+def test_upsampled_classes_differ_only_at_float_ties_on_noise():
+    """Pure noise puts class boundaries everywhere (every pixel is blended): the ids may differ
+    from ``F.interpolate``'s only where two classes' blended scores tie to float rounding."""
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(2, 19, 64, 96, generator=g)
+    out_hw = (300, 401)
+    got, want = upsampled_classes(scores, out_hw).long(), _interpolated_ids(scores, out_hw)
+    differ = (got != want).nonzero()
+    assert len(differ) <= 1e-4 * got.numel()
+    up = F.interpolate(scores, size=out_hw, mode="bilinear", align_corners=False)
+    for b, y, x in differ.tolist():
+        a, c = up[b, want[b, y, x], y, x], up[b, got[b, y, x], y, x]
+        assert abs(a - c) <= 1e-5 * max(1.0, abs(a))
+
+
+def test_upsampled_classes_keep_the_size_and_shrink_as_before():
+    """Same size: the argmax; a smaller size (a photo smaller than the model's input): as before."""
+    scores = torch.randn(1, 19, 16, 24, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(upsampled_classes(scores, (16, 24)).long(), scores.argmax(1))
+    assert torch.equal(upsampled_classes(scores, (9, 10)).long(), _interpolated_ids(scores, (9, 10)))

@@ -391,18 +391,23 @@ def _first_paint_events(monkeypatch) -> list:
 
 
 def test_compare_upload_masks_are_computed_in_its_callback_and_drawn_before_the_pickers(env, monkeypatch):
-    """The uploader's callback computes the three masks before the rerun draws anything (so the
-    models never share the cores with the drawing of the page's first elements), the page finds
-    them ready, and draws them before the pickers (the pickers' elements reach the browser after)."""
+    """The uploader's callback computes the three masks and the ensemble before the rerun draws
+    anything (so the models never share the cores with the drawing of the page's first elements),
+    the page finds them ready, and draws them once, before the pickers (the pickers' elements
+    reach the browser after): no "averaging…" grid first."""
     events = _first_paint_events(monkeypatch)
+    grids, original_grid = [], views.image_grid_html
+    monkeypatch.setattr(views, "image_grid_html", lambda items, *a, notes=None, **k: (
+        grids.append(bool(notes)), original_grid(items, *a, notes=notes, **k))[1])
     at = page("compare").run()
     events.clear()
     photo, _ = synthetic_pair(48, seed=5)
     at.file_uploader(key="uploads").set_value(("street.png", png(photo), "image/png")).run()
     no_exception(at)
-    assert "U-Net" in " ".join(grid_captions(at))
-    assert events[:3] == ["start_masks", ("predictions", False, True), ("predictions", True, False)], events
+    assert "U-Net" in " ".join(grid_captions(at)) and "All three (averaged) (" in grid_html(at)
+    assert events[:3] == ["start_masks", ("predictions", False, True), ("predictions", True, True)], events
     assert events.index("pickers") > 2, events
+    assert grids == [False]  # one grid, with the ensemble
 
 
 def test_compare_gallery_pick_masks_are_computed_in_its_callback(env, monkeypatch):

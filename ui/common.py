@@ -133,11 +133,15 @@ def predictions(scene: Scene, photo: np.ndarray | None = None, ensemble: bool = 
 
 
 def start_masks(scene: Scene) -> None:
-    """The three models' masks of ``scene`` at screen size, computed now (for ``predictions`` to
-    find). Called by the widget callback that chose the scene: it runs before the rerun draws
-    anything, so the page's elements and its masks leave together, and the models never share the
-    cores with the drawing of the elements sent before them (a browser on the same machine)."""
-    service().models(photo_of(scene, scene.screen_photo()), tta())
+    """The three models' masks of ``scene`` at screen size and the ensemble's, computed now (for
+    ``predictions`` to find). Called by the widget callback that chose the scene: it runs before
+    the rerun draws anything, so the page's elements and its masks leave together, the models never
+    share the cores with the drawing of the elements sent before them (a browser on the same
+    machine), and the page draws its grid once, the ensemble in it (mixing it takes 15-20 ms: a
+    second grid, "averaging…" first, cost the browser more; docs/page_speed.md)."""
+    shot = photo_of(scene, scene.screen_photo())
+    service().models(shot, tta())
+    service().ensemble(shot, tta())
 
 
 def ensemble_pending(scene: Scene, photo: np.ndarray | None = None) -> bool:

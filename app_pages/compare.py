@@ -133,9 +133,9 @@ def times_and_downloads(scene: Scene, photo: np.ndarray, preds: dict) -> None:
     """Each model's time and backend, and its masks at the photo's full size as PNG downloads."""
     st.markdown("#### Inference time and downloads")
     h, w = photo.shape[:2]
-    shown_at = "" if photo.shape == scene.photo.shape else (
+    shown_at = "" if photo.shape == scene.shape else (
         f" The masks above are computed at screen size ({w}x{h}); the downloads at the photo's "
-        f"{scene.photo.shape[1]}x{scene.photo.shape[0]}, when clicked.")
+        f"{scene.shape[1]}x{scene.shape[0]}, when clicked.")
     st.caption(f"Shared by the models, counted once: decoding the file {ms_text(scene.decode_seconds)}, resizing and "
                f"normalising {ms_text(preds.prepare_seconds)}. Each model's time is its own: forward pass, "
                f"upsampling to {w}x{h}, argmax; the ensemble's is {ENSEMBLE_TIME}.{shown_at}")

@@ -127,9 +127,9 @@ def scene_dialog() -> None:
     photo = scene.screen_photo()
     label = display_scale(scene.label, nearest=True) if scene.label is not None else None
     preds = common.predictions(scene, photo, own=False)
-    if photo.shape != scene.photo.shape:
+    if photo.shape != scene.shape:
         st.caption(f"Shown and downloaded here at screen size ({photo.shape[1]}x{photo.shape[0]}); Compare "
-                   f"downloads the masks at the photo's {scene.photo.shape[1]}x{scene.photo.shape[0]}.")
+                   f"downloads the masks at the photo's {scene.shape[1]}x{scene.shape[0]}.")
     mask_viewer(photo, preds, label, key="explorer_viewer",
                 scene_id=f"{common.weights_key()}|{scene.key}|{photo.shape}|{common.tta()}")
     # Downloads are made when clicked (a callable): PNG-encoding them on every rerun costs half a second.

@@ -119,6 +119,33 @@ def test_upload_pair_is_detected_and_split():
     assert scenes.scene_from_upload("forced.png", png(pair_image()), as_pair=False).photo.shape == (64, 128, 3)
 
 
+def test_big_upload_is_decoded_at_screen_size_and_at_full_size_when_asked(monkeypatch):
+    """A 2048x1024 JPEG becomes a scene decoded at 1024x512 (libjpeg's DCT scaling); its full-size
+    pixels are decoded only when ``photo`` is asked for (a download, the Stress page)."""
+    from benchmarks.scenes import jpeg, synthetic_street
+
+    calls, original = [], scenes.load_image
+    monkeypatch.setattr(scenes, "load_image", lambda *a, **k: (calls.append(k.get("within")), original(*a, **k))[1])
+    data = jpeg(synthetic_street(2048, 1024))
+    scene = scenes.scene_from_upload("street.jpg", data)
+    assert calls == [scenes.DISPLAY_MAX_SIDE] and scene.label is None
+    assert scene.screen_photo().shape == (512, 1024, 3) and scene.shape == (1024, 2048, 3)
+    assert scene.photo.shape == (1024, 2048, 3) and calls == [scenes.DISPLAY_MAX_SIDE, None]
+    assert scene.key == scenes.scene_from_upload("again.jpg", data).key  # the same file, the same key
+
+
+def test_big_upload_pair_is_detected_at_screen_size_and_split_at_full_size():
+    """A 2048x1024 photo | label JPEG: the verdict comes from its 1024x512 decode, the split from
+    the full one; an odd 2:1 size (1025x513 at 1/2) is shown 2:1, so it is judged too."""
+    scene = scenes.scene_from_upload("pair.jpg", png(pair_image(1024), "JPEG"))
+    assert scene.label is not None and scene.photo.shape == (1024, 1024, 3) and scene.label.shape == (1024, 1024)
+    photo, label = (np.asarray(Image.fromarray(a).resize((1025, 1025), Image.NEAREST)) for a in synthetic_pair(64))
+    odd = png(np.concatenate([photo, colorize(label)], axis=1), "JPEG")  # 2050x1025: 1025x513 at 1/2
+    assert scenes.upload_at_screen_size(odd)[0].shape == (512, 1024, 3)
+    verdict = scenes.upload_pair_verdict(*scenes.upload_at_screen_size(odd)[:2])
+    assert verdict is not None and verdict.is_pair
+
+
 @pytest.mark.parametrize("data, message", [
     (b"", "empty"),
     (b"certainly not an image", "not an image"),
@@ -442,6 +469,22 @@ def test_compare_upload_several_and_pick_one(env):
     at.checkbox(key="as_pair_pair.png").uncheck().run()
     assert at.session_state["scene"].label is None
     assert at.session_state["scene"].photo.shape == (64, 128, 3)
+
+
+def test_compare_big_upload_is_shown_without_a_full_size_decode(env, monkeypatch):
+    """A 2048x1024 JPEG: the page decodes it at screen size only (1024x512, a third of the time),
+    and says the downloads are computed at the photo's 2048x1024 (its full size decoded then)."""
+    from benchmarks.scenes import jpeg, synthetic_street
+
+    calls, original = [], scenes.load_image
+    monkeypatch.setattr(scenes, "load_image", lambda *a, **k: (calls.append(k.get("within")), original(*a, **k))[1])
+    at = page("compare").run()
+    at.file_uploader(key="uploads").set_value(("street.jpg", jpeg(synthetic_street(2048, 1024)), "image/jpeg")).run()
+    no_exception(at)
+    assert calls == [scenes.DISPLAY_MAX_SIDE]
+    assert "U-Net" in " ".join(grid_captions(at))
+    assert "computed at screen size (1024x512); the downloads at the photo's 2048x1024" in texts(at.caption)
+    assert at.session_state["scene"].photo.shape == (1024, 2048, 3) and calls == [scenes.DISPLAY_MAX_SIDE, None]
 
 
 def test_compare_uploads_survive_a_page_change(env):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seg_core.config import ModelConfig
-from seg_core.inference import ImageError, class_shares, load_image, model_input, predict, predict_many, single_input
+from seg_core.inference import ImageError, class_shares, image_shape, load_image, model_input, predict, predict_many, single_input
 from seg_core.models import SegmentationNetwork, build_model
 from seg_core.palette import CLASS_NAMES, IGNORE_INDEX
 from seg_core.runners import TTA_MODES, TorchRunner, load_runner, upsampled_classes
@@ -132,6 +132,53 @@ def test_exif_rotation_is_applied():
     data = _encode(im, "JPEG", exif=exif.tobytes())
     out = load_image(data)
     assert out.shape == (40, 20, 3)
+
+
+def _street_jpeg(w: int, h: int, orientation: int = 1) -> bytes:
+    """A smooth photo (what DCT scaling keeps) as a JPEG, with an EXIF turn if asked."""
+    y, x = np.mgrid[0:h, 0:w]
+    photo = np.stack([x * 255 // w, y * 255 // h, (x + y) * 127 // (w + h)], -1).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return _encode(Image.fromarray(photo), "JPEG", quality=90, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize("w, h, within, want_hw", [
+    (2048, 1024, 1024, (512, 1024)),  # 1/2
+    (4000, 3000, 1024, (1500, 2000)),  # 1/2: at 1/4 the long side would be under 1024
+    (4096, 2048, 500, (256, 512)),  # 1/8
+    (1500, 800, 1024, (800, 1500)),  # under twice as long: full size
+    (900, 600, 1024, (600, 900)),  # already small
+])
+def test_load_image_within_decodes_a_jpeg_at_a_reduced_scale(w, h, within, want_hw):
+    """``within``: a JPEG's long side at least ``within``, by a power of two, close to the full
+    decode shrunk to that size (the photo a page shows)."""
+    data = _street_jpeg(w, h)
+    small = load_image(data, within=within)
+    assert small.shape == (*want_hw, 3)
+    full = load_image(data)
+    shrunk = np.asarray(Image.fromarray(full).resize(small.shape[1::-1], Image.BOX))
+    assert np.abs(small.astype(int) - shrunk).mean() < 2
+
+
+def test_load_image_within_keeps_other_formats_and_turns_a_phone_photo():
+    photo = _photo(600, 2400)
+    assert load_image(_encode(Image.fromarray(photo), "PNG"), within=1024).shape == (600, 2400, 3)
+    assert load_image(_street_jpeg(2400, 1000, orientation=6), within=1024).shape == (1200, 500, 3)
+
+
+@pytest.mark.parametrize("make", [lambda: _street_jpeg(300, 120), lambda: _street_jpeg(300, 120, orientation=6),
+                                  lambda: _encode(Image.fromarray(_photo(50, 70)), "PNG"),
+                                  lambda: _encode(Image.fromarray(_photo(50, 70)).convert("L"), "WEBP")])
+def test_image_shape_is_the_shape_load_image_returns(make):
+    """From the header alone, a phone's EXIF turn included."""
+    data = make()
+    assert image_shape(data) == load_image(data).shape
+
+
+def test_image_shape_refuses_what_is_not_an_image():
+    with pytest.raises(ImageError):
+        image_shape(b"certainly not an image")
 
 
 def test_animated_gif_first_frame():

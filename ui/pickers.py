@@ -3,13 +3,13 @@ and shareable ``?scene=`` links.
 
 The chosen image becomes ``common.current_scene()``, so every page shows the same one. The choice
 is made in the widgets' callbacks and by ``choose_scene``, which draws nothing: a page can show the
-result above the pickers and draw them last (Compare). Each upload is decoded once
-(``st.cache_resource`` by Streamlit's file id); the thumbnails are encoded once.
+result above the pickers and draw them last (Compare). Each upload is decoded at screen size once
+(``st.cache_resource`` by Streamlit's file id), at full size only when asked (``scenes.Scene``); the
+thumbnails are encoded once.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,8 +17,8 @@ import numpy as np
 import streamlit as st
 
 from seg_core import examples, settings
-from seg_core.data import DataError, PairVerdict, list_pairs, pair_verdict
-from seg_core.inference import MAX_PIXELS, ImageError, load_image
+from seg_core.data import DataError, PairVerdict, list_pairs
+from seg_core.inference import MAX_PIXELS, ImageError
 
 from . import scenes
 from .common import SCENE_KEY, current_scene, data_dir, set_scene
@@ -33,25 +33,21 @@ GALLERY_COLUMNS = 6
 GALLERY_OPEN_KEY = "gallery_open"
 
 
-@st.cache_resource(max_entries=4, ttl=1800, show_spinner=False)  # up to 120 MB each (40 MP): few, and let go when unused
-def _decoded_upload(file_id: str, _data: bytes) -> tuple[np.ndarray, float]:
-    """An upload decoded once per file (keyed by Streamlit's file id, so its bytes are never hashed),
-    and the seconds decoding took; raises ``ImageError``."""
-    t0 = time.perf_counter()
-    image = load_image(_data)
-    return image, time.perf_counter() - t0
+@st.cache_resource(max_entries=4, ttl=1800, show_spinner=False)  # a photo at screen size: 1.5 MB
+def _decoded_upload(file_id: str, _data: bytes) -> tuple[np.ndarray, tuple[int, int, int], float]:
+    """An upload decoded at screen size once per file (keyed by Streamlit's file id, so its bytes
+    are never hashed): ``scenes.upload_at_screen_size``; raises ``ImageError``."""
+    return scenes.upload_at_screen_size(_data)
 
 
-@st.cache_resource(max_entries=4, ttl=1800, show_spinner=False)  # the decoded upload's pixels, split when a pair
-def _upload_scene(file_id: str, name: str, as_pair: bool, _image: np.ndarray, decode_seconds: float) -> Scene:
-    scene = scenes.scene_from_image(name, _image, as_pair)
-    scene.decode_seconds = decode_seconds
-    return scene
+@st.cache_resource(max_entries=4, ttl=1800, show_spinner=False)  # its full-size pixels decoded when asked
+def _upload_scene(file_id: str, name: str, as_pair: bool, _data: bytes, _decoded: tuple) -> Scene:
+    return scenes.scene_from_upload(name, _data, as_pair, _decoded)
 
 
 @st.cache_resource(max_entries=16, ttl=1800, show_spinner=False)  # a verdict is a line of text
-def _pair_verdict(file_id: str, _image: np.ndarray) -> PairVerdict:
-    return pair_verdict(_image)
+def _pair_verdict(file_id: str, _screen: np.ndarray, shape: tuple[int, ...]) -> PairVerdict | None:
+    return scenes.upload_pair_verdict(_screen, shape)
 
 
 UPLOADS_KEY = "uploaded_files"  # [(name, file id, bytes)]: survives a page change, unlike the widget
@@ -154,13 +150,13 @@ def choose_upload() -> None:
         return
     name, file_id, data = _chosen_file(files)
     try:
-        image, decode_seconds = _decoded_upload(file_id, data)
+        decoded = _decoded_upload(file_id, data)
         as_pair = False
-        if scenes.is_two_to_one(image):
-            as_pair = st.session_state.get(f"as_pair_{name}", _pair_verdict(file_id, image).is_pair)
+        if (verdict := _pair_verdict(file_id, *decoded[:2])) is not None:
+            as_pair = st.session_state.get(f"as_pair_{name}", verdict.is_pair)
         current = current_scene()
         if current is None or current.source == "upload" or st.session_state.pop("_upload_wins", False):
-            set_scene(_upload_scene(file_id, name, as_pair, image, decode_seconds))
+            set_scene(_upload_scene(file_id, name, as_pair, data, decoded))
     except (ImageError, DataError) as err:
         st.session_state.pop("_upload_wins", None)
         if (shown := current_scene()) is not None and shown.source == "upload":
@@ -190,9 +186,7 @@ def upload_picker(on_scene: OnScene | None = None) -> None:
     if error := st.session_state.get(_UPLOAD_ERROR):
         st.error(error)
         return
-    image, _ = _decoded_upload(file_id, data)
-    if scenes.is_two_to_one(image):
-        verdict = _pair_verdict(file_id, image)
+    if (verdict := _pair_verdict(file_id, *_decoded_upload(file_id, data)[:2])) is not None:
         st.checkbox("Photo | label pair (right half: colour label)", value=verdict.is_pair,
                     key=f"as_pair_{name}", on_change=_prefer_upload, args=(on_scene,))
         st.caption(verdict.reason)

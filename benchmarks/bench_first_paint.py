@@ -1,8 +1,11 @@
-"""What the Compare page's two steps cost: the three masks first, the ensemble after.
+"""What the Compare page's first paint costs on the server: the upload decoded, the three masks,
+the ensemble.
 
 Times, on one synthetic street photo at screen size (``--size``, shrunk as the page does), the
 choices for the first paint and for the ensemble that follows it:
 
+* the upload's JPEG (quality 90) decoded at screen size (``ui.scenes.upload_at_screen_size``: a
+  reduced-scale decode), and as before 2026-12-03, at full size and then shrunk;
 * what the page runs (``seg_core.serve``): the three masks with each model's probabilities kept
   (``PhotoService.compare(ensemble=False)``, an empty cache each time), then the ensemble mixed
   from those kept probabilities (``PhotoService.ensemble``);
@@ -22,10 +25,13 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.scenes import synthetic_street
+from benchmarks.scenes import jpeg, synthetic_street
+from seg_core.inference import load_image
 from seg_core.predictor import Predictor
 from seg_core.serve.cache import BoundedCache
-from seg_core.serve.photos import CACHE_BYTES, Photo, PhotoService
+from seg_core.serve.photos import CACHE_BYTES, SCREEN_MAX_SIDE, Photo, PhotoService
+from seg_core.viz import fit_within
+from ui.scenes import upload_at_screen_size
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +55,10 @@ def main() -> None:
         served[:] = [PhotoService(pred, "bench", BoundedCache(CACHE_BYTES))]
         served[0].compare(shot, ensemble=False)
 
+    upload = jpeg(synthetic_street(width, height, seed=3))
     runs = {
+        "upload decoded at screen size": lambda: upload_at_screen_size(upload),
+        "before: decoded at full size, then shrunk": lambda: fit_within(load_image(upload), SCREEN_MAX_SIDE),
         "page: three masks, probabilities kept (serve)": masks_keeping_probabilities,
         "page: then the ensemble from them (serve)": lambda: served[0].ensemble(shot),
         "before: three masks": lambda: pred.predict(photo),

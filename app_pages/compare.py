@@ -2,8 +2,9 @@
 
 Upload photos or pick an example scene; the masks come first, in one view at a time (masks,
 overlays, a before/after slider, disagreement, and the interactive viewer: hover, zoom, confidence)
-with the class legend right below, then the inference times and the downloads. The three models'
-masks are drawn as soon as they are computed; the ensemble's cell fills a step later. The views
+with the class legend right below, then the inference times and the downloads. A scene chosen
+in a widget comes with its masks and ensemble computed in the widget's callback, drawn in one grid;
+a linked scene's three masks are drawn first, and the ensemble's cell fills a step later. The views
 are a fragment: switching them or moving the opacity reruns only that block, and the before/after
 seam moves in the browser alone.
 """
@@ -51,7 +52,7 @@ truth = display_scale(scene.label, nearest=True) if scene.label is not None else
 @st.cache_data(max_entries=64, show_spinner=False)  # PNG data URLs of masks at screen size: tens of kB
 def _mask_url(scene_key: str, weights: str, tta: str, name: str, extras: str, _mask: np.ndarray,
               void_clear: bool = False) -> str:
-    """One mask as a data URL, once per scene and model (the ensemble's comes a step later);
+    """One mask as a data URL, once per scene and model;
     ``void_clear``: as a layer over the photo (the Overlays view)."""
     return mask_data_url(_mask, void_clear)
 

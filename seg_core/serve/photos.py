@@ -5,7 +5,7 @@
 * ``models(photo, tta)``: every loaded model's mask, confidence and class probabilities, from one
   pass each (the first paint: the three masks);
 * ``ensemble(photo, tta)``: the ensemble's mask and confidence, mixed from those probabilities (the
-  second paint; no model runs again), ``ensemble_ready`` tells whether it is already there;
+  step after the masks; no model runs again), ``ensemble_ready`` tells whether it is already there;
 * ``own(photo, tta, extras)``: a user's own models, each in a column of its own, never in the ensemble;
 * ``compare(...)``: all of these in the order a page shows them (Inspect draws it as it is);
 * ``segment(...)`` and ``full_size_mask(...)``: single requests (an API call, a webcam frame, a
@@ -18,7 +18,7 @@ sessions and bounded by bytes: the probabilities are kept for the ensemble, floa
 resolution once it is mixed, so a photo at screen size costs about 10 MiB there (docs/serving.md
 measures it). A user's own model keeps no probabilities: it is never in the ensemble.
 ``Photo.at_screen_size`` is the screen-size rule: a mask shown 1024 px wide gains nothing from
-being computed at 4096 and shrunk (the models see 256x512 either way).
+being computed at 4096 and shrunk (the models see 256x256 either way).
 """
 
 from __future__ import annotations

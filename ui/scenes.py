@@ -64,8 +64,8 @@ class Scene:
     @property
     def photo(self) -> np.ndarray:
         """The photo at full size (decoded now if the scene came at screen size)."""
-        if self._photo is None:
-            self._photo, self._full = self._full(), None
+        if self._photo is None:  # (two threads asking at once decode it twice, harmlessly)
+            self._photo = self._full()
         return self._photo
 
     def screen_photo(self) -> np.ndarray:

@@ -86,13 +86,18 @@ def load_image(source, max_pixels: int = MAX_PIXELS, within: int | None = None) 
         raise ImageError(f"this image is corrupt or truncated and cannot be decoded ({type(err).__name__}: {err})") from None
 
 
+def _orientation(im: Image.Image) -> int:
+    """A photo's EXIF orientation: 1 upright, 2-8 mirrored or turned (5-8 by a quarter)."""
+    return im.getexif().get(ExifTags.Base.Orientation, 1)
+
+
 def image_shape(data: bytes) -> tuple[int, int, int]:
     """The ``(H, W, 3)`` shape ``load_image(data)`` returns, from the file's header (the EXIF turn
     of a phone's photo included), without decoding it; raises ``ImageError`` as ``load_image``."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
-            if im.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # turned a quarter
+            if _orientation(im) in (5, 6, 7, 8):  # turned a quarter
                 w, h = h, w
             return h, w, 3
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
@@ -106,7 +111,7 @@ def _from_pil(im: Image.Image, max_pixels: int) -> np.ndarray:
         raise ImageError("the image has no pixels")
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)  # animated GIF/WebP/APNG: segment the first frame
-    if im.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):  # a phone's turned photo
+    if _orientation(im) in range(2, 9):  # a phone's turned photo
         im = ImageOps.exif_transpose(im)  # (it would copy an upright one)
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # Negative values would wrap around in uint8; float images in 0..1 are scaled like arrays.

@@ -119,13 +119,19 @@ def test_upload_pair_is_detected_and_split():
     assert scenes.scene_from_upload("forced.png", png(pair_image()), as_pair=False).photo.shape == (64, 128, 3)
 
 
+def _recorded_decodes(monkeypatch) -> list:
+    """Each ``load_image`` call of ``ui.scenes``, as its ``within`` (``None``: at full size)."""
+    calls, original = [], scenes.load_image
+    monkeypatch.setattr(scenes, "load_image", lambda *a, **k: (calls.append(k.get("within")), original(*a, **k))[1])
+    return calls
+
+
 def test_big_upload_is_decoded_at_screen_size_and_at_full_size_when_asked(monkeypatch):
     """A 2048x1024 JPEG becomes a scene decoded at 1024x512 (libjpeg's DCT scaling); its full-size
     pixels are decoded only when ``photo`` is asked for (a download, the Stress page)."""
     from benchmarks.scenes import jpeg, synthetic_street
 
-    calls, original = [], scenes.load_image
-    monkeypatch.setattr(scenes, "load_image", lambda *a, **k: (calls.append(k.get("within")), original(*a, **k))[1])
+    calls = _recorded_decodes(monkeypatch)
     data = jpeg(synthetic_street(2048, 1024))
     scene = scenes.scene_from_upload("street.jpg", data)
     assert calls == [scenes.DISPLAY_MAX_SIDE] and scene.label is None
@@ -476,8 +482,7 @@ def test_compare_big_upload_is_shown_without_a_full_size_decode(env, monkeypatch
     and says the downloads are computed at the photo's 2048x1024 (its full size decoded then)."""
     from benchmarks.scenes import jpeg, synthetic_street
 
-    calls, original = [], scenes.load_image
-    monkeypatch.setattr(scenes, "load_image", lambda *a, **k: (calls.append(k.get("within")), original(*a, **k))[1])
+    calls = _recorded_decodes(monkeypatch)
     at = page("compare").run()
     at.file_uploader(key="uploads").set_value(("street.jpg", jpeg(synthetic_street(2048, 1024)), "image/jpeg")).run()
     no_exception(at)

@@ -161,6 +161,16 @@ def test_load_image_within_decodes_a_jpeg_at_a_reduced_scale(w, h, within, want_
     assert np.abs(small.astype(int) - shrunk).mean() < 2
 
 
+def test_load_image_within_checks_the_full_size_before_a_reduced_decode():
+    """A JPEG whose header announces 10000x6000 (60 MP, a few hundred bytes): refused by its full
+    size, although at 1/8 it would be 1250x750 (the reduced size must not pass the limit)."""
+    data = bytearray(_encode(Image.fromarray(_photo(16, 16)), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 6000, 10000)  # height, width
+    with pytest.raises(ImageError, match="10000x6000; the limit is 40 megapixels"):
+        load_image(bytes(data), within=1024)
+
+
 def test_load_image_within_keeps_other_formats_and_turns_a_phone_photo():
     photo = _photo(600, 2400)
     assert load_image(_encode(Image.fromarray(photo), "PNG"), within=1024).shape == (600, 2400, 3)

@@ -8,7 +8,7 @@ from the input's ``change`` event to the three models' masks decoded in the page
 the ensemble's (``ensemble``: Gradio's one answer carries all four, so the two often coincide)
 and to the page idle: no progress bar shown for 300 ms (``idle``; the 300 ms are not counted). The
 first run warms the models up and is not counted. Medians and the worst go to stdout as a
-Markdown table::
+Markdown table, with the load average before and after (``bench_page``)::
 
     python -m benchmarks.bench_gradio_page --repeats 5
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -74,9 +75,10 @@ def main() -> None:
     args = page_arguments(__doc__.split("\n")[0]).parse_args()
     if CHROMIUM is None:
         raise SystemExit(NO_CHROMIUM)
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, serve_gradio(Path(args.weights), Path(args.data)) as url:
         rows = measure(url, args.repeats, args.size, Path(tmp), gradio_run)
-    print_table(rows, f"Gradio, {args.size[0]}x{args.size[1]} upload", UPLOAD_FIELDS)
+    print_table(rows, f"Gradio, {args.size[0]}x{args.size[1]} upload", UPLOAD_FIELDS, load_before)
 
 
 if __name__ == "__main__":

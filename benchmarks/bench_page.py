@@ -14,7 +14,8 @@ time on a new page with a new synthetic street photo (so that no cached mask is 
 * **before/after**: one drag step of the seam: the frames the browser sends (none expected) and
   the time to the next painted frame.
 
-Medians (and the worst) go to stdout as a Markdown table. ``--shots DIR`` also writes
+Medians (and the worst) go to stdout as a Markdown table, with the load average before the
+server started and after the runs (other jobs on the cores show in the first). ``--shots DIR`` also writes
 ``compare_1440.jpg`` and ``compare_390.jpg`` of an uploaded synthetic scene (the docs' pictures,
 of the shipped KITTI scenes, are ``benchmarks/screenshots.py``)::
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -252,14 +254,22 @@ def screenshots(url: str, out_dir: Path, tmp: Path) -> None:
 UPLOAD_FIELDS = (("masks", "three masks shown (s)"), ("ensemble", "ensemble's mask shown (s)"), ("idle", "page idle (s)"))
 
 
-def print_table(rows: list[dict], title: str, fields: tuple[tuple[str, str], ...]) -> None:
-    """The median and the worst of each of ``fields`` (key, label) over ``rows``, as Markdown."""
+def print_table(rows: list[dict], title: str, fields: tuple[tuple[str, str], ...],
+                load_before: tuple[float, float, float] | None = None) -> None:
+    """The median and the worst of each of ``fields`` (key, label) over ``rows``, as Markdown, and
+    the load average (1, 5, 15 min) ``load_before`` the server started and now."""
     if not rows:
         return
     print(f"\n| {title}, {len(rows)} runs | median | worst |\n|---|---|---|")
     for key, label in fields:
         values = [r[key] for r in rows]
         print(f"| {label} | {statistics.median(values):.3f} | {max(values):.3f} |")
+    loads = ([f"before the server started {_load_text(load_before)}"] if load_before else []) + [f"after the runs {_load_text(os.getloadavg())}"]
+    print(f"\nLoad average (1, 5, 15 min): {'; '.join(loads)}")
+
+
+def _load_text(load: tuple[float, float, float]) -> str:
+    return " ".join(f"{v:.2f}" for v in load)
 
 
 def page_arguments(description: str) -> argparse.ArgumentParser:
@@ -279,12 +289,13 @@ def main() -> None:
     args = parser.parse_args()
     if CHROMIUM is None:
         raise SystemExit(NO_CHROMIUM)
-    size = args.size
+    size, load_before = args.size, os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, serve_app(Path(args.weights), Path(args.data), Path(tmp) / "streamlit.log") as url:
         rows = measure(url, args.repeats, size, Path(tmp)) if args.repeats else []
         print_table(rows, f"{size[0]}x{size[1]} upload", UPLOAD_FIELDS + (
             ("opacity_ms", "opacity step to paint (ms)"), ("opacity_frames_sent", "opacity step: frames sent to the server"),
-            ("seam_ms", "before/after step to paint (ms)"), ("frames_sent", "before/after: frames sent to the server")))
+            ("seam_ms", "before/after step to paint (ms)"), ("frames_sent", "before/after: frames sent to the server")),
+            load_before)
         if args.shots:
             Path(args.shots).mkdir(parents=True, exist_ok=True)
             screenshots(url, Path(args.shots), Path(tmp))

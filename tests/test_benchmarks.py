@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -164,6 +165,7 @@ def test_page_benchmark_runs(weights_dir, pairs_dir, tmp_path):
     assert 0 < row["masks"] <= row["ensemble"] <= row["idle"] and row["frames_sent"] == 0
     assert row["opacity_ms"] > 0 and row["opacity_frames_sent"] == 0  # the Overlays view's slider runs in the browser
     assert "| three masks shown (s) |" in proc.stdout and "| ensemble's mask shown (s) |" in proc.stdout
+    assert re.search(r"^Load average \(1, 5, 15 min\): before the server started [\d.]+ [\d.]+ [\d.]+; after the runs ", proc.stdout, re.M)
 
 
 @pytest.mark.slow
@@ -178,6 +180,7 @@ def test_gradio_page_benchmark_runs(weights_dir, pairs_dir):
     assert row["from"] in ("input", "change")  # timed from the file input's own event
     assert 0 < row["masks"] <= row["ensemble"] <= row["idle"]
     assert "| Gradio, 512x256 upload, 1 runs | median | worst |" in proc.stdout and "| page idle (s) |" in proc.stdout
+    assert re.search(r"^Load average \(1, 5, 15 min\): before the server started [\d.]+ [\d.]+ [\d.]+; ", proc.stdout, re.M)
 
 
 @pytest.mark.slow

@@ -123,6 +123,16 @@ def test_malloc_benchmark_runs():
 
 
 @pytest.mark.slow
+def test_busy_core_benchmark_times_both_blendings_alone_and_beside_a_busy_core(weights_dir):
+    """It also checks that NumPy's blending (today's) and torch's (before) give the same ids."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_busy_core", "--repeats", "1",
+                           "--weights", str(weights_dir)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [line.split() for line in proc.stdout.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["alone"] * 3 + ["one"] * 3 and all(float(r[-2]) > 0 for r in rows), proc.stdout
+
+
+@pytest.mark.slow
 def test_video_benchmark_runs(weights_dir):
     proc = subprocess.run([sys.executable, "benchmarks/bench_video.py", "--weights", str(weights_dir), "--size", "64x96",
                            "--frames", "6", "--cores", "1", "--stages"],

@@ -69,13 +69,13 @@ def upsampled_classes(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Te
     return classes(F.interpolate(scores.float(), size=tuple(out_hw), mode="bilinear", align_corners=False))
 
 
-def _source_pixels(out: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _source_pixels(out: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each of ``out`` output pixels along one axis, its two source pixels out of ``size`` and
     the second one's weight, computed as ``F.interpolate`` does (float32, half-pixel centres,
     clamped at the edges)."""
     src = ((torch.arange(out, dtype=torch.float32) + 0.5) * (torch.tensor(float(size)) / out) - 0.5).clamp_(min=0)
     first = src.long().clamp_(max=size - 1)
-    return first, (first + 1).clamp_(max=size - 1), (src - first).clamp_(0, 1)
+    return first.numpy(), (first + 1).clamp_(max=size - 1).numpy(), (src - first).clamp_(0, 1).numpy()
 
 
 def _blended_classes(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
@@ -84,25 +84,28 @@ def _blended_classes(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Ten
     (the first one, as argmax takes), so has the blend (for each other class, a blend of smaller or
     equal scores, with the lower ids strictly smaller). Those pixels take that class; the others,
     between sources of different classes (6-10% of a street scene's), are blended in the order of
-    ``F.interpolate``'s CPU kernel, so the ids are the same (tested)."""
+    ``F.interpolate``'s CPU kernel, so the ids are the same (tested).
+
+    In NumPy, on one thread: a server shares its cores (other sessions, a browser on the same
+    machine), and torch's two threads then wait for each other: 9 ms alone, 40-160 ms while a
+    browser drew on the other core, against 12 ms and 30-45 ms on one thread (docs/page_speed.md)."""
     n, c, h, w = scores.shape
-    last = scores.contiguous(memory_format=torch.channels_last)
-    ids = last.argmax(1).to(torch.uint8 if c <= 256 else torch.long)  # N x h x w
-    right = torch.cat([ids[..., 1:], ids[..., -1:]], -1)  # the far edge repeated, as the clamp does
-    below = torch.cat([ids[:, 1:], ids[:, -1:]], 1)
-    corner = torch.cat([right[:, 1:], right[:, -1:]], 1)
+    pixels = np.ascontiguousarray(scores.detach().numpy().transpose(0, 2, 3, 1))  # N x h x w x C: each pixel's scores side by side
+    ids = pixels.argmax(-1).astype(np.uint8 if c <= 256 else np.int64)
+    right = np.concatenate([ids[..., 1:], ids[..., -1:]], -1)  # the far edge repeated, as the clamp does
+    below = np.concatenate([ids[:, 1:], ids[:, -1:]], 1)
+    corner = np.concatenate([right[:, 1:], right[:, -1:]], 1)
     mixed = (ids != right) | (ids != below) | (ids != corner)  # a source pixel starting a 2x2 of several classes
     y0, y1, wy = _source_pixels(out_hw[0], h)
     x0, x1, wx = _source_pixels(out_hw[1], w)
-    out = ids.index_select(1, y0).index_select(2, x0)
-    b, ys, xs = mixed.index_select(1, y0).index_select(2, x0).nonzero(as_tuple=True)
-    pixels = last.permute(0, 2, 3, 1)  # N x h x w x C, a view: each pixel's scores side by side
+    out = ids[:, y0][:, :, x0]
+    b, ys, xs = np.nonzero(mixed[:, y0][:, :, x0])
     fy, fx = wy[ys, None], wx[xs, None]
     top, bottom, left, rgt = y0[ys], y1[ys], x0[xs], x1[xs]
     blend = ((pixels[b, top, left] * (1 - fx) + pixels[b, top, rgt] * fx) * (1 - fy)
              + (pixels[b, bottom, left] * (1 - fx) + pixels[b, bottom, rgt] * fx) * fy)
-    out[b, ys, xs] = blend.argmax(1).to(out.dtype)
-    return out
+    out[b, ys, xs] = blend.argmax(1)
+    return torch.from_numpy(out)
 
 
 def model_files(path: str | Path) -> tuple[Path, ...]:

@@ -217,9 +217,9 @@ class Prediction:
     #: the top-1 probability),
     #: when asked for; kept small so that caches of many scenes stay small.
     model_confidence: np.ndarray | None = None
-    #: ``C x h x w`` class probabilities at the model's resolution, when asked for (float32 from the
-    #: pass; ``seg_core.serve`` stores them as float16): what an ensemble is mixed from later,
-    #: without running the model again.
+    #: ``C x h x w`` float32 class probabilities at the model's resolution, when asked for: what an
+    #: ensemble is mixed from later, without running the model again (``seg_core.serve`` lets them
+    #: go once it is mixed).
     model_probabilities: np.ndarray | None = None
 
     @property

@@ -88,13 +88,23 @@ def test_the_warm_up_runs_each_model_once_outside_the_shared_cache(service, coun
 
 
 def test_the_ensemble_is_mixed_from_the_kept_probabilities(service, counted, photo):
-    """The same mask as the ensemble of ``Predictor.predict`` (which mixes float32 probabilities of
-    its own passes), up to float16 rounding at a near tie."""
+    """The same mask and confidence as the ensemble of ``Predictor.predict``, which mixes the
+    float32 probabilities of its own passes: they are kept as they are until the mix."""
     mixed = service.compare(photo)[ENSEMBLE]
     direct = Predictor.predict(counted, photo.pixels, confidence=True, ensemble=True)[ENSEMBLE]
     assert mixed.mask.shape == photo.pixels.shape[:2]
-    assert (mixed.mask == direct.mask).mean() > 0.99
-    assert np.abs(mixed.confidence - direct.confidence).max() < 0.01
+    assert np.array_equal(mixed.mask, direct.mask) and np.array_equal(mixed.confidence, direct.confidence)
+
+
+def test_an_ensemble_evicted_alone_is_mixed_again_from_new_passes(service, counted, photo):
+    """Once mixed, the members' probabilities are let go; should the ensemble's entry leave the
+    cache before the models' entry, asking for it again runs the models once more."""
+    first = service.compare(photo)[ENSEMBLE]
+    service.cache._items.pop(("ensemble", service.weights_key, photo.key, "none"))
+    assert not service.ensemble_ready(photo)
+    again = service.compare(photo)[ENSEMBLE]
+    assert np.array_equal(again.mask, first.mask)
+    assert passes(counted) == {n: 2 for n in counted.models}
 
 
 def test_own_models_run_once_beside_the_three_and_stay_out_of_the_ensemble(service, counted, photo, weights_dir):
@@ -147,13 +157,17 @@ def test_the_cache_keeps_within_its_bytes_dropping_the_oldest():
     assert len(cache) == 1 and "huge" in cache
 
 
-def test_a_photo_in_the_cache_costs_its_probabilities_masks_and_confidences(service, photo):
-    """What ``docs/serving.md`` counts: float16 probabilities at the model's resolution."""
+def test_a_photo_in_the_cache_costs_its_probabilities_until_the_ensemble_is_mixed(service, photo):
+    """What ``docs/serving.md`` counts: float32 probabilities at the model's resolution for the
+    first paint; once the ensemble is mixed, the masks and the confidences alone."""
+    first = service.compare(photo, ensemble=False)
+    probabilities = sum(p.model_probabilities.nbytes for p in first.values())
+    shown = sum(p.mask.nbytes + p.model_confidence.nbytes for p in first.values())
+    assert {p.model_probabilities.dtype for p in first.values()} == {np.dtype(np.float32)}
+    assert probabilities + shown <= service.cache.bytes < probabilities + shown + 1024
     preds = service.compare(photo)
-    expected = sum(p.model_probabilities.nbytes for p in preds.values() if p.model_probabilities is not None)
-    assert all(p.model_probabilities.dtype == np.float16 for n, p in preds.items() if n != ENSEMBLE)
-    assert expected < service.cache.bytes < expected + sum(p.mask.nbytes + p.model_confidence.nbytes
-                                                           for p in preds.values()) + 1
+    assert all(p.model_probabilities is None for p in preds.values())
+    assert service.cache.bytes == sum(p.mask.nbytes + p.model_confidence.nbytes for p in preds.values())
 
 
 def test_the_keys():

@@ -14,9 +14,10 @@
   the models' first use.
 
 Every forward pass runs inside ``slots.photo_slot()``. Results are kept in ``CACHE``, shared by all
-sessions and bounded by bytes: the probabilities are kept for the ensemble, float16 at the model's
-resolution once it is mixed, so a photo at screen size costs about 10 MiB there (docs/serving.md
-measures it). A user's own model keeps no probabilities: it is never in the ensemble.
+sessions and bounded by bytes: the probabilities (float32, at the model's resolution) are kept
+until the ensemble has been mixed from them, then let go, so a photo at screen size costs about
+2.5 MiB there (docs/serving.md measures it). A user's own model keeps none: it is never in the
+ensemble.
 ``Photo.at_screen_size`` is the screen-size rule: a mask shown 1024 px wide gains nothing from
 being computed at 4096 and shrunk (the models see 256x256 either way).
 """
@@ -27,7 +28,6 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..extra_models import ExtraModel, predict_extra
 from ..inference import Prediction, Predictions, ensemble_of, predict_many
@@ -36,7 +36,7 @@ from ..viz import fit_within
 from .cache import BoundedCache, photo_key
 from .slots import photo_slot
 
-#: Bytes of results kept for all sessions: about ten photos' probabilities, masks and confidences.
+#: Bytes of results kept for all sessions: the masks and confidences of about 35 photos at screen size.
 CACHE_BYTES = 96 * 2**20
 CACHE = BoundedCache(CACHE_BYTES)
 #: Pictures are segmented and shown at most this large on their long side (``Photo.at_screen_size``).
@@ -66,15 +66,6 @@ def _passes(runners: dict, pixels: np.ndarray, tta: str, probabilities: bool) ->
     """One pass of each runner: masks, confidence and (for an ensemble) probabilities at model resolution."""
     with photo_slot():
         return predict_many(runners, pixels, tta, confidence=True, probabilities=probabilities)
-
-
-def _to_float16(preds: Predictions) -> None:
-    """The kept probabilities as float16, half the bytes. Converted once the ensemble has been mixed
-    from them (at float32), so that the conversion is not part of the first paint (torch's
-    conversion: a third of numpy's time)."""
-    for p in preds.values():
-        if p.model_probabilities is not None and p.model_probabilities.dtype != np.float16:
-            p.model_probabilities = torch.from_numpy(p.model_probabilities).half().numpy()
 
 
 class PhotoService:
@@ -125,10 +116,14 @@ class PhotoService:
             return None
 
         def mix() -> Prediction:
+            key = ("models", self.weights_key, photo.key, tta)
             preds = self.models(photo, tta)
+            if any(preds[n].model_probabilities is None for n in members):  # let go by a mix since evicted
+                preds = _passes(self.predictor.models, photo.pixels, tta, True)
             mixed = ensemble_of(preds, members, photo.pixels.shape[:2])
-            _to_float16(preds)
-            self.cache.put(("models", self.weights_key, photo.key, tta), preds)  # counted at its new size
+            for p in preds.values():  # nothing else reads them: the cache keeps the masks and confidences
+                p.model_probabilities = None
+            self.cache.put(key, preds)  # counted at its new size
             return mixed
 
         return self.cache.get(("ensemble", self.weights_key, photo.key, tta), mix)

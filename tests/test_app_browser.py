@@ -14,6 +14,9 @@ from benchmarks.browser import (CHROMIUM, MODEL_TITLES, NO_CHROMIUM, SETTLED_JS,
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)]
 
+#: Each Compare picture's title and the top of its box, in page pixels.
+CELL_TOPS_JS = "[...document.querySelectorAll('.seg-grid img')].map(i => [i.alt, Math.round(i.getBoundingClientRect().top + scrollY)])"
+
 
 def test_compare_page_renders_three_models_in_chromium(weights_dir, pairs_dir, tmp_path):
     shot = tmp_path / "compare.png"
@@ -48,6 +51,11 @@ def test_picked_scene_masks_are_in_the_first_viewport(weights_dir, pairs_dir, tm
             assert min(i["bottom"] for i in images) <= 1000 and min(i["top"] for i in images) < 1000 - 200, images
             widths = browser.evaluate("[...document.querySelectorAll('.seg-grid img')].map(i => i.width)")
             assert min(widths) >= 400, widths
+            # three a row: the photo, the ground truth and U-Net, then the two FCNs and the ensemble
+            rows = {}
+            for alt, top in browser.evaluate(CELL_TOPS_JS):
+                rows.setdefault(top, []).append(alt.split(" (")[0])
+            assert sorted(map(len, rows.values())) == [3, 3] and any("All three" in r for r in rows.values()), rows
             assert browser.evaluate("location.search") == "?scene=3.jpg"
             assert "showing 3.jpg" in browser.text()
             assert browser.evaluate("document.querySelectorAll('[data-testid=\"stExpanderDetails\"] img').length") == 0
@@ -70,6 +78,8 @@ def test_picked_scene_masks_are_in_the_first_viewport(weights_dir, pairs_dir, tm
             assert len(rights) == 5 and max(rights) <= 390 and overflow <= 0, edges
             widths = [w for w in browser.evaluate("[...document.querySelectorAll('.seg-grid img')].map(i => i.width)")]
             assert min(widths) > 300  # one picture a row on a phone, each as wide as the screen
+            tops = dict(browser.evaluate(CELL_TOPS_JS))  # the ground truth after the models, the ensemble too
+            assert tops["Ground truth"] > max(t for alt, t in tops.items() if alt != "Ground truth"), tops
         finally:
             browser.close()
 

@@ -87,8 +87,8 @@ def _blended_classes(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Ten
     ``F.interpolate``'s CPU kernel, so the ids are the same (tested).
 
     In NumPy, on one thread: a server shares its cores (other sessions, a browser on the same
-    machine), and torch's two threads then wait for each other: 9 ms alone, 40-160 ms while a
-    browser drew on the other core, against 12 ms and 30-45 ms on one thread (docs/page_speed.md)."""
+    machine), and torch's two threads then wait for each other (``benchmarks/bench_busy_core.py``,
+    one core busy: 29 ms median and 156 ms worst in torch, 19.5 and 25.5 ms here)."""
     n, c, h, w = scores.shape
     pixels = np.ascontiguousarray(scores.detach().numpy().transpose(0, 2, 3, 1))  # N x h x w x C: each pixel's scores side by side
     ids = pixels.argmax(-1).astype(np.uint8 if c <= 256 else np.int64)

@@ -264,7 +264,8 @@ def print_table(rows: list[dict], title: str, fields: tuple[tuple[str, str], ...
     for key, label in fields:
         values = [r[key] for r in rows]
         print(f"| {label} | {statistics.median(values):.3f} | {max(values):.3f} |")
-    loads = ([f"before the server started {_load_text(load_before)}"] if load_before else []) + [f"after the runs {_load_text(os.getloadavg())}"]
+    loads = [f"before the server started {_load_text(load_before)}"] if load_before else []
+    loads.append(f"after the runs {_load_text(os.getloadavg())}")
     print(f"\nLoad average (1, 5, 15 min): {'; '.join(loads)}")
 
 

@@ -96,8 +96,11 @@ class PhotoService:
     def models(self, photo: Photo, tta: str = "none") -> Predictions:
         if not self.predictor.models:
             return Predictions()
-        return self.cache.get(("models", self.weights_key, photo.key, tta),
-                              lambda: _passes(self.predictor.models, photo.pixels, tta, bool(self.predictor.ensemble())))
+        return self.cache.get(("models", self.weights_key, photo.key, tta), lambda: self._model_passes(photo, tta))
+
+    def _model_passes(self, photo: Photo, tta: str) -> Predictions:
+        """One pass of each model, its probabilities kept when there is an ensemble to mix."""
+        return _passes(self.predictor.models, photo.pixels, tta, bool(self.predictor.ensemble()))
 
     def ensemble_ready(self, photo: Photo, tta: str = "none") -> bool:
         return not self.predictor.ensemble() or ("ensemble", self.weights_key, photo.key, tta) in self.cache
@@ -116,14 +119,13 @@ class PhotoService:
             return None
 
         def mix() -> Prediction:
-            key = ("models", self.weights_key, photo.key, tta)
             preds = self.models(photo, tta)
             if any(preds[n].model_probabilities is None for n in members):  # let go by a mix since evicted
-                preds = _passes(self.predictor.models, photo.pixels, tta, True)
+                preds = self._model_passes(photo, tta)
             mixed = ensemble_of(preds, members, photo.pixels.shape[:2])
             for p in preds.values():  # nothing else reads them: the cache keeps the masks and confidences
                 p.model_probabilities = None
-            self.cache.put(key, preds)  # counted at its new size
+            self.cache.put(("models", self.weights_key, photo.key, tta), preds)  # counted at its new size
             return mixed
 
         return self.cache.get(("ensemble", self.weights_key, photo.key, tta), mix)

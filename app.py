@@ -28,5 +28,7 @@ nav = st.navigation(position="top", pages=[
     st.Page("app_pages/about.py", title="About", icon=":material/info:"),
 ])
 st.html(views.PAGE_CSS)
+if preload := common.preload_html():  # our own constant script: code the first upload would fetch
+    st.html(preload, unsafe_allow_javascript=True)
 common.settings_sidebar()
 nav.run()

@@ -24,7 +24,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from benchmarks.bench_page import UPLOAD_FIELDS, Page, measure, open_compare, page_arguments, print_table, upload
+from benchmarks.bench_page import (UPLOAD_FIELDS, Page, measure, open_compare, page_arguments, print_table, upload,
+                                   upload_title)
 from benchmarks.browser import CHROMIUM, GRADIO_BUSY_JS, MODEL_TITLES, NO_CHROMIUM
 from benchmarks.load_test import free_port, start_server, stop, wait_ready
 from seg_core.inference import ENSEMBLE
@@ -77,8 +78,8 @@ def main() -> None:
         raise SystemExit(NO_CHROMIUM)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, serve_gradio(Path(args.weights), Path(args.data)) as url:
-        rows = measure(url, args.repeats, args.size, Path(tmp), gradio_run)
-    print_table(rows, f"Gradio, {args.size[0]}x{args.size[1]} upload", UPLOAD_FIELDS, load_before)
+        rows = measure(url, args.repeats, args.size, Path(tmp), gradio_run, args.latency)
+    print_table(rows, f"Gradio, {upload_title(args.size, args.latency)}", UPLOAD_FIELDS, load_before)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ time on a new page with a new synthetic street photo (so that no cached mask is 
 * **upload**: a ``--size`` JPEG set on the file input; from the input's ``change`` event to the
   three model masks decoded in the page (``masks``: the first paint), to the ensemble's mask
   decoded in its cell, drawn a step later (``ensemble``), and to the page idle: both shown, no
-  stale element, no running status, for 300 ms (``idle``; the 300 ms are not counted);
+  stale element, no running status, for 300 ms (``idle``; the 300 ms are not counted); also when
+  the file had reached the server (``upload_sent``) and the scripts fetched after the drop
+  (``code_fetched``: none since the page preloads what a first upload needs);
 * **opacity**: in the Overlays view, one keyboard step of its opacity slider (in the browser since
   2026-12-03: until then a rerun made new overlays); the time to the next painted frame and the
   frames sent to the server (none expected);
@@ -20,6 +22,7 @@ server started and after the runs (other jobs on the cores show in the first). `
 of the shipped KITTI scenes, are ``benchmarks/screenshots.py``)::
 
     python -m benchmarks.bench_page --repeats 5
+    python -m benchmarks.bench_page --repeats 5 --latency 50
     python -m benchmarks.bench_page --repeats 0 --shots /tmp/shots
 """
 
@@ -44,16 +47,26 @@ class Page(Browser):
     """``Browser`` that keeps the websocket frames it sees (timestamps in seconds) while ``watching``.
 
     Only then: with the Network domain on, Chromium copies every frame (the pictures' data URLs
-    included) to us, which would load the cores the upload's timing is taken on."""
+    included) to us, which would load the cores the upload's timing is taken on. With
+    ``latency_ms`` it is on throughout: Chromium's network emulation answers each request that
+    much later, as a visitor's network would (loopback answers at once)."""
 
-    def __init__(self, width: int, height: int):
+    def __init__(self, width: int, height: int, latency_ms: float = 0):
         self.frames: list[tuple[str, float, int]] = []
+        self.latency_ms = latency_ms
         super().__init__(width=width, height=height, timeout=120)
         self.call("Page.enable")
+        if latency_ms:
+            self.call("Network.enable")
+            self.call("Network.emulateNetworkConditions", offline=False, latency=latency_ms,
+                      downloadThroughput=-1, uploadThroughput=-1)
 
     @contextlib.contextmanager
     def watching(self):
         self.frames.clear()
+        if self.latency_ms:
+            yield self.frames
+            return
         self.call("Network.enable")
         try:
             yield self.frames
@@ -193,10 +206,22 @@ def seam_step(page: Page) -> dict:
     return {"seam_ms": ms[0], "clip": ms[1], "frames_sent": sum(k == "webSocketFrameSent" for k, _, _ in frames)}
 
 
+#: From the page's own resource timings, after an upload: when the file had reached the server (the
+#: end of Streamlit's ``upload_file`` request; the page asks for its rerun right after) and how many
+#: scripts the page fetched after the drop (parts of Streamlit's frontend loaded on first use).
+UPLOAD_FACTS_JS = """(() => { const t0 = window.__t.start, r = performance.getEntriesByType('resource').filter(e => e.startTime >= t0);
+  const put = r.find(e => e.name.includes('/_stcore/upload_file/'));
+  return {upload_sent: put ? (put.responseEnd - t0) / 1000 : null, code_fetched: r.filter(e => /[.]js([?#]|$)/.test(e.name)).length}; })()"""
+
+
 def streamlit_run(page: Page, url: str, path: Path) -> dict:
-    """One run on the Streamlit page: the upload, an opacity step and a seam step."""
+    """One run on the Streamlit page: the upload (and ``UPLOAD_FACTS_JS``), an opacity step and a
+    seam step."""
     open_compare(page, url)
     row = upload(page, path)
+    row.update(page.evaluate(UPLOAD_FACTS_JS))
+    if row["upload_sent"] is None:
+        raise RuntimeError("the page made no upload_file request: has Streamlit's upload changed?")
     click_text(page, '[data-testid="stButtonGroup"] button', "Overlays")
     wait_for(lambda: page.evaluate(OVERLAY_FRAME_JS), 30, "the overlays")
     idle(page)
@@ -209,12 +234,14 @@ def streamlit_run(page: Page, url: str, path: Path) -> dict:
     return row
 
 
-def measure(url: str, repeats: int, size: tuple[int, int], tmp: Path, one_run=streamlit_run) -> list[dict]:
-    """``repeats`` rows of ``one_run(page, url, photo)``, each on a new page with a new drawn street
-    of ``size``; the first run warms the models up and is not counted."""
+def measure(url: str, repeats: int, size: tuple[int, int], tmp: Path, one_run=streamlit_run,
+            latency_ms: float = 0) -> list[dict]:
+    """``repeats`` rows of ``one_run(page, url, photo)``, each on a new page (``Page``: its
+    ``latency_ms``) with a new drawn street of ``size``; the first run warms the models up and is
+    not counted."""
     rows = []
     for i in range(repeats + 1):
-        page = Page(1440, 1000)
+        page = Page(1440, 1000, latency_ms)
         try:
             path = tmp / f"street_{i}.jpg"
             path.write_bytes(jpeg(synthetic_street(*size, seed=100 + i)))
@@ -281,7 +308,13 @@ def page_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", default="2048x1024", type=lambda v: tuple(int(n) for n in v.lower().split("x")),
                         help="upload width x height")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="ms Chromium adds to each request, as a visitor's network would (default 0: loopback)")
     return parser
+
+
+def upload_title(size: tuple[int, int], latency_ms: float) -> str:
+    return f"{size[0]}x{size[1]} upload" + (f", {latency_ms:g} ms a request" if latency_ms else "")
 
 
 def main() -> None:
@@ -292,8 +325,9 @@ def main() -> None:
         raise SystemExit(NO_CHROMIUM)
     size, load_before = args.size, os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, serve_app(Path(args.weights), Path(args.data), Path(tmp) / "streamlit.log") as url:
-        rows = measure(url, args.repeats, size, Path(tmp)) if args.repeats else []
-        print_table(rows, f"{size[0]}x{size[1]} upload", UPLOAD_FIELDS + (
+        rows = measure(url, args.repeats, size, Path(tmp), latency_ms=args.latency) if args.repeats else []
+        print_table(rows, upload_title(size, args.latency), (("upload_sent", "the file at the server (s)"),) + UPLOAD_FIELDS + (
+            ("code_fetched", "scripts fetched after the drop"),
             ("opacity_ms", "opacity step to paint (ms)"), ("opacity_frames_sent", "opacity step: frames sent to the server"),
             ("seam_ms", "before/after step to paint (ms)"), ("frames_sent", "before/after: frames sent to the server")),
             load_before)

@@ -103,6 +103,21 @@ def texts(elements) -> str:
 
 # --- pure helpers ---------------------------------------------------------------------------------
 
+def test_preload_script_names_only_the_frontends_chunks(tmp_path):
+    """``app.py``'s one script that runs imports the Streamlit chunks a first upload would fetch: the
+    installed Streamlit has all of them; from another folder only names shaped like a bundler's
+    chunk reach the script (one with a quote would end its string); none found, no element."""
+    from ui.common import LAZY_CHUNKS, preload_html
+
+    shipped = preload_html()
+    assert all(f'"{stem}.' in shipped for stem in LAZY_CHUNKS), shipped
+    for name in ("axios.b9_x-1.js", "ButtonGroup.C1.js", "Metric.M2.js", "DownloadButton.x');alert(1);('.js", "Other.x.js"):
+        (tmp_path / name).write_text("")
+    names = re.search(r"(\[[^\]]*\])\.forEach", preload_html(tmp_path)).group(1)
+    assert names == '["axios.b9_x-1.js", "ButtonGroup.C1.js", "Metric.M2.js"]'
+    assert preload_html(tmp_path / "empty") == ""
+
+
 def test_upload_decodes_png_jpeg_webp_bmp():
     photo, _ = synthetic_pair(32)
     for fmt in ("PNG", "JPEG", "WEBP", "BMP"):

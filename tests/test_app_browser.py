@@ -84,6 +84,42 @@ def test_picked_scene_masks_are_in_the_first_viewport(weights_dir, pairs_dir, tm
             browser.close()
 
 
+#: The page's fetches of Streamlit's own code, with their start (ms, the page's clock).
+CODE_FETCHES_JS = "performance.getEntriesByType('resource').filter(e => e.name.includes('/static/js/')).map(e => [e.name.split('/').pop(), e.startTime])"
+
+
+def test_the_first_upload_fetches_no_code(weights_dir, pairs_dir, tmp_path):
+    """Streamlit's frontend fetched parts of itself on a fresh page's first upload: its HTTP client
+    before the file could be sent, then the view buttons, metrics and download buttons (a round trip
+    each over a real network). ``app.py`` now has them fetched once the landing page is idle: they
+    are loaded before anything is uploaded, nothing of Streamlit's code is fetched from the drop to
+    the settled result, and the element that loads them takes no room on the page."""
+    from benchmarks.bench_page import STREAMLIT_INPUT
+    from benchmarks.scenes import jpeg, synthetic_street
+    from ui.common import LAZY_CHUNKS
+
+    photo = tmp_path / "street.jpg"
+    photo.write_bytes(jpeg(synthetic_street(640, 320, seed=5)))
+    with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
+        browser = Browser(width=1440, height=1000)
+        try:
+            browser.call("Page.navigate", url=url)
+            wait_for(lambda: browser.evaluate(f"!!document.querySelector({STREAMLIT_INPUT!r})"), 120, "the file input")
+            wait_for(lambda: browser.evaluate(SETTLED_JS), 60, "the landing page to settle")
+            loaded = lambda: {name.split(".")[0] for name, _ in browser.evaluate(CODE_FETCHES_JS)}  # noqa: E731
+            wait_for(lambda: set(LAZY_CHUNKS) <= loaded(), 20, f"{LAZY_CHUNKS} loaded before any upload (got {sorted(loaded())})")
+            assert browser.evaluate("getComputedStyle(document.getElementById('seg-preload')"
+                                    ".closest('.stElementContainer')).display") == "none"
+            dropped = browser.evaluate("performance.now()")
+            browser.set_files(STREAMLIT_INPUT, photo)
+            wait_for(lambda: len(model_images(browser)) >= 3, 120, "the three model masks")
+            wait_for(lambda: browser.evaluate(SETTLED_JS), 60, "the page to settle")
+            late = [name for name, start in browser.evaluate(CODE_FETCHES_JS) if start >= dropped]
+            assert late == [], f"fetched on the first upload: {late}"
+        finally:
+            browser.close()
+
+
 def test_other_pages_render_in_chromium(weights_dir, pairs_dir, tmp_path):
     """Ground truth, Benchmark and About open from a deep link in a real browser, without an error."""
     expected = {"ground_truth": "Against the ground truth", "benchmark": "Benchmark",

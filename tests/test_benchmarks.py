@@ -167,12 +167,15 @@ def test_page_benchmark_draws_a_street_scene():
 @pytest.mark.slow
 @pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="chromium is not installed")
 def test_page_benchmark_runs(weights_dir, pairs_dir, tmp_path):
-    proc = subprocess.run([sys.executable, "benchmarks/bench_page.py", "--repeats", "1", "--size", "512x256",
+    proc = subprocess.run([sys.executable, "benchmarks/bench_page.py", "--repeats", "1", "--size", "512x256", "--latency", "100",
                            "--weights", str(weights_dir), "--data", str(pairs_dir)],
                           capture_output=True, text=True, timeout=400, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     row = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
-    assert 0 < row["masks"] <= row["ensemble"] <= row["idle"] and row["frames_sent"] == 0
+    assert 0 < row["upload_sent"] < row["masks"] <= row["ensemble"] <= row["idle"] and row["frames_sent"] == 0
+    assert row["upload_sent"] >= 0.1  # the upload's own request waited for the emulated network
+    assert row["code_fetched"] == 0  # Streamlit's code for a first upload was fetched before it
+    assert "| 512x256 upload, 100 ms a request, 1 runs | median | worst |" in proc.stdout
     assert row["opacity_ms"] > 0 and row["opacity_frames_sent"] == 0  # the Overlays view's slider runs in the browser
     assert "| three masks shown (s) |" in proc.stdout and "| ensemble's mask shown (s) |" in proc.stdout
     assert re.search(r"^Load average \(1, 5, 15 min\): before the server started [\d.]+ [\d.]+ [\d.]+; after the runs ", proc.stdout, re.M)

@@ -8,6 +8,9 @@ one (``ui.pickers`` chooses it). Every widget has an explicit key.
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,34 @@ from .scenes import Scene
 
 SCENE_KEY = "scene"
 TTA_KEY = "tta"
+
+
+# --- the frontend's own code ------------------------------------------------------------------------
+
+#: Parts of Streamlit's frontend it fetches on first use: the uploader's HTTP client (axios) once a
+#: file is dropped, before the upload can start; the view buttons, the buttons, the timing metrics
+#: and the download buttons when the first result arrives. On a fresh page each was a request and a compile
+#: on the first upload's path (a round trip each over a real network; docs/page_speed.md).
+LAZY_CHUNKS = ("axios", "ButtonGroup", "Button", "Metric", "DownloadButton")
+_CHUNK_NAME = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.js")
+
+
+@functools.cache
+def preload_html(folder: Path = Path(st.__file__).parent / "static" / "static" / "js") -> str:
+    """A hidden element whose script imports ``LAZY_CHUNKS`` (found in Streamlit's ``folder``) once
+    the landing page is idle, by the URLs the frontend imports them from (beside its entry script),
+    so a visitor's first upload fetches no code; "" when ``folder`` has none of them (another
+    version names them otherwise: the browser test says so). Only file names that look like a
+    bundler's chunk reach the script."""
+    names = [p.name for stem in LAZY_CHUNKS for p in sorted(folder.glob(f"{stem}.*.js"))[:1]
+             if _CHUNK_NAME.fullmatch(p.name)]
+    if not names:
+        return ""
+    return ("<style>.stElementContainer:has(#seg-preload){display:none}</style><span id='seg-preload'></span>"
+            "<script>(() => { const entry = document.querySelector('script[type=\"module\"][src*=\"/static/js/index.\"]');"
+            " if (!entry) return;"
+            f" const load = () => {json.dumps(names)}.forEach(n => import(new URL(n, entry.src).href).catch(() => {{}}));"
+            " window.requestIdleCallback ? requestIdleCallback(load, {timeout: 3000}) : setTimeout(load, 1000); })()</script>")
 
 
 # --- settings -------------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ TTA_KEY = "tta"
 
 #: Parts of Streamlit's frontend it fetches on first use: the uploader's HTTP client (axios) once a
 #: file is dropped, before the upload can start; the view buttons, the buttons, the timing metrics
-#: and the download buttons when the first result arrives. On a fresh page each was a request and a compile
-#: on the first upload's path (a round trip each over a real network; docs/page_speed.md).
+#: and the download buttons when the first result arrives. On a fresh page each was a request and
+#: a compile on the first upload's path (a round trip each over a network; docs/page_speed.md).
 LAZY_CHUNKS = ("axios", "ButtonGroup", "Button", "Metric", "DownloadButton")
 _CHUNK_NAME = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.js")
 

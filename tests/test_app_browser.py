@@ -94,18 +94,16 @@ def test_the_first_upload_fetches_no_code(weights_dir, pairs_dir, tmp_path):
     each over a real network). ``app.py`` now has them fetched once the landing page is idle: they
     are loaded before anything is uploaded, nothing of Streamlit's code is fetched from the drop to
     the settled result, and the element that loads them takes no room on the page."""
-    from benchmarks.bench_page import STREAMLIT_INPUT
+    from benchmarks.bench_page import STREAMLIT_INPUT, Page, open_compare
     from benchmarks.scenes import jpeg, synthetic_street
     from ui.common import LAZY_CHUNKS
 
     photo = tmp_path / "street.jpg"
     photo.write_bytes(jpeg(synthetic_street(640, 320, seed=5)))
     with serve_app(weights_dir, pairs_dir, tmp_path / "streamlit.log") as url:
-        browser = Browser(width=1440, height=1000)
+        browser = Page(1440, 1000)
         try:
-            browser.call("Page.navigate", url=url)
-            wait_for(lambda: browser.evaluate(f"!!document.querySelector({STREAMLIT_INPUT!r})"), 120, "the file input")
-            wait_for(lambda: browser.evaluate(SETTLED_JS), 60, "the landing page to settle")
+            open_compare(browser, url)  # the landing page, settled, as a visitor sees it before a drop
             loaded = lambda: {name.split(".")[0] for name, _ in browser.evaluate(CODE_FETCHES_JS)}  # noqa: E731
             wait_for(lambda: set(LAZY_CHUNKS) <= loaded(), 20, f"{LAZY_CHUNKS} loaded before any upload (got {sorted(loaded())})")
             assert browser.evaluate("getComputedStyle(document.getElementById('seg-preload')"
